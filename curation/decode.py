@@ -1,0 +1,160 @@
+"""Decode a source into float32 blocks at the training rate and channel count, streaming.
+
+Three backends behind one function each (`soundfile`, `pyav`, `ffmpeg`), chosen per file
+from the probed codec so the choice never depends on the runner or the machine: the same
+file always takes the same path and gives the same samples. Memory is one block, whatever
+the file's length.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+
+import av
+import ffmpeg
+import numpy as np
+import soundfile
+import soxr
+
+from curation.config import AudioFormat, Decoding
+from curation.ffmpeg_binary import find_ffmpeg
+from curation.probe import SourceFacts
+
+
+class DecodeError(Exception):
+    pass
+
+
+Blocks = Iterator[np.ndarray]  # each (frames, channels), float32
+
+
+def choose_backend(facts: SourceFacts, config: Decoding) -> str:
+    if config.backend != "auto":
+        return config.backend
+    return "soundfile" if facts.soundfile_can_decode else "pyav"
+
+
+def decode(path: str, facts: SourceFacts, backend: str, config: Decoding, target: AudioFormat) -> Blocks:
+    """Blocks of the whole source at `target` rate and channels."""
+    if backend == "ffmpeg":
+        # ffmpeg resamples (soxr) and remixes itself, as its CLI users expect.
+        yield from _ffmpeg_blocks(path, config, target)
+        return
+    source_blocks = _SOURCE_DECODERS[backend](path, facts, config.block_frames)
+    yield from _conform(source_blocks, facts.sample_rate, facts.channels, target)
+
+
+def _soundfile_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
+    try:
+        with soundfile.SoundFile(path) as f:
+            while True:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield block
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise DecodeError(f"libsndfile: {error}") from error
+
+
+def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
+    remaining = facts.exact_frames if facts.exact_frames is not None else -1
+    # Interleaved float32 at the source rate and layout; resampling happens in _conform.
+    resampler = av.AudioResampler(format="flt")
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            for frame in container.decode(audio=0):
+                for converted in resampler.resample(frame):
+                    block = converted.to_ndarray().reshape(-1, facts.channels)
+                    if remaining >= 0:
+                        # AAC and similar return encoder padding past the stated length.
+                        block = block[:remaining]
+                        remaining -= len(block)
+                    if len(block):
+                        yield block
+                if remaining == 0:
+                    return
+    except av.error.FFmpegError as error:
+        raise DecodeError(f"FFmpeg: {error}") from error
+
+
+def _ffmpeg_blocks(path: str, config: Decoding, target: AudioFormat) -> Blocks:
+    binary = find_ffmpeg(config.ffmpeg)
+    stream = ffmpeg.input(path).output(
+        "pipe:", format="f32le", acodec="pcm_f32le", ac=target.channels, ar=target.sample_rate,
+        af="aresample=resampler=soxr",
+    ).global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+    process = subprocess.Popen(
+        stream.compile(cmd=binary), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    bytes_per_block = config.block_frames * target.channels * 4
+    try:
+        pending = b""
+        while chunk := process.stdout.read(bytes_per_block):
+            pending += chunk
+            usable = len(pending) - len(pending) % (target.channels * 4)
+            if usable:
+                yield np.frombuffer(pending[:usable], dtype="<f4").reshape(-1, target.channels)
+                pending = pending[usable:]
+        error_text = process.stderr.read().decode(errors="replace").strip()
+        if process.wait() != 0:
+            raise DecodeError(f"ffmpeg exited with {process.returncode}: {error_text[-300:]}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+_SOURCE_DECODERS: dict[str, Callable[[str, SourceFacts, int], Blocks]] = {
+    "soundfile": _soundfile_blocks,
+    "pyav": _pyav_blocks,
+}
+
+
+def _conform(blocks: Blocks, rate: int, channels: int, target: AudioFormat) -> Blocks:
+    """Remix to the target channels first (fewer channels to resample), then resample."""
+    resampler = None
+    if rate != target.sample_rate:
+        resampler = soxr.ResampleStream(rate, target.sample_rate, target.channels, dtype="float32", quality="HQ")
+    for block in blocks:
+        mixed = remix(block, target.channels)
+        if resampler is None:
+            yield mixed
+            continue
+        out = resampler.resample_chunk(mixed)
+        if len(out):
+            yield out
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros((0, target.channels), dtype=np.float32), last=True)
+        if len(tail):
+            yield tail
+
+
+# ITU-R BS.775 downmix weights for 5.1 (FL FR FC LFE BL BR); the LFE is left out as
+# broadcast downmixes do. Scaled so a full-scale signal in every channel cannot clip.
+_CENTER = _SURROUND = 0.7071
+_DOWNMIX_51 = np.array(
+    [[1.0, 0.0], [0.0, 1.0], [_CENTER, _CENTER], [0.0, 0.0], [_SURROUND, 0.0], [0.0, _SURROUND]],
+    dtype=np.float32,
+) / (1.0 + _CENTER + _SURROUND)
+
+
+def remix(block: np.ndarray, channels: int) -> np.ndarray:
+    """(frames, any channels) -> (frames, `channels`), float32, C-contiguous."""
+    have = block.shape[1]
+    if have == channels:
+        return np.ascontiguousarray(block, dtype=np.float32)
+    if channels == 1:
+        if have == 2:
+            return ((block[:, 0] + block[:, 1]) * 0.5)[:, None]
+        return block.mean(axis=1, dtype=np.float32)[:, None]
+    if have == 1:
+        return np.repeat(block, 2, axis=1)
+    if have == 6:
+        return np.ascontiguousarray(block @ _DOWNMIX_51)
+    # Other layouts: alternate channels are left/right in every common layout.
+    left = block[:, 0::2].mean(axis=1, dtype=np.float32)
+    right = block[:, 1::2].mean(axis=1, dtype=np.float32)
+    return np.stack([left, right], axis=1)

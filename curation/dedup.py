@@ -1,0 +1,99 @@
+"""Exact duplicates across the corpus: clips whose stored PCM is the same.
+
+The decision is a pure function of each group of clips sharing a `pcm_sha256`; the
+grouping itself is the one global step, written once per runner (orchestration). The
+decision is recorded before any part is rewritten, so a crash midway resumes by
+re-applying the same decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.clip import Reject, rejects_to_table
+from curation.storage import exists, join, read_table, write_table_atomic
+
+# What the grouping step reads from every clip part.
+KEY_COLUMNS = ["pcm_sha256", "clip_id", "source_uri"]
+
+DUPLICATE_SCHEMA = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("part", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.string(), nullable=False),
+        pa.field("duplicate_of_uri", pa.string(), nullable=False),
+    ]
+)
+
+Member = tuple[str, str, str]  # (clip_id, source_uri, part)
+
+
+def duplicates_in_group(members: Iterable[Member]) -> list[dict[str, str]]:
+    """Keep the member with the smallest (clip_id, source_uri); the rest are duplicates.
+
+    The order is a property of the clips alone, so every runner and partitioning keeps
+    the same one.
+    """
+    ordered = sorted(members, key=lambda m: (m[0], m[1]))
+    keeper = ordered[0]
+    return [
+        {"clip_id": m[0], "source_uri": m[1], "part": m[2], "duplicate_of": keeper[0], "duplicate_of_uri": keeper[1]}
+        for m in ordered[1:]
+    ]
+
+
+def decision_url(output: str) -> str:
+    return join(output, "dedup.parquet")
+
+
+def apply_duplicates(output: str, find: Callable[[], pa.Table]) -> pa.Table:
+    """Decide once (`find` runs the runner's grouping), record the decision, then drop
+    the duplicates from their clip parts and list them as rejects.
+
+    A rerun after a crash anywhere in here reads the recorded decision instead of
+    deciding again (the parts may already be rewritten) and re-applies it: idempotent.
+    """
+    url = decision_url(output)
+    if exists(url):
+        decision = read_table(url)
+    else:
+        decision = find()
+        write_table_atomic(url, decision)
+    _drop_from_parts(decision)
+    rejects = [
+        Reject(
+            row["source_uri"], "dedup", "duplicate",
+            f"same decoded PCM as clip {row['duplicate_of']} of {row['duplicate_of_uri']}",
+            clip_id=row["clip_id"], duplicate_of=row["duplicate_of"],
+        )
+        for row in decision.to_pylist()
+    ]
+    write_table_atomic(join(output, "rejects", "part-dedup.parquet"), rejects_to_table(rejects))
+    return decision
+
+
+def _drop_from_parts(duplicates: pa.Table) -> None:
+    by_part: dict[str, set[tuple[str, str]]] = {}
+    for row in duplicates.to_pylist():
+        by_part.setdefault(row["part"], set()).add((row["clip_id"], row["source_uri"]))
+    for part, losers in sorted(by_part.items()):
+        table = read_table(part)
+        keys = zip(table.column("clip_id").to_pylist(), table.column("source_uri").to_pylist())
+        keep = pa.array([key not in losers for key in keys], type=pa.bool_())
+        if not pc.all(keep).as_py():
+            write_table_atomic(part, table.filter(keep))
+
+
+def find_duplicates_in_memory(parts: Sequence[str]) -> pa.Table:
+    """The grouping step on one machine: reads only the key columns, one part at a time."""
+    groups: dict[str, list[Member]] = {}
+    for part in parts:
+        keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
+        for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
+            groups.setdefault(digest, []).append((clip_id, uri, part))
+    rows = [row for members in groups.values() if len(members) > 1 for row in duplicates_in_group(members)]
+    return pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)

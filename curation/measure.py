@@ -1,0 +1,182 @@
+"""Per-clip audio quality measures: level, loudness, clipping, silence, bandwidth, fake stereo.
+
+Every clip of the corpus goes through `measure`, so each measure is a handful of vectorized
+passes over the PCM (about 1500x realtime for 44.1 kHz stereo on one core); the K-weighting
+filter for loudness is the only sequential pass and costs most of the time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+FLOOR_DB = -120.0
+CLIP_LEVEL = 0.999
+SILENCE_FRAME_S = 0.05
+SILENCE_MEAN_SQUARE = 1e-6  # -60 dBFS RMS
+MONO_AS_STEREO_TOLERANCE = 1e-4  # of the peak
+
+# BS.1770-4 gating: 400 ms blocks every 100 ms, -70 LUFS absolute and -10 LU relative gates.
+LOUDNESS_HOP_S = 0.1
+LOUDNESS_BLOCK_HOPS = 4
+LOUDNESS_OFFSET_DB = -0.691
+ABSOLUTE_GATE_MEAN_SQUARE = 10.0 ** ((-70.0 - LOUDNESS_OFFSET_DB) / 10.0)
+RELATIVE_GATE = 10.0 ** (-10.0 / 10.0)
+
+# Bandwidth: highest bin within 70 dB of the spectral peak and above an absolute floor.
+BANDWIDTH_FFT = 4096
+BANDWIDTH_MAX_FRAMES = 64  # evenly spaced, so the cost does not grow with the clip
+BANDWIDTH_RANGE = 10.0 ** (-70.0 / 10.0)
+BANDWIDTH_FLOOR = 10.0 ** (-130.0 / 10.0)  # 0 dB is a full-scale sine's peak bin
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityMeasures:
+    peak_dbfs: float
+    rms_dbfs: float
+    lufs: float
+    clipping_ratio: float
+    silence_ratio: float
+    bandwidth_hz: float
+    mono_as_stereo: bool
+    finite: bool
+
+    def to_row(self) -> dict[str, float | bool]:
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name != "finite"
+        }
+
+
+def measure(pcm: np.ndarray, sample_rate: int) -> QualityMeasures:
+    """Measure one clip: `pcm` is (num_samples, channels) float32 with 1 or 2 channels."""
+    x = np.ascontiguousarray(pcm, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] not in (1, 2) or x.shape[0] == 0:
+        raise ValueError(f"expected (num_samples > 0, 1 or 2 channels) PCM, got shape {x.shape}")
+    # The peak is needed anyway, and NaN or inf in any sample reaches it: one check covers all.
+    peak = float(max(x.max(), -x.min()))
+    if not math.isfinite(peak):
+        return QualityMeasures(FLOOR_DB, FLOOR_DB, FLOOR_DB, 0.0, 0.0, 0.0, False, False)
+
+    mean_square, silence_ratio = _level_and_silence(x, sample_rate)
+    clipping_ratio = 0.0
+    if peak >= CLIP_LEVEL:  # the count below needs a full pass; most clips never get near
+        clipping_ratio = np.count_nonzero(np.abs(x) >= CLIP_LEVEL) / x.size
+    mono_as_stereo = False
+    if x.shape[1] == 2:
+        diff = x[:, 0] - x[:, 1]
+        mono_as_stereo = float(max(diff.max(), -diff.min())) <= MONO_AS_STEREO_TOLERANCE * max(
+            peak, 1e-9
+        )
+    return QualityMeasures(
+        peak_dbfs=_db(peak * peak),
+        rms_dbfs=_db(mean_square),
+        lufs=_integrated_loudness(x, sample_rate),
+        clipping_ratio=float(clipping_ratio),
+        silence_ratio=silence_ratio,
+        bandwidth_hz=_bandwidth(x, sample_rate),
+        mono_as_stereo=bool(mono_as_stereo),
+        finite=True,
+    )
+
+
+def _db(power: float) -> float:
+    return 10.0 * math.log10(power) if power > 10.0 ** (FLOOR_DB / 10.0) else FLOOR_DB
+
+
+def _level_and_silence(x: np.ndarray, rate: int) -> tuple[float, float]:
+    """Mean square over the clip, and the fraction of 50 ms frames below -60 dBFS RMS."""
+    frame = max(1, round(SILENCE_FRAME_S * rate)) * x.shape[1]
+    flat = x.reshape(-1)  # frames of interleaved samples are contiguous runs of `flat`
+    full = flat.size // frame * frame
+    body = flat[:full].reshape(-1, frame)
+    energy = np.einsum("ij,ij->i", body, body).astype(np.float64)
+    tail = flat[full:]
+    silent = np.count_nonzero(energy < SILENCE_MEAN_SQUARE * frame)
+    total = float(energy.sum())
+    frames = energy.size
+    if tail.size:
+        tail_energy = float(np.dot(tail, tail))
+        silent += tail_energy < SILENCE_MEAN_SQUARE * tail.size
+        total += tail_energy
+        frames += 1
+    return total / flat.size, silent / frames
+
+
+@functools.lru_cache(maxsize=None)
+def _k_weighting(rate: int) -> np.ndarray:
+    """The BS.1770 pre-filter as two biquads (high shelf, then high-pass), derived for any rate
+    with the RBJ cookbook formulas as pyloudnorm does, so the two agree at every rate."""
+    w0 = 2.0 * math.pi * 1500.0 / rate
+    a = 10.0 ** (4.0 / 40.0)
+    alpha = math.sin(w0) / (2.0 * (1.0 / math.sqrt(2.0)))
+    cos, root = math.cos(w0), 2.0 * math.sqrt(a) * alpha
+    shelf = [
+        a * ((a + 1) + (a - 1) * cos + root),
+        -2 * a * ((a - 1) + (a + 1) * cos),
+        a * ((a + 1) + (a - 1) * cos - root),
+        (a + 1) - (a - 1) * cos + root,
+        2 * ((a - 1) - (a + 1) * cos),
+        (a + 1) - (a - 1) * cos - root,
+    ]
+    w0 = 2.0 * math.pi * 38.0 / rate
+    alpha, cos = math.sin(w0) / (2.0 * 0.5), math.cos(w0)
+    high_pass = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2, 1 + alpha, -2 * cos, 1 - alpha]
+    sos = np.array([shelf, high_pass])
+    return sos / sos[:, 3:4]
+
+
+def _integrated_loudness(x: np.ndarray, rate: int) -> float:
+    """BS.1770-4 integrated loudness over complete 400 ms blocks; channel weights are 1."""
+    hop = round(LOUDNESS_HOP_S * rate)
+    hops = x.shape[0] // hop
+    if hops < LOUDNESS_BLOCK_HOPS:
+        return FLOOR_DB
+    n = hops * hop
+    sos = _k_weighting(rate)
+    # A real filter run on complex input filters the real and imaginary parts independently,
+    # and one complex pass costs about 0.7 of two real ones: pack two signals per pass.
+    if x.shape[1] == 2:
+        y = scipy.signal.sosfilt(sos, x[:n].view(np.complex64)[:, 0].astype(np.complex128))
+        weighted = y.view(np.float64).reshape(hops, 2 * hop)
+    else:
+        # The two halves of a mono clip; the second starts one hop early so the filter has
+        # settled (the 38 Hz high-pass decays in ~4 ms) before its output is used.
+        half = (n + hop + 1) // 2
+        z = np.empty(half, np.complex128)
+        z.real, z.imag = x[:half, 0], x[n - half : n, 0]
+        y = scipy.signal.sosfilt(sos, z)
+        weighted = np.concatenate((y.real, y.imag[2 * half - n :])).reshape(hops, hop)
+    hop_energy = np.einsum("ij,ij->i", weighted, weighted)
+    block_energy = np.convolve(hop_energy, np.ones(LOUDNESS_BLOCK_HOPS), mode="valid")
+    blocks = block_energy / (LOUDNESS_BLOCK_HOPS * hop)
+    blocks = blocks[blocks >= ABSOLUTE_GATE_MEAN_SQUARE]
+    if blocks.size == 0:
+        return FLOOR_DB
+    blocks = blocks[blocks > RELATIVE_GATE * blocks.mean()]
+    return LOUDNESS_OFFSET_DB + 10.0 * math.log10(blocks.mean())
+
+
+def _bandwidth(x: np.ndarray, rate: int) -> float:
+    """Highest frequency of the mix's averaged Hann spectrum within 70 dB of its peak."""
+    n = x.shape[0]
+    length = min(BANDWIDTH_FFT, n)
+    count = min(BANDWIDTH_MAX_FRAMES, 1 + (n - length) // max(1, length // 2))
+    starts = np.linspace(0, n - length, count).astype(np.intp)
+    frames = np.lib.stride_tricks.sliding_window_view(x, length, axis=0)[starts]
+    mix = (frames[:, 0] + frames[:, 1]) * 0.5 if x.shape[1] == 2 else frames[:, 0]
+    window = np.hanning(length + 2)[1:-1].astype(np.float32)  # no zero end points
+    spectrum = scipy.fft.rfft(mix * window, n=BANDWIDTH_FFT, axis=1)
+    # Scaled so that a full-scale sine reads 1 (0 dB) in its peak bin.
+    power = np.mean(spectrum.real**2 + spectrum.imag**2, axis=0) * (2.0 / window.sum()) ** 2
+    top = float(power.max())
+    if top <= BANDWIDTH_FLOOR:
+        return 0.0
+    above = np.flatnonzero(power > max(top * BANDWIDTH_RANGE, BANDWIDTH_FLOOR))
+    return float(above[-1] * rate / BANDWIDTH_FFT)

@@ -1,0 +1,178 @@
+"""One validated config per job: a YAML file, every value overridable on the command line.
+
+Options are generated from the pydantic models (`--segment.window_s 10`), so `--help`
+lists every field with its description and default, and a field added to a model is on
+the command line at once. Errors name the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+
+class ConfigError(ValueError):
+    """A user's config mistake; the message says which key and what to do."""
+
+
+def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], prefix: str = "") -> None:
+    group = parser.add_argument_group(f"{prefix.rstrip('.') or 'job'} options") if not prefix else parser
+    for name, field in model.model_fields.items():
+        nested = _nested_model(field.annotation)
+        key = f"{prefix}{name}"
+        if nested is not None:
+            add_model_options(parser, nested, f"{key}.")
+            continue
+        default = "" if field.is_required() else f" (default: {_show(field.get_default(call_default_factory=True))})"
+        group.add_argument(
+            f"--{key}", dest=key, default=argparse.SUPPRESS, metavar=_metavar(field.annotation),
+            help=f"{field.description or ''}{default}",
+        )
+
+
+def resolve(model: type[BaseModel], config_file: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> BaseModel:
+    """base (built-in defaults of an entry point) < YAML file < command-line options."""
+    data: dict[str, Any] = dict(base or {})
+    origin = "the built-in defaults"
+    if config_file:
+        data = _merge(data, _load_yaml(config_file))
+        origin = config_file
+    for dotted, text in overrides.items():
+        _set(data, dotted.split("."), _parse_value(model, dotted, text))
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_explain(error, model, origin, overrides)) from None
+
+
+def to_yaml(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _load_yaml(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+    return data
+
+
+def _parse_value(model: type[BaseModel], dotted: str, text: str) -> Any:
+    annotation = _field_annotation(model, dotted.split("."))
+    if annotation is not None and _allows_str_only(annotation):
+        return None if text in ("", "null", "~") and _optional(annotation) else text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _explain(error: ValidationError, model: type[BaseModel], origin: str, overrides: dict[str, str]) -> str:
+    lines = []
+    for problem in error.errors():
+        loc = ".".join(str(part) for part in problem["loc"])
+        where = f"--{loc}" if loc in overrides else origin
+        if problem["type"] == "extra_forbidden":
+            known = _known_keys(model, [str(p) for p in problem["loc"][:-1]])
+            guess = difflib.get_close_matches(str(problem["loc"][-1]), known, n=1)
+            hint = f"; did you mean {guess[0]!r}?" if guess else f"; known keys here: {', '.join(known)}"
+            lines.append(f"  {loc}: unknown key (in {where}){hint}")
+        elif problem["type"] == "missing":
+            lines.append(f"  {loc}: required; set it in the config file or with --{loc}")
+        else:
+            lines.append(f"  {loc} = {problem.get('input')!r} (in {where}): {problem['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _field_annotation(model: type[BaseModel], path: list[str]) -> Any:
+    current: Any = model
+    for part in path:
+        nested = _nested_model(current) if not (isinstance(current, type) and issubclass(current, BaseModel)) else current
+        if nested is None or part not in nested.model_fields:
+            return None
+        current = nested.model_fields[part].annotation
+    return current
+
+
+def _known_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    current: Any = model
+    for part in path:
+        if part.isdigit():
+            continue
+        annotation = _field_annotation(current, [part]) if isinstance(current, type) else None
+        inner = _nested_model(annotation) or _nested_model(_list_item(annotation))
+        if inner is None:
+            return []
+        current = inner
+    return list(current.model_fields)
+
+
+def _list_item(annotation: Any) -> Any:
+    args = typing.get_args(annotation)
+    return args[0] if args else None
+
+
+def _optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def _allows_str_only(annotation: Any) -> bool:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] if _is_union(annotation) else [annotation]
+    return args == [str]
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _metavar(annotation: Any) -> str:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] if _is_union(annotation) else [annotation]
+    if typing.get_origin(args[0]) is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(args[0]))) + "}"
+    name = getattr(args[0], "__name__", str(args[0]))
+    return {"str": "TEXT", "int": "INT", "float": "NUMBER", "bool": "BOOL"}.get(name, "YAML")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return "..."
+    return "empty" if value is None else str(value)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set(data: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        child = data.get(part)
+        if not isinstance(child, dict):
+            child = data[part] = {}
+        data = child
+    data[path[-1]] = value

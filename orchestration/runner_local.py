@@ -1,0 +1,50 @@
+"""The embedded default engine: this process, or a pool of worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+import pyarrow as pa
+
+from curation.dedup import find_duplicates_in_memory
+from orchestration.runners import Item, Result
+
+
+class LocalRunner:
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        if self.workers <= 1 or len(items) <= 1:
+            results = []
+            for item in items:
+                results.append(fn(item))
+                on_result(results[-1])
+            return results
+        # forkserver: workers start from a clean process, not a fork of one that may hold
+        # threads (the progress display) and their locks.
+        context = multiprocessing.get_context("forkserver")
+        results = []
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=context) as pool:
+            # At most two items in flight per worker: results stream back steadily and a
+            # failure stops the job without queueing the whole corpus.
+            queue = list(reversed(items))
+            running = set()
+            while queue or running:
+                while queue and len(running) < 2 * self.workers:
+                    running.add(pool.submit(fn, queue.pop()))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results.append(future.result())
+                    on_result(results[-1])
+        return results
+
+    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
+        return find_duplicates_in_memory(parts)
+
+    def close(self) -> None:
+        pass
