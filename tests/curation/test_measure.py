@@ -1,0 +1,215 @@
+"""Quality measures on synthetic clips, with pyloudnorm as the loudness reference."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pyloudnorm
+import pytest
+import scipy.signal
+import soxr
+
+from curation.measure import FLOOR_DB, QualityMeasures, measure
+
+
+def _noise(seconds: float, rate: int, channels: int = 1, level: float = 0.1, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((round(seconds * rate), channels)) * level).astype(np.float32)
+
+
+def _sine(seconds: float, rate: int, freq: float = 997.0, amplitude: float = 1.0, channels=1):
+    t = np.arange(round(seconds * rate)) / rate
+    tone = (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.ascontiguousarray(np.repeat(tone[:, None], channels, axis=1))
+
+
+def _music(seconds: float, rate: int, channels: int = 1, seed: int = 0):
+    """Harmonic notes with decaying envelopes, a bass line, noise hits and a quiet passage,
+    so that both loudness gates have something to do."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * rate)
+    t = np.arange(n) / rate
+    harmonics = np.arange(1, 6)
+    out = np.zeros((n, channels))
+    for ch in range(channels):
+        for start in range(0, n, rate // 4):
+            note = t[: min(rate // 2, n - start)]
+            f0 = rng.choice([110.0, 220.0, 330.0, 440.0])
+            partials = np.sin(2 * np.pi * f0 * note[:, None] * harmonics) @ (0.3 / harmonics)
+            out[start : start + note.size, ch] += np.exp(-6.0 * note) * partials
+        out[:, ch] += 0.2 * np.sin(2 * np.pi * 55.0 * t)
+        hits = rng.random(n) < 4.0 / rate
+        out[:, ch] += scipy.signal.oaconvolve(hits, rng.standard_normal(rate // 50) * 0.3, "same")
+    out[n // 2 : n // 2 + n // 5] *= 0.01  # 40 dB down: below the relative gate
+    return (out / np.abs(out).max() * 0.8).astype(np.float32)
+
+
+def _reference_lufs(x: np.ndarray, rate: int) -> float:
+    return float(pyloudnorm.Meter(rate).integrated_loudness(x.astype(np.float64)))
+
+
+def test_full_scale_sine_levels():
+    m = measure(_sine(2.0, 44100), 44100)
+    assert m.peak_dbfs == pytest.approx(0.0, abs=0.01)
+    assert m.rms_dbfs == pytest.approx(-3.01, abs=0.01)
+    assert m.finite and m.clipping_ratio > 0.0  # the crest touches the clip level
+
+
+def test_minus_20_dbfs_sine_levels():
+    m = measure(_sine(2.0, 44100, amplitude=0.1), 44100)
+    assert m.peak_dbfs == pytest.approx(-20.0, abs=0.01)
+    assert m.rms_dbfs == pytest.approx(-23.01, abs=0.01)
+    assert m.clipping_ratio == 0.0
+    assert m.silence_ratio == 0.0
+
+
+def test_known_loudness_of_997_hz_sine():
+    # BS.1770: a 0 dBFS 1 kHz sine in one channel reads -3.01 LKFS, so -20 dBFS reads ~-23.0.
+    x = _sine(5.0, 48000, amplitude=0.1)
+    lufs = measure(x, 48000).lufs
+    assert lufs == pytest.approx(-23.0, abs=0.1)
+    assert lufs == pytest.approx(_reference_lufs(x, 48000), abs=0.05)
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("kind", ["noise", "sine", "music", "quiet_noise"])
+def test_lufs_matches_pyloudnorm(kind: str, channels: int, rate: int):
+    signals = {
+        "noise": lambda: _noise(3.0, rate, channels),
+        "sine": lambda: _sine(2.3, rate, freq=3000.0, amplitude=0.5, channels=channels),
+        "music": lambda: _music(4.0, rate, channels),
+        "quiet_noise": lambda: _noise(1.3, rate, channels, level=3e-4),  # near the -70 gate
+    }
+    x = signals[kind]()
+    assert measure(x, rate).lufs == pytest.approx(_reference_lufs(x, rate), abs=0.05)
+
+
+@pytest.mark.parametrize("seconds", [0.4, 0.5, 1.3, 2.0, 6.1])
+def test_mono_loudness_equals_stereo_with_silent_right(seconds: float):
+    # Mono packs its two halves into one filter pass; a stereo clip with a silent right
+    # channel goes straight through, so the two must agree to rounding.
+    rate = 44100
+    x = _music(seconds, rate)
+    x[: x.shape[0] // 3] += 0.3  # a DC step keeps the high-pass busy across the halves
+    stereo = np.ascontiguousarray(np.concatenate([x, np.zeros_like(x)], axis=1))
+    assert measure(x, rate).lufs == pytest.approx(measure(stereo, rate).lufs, abs=1e-6)
+    assert measure(x, rate).lufs == pytest.approx(_reference_lufs(x, rate), abs=0.05)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_digital_silence(channels: int):
+    m = measure(np.zeros((44100, channels), np.float32), 44100)
+    assert (m.peak_dbfs, m.rms_dbfs, m.lufs) == (FLOOR_DB, FLOOR_DB, FLOOR_DB)
+    assert m.silence_ratio == 1.0
+    assert m.bandwidth_hz == 0.0
+    assert m.clipping_ratio == 0.0
+    assert m.finite
+
+
+def test_half_silent_clip():
+    x = _noise(2.0, 44100)
+    x[: x.shape[0] // 2] = 0.0
+    assert measure(x, 44100).silence_ratio == pytest.approx(0.5, abs=0.03)
+
+
+def test_partial_last_frame_counts():
+    x = _noise(1.025, 44100)  # 20 whole 50 ms frames and a half frame
+    x[20 * 2205 :] = 0.0
+    assert measure(x, 44100).silence_ratio == pytest.approx(1 / 21)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_clipped_sine(channels: int):
+    x = np.clip(_sine(1.0, 44100, amplitude=3.0, channels=channels), -1.0, 1.0)
+    m = measure(x, 44100)
+    # |3 sin| >= 0.999 on all but 2/pi * asin(0.333) of the cycle
+    assert m.clipping_ratio == pytest.approx(1 - 2 / math.pi * math.asin(0.999 / 3), abs=0.01)
+    assert m.clipping_ratio > 0.1
+    clean = _sine(1.0, 44100, amplitude=0.9, channels=channels)
+    assert measure(clean, 44100).clipping_ratio == 0.0
+
+
+def test_bandwidth_of_white_noise():
+    assert measure(_noise(2.0, 44100), 44100).bandwidth_hz > 20000
+
+
+def test_bandwidth_of_upsampled_noise():
+    x = soxr.resample(_noise(3.0, 16000)[:, 0], 16000, 44100).astype(np.float32)
+    assert 7000 < measure(x[:, None], 44100).bandwidth_hz < 8500
+
+
+def test_bandwidth_of_low_passed_noise():
+    # A codec-like brick wall: elliptic, 100 dB down just past 4 kHz.
+    sos = scipy.signal.ellip(10, 0.1, 100, 4000, fs=44100, output="sos")
+    x = scipy.signal.sosfilt(sos, _noise(3.0, 44100, channels=2), axis=0).astype(np.float32)
+    assert 3500 < measure(np.ascontiguousarray(x), 44100).bandwidth_hz < 5500
+
+
+def test_bandwidth_of_long_clip_is_bounded_and_deterministic():
+    x = _noise(60.0, 8000, channels=2)
+    assert measure(x, 8000).bandwidth_hz == measure(x.copy(), 8000).bandwidth_hz > 3800
+
+
+def test_mono_as_stereo():
+    mono = _music(1.0, 44100)
+    same = np.ascontiguousarray(np.repeat(mono, 2, axis=1))
+    assert measure(same, 44100).mono_as_stereo
+    nearly = same.copy()
+    nearly[:, 1] += 1e-6  # well under 1e-4 of the peak, e.g. dither or codec rounding
+    assert measure(nearly, 44100).mono_as_stereo
+    assert not measure(_noise(1.0, 44100, channels=2), 44100).mono_as_stereo
+    assert not measure(mono, 44100).mono_as_stereo
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_non_finite_samples(bad: float, channels: int):
+    x = _noise(1.0, 44100, channels)
+    x[1234, channels - 1] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = measure(x, 44100)
+    assert not m.finite
+    assert (m.peak_dbfs, m.rms_dbfs, m.lufs) == (FLOOR_DB, FLOOR_DB, FLOOR_DB)
+    assert (m.clipping_ratio, m.silence_ratio, m.bandwidth_hz, m.mono_as_stereo) == (
+        0.0,
+        0.0,
+        0.0,
+        False,
+    )
+
+
+def test_very_short_clip():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = measure(_noise(0.1, 44100, channels=2), 44100)
+    assert m.lufs == FLOOR_DB  # shorter than one 400 ms block
+    assert m.peak_dbfs > -20.0 and m.rms_dbfs == pytest.approx(-20.0, abs=0.5)
+    assert m.silence_ratio == 0.0
+    assert m.bandwidth_hz > 20000
+
+
+@pytest.mark.parametrize("rate", [8000, 192000])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_extreme_sample_rates(rate: int, channels: int):
+    x = _noise(1.5, rate, channels)
+    m = measure(x, rate)
+    assert m.lufs == pytest.approx(_reference_lufs(x, rate), abs=0.05)
+    assert m.bandwidth_hz > 0.9 * rate / 2
+    assert m.rms_dbfs == pytest.approx(-20.0, abs=0.2)
+
+
+def test_to_row_has_plain_python_values():
+    row = measure(_noise(1.0, 44100, channels=2), 44100).to_row()
+    names = [f for f in QualityMeasures.__dataclass_fields__ if f != "finite"]
+    assert list(row) == names
+    assert all(type(v) in (float, bool) for v in row.values())
+
+
+@pytest.mark.parametrize("shape", [(0, 1), (100, 3), (100,)])
+def test_rejects_malformed_pcm(shape: tuple[int, ...]):
+    with pytest.raises(ValueError):
+        measure(np.zeros(shape, np.float32), 44100)
