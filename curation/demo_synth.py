@@ -332,14 +332,15 @@ def _mix(events: list[Event], voice: Voice, n: int, sr: int, step_s: float,
 def _pan(mono: np.ndarray, position: float) -> np.ndarray:
     """Constant-power pan (-1 left .. 1 right), so a moved source keeps its loudness."""
     angle = (position + 1) * np.pi / 4
-    return mono[:, None] * np.array([np.cos(angle), np.sin(angle)], dtype=np.float32)  # (n, 2)
+    return np.stack([mono * np.cos(angle), mono * np.sin(angle)])  # (2, n)
 
 
 def _fade(audio: np.ndarray, sr: int, in_s: float, out_s: float) -> np.ndarray:
-    """Linear fades, in place: a short one in so the start does not click, a long one out."""
+    """Linear fades on (2, n), in place: a short one in so the start does not click, a long
+    one out."""
     n_in, n_out = int(in_s * sr), int(out_s * sr)
-    audio[:n_in] *= np.linspace(0, 1, n_in, dtype=np.float32)[:, None]
-    audio[audio.shape[0] - n_out :] *= np.linspace(1, 0, n_out, dtype=np.float32)[:, None]
+    audio[:, :n_in] *= np.linspace(0, 1, n_in, dtype=np.float32)
+    audio[:, audio.shape[1] - n_out :] *= np.linspace(1, 0, n_out, dtype=np.float32)
     return audio
 
 
@@ -374,4 +375,4 @@ def render_piece(genre: str, instrument: str, tempo_bpm: float, key: str, durati
         hits = [(step, 1, 0, (1.0 if pattern[step % 16] == "x" else 0.5) * rng.uniform(0.8, 1))
                 for step in range(steps) if pattern[step % 16] != "."]
         out += _pan(gain * track(hits, lambda midi, gate: sample), 0.3 if drum == "hat" else 0.0)
-    return _fade(out, sr, in_s=0.02, out_s=1.5)
+    return _fade(out, sr, in_s=0.02, out_s=1.5).T  # (n, 2)

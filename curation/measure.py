@@ -38,14 +38,14 @@ BANDWIDTH_FLOOR = 10.0 ** (-130.0 / 10.0)  # 0 dB is a full-scale sine's peak bi
 
 @dataclasses.dataclass(frozen=True)
 class QualityMeasures:
-    peak_dbfs: float
+    peak_dbfs: float  # FLOOR_DB for digital silence, as are rms_dbfs and lufs
     rms_dbfs: float
-    lufs: float
-    clipping_ratio: float
-    silence_ratio: float
-    bandwidth_hz: float
-    mono_as_stereo: bool
-    finite: bool
+    lufs: float  # BS.1770-4 integrated; FLOOR_DB when gated out or shorter than one block
+    clipping_ratio: float  # of all samples, at |x| >= CLIP_LEVEL
+    silence_ratio: float  # of 50 ms frames below -60 dBFS RMS; a partial last frame counts
+    bandwidth_hz: float  # catches upsampled and low-bitrate sources; 0.0 for silence
+    mono_as_stereo: bool  # two channels carrying one signal; False for mono
+    finite: bool  # False: a sample was NaN or inf, and every other field is its floor
 
     def to_row(self) -> dict[str, float | bool]:
         return {
@@ -72,9 +72,8 @@ def measure(pcm: np.ndarray, sample_rate: int) -> QualityMeasures:
     mono_as_stereo = False
     if x.shape[1] == 2:
         diff = x[:, 0] - x[:, 1]
-        mono_as_stereo = float(max(diff.max(), -diff.min())) <= MONO_AS_STEREO_TOLERANCE * max(
-            peak, 1e-9
-        )
+        tolerance = MONO_AS_STEREO_TOLERANCE * max(peak, 1e-9)
+        mono_as_stereo = float(max(diff.max(), -diff.min())) <= tolerance
     return QualityMeasures(
         peak_dbfs=_db(peak * peak),
         rms_dbfs=_db(mean_square),
@@ -134,7 +133,12 @@ def _k_weighting(rate: int) -> np.ndarray:
 
 
 def _integrated_loudness(x: np.ndarray, rate: int) -> float:
-    """BS.1770-4 integrated loudness over complete 400 ms blocks; channel weights are 1."""
+    """BS.1770-4 integrated loudness; channel weights are 1 (mono or L and R).
+
+    Only complete 400 ms blocks count, as the Recommendation says; pyloudnorm also counts a
+    trailing partial block (at full-block length), so the two differ on clip lengths that are
+    not a whole number of 100 ms hops, by up to ~0.9 LU on clips of a second or so.
+    """
     hop = round(LOUDNESS_HOP_S * rate)
     hops = x.shape[0] // hop
     if hops < LOUDNESS_BLOCK_HOPS:

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ class UnitStats:
     rejected_clips: dict[str, int] = dataclasses.field(default_factory=dict)
     decoders: dict[str, int] = dataclasses.field(default_factory=dict)
     wall_s: float = 0.0
+    peak_rss_mb: float = 0.0  # of the worker process, at the end of the unit
     resumed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +94,7 @@ def run_unit(unit: WorkUnit, config: CurationConfig) -> UnitStats:
             counts = stats.rejected_clips if reject.clip_id else stats.rejected_files
             counts[reject.reason] = counts.get(reject.reason, 0) + 1
         stats.wall_s = time.perf_counter() - started
+        stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         write_table_atomic(part_url(config.output, "rejects", unit.id), cliprow.rejects_to_table(rejects))
         write_json_atomic(stats_url, stats.to_dict())
         # leaving the block moves the clip part into place: the commit

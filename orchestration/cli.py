@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except USER_ERRORS as error:
-        console.print(f"[bold red]soundry {args.command}: error:[/] {error}", highlight=False)
+        console.print(f"[bold red]soundry {args.command}: error:[/] {error}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print(f"soundry {args.command}: interrupted; run the same command again to resume")

@@ -39,7 +39,9 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     _claim_output(config)
     remove_stale_temporaries(config.output)
     units = _plan(config)
+    engine_started = time.perf_counter()
     runner = make_runner(job.runner)
+    engine_start_s = time.perf_counter() - engine_started
     try:
         with CurationProgress(len(units), console) as progress:
             results = runner.map(functools.partial(_run_unit_dict, config=config), units, progress.unit_done)
@@ -50,7 +52,7 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     finally:
         runner.close()
     summary = summarize(config.output, sorted(stats, key=lambda s: s.unit), time.perf_counter() - started,
-                        runner.name, worker_count(job.runner))
+                        engine_start_s, runner.name, worker_count(job.runner))
     # Written last: a folder with summary.json holds a complete clip table.
     write_json_atomic(join(config.output, "summary.json"), summary)
     return summary

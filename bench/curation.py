@@ -1,0 +1,174 @@
+"""Curation throughput against floors measured in the same run (machines here are noisy;
+only ratios mean something).
+
+1. Music corpus (FOLDER, default: the demo corpus): soundry curate on each engine vs the
+   floor, the ffmpeg CLI alone decoding + resampling (soxr) + FLAC-encoding the same
+   files with the same number of processes. Targets: local >= 0.85, ray and beam >= 0.75.
+   Engine start (Ray, Beam) is printed apart; a cluster's engine is already up.
+2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s vs the
+   floor of decoding the same files in-process with soundfile, same processes. Target >= 0.5.
+3. Memory: peak RSS per worker for one file of 4, 16 and 64 minutes and for corpora of
+   300 and 1,200 short files; it must stay flat.
+
+    .venv/bin/python bench/curation.py [FOLDER] [--short FOLDER] [--workers N] [--engines local,ray,beam]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from curation.demo_corpus import generate_demo_corpus  # noqa: E402
+from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
+
+CACHE = Path(__file__).resolve().parents[1] / "build" / "bench"
+TARGETS = {"local": 0.85, "ray": 0.75, "beam": 0.75}
+SHORT_TARGET = 0.5
+
+
+def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str) -> dict:
+    """One `soundry curate` in a fresh process, so each run's peak RSS is its own."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "curate", str(inputs), "--output", str(output),
+         "--runner.name", engine, "--runner.workers", str(workers), *extra],
+        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return json.loads((output / "summary.json").read_text())
+
+
+def audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".json"))
+
+
+def ffmpeg_floor(files: list[Path], workers: int, scratch: Path) -> float:
+    """Seconds for the ffmpeg CLI to decode, resample to 44.1 kHz stereo and FLAC-encode."""
+    binary = find_ffmpeg()
+
+    def one(item: tuple[int, Path]) -> None:
+        index, path = item
+        subprocess.run([binary, "-nostdin", "-v", "error", "-y", "-i", str(path), "-ar", "44100", "-ac", "2",
+                        "-af", "aresample=resampler=soxr", "-c:a", "flac", str(scratch / f"{index}.flac")], check=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:  # each thread waits on its own ffmpeg process
+        list(pool.map(one, enumerate(files)))
+    return time.perf_counter() - started
+
+
+def _read_all(paths: list[str]) -> int:
+    for path in paths:
+        soundfile.read(path, dtype="float32")
+    return len(paths)
+
+
+def soundfile_floor(files: list[Path], workers: int) -> float:
+    """Seconds to decode every file in-process with libsndfile, same number of processes."""
+    chunks = [[str(p) for p in files[i::workers]] for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_read_all, [c[:2] for c in chunks]))  # start the processes outside the timing
+        started = time.perf_counter()
+        list(pool.map(_read_all, chunks))
+    return time.perf_counter() - started
+
+
+def make_short_files(folder: Path, count: int, seed: int = 0) -> Path:
+    """Sound-effect-like files of 1-3 s in the formats effect libraries hold."""
+    marker = folder / f".complete-{count}"
+    if marker.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    formats = [("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")]
+    for i in range(count):
+        rate = 44100 if i % 3 else 48000
+        n = int(rng.uniform(1.0, 3.0) * rate)
+        t = np.arange(n) / rate
+        body = np.sin(2 * np.pi * rng.uniform(80, 3000) * t * (1 + rng.uniform(-0.3, 0.3) * t)) + rng.standard_normal(n) * rng.uniform(0.05, 0.5)
+        envelope = np.exp(-t * rng.uniform(0.5, 4.0)) * np.minimum(1, t * 200)
+        pcm = (np.stack([body, np.roll(body, 7)], 1) * envelope[:, None] * 0.4).astype(np.float32)
+        extension, subtype = formats[i % len(formats)]
+        soundfile.write(str(folder / f"sfx-{i:05d}.{extension}"), pcm, rate, subtype=subtype)
+    marker.touch()
+    return folder
+
+
+def make_long_file(path: Path, minutes: int) -> Path:
+    """A long WAV written in chunks, so making it needs no memory either."""
+    if path.exists():
+        return path
+    rate, chunk = 44100, 44100 * 10
+    rng = np.random.default_rng(minutes)
+    with soundfile.SoundFile(str(path) + ".tmp", "w", rate, 2, "PCM_16", format="WAV") as f:
+        for start in range(0, minutes * 60 * rate, chunk):
+            t = (start + np.arange(chunk)) / rate
+            x = 0.2 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(chunk)
+            f.write(np.stack([x, x * 0.8], 1).astype(np.float32))
+    os.replace(str(path) + ".tmp", path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", help="music corpus (default: the demo corpus, generated)")
+    parser.add_argument("--short", help="folder of >= 1000 short files (default: generated)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--engines", default="local,ray,beam")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the long-file memory check")
+    args = parser.parse_args()
+    engines = args.engines.split(",")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    folder = Path(args.folder) if args.folder else CACHE / "demo-corpus"
+    if not args.folder:
+        generate_demo_corpus(folder, workers=args.workers)
+    scratch = Path(tempfile.mkdtemp(prefix="soundry-bench-", dir=CACHE))
+    files = audio_files(folder)
+    print(f"machine: {os.cpu_count()} cores, workers: {args.workers}, ffmpeg: {find_ffmpeg()}")
+
+    print(f"\n1. music corpus {folder}: {len(files)} files")
+    floor_s = ffmpeg_floor(files, args.workers, scratch / "floor")
+    for engine in engines:
+        summary = curate(folder, scratch / f"music-{engine}", engine, args.workers)
+        audio_s = summary["hours_in"] * 3600
+        work_s = summary["wall_s"] - summary["engine_start_s"]
+        floor_x, ours_x = audio_s / floor_s, audio_s / work_s
+        print(f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio {ours_x / floor_x:.2f} "
+              f"(target >= {TARGETS[engine]})  [engine start {summary['engine_start_s']:.1f} s, "
+              f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")
+
+    short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
+    short_files = audio_files(short)
+    print(f"\n2. short files {short}: {len(short_files)} files")
+    floor_s = soundfile_floor(short_files, args.workers)
+    summary = curate(short, scratch / "short", "local", args.workers, "--segment.min_clip_s", "0.5")
+    work_s = summary["wall_s"] - summary["engine_start_s"]
+    ours, floor = len(short_files) / work_s, len(short_files) / floor_s
+    print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ours / floor:.2f} "
+          f"(target >= {SHORT_TARGET})  [{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")
+
+    print("\n3. memory: peak RSS per worker")
+    small = make_short_files(CACHE / "short-300", 300, seed=1)
+    rss = {"300 short files": curate(small, scratch / "mem-300", "local", args.workers, "--segment.min_clip_s", "0.5")["peak_rss_mb_per_worker"],
+           "1200 short files": summary["peak_rss_mb_per_worker"]}
+    if not args.skip_memory:
+        for minutes in (4, 16, 64):
+            long_file = make_long_file(CACHE / f"long-{minutes}min.wav", minutes)
+            rss[f"one {minutes} min file"] = curate(long_file, scratch / f"mem-{minutes}", "local", 1)["peak_rss_mb_per_worker"]
+    for name, mb in rss.items():
+        print(f"   {name:18s} {mb:6.0f} MB")
+    print(f"   spread: max/min = {max(rss.values()) / min(rss.values()):.2f} (flat when close to 1)")
+
+
+if __name__ == "__main__":
+    main()

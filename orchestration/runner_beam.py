@@ -1,0 +1,144 @@
+"""The Apache Beam engine: work units as a ParDo, the duplicate search as a GroupByKey.
+
+A Beam pipeline returns only when it is done, so results reach on_result at the end of
+the job, not as units finish; the pipeline's counters report progress to Beam's own UI.
+The result dicts come back through files: every pipeline ends in a WriteToText of JSON
+lines, which Beam commits exactly once even when bundles are retried.
+
+Beam's DirectRunner first tries the PrismRunner, which downloads a binary from GitHub
+(on a machine without internet access that fails, or hangs without a timeout). Those
+options run on the FnApiRunner instead: the runner DirectRunner falls back to, honouring
+the same --direct_running_mode and --direct_num_workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, PipelineOptions, StandardOptions
+
+from curation.dedup import DUPLICATE_SCHEMA, KEY_COLUMNS, Member, duplicates_in_group
+from curation.storage import read_table
+from orchestration.runner_config import BeamOptions
+from orchestration.runners import Item, Result
+
+log = logging.getLogger(__name__)
+
+COUNTER_NAMESPACE = "soundry"
+
+
+class BeamRunner:
+    name = "beam"
+
+    def __init__(self, options: BeamOptions, workers: int) -> None:
+        self.options = _pipeline_options(options.pipeline_options, workers)
+
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        if not items:
+            return []
+        # Create emits everything from one bundle; the Reshuffle spreads it over workers.
+        results = self._run_and_collect(lambda p: p | beam.Create(items) | beam.Reshuffle() | beam.ParDo(_Apply(fn)))
+        for result in results:
+            on_result(result)
+        return results
+
+    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
+        if not parts:
+            return DUPLICATE_SCHEMA.empty_table()
+        # Parts are read by our own DoFn, not ReadFromParquet, so that every row names its
+        # part by exactly the string given.
+        rows = self._run_and_collect(
+            lambda p: p
+            | beam.Create(parts)
+            | beam.Reshuffle()
+            | beam.FlatMap(_read_keys)
+            | beam.GroupByKey()
+            | beam.FlatMap(_group_duplicates)
+        )
+        return pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)
+
+    def close(self) -> None:
+        pass
+
+    def _run_and_collect(self, build: Callable[[beam.Pipeline], beam.PCollection]) -> list[dict[str, Any]]:
+        """Run the pipeline `build` makes; return its output elements (JSON-able dicts)."""
+        # Remote runners need the results folder where both their workers and this
+        # process can reach it: under --temp_location (e.g. gs://...) when given.
+        temp_location = self.options.view_as(GoogleCloudOptions).temp_location
+        folder = f"{temp_location.rstrip('/')}/soundry-{uuid.uuid4().hex}" if temp_location else tempfile.mkdtemp(prefix="soundry-beam-")
+        try:
+            pipeline = beam.Pipeline(options=self.options)
+            _ = build(pipeline) | beam.Map(json.dumps) | beam.io.WriteToText(f"{folder}/results", file_name_suffix=".jsonl")
+            result = pipeline.run()
+            result.wait_until_finish()
+            _log_counters(result)
+            return list(_read_json_lines(folder))
+        finally:
+            if temp_location:
+                # Best effort: a failed clean-up must not hide the pipeline's own error.
+                with contextlib.suppress(Exception):
+                    FileSystems.delete([f"{folder}/"])  # trailing slash: recursive
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pipeline_options(args: list[str], workers: int) -> PipelineOptions:
+    options = PipelineOptions(args)
+    standard = options.view_as(StandardOptions)
+    if (standard.runner or "DirectRunner").lower().removesuffix("runner") in ("direct", "switchingdirect"):
+        standard.runner = "FnApiRunner"
+    direct = options.view_as(DirectOptions)
+    given = any(arg.split("=")[0] == "--direct_num_workers" for arg in args)
+    if direct.direct_running_mode != "in_memory" and not given:
+        direct.direct_num_workers = workers
+    return options
+
+
+class _Apply(beam.DoFn):
+    def __init__(self, fn: Callable[[Any], Result]) -> None:
+        self.fn = fn
+        self.units = Metrics.counter(COUNTER_NAMESPACE, "units")
+
+    def process(self, item: Any) -> Iterator[Result]:
+        result = self.fn(item)
+        self.units.inc()
+        for key, value in result.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                Metrics.counter(COUNTER_NAMESPACE, key).inc(value)
+        yield result
+
+
+def _read_keys(part: str) -> Iterator[tuple[str, Member]]:
+    keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
+    for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
+        yield digest, (clip_id, uri, part)
+
+
+def _group_duplicates(group: tuple[str, Iterable[Member]]) -> list[dict[str, str]]:
+    members = list(group[1])
+    return duplicates_in_group(members) if len(members) > 1 else []
+
+
+def _read_json_lines(folder: str) -> Iterator[dict[str, Any]]:
+    for match in FileSystems.match([f"{folder}/results*"])[0].metadata_list:
+        with FileSystems.open(match.path) as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def _log_counters(result: beam.runners.runner.PipelineResult) -> None:
+    for counter in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))["counters"]:
+        log.info("beam counter %s: %s", counter.key.metric.name, counter.result)

@@ -1,0 +1,42 @@
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.dedup import DUPLICATE_SCHEMA, apply_duplicates, duplicates_in_group, find_duplicates_in_memory
+
+
+def test_keeper_is_the_smallest_clip_whatever_the_order():
+    members = [("b-2", "/x/b.wav", "p1"), ("a-1", "/y/a.wav", "p2"), ("a-1", "/x/a copy.wav", "p3")]
+    for order in (members, members[::-1], members[1:] + members[:1]):
+        rows = duplicates_in_group(order)
+        assert {(r["clip_id"], r["source_uri"]) for r in rows} == {("b-2", "/x/b.wav"), ("a-1", "/y/a.wav")}
+        assert {r["duplicate_of_uri"] for r in rows} == {"/x/a copy.wav"}
+
+
+def write_part(path, rows):
+    table = pa.Table.from_pylist(
+        [{"clip_id": c, "source_uri": u, "pcm_sha256": h, "audio_flac": b"x"} for c, u, h in rows]
+    )
+    pq.write_table(table, path)
+    return str(path)
+
+
+def test_apply_is_idempotent_after_a_crash(tmp_path):
+    p1 = write_part(tmp_path / "part-1.parquet", [("a", "/a", "h1"), ("b", "/b", "h2")])
+    p2 = write_part(tmp_path / "part-2.parquet", [("c", "/c", "h1"), ("d", "/d", "h3"), ("e", "/e", "h2")])
+    found = find_duplicates_in_memory([p1, p2])
+    assert found.schema == DUPLICATE_SCHEMA
+    assert sorted(found.column("clip_id").to_pylist()) == ["c", "e"]
+    calls = []
+
+    def find():
+        calls.append(1)
+        return found
+
+    apply_duplicates(str(tmp_path), find)
+    assert pq.read_table(p2).column("clip_id").to_pylist() == ["d"]
+    # a rerun reads the recorded decision instead of deciding from rewritten parts
+    decision = apply_duplicates(str(tmp_path), find)
+    assert len(calls) == 1 and decision.num_rows == 2
+    assert pq.read_table(p1).column("clip_id").to_pylist() == ["a", "b"]
+    rejects = pq.read_table(tmp_path / "rejects" / "part-dedup.parquet").to_pylist()
+    assert {(r["clip_id"], r["reason"], r["duplicate_of"]) for r in rejects} == {("c", "duplicate", "a"), ("e", "duplicate", "b")}

@@ -1,0 +1,143 @@
+"""Every engine runs the same work units and finds the same duplicates as the reference.
+
+One Ray is started for the whole module (it takes seconds); a Beam pipeline per test.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import cloudpickle
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation.dedup import DUPLICATE_SCHEMA, find_duplicates_in_memory
+from curation.discover import PlannedFile, WorkUnit
+from orchestration.runner_beam import BeamRunner
+from orchestration.runner_config import BeamOptions, RayOptions
+from orchestration.runner_local import LocalRunner
+from orchestration.runner_ray import RayRunner
+
+pytestmark = pytest.mark.slow
+
+# Worker processes cannot import this module by name (another distribution installs a
+# top-level `tests` package), so its functions travel by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class _ByValue:
+    """Makes a function of this module picklable by plain pickle too (the local runner)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, item: Any) -> Any:
+        return self.fn(item)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return cloudpickle.loads, (cloudpickle.dumps(self.fn),)
+
+
+def _write_marker(folder: str, unit: WorkUnit) -> dict[str, Any]:
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{unit.id}.json"), "w") as f:
+        json.dump({"uri": unit.files[0].uri}, f)
+    return {"item": unit.id, "files": len(unit.files), "pid": os.getpid()}
+
+
+def _fail_on_unit_3(unit: WorkUnit) -> dict[str, Any]:
+    if unit.id == "unit-3":
+        raise ValueError("unit-3 is unreadable: truncated header")
+    return {"item": unit.id}
+
+
+def _units(count: int) -> list[WorkUnit]:
+    return [WorkUnit(f"unit-{i}", (PlannedFile(f"/corpus/file-{i}.wav", 100 + i, 0),)) for i in range(count)]
+
+
+@pytest.fixture(scope="module")
+def ray_runner() -> Iterator[RayRunner]:
+    runner = RayRunner(RayOptions(), workers=2)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(params=["local", "ray", "beam"])
+def runner(request: pytest.FixtureRequest) -> Any:
+    if request.param == "local":
+        return LocalRunner(2)
+    if request.param == "ray":
+        return request.getfixturevalue("ray_runner")
+    return BeamRunner(BeamOptions(), workers=2)
+
+
+@pytest.fixture
+def parts(tmp_path: Any) -> list[str]:
+    """Three clip parts: duplicate groups within a part, across two and across three
+    parts, and one clip found under two source paths (identical source files)."""
+    rows = [
+        # (pcm_sha256, clip_id, source_uri)
+        [("h-a", "c-1", "/src/a.wav"), ("h-b", "c-2", "/src/a.wav"), ("h-b", "c-3", "/src/b.wav"), ("h-u1", "c-4", "/src/b.wav")],
+        [("h-a", "c-1", "/mirror/a.wav"), ("h-c", "c-5", "/src/c.wav"), ("h-u2", "c-6", "/src/c.wav")],
+        [("h-c", "c-0", "/src/d.wav"), ("h-c", "c-7", "/src/e.wav"), ("h-u3", "c-8", "/src/e.wav"), ("h-a", "c-9", "/src/f.wav")],
+    ]
+    paths = []
+    for index, part_rows in enumerate(rows):
+        digests, clip_ids, uris = zip(*part_rows)
+        table = pa.table(
+            {
+                "pcm_sha256": list(digests),
+                "clip_id": list(clip_ids),
+                "source_uri": list(uris),
+                "audio_flac": pa.array([b"\0" * 256] * len(part_rows), pa.binary()),
+            }
+        )
+        path = tmp_path / "clips" / f"part-{index:05d}.parquet"
+        path.parent.mkdir(exist_ok=True)
+        pq.write_table(table, path)
+        paths.append(str(path))
+    # The rows must name a part by exactly the string given, URL scheme included.
+    paths[1] = f"file://{paths[1]}"
+    return paths
+
+
+def _rows(table: pa.Table) -> list[dict[str, str]]:
+    return sorted(table.to_pylist(), key=lambda row: sorted(row.items()))
+
+
+def test_map_runs_every_unit_once(runner: Any, tmp_path: Any) -> None:
+    units = _units(6)
+    folder = str(tmp_path / "out")
+    seen: list[dict[str, Any]] = []
+    results = runner.map(_ByValue(functools.partial(_write_marker, folder)), units, seen.append)
+    assert sorted(result["item"] for result in results) == sorted(unit.id for unit in units)
+    assert all(result["files"] == 1 for result in results)
+    assert sorted(seen, key=lambda r: r["item"]) == sorted(results, key=lambda r: r["item"])
+    assert sorted(os.listdir(folder)) == sorted(f"{unit.id}.json" for unit in units)
+
+
+def test_find_duplicates_matches_in_memory(runner: Any, parts: list[str]) -> None:
+    expected = find_duplicates_in_memory(parts)
+    # The fixture's groups: h-a (3 members over 3 parts), h-b (2), h-c (3 over 2 parts).
+    assert expected.num_rows == 5
+    assert any(row["part"].startswith("file://") for row in expected.to_pylist())
+    found = runner.find_duplicates(parts)
+    assert found.schema == DUPLICATE_SCHEMA
+    assert _rows(found) == _rows(expected)
+
+
+def test_failure_in_a_unit_fails_the_job(runner: Any) -> None:
+    with pytest.raises(Exception, match="unit-3 is unreadable: truncated header"):
+        runner.map(_ByValue(_fail_on_unit_3), _units(5), lambda result: None)
+
+
+def test_nothing_to_do(runner: Any) -> None:
+    assert runner.map(_ByValue(_fail_on_unit_3), [], lambda result: None) == []
+    found = runner.find_duplicates([])
+    assert found.schema == DUPLICATE_SCHEMA and found.num_rows == 0
