@@ -89,7 +89,7 @@ class Instrument:
     sustain: float = 1.0
 
     def note(self, tone: np.ndarray, gate: float, sr: int) -> np.ndarray:
-        n = min(tone.size, int((gate + self.release) * sr))
+        n = int((gate + self.release) * sr)
         return tone[:n] * _envelope(n, sr, gate, self.attack, self.decay, self.sustain)
 
 
@@ -155,7 +155,7 @@ INSTRUMENTS = {
 
 
 def _kick(sr: int, rng: np.random.Generator) -> np.ndarray:
-    t = _seconds(int(0.35 * sr), sr)
+    t = _seconds(int(0.5 * sr), sr)
     freq = 45 + 110 * np.exp(-35 * t)  # the falling pitch is what makes a sine read as a kick
     return np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-9 * t)
 
@@ -198,27 +198,42 @@ class Style:
 
 
 _BACKBEAT = ("snare", "....x.......x...")
+_EIGHTH_HATS = ("hat", "x.x.x.x.x.x.x.x.")
 STYLES = {
-    "ambient": Style((60, 80), ("pad", "bell"), "pad", "x" + "." * 31, "bass", "r" + "." * 31,
-                     8, 0.6, bars_per_chord=2),
-    "techno": Style((120, 132), ("pluck", "bass-synth"), "pad", "x" + "." * 15, "bass-synth",
-                    "..r...r...r...r.", 2, 0.7,
-                    (("kick", "x...x...x...x..."), _BACKBEAT, ("hat", "..x...x...x...x."))),
-    "folk": Style((90, 120), ("pluck", "strings"), "pluck", "a.a.a.a.a.a.a.a.", "bass",
-                  "r.......f.......", 2, 0.6),
-    "classical": Style((70, 110), ("piano", "strings"), "strings", "x.......x.......", "bass",
-                       "r...f...o...f...", 2, 0.7),
-    "lo-fi hip hop": Style((70, 90), ("piano", "bell"), "piano", "x.....x.........", "bass",
-                           "r.....r...r.....", 2, 0.45,
-                           (("kick", "x.....x...x....."), _BACKBEAT, ("hat", "x.x.x.x.x.x.x.x.")),
-                           swing=0.4, sevenths=True),
-    "rock": Style((110, 150), ("organ", "pluck"), "organ", "x.x.x.x.x.x.x.x.", "bass-synth",
-                  "r.r.r.r.r.r.r.r.", 2, 0.65,
-                  (("kick", "x.......x.x....."), _BACKBEAT, ("hat", "x.x.x.x.x.x.x.x."))),
-    "jazz": Style((100, 160), ("piano", "organ"), "piano", "x.....x...x.....", "bass",
-                  "r...f...o...f...", 2, 0.55,
-                  (("kick", "o.......o......."), ("snare", "..........o....."),
-                   ("hat", "x...x.x.x...x.x.")), swing=0.67, sevenths=True),
+    "ambient": Style(
+        tempo_bpm=(60, 80), leads=("pad", "bell"),
+        comp="pad", comp_pattern="x" + "." * 31, bass="bass", bass_pattern="r" + "." * 31,
+        melody_step=8, melody_density=0.6, bars_per_chord=2),
+    "techno": Style(
+        tempo_bpm=(120, 132), leads=("pluck", "bass-synth"),
+        comp="pad", comp_pattern="x" + "." * 15, bass="bass-synth", bass_pattern="..r...r...r...r.",
+        melody_step=2, melody_density=0.7,
+        drums=(("kick", "x...x...x...x..."), _BACKBEAT, ("hat", "..x...x...x...x."))),
+    "folk": Style(
+        tempo_bpm=(90, 120), leads=("pluck", "strings"),
+        comp="pluck", comp_pattern="a.a.a.a.a.a.a.a.", bass="bass", bass_pattern="r.......f.......",
+        melody_step=2, melody_density=0.6),
+    "classical": Style(
+        tempo_bpm=(70, 110), leads=("piano", "strings"),
+        comp="strings", comp_pattern="x.......x.......", bass="bass",
+        bass_pattern="r...f...o...f...", melody_step=2, melody_density=0.7),
+    "lo-fi hip hop": Style(
+        tempo_bpm=(70, 90), leads=("piano", "bell"),
+        comp="piano", comp_pattern="x.....x.........", bass="bass", bass_pattern="r.....r...r.....",
+        melody_step=2, melody_density=0.45,
+        drums=(("kick", "x.....x...x....."), _BACKBEAT, _EIGHTH_HATS), swing=0.4, sevenths=True),
+    "rock": Style(
+        tempo_bpm=(110, 150), leads=("organ", "pluck"),
+        comp="organ", comp_pattern="x.x.x.x.x.x.x.x.", bass="bass-synth",
+        bass_pattern="r.r.r.r.r.r.r.r.", melody_step=2, melody_density=0.65,
+        drums=(("kick", "x.......x.x....."), _BACKBEAT, _EIGHTH_HATS)),
+    "jazz": Style(
+        tempo_bpm=(100, 160), leads=("piano", "organ"),
+        comp="piano", comp_pattern="x.....x...x.....", bass="bass", bass_pattern="r...f...o...f...",
+        melody_step=2, melody_density=0.55,
+        drums=(("kick", "o.......o......."), ("snare", "..........o....."),
+               ("hat", "x...x.x.x...x.x.")),  # a ride pattern, swung
+        swing=0.67, sevenths=True),
 }
 GENRES = tuple(STYLES)
 _LEAD_TONIC = {"bass-synth": 48, "bell": 72}  # MIDI octave of the tonic; others sit at 60
@@ -335,6 +350,13 @@ def _pan(mono: np.ndarray, position: float) -> np.ndarray:
     return np.stack([mono * np.cos(angle), mono * np.sin(angle)])  # (2, n)
 
 
+def _spread(mono: np.ndarray, sr: int, delay_s: float = 0.015) -> np.ndarray:
+    """Left dry, right a few ms late (the Haas effect): wide, yet heard as one source."""
+    delay = int(delay_s * sr)
+    late = np.concatenate([np.zeros(delay, mono.dtype), mono[: mono.size - delay]])
+    return np.stack([mono, late]) * np.float32(np.sqrt(0.5))  # (2, n)
+
+
 def _fade(audio: np.ndarray, sr: int, in_s: float, out_s: float) -> np.ndarray:
     """Linear fades on (2, n), in place: a short one in so the start does not click, a long
     one out."""
@@ -365,14 +387,14 @@ def render_piece(genre: str, instrument: str, tempo_bpm: float, key: str, durati
     def played(events: list[Event], name: str) -> np.ndarray:
         return track(events, _played_by(INSTRUMENTS[name], events, sr, step_s))
 
-    lead_pan = float(rng.uniform(-0.4, 0.4))
-    out = (_pan(0.5 * played(lead, instrument), lead_pan)
-           + _pan(0.3 * played(comp, style.comp), -lead_pan / 2)
+    out = (_pan(0.5 * played(lead, instrument), float(rng.uniform(-0.5, 0.5)))
+           + _spread(0.3 * played(comp, style.comp), sr)
            + _pan(0.5 * played(bass, style.bass), 0.0))
     for drum, pattern in style.drums:
         sound, gain = DRUMS[drum]
         sample = sound(sr, rng)
-        hits = [(step, 1, 0, (1.0 if pattern[step % 16] == "x" else 0.5) * rng.uniform(0.8, 1))
-                for step in range(steps) if pattern[step % 16] != "."]
-        out += _pan(gain * track(hits, lambda midi, gate: sample), 0.3 if drum == "hat" else 0.0)
+        strokes = [(step, pattern[step % len(pattern)]) for step in range(steps)]
+        hits = [(step, 1, 0, (1.0 if stroke == "x" else 0.5) * rng.uniform(0.8, 1))
+                for step, stroke in strokes if stroke != "."]
+        out += _pan(gain * track(hits, lambda midi, length: sample), 0.3 if drum == "hat" else 0.0)
     return _fade(out, sr, in_s=0.02, out_s=1.5).T  # (n, 2)

@@ -6,9 +6,9 @@ The result dicts come back through files: every pipeline ends in a WriteToText o
 lines, which Beam commits exactly once even when bundles are retried.
 
 Beam's DirectRunner first tries the PrismRunner, which downloads a binary from GitHub
-(on a machine without internet access that fails, or hangs without a timeout). Those
-options run on the FnApiRunner instead: the runner DirectRunner falls back to, honouring
-the same --direct_running_mode and --direct_num_workers.
+(on a machine without internet access that fails, or hangs without a timeout). So a
+DirectRunner in the options runs on the FnApiRunner instead: the runner DirectRunner
+falls back to, honouring the same --direct_running_mode and --direct_num_workers.
 """
 
 from __future__ import annotations
@@ -95,15 +95,17 @@ class BeamRunner:
 
 
 def _pipeline_options(args: list[str], workers: int) -> PipelineOptions:
+    """The user's options, with the DirectRunner swapped for the FnApiRunner (see above)."""
     options = PipelineOptions(args)
-    standard = options.view_as(StandardOptions)
-    if (standard.runner or "DirectRunner").lower().removesuffix("runner") in ("direct", "switchingdirect"):
-        standard.runner = "FnApiRunner"
-    direct = options.view_as(DirectOptions)
-    given = any(arg.split("=")[0] == "--direct_num_workers" for arg in args)
-    if direct.direct_running_mode != "in_memory" and not given:
-        direct.direct_num_workers = workers
-    return options
+    runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower().removesuffix("runner")
+    given = {arg.split("=")[0] for arg in args}
+    extra = []
+    if runner in ("direct", "switchingdirect"):
+        extra.append("--runner=FnApiRunner")  # the last --runner given wins
+    in_memory = options.view_as(DirectOptions).direct_running_mode == "in_memory"
+    if runner in ("direct", "switchingdirect", "fnapi") and not in_memory and "--direct_num_workers" not in given:
+        extra.append(f"--direct_num_workers={workers}")
+    return PipelineOptions([*args, *extra])
 
 
 class _Apply(beam.DoFn):

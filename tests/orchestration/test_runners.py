@@ -24,7 +24,7 @@ from orchestration.runner_config import BeamOptions, RayOptions
 from orchestration.runner_local import LocalRunner
 from orchestration.runner_ray import RayRunner
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
 
 # Worker processes cannot import this module by name (another distribution installs a
 # top-level `tests` package), so its functions travel by value.
@@ -48,7 +48,7 @@ def _write_marker(folder: str, unit: WorkUnit) -> dict[str, Any]:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, f"{unit.id}.json"), "w") as f:
         json.dump({"uri": unit.files[0].uri}, f)
-    return {"item": unit.id, "files": len(unit.files), "pid": os.getpid()}
+    return {"item": unit.id, "files": len(unit.files)}
 
 
 def _fail_on_unit_3(unit: WorkUnit) -> dict[str, Any]:
