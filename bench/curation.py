@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Run as a script, this file's folder is first on sys.path, and this file's name would
+# shadow the `curation` package: put the repository root there instead.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 from curation.demo_corpus import generate_demo_corpus  # noqa: E402
 from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
 
@@ -85,7 +87,7 @@ def soundfile_floor(files: list[Path], workers: int) -> float:
 
 def make_short_files(folder: Path, count: int, seed: int = 0) -> Path:
     """Sound-effect-like files of 1-3 s in the formats effect libraries hold."""
-    marker = folder / f".complete-{count}"
+    marker = folder.parent / f"{folder.name}.complete"  # beside, not inside: it is no input
     if marker.exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,8 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
         with av.open(path, metadata_errors="ignore") as container:
             for frame in container.decode(audio=0):
                 for converted in resampler.resample(frame):
-                    block = converted.to_ndarray().reshape(-1, facts.channels)
+                    # The frame's own layout, not the probe's: a stream may change it midway.
+                    block = converted.to_ndarray().reshape(-1, converted.layout.nb_channels)
                     if remaining >= 0:
                         # AAC and similar return encoder padding past the stated length.
                         block = block[:remaining]

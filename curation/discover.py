@@ -89,11 +89,15 @@ def plan_units(files: Sequence[PlannedFile], partitioning: Partitioning) -> list
     )
     target = total / count
     units: list[list[PlannedFile]] = [[]]
-    filled = 0
+    filled = 0  # bytes in the current unit
     for file in files:
-        current = units[-1]
-        if current and (len(current) >= partitioning.max_files or filled + file.size / 2 > target * len(units)):
+        if units[-1] and (
+            len(units[-1]) >= partitioning.max_files
+            or filled + file.size > partitioning.max_bytes
+            or filled + file.size / 2 > target  # cut where the unit is closest to its share
+        ):
             units.append([])
+            filled = 0
         units[-1].append(file)
         filled += file.size
     width = max(6, len(str(len(units))))

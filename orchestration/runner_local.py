@@ -15,7 +15,8 @@ from orchestration.runners import Item, Result
 class LocalRunner:
     name = "local"
 
-    def __init__(self, workers: int, preload: Sequence[str] = ("curation.unit",)) -> None:
+    # pandas: pyarrow imports it on a worker's first table conversion (about 330 modules).
+    def __init__(self, workers: int, preload: Sequence[str] = ("curation.unit", "pandas")) -> None:
         self.workers = workers
         self.preload = preload
 

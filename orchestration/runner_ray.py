@@ -86,8 +86,11 @@ class RayRunner:
         # same fsspec layer as every other stage, and read_parquet's threaded path
         # resolution crashes intermittently (ImportError on fsspec's HTTPFileSystem) when
         # aiohttp is not installed.
-        keys = ray.data.from_items([{"part": part} for part in parts], override_num_blocks=len(parts)).map_batches(
-            _read_keys, batch_size=1, batch_format="pyarrow"
+        # The sort shuffle of the groupby moves blocks x blocks pieces: a few blocks per
+        # worker (several parts per read task) keep that small however many parts there are.
+        blocks = min(len(parts), 4 * self.workers)
+        keys = ray.data.from_items([{"part": part} for part in parts], override_num_blocks=blocks).map_batches(
+            _read_keys, batch_size=None, batch_format="pyarrow"
         )
         duplicates = keys.groupby("pcm_sha256").map_groups(_group_duplicates, batch_format="pyarrow")
         batches = duplicates.iter_batches(batch_size=None, batch_format="pyarrow")
