@@ -35,10 +35,10 @@ Member = tuple[str, str, str]  # (clip_id, source_uri, part)
 def duplicates_in_group(members: Iterable[Member]) -> list[dict[str, str]]:
     """Keep the member with the smallest (clip_id, source_uri); the rest are duplicates.
 
-    The order is a property of the clips alone, so every runner and partitioning keeps
-    the same one.
+    The order is a property of the members alone (part breaks the last tie), so every
+    runner and partitioning keeps the same one.
     """
-    ordered = sorted(members, key=lambda m: (m[0], m[1]))
+    ordered = sorted(members)
     keeper = ordered[0]
     return [
         {"clip_id": m[0], "source_uri": m[1], "part": m[2], "duplicate_of": keeper[0], "duplicate_of_uri": keeper[1]}

@@ -26,7 +26,7 @@ def curated(demo_corpus, tmp_path_factory):
         job = CurateJob.model_validate({
             "inputs": [{"path": str(folder), "source_name": "demo", "license": "CC0-1.0"}],
             "output": str(root / engine),
-            "segment": {"window_s": 10.0},
+            "segment": {"window_s": 5.0},
             "runner": {"name": engine, "workers": 2},
         })
         summary = curate(job, Console(file=open("/dev/null", "w")))
