@@ -57,10 +57,11 @@ def audio_files(folder: Path) -> list[Path]:
 def ffmpeg_floor(files: list[Path], workers: int, scratch: Path) -> float:
     """Seconds for the ffmpeg CLI to decode, resample to 44.1 kHz stereo and FLAC-encode."""
     binary = find_ffmpeg()
+    scratch.mkdir(parents=True, exist_ok=True)
 
     def one(item: tuple[int, Path]) -> None:
         index, path = item
-        subprocess.run([binary, "-nostdin", "-v", "error", "-y", "-i", str(path), "-ar", "44100", "-ac", "2",
+        subprocess.run([binary, "-nostdin", "-v", "fatal", "-y", "-i", str(path), "-ar", "44100", "-ac", "2",
                         "-af", "aresample=resampler=soxr", "-c:a", "flac", str(scratch / f"{index}.flac")], check=True)
 
     started = time.perf_counter()

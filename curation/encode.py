@@ -24,9 +24,9 @@ def pcm_sha256(pcm16: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(pcm16, dtype="<i2").data).hexdigest()
 
 
-def encode_flac(pcm16: np.ndarray, sample_rate: int) -> bytes:
+def encode_flac(pcm16: np.ndarray, sample_rate: int, compression: float = 0.5) -> bytes:
     buffer = io.BytesIO()
-    soundfile.write(buffer, pcm16, sample_rate, format="FLAC", subtype="PCM_16")
+    soundfile.write(buffer, pcm16, sample_rate, format="FLAC", subtype="PCM_16", compression_level=compression)
     return buffer.getvalue()
 
 

@@ -23,7 +23,7 @@ def find_ffmpeg(configured: str | None = None) -> str:
         path = shutil.which(configured) or (configured if os.access(configured, os.X_OK) else None)
         if path is None:
             raise FFmpegNotFound(
-                f"curation.ffmpeg = {configured!r} is not an executable file; "
+                f"decode.ffmpeg = {configured!r} is not an executable file; "
                 "give the path of an ffmpeg binary or leave the option empty to find one"
             )
         return path
@@ -37,5 +37,5 @@ def find_ffmpeg(configured: str | None = None) -> str:
     except (ImportError, RuntimeError) as error:
         raise FFmpegNotFound(
             "no ffmpeg found: install ffmpeg (e.g. apt-get install ffmpeg), "
-            "pip install imageio-ffmpeg, or set curation.ffmpeg to a binary's path"
+            "pip install imageio-ffmpeg, or set decode.ffmpeg to a binary's path"
         ) from error

@@ -109,7 +109,7 @@ def _level_and_silence(x: np.ndarray, rate: int) -> tuple[float, float]:
     return total / flat.size, silent / frames
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _k_weighting(rate: int) -> np.ndarray:
     """The BS.1770 pre-filter as two biquads (high shelf, then high-pass), derived for any rate
     with the RBJ cookbook formulas as pyloudnorm does, so the two agree at every rate."""

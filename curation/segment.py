@@ -21,7 +21,7 @@ class Windows:
     min_length: int
 
     @classmethod
-    def from_seconds(cls, window_s: float, hop_s: float, min_clip_s: float, sample_rate: int) -> "Windows":
+    def from_seconds(cls, window_s: float, hop_s: float, min_clip_s: float, sample_rate: int) -> Windows:
         return cls(round(window_s * sample_rate), round(hop_s * sample_rate), max(1, round(min_clip_s * sample_rate)))
 
 

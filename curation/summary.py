@@ -12,7 +12,7 @@ from curation.storage import list_files, join, read_table
 from curation.unit import UnitStats
 
 
-def summarize(output: str, stats: Sequence[UnitStats], wall_s: float, engine_start_s: float, runner: str,
+def summarize(output: str, stats: Sequence[UnitStats], wall_s: float, phases: dict[str, float], runner: str,
               workers: int) -> dict[str, Any]:
     """Kept clips are counted from the clip table itself, after deduplication."""
     kept_clips = 0
@@ -50,7 +50,8 @@ def summarize(output: str, stats: Sequence[UnitStats], wall_s: float, engine_sta
         "decoders": dict(sorted(decoders.items())),
         "peak_rss_mb_per_worker": max((u.peak_rss_mb for u in fresh), default=0.0),
         "wall_s": wall_s,
-        "engine_start_s": engine_start_s,
+        "engine_start_s": phases.get("engine_start_s", 0.0),
+        "phases_s": phases,
         # Throughput of the work done in this run (resumed units cost nothing).
         "x_realtime": fresh_seconds / wall_s if wall_s > 0 else 0.0,
     }

@@ -8,7 +8,6 @@ any runner. The clip part is written last; it is the unit's commit.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -20,7 +19,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -59,7 +57,7 @@ class UnitStats:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "UnitStats":
+    def from_dict(cls, data: dict[str, Any]) -> UnitStats:
         return cls(**data)
 
 
@@ -206,7 +204,7 @@ def _clip(piece: Piece, shared: dict[str, Any], facts: SourceFacts, config: Cura
         "seconds_total": cliprow.seconds_total(max(facts.duration_s, start_s + duration_s)),
         **measures.to_row(),
         "pcm_sha256": pcm_sha256(pcm16),
-        "audio_flac": encode_flac(pcm16, rate),
+        "audio_flac": encode_flac(pcm16, rate, config.encode.flac_compression),
     }
 
 

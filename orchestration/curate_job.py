@@ -15,6 +15,7 @@ from rich.console import Console
 
 from curation.config import CurationConfig
 from curation.dedup import apply_duplicates
+from curation.ffmpeg_binary import find_ffmpeg
 from curation.discover import discover, plan_from_table, plan_to_table, plan_units
 from curation.storage import exists, join, read_json, read_table, remove_stale_temporaries, write_json_atomic, write_table_atomic
 from curation.summary import summarize
@@ -35,27 +36,45 @@ class CurateJob(CurationConfig):
 def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     console = console or Console(stderr=True)
     config = job.stage_config()
-    started = time.perf_counter()
+    clock = _PhaseClock()
+    if config.decode.ffmpeg or config.decode.backend == "ffmpeg":
+        find_ffmpeg(config.decode.ffmpeg)  # a wrong binary is the user's error, said once, not per file
     _claim_output(config)
     remove_stale_temporaries(config.output)
     units = _plan(config)
-    engine_started = time.perf_counter()
+    clock.lap("plan_s")
     runner = make_runner(job.runner)
-    engine_start_s = time.perf_counter() - engine_started
+    clock.lap("engine_start_s")
     try:
         with CurationProgress(len(units), console) as progress:
             results = runner.map(functools.partial(_run_unit_dict, config=config), units, progress.unit_done)
+        clock.lap("units_s")
         stats = [UnitStats.from_dict(r) for r in results]
         if config.dedup:
             parts = [part_url(config.output, "clips", u.id) for u in units]
             apply_duplicates(config.output, lambda: runner.find_duplicates(parts))
+        clock.lap("dedup_s")
     finally:
         runner.close()
-    summary = summarize(config.output, sorted(stats, key=lambda s: s.unit), time.perf_counter() - started,
-                        engine_start_s, runner.name, worker_count(job.runner))
+    summary = summarize(config.output, sorted(stats, key=lambda s: s.unit), clock.total(), clock.laps,
+                        runner.name, worker_count(job.runner))
     # Written last: a folder with summary.json holds a complete clip table.
     write_json_atomic(join(config.output, "summary.json"), summary)
     return summary
+
+
+class _PhaseClock:
+    def __init__(self) -> None:
+        self.started = self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
 
 
 def _run_unit_dict(unit, config: CurationConfig) -> dict[str, Any]:

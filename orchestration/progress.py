@@ -23,7 +23,7 @@ class CurationProgress:
         )
         self._task = self._progress.add_task("curate", total=total_units, detail="")
 
-    def __enter__(self) -> "CurationProgress":
+    def __enter__(self) -> CurationProgress:
         self._progress.start()
         return self
 

@@ -18,37 +18,46 @@ class LocalRunner:
     # pandas: pyarrow imports it on a worker's first table conversion (about 330 modules).
     def __init__(self, workers: int, preload: Sequence[str] = ("curation.unit", "pandas")) -> None:
         self.workers = workers
-        self.preload = preload
+        self._pool = None
+        if workers > 1:
+            # forkserver: workers start from a clean process, not a fork of one that may
+            # hold threads (the progress display) and their locks. The server imports the
+            # heavy modules once (seconds: scipy, pandas, pyarrow, PyAV) and every worker
+            # forks from it. The pool starts here, so a job's engine start is measured
+            # apart from its work, as Ray's cluster start is.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(preload))
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            list(self._pool.map(_ready, range(workers)))
 
     def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
-        if self.workers <= 1 or len(items) <= 1:
-            results = []
+        results: list[Result] = []
+        if self._pool is None or len(items) <= 1:
             for item in items:
                 results.append(fn(item))
                 on_result(results[-1])
             return results
-        # forkserver: workers start from a clean process, not a fork of one that may hold
-        # threads (the progress display) and their locks. The server imports the heavy
-        # modules once (about 3 s: scipy, pyarrow, PyAV) and every worker forks from it.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(self.preload))
-        results = []
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)), mp_context=context) as pool:
-            # At most two items in flight per worker: results stream back steadily and a
-            # failure stops the job without queueing the whole corpus.
-            queue = list(reversed(items))
-            running = set()
-            while queue or running:
-                while queue and len(running) < 2 * self.workers:
-                    running.add(pool.submit(fn, queue.pop()))
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    results.append(future.result())
-                    on_result(results[-1])
+        # At most two items in flight per worker: results stream back steadily and a
+        # failure stops the job without queueing the whole corpus.
+        queue = list(reversed(items))
+        running: set = set()
+        while queue or running:
+            while queue and len(running) < 2 * self.workers:
+                running.add(self._pool.submit(fn, queue.pop()))
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                results.append(future.result())
+                on_result(results[-1])
         return results
 
     def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
         return find_duplicates_in_memory(parts)
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _ready(_: int) -> None:
+    """Nothing: submitting it makes the pool start its worker processes now."""

@@ -74,6 +74,8 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
     assert "no such file or folder" in err and "inputs[0].path" in err and "Traceback" not in err
     code = main(["curate", str(tmp_path), "--output", str(tmp_path / "out"), "--segment.window_s", "zero"])
     assert code == 2 and "segment.window_s" in capsys.readouterr().err
+    code = main(["curate", str(tmp_path), "--output", str(tmp_path / "out2"), "--decode.ffmpeg", "/no/ffmpeg"])
+    assert code == 2 and "decode.ffmpeg = '/no/ffmpeg' is not an executable" in capsys.readouterr().err
 
 
 def test_cli_rejects_unknown_options(tmp_path, capsys):
