@@ -7,7 +7,7 @@ only ratios mean something).
    Engine start (Ray, Beam) is printed apart; a cluster's engine is already up.
 2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s vs the
    floor of decoding the same files in-process with soundfile, same processes. Target >= 0.5.
-3. Memory: peak RSS per worker for one file of 4, 16 and 64 minutes and for corpora of
+3. Memory: peak RSS per worker for one file of 8, 32 and 128 minutes and for corpora of
    300 and 1,200 short files; it must stay flat.
 
     .venv/bin/python bench/curation.py [FOLDER] [--short FOLDER] [--workers N] [--engines local,ray,beam]
@@ -144,10 +144,11 @@ def main() -> None:
     for engine in engines:
         summary = curate(folder, scratch / f"music-{engine}", engine, args.workers)
         audio_s = summary["hours_in"] * 3600
-        work_s = summary["wall_s"] - summary["engine_start_s"]
+        work_s = summary["wall_s"] - summary["engine_start_s"] - summary["phases_s"]["engine_stop_s"]
         floor_x, ours_x = audio_s / floor_s, audio_s / work_s
         print(f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio {ours_x / floor_x:.2f} "
               f"(target >= {TARGETS[engine]})  [engine start {summary['engine_start_s']:.1f} s, "
+              f"stop {summary['phases_s']['engine_stop_s']:.1f} s, "
               f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")
 
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
@@ -155,22 +156,27 @@ def main() -> None:
     print(f"\n2. short files {short}: {len(short_files)} files")
     floor_s = soundfile_floor(short_files, args.workers)
     summary = curate(short, scratch / "short", "local", args.workers, "--segment.min_clip_s", "0.5")
-    work_s = summary["wall_s"] - summary["engine_start_s"]
+    work_s = summary["wall_s"] - summary["engine_start_s"] - summary["phases_s"]["engine_stop_s"]
     ours, floor = len(short_files) / work_s, len(short_files) / floor_s
     print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ours / floor:.2f} "
           f"(target >= {SHORT_TARGET})  [{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")
 
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
-    rss = {"300 short files": curate(small, scratch / "mem-300", "local", args.workers, "--segment.min_clip_s", "0.5")["peak_rss_mb_per_worker"],
-           "1200 short files": summary["peak_rss_mb_per_worker"]}
+    by_corpus = {"300 short files": curate(small, scratch / "mem-300", "local", args.workers, "--segment.min_clip_s", "0.5")["peak_rss_mb_per_worker"],
+                 "1200 short files": summary["peak_rss_mb_per_worker"]}
+    _print_growth("as the corpus grows", by_corpus)
     if not args.skip_memory:
-        for minutes in (4, 16, 64):
+        by_length = {}
+        for minutes in (8, 32, 128):  # all longer than two row groups of clips
             long_file = make_long_file(CACHE / f"long-{minutes}min.wav", minutes)
-            rss[f"one {minutes} min file"] = curate(long_file, scratch / f"mem-{minutes}", "local", 1)["peak_rss_mb_per_worker"]
-    for name, mb in rss.items():
-        print(f"   {name:18s} {mb:6.0f} MB")
-    print(f"   spread: max/min = {max(rss.values()) / min(rss.values()):.2f} (flat when close to 1)")
+            by_length[f"one {minutes} min file"] = curate(long_file, scratch / f"mem-{minutes}", "local", 1)["peak_rss_mb_per_worker"]
+        _print_growth("as files get longer", by_length)
+
+
+def _print_growth(title: str, rss: dict[str, float]) -> None:
+    print(f"   {title}: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items())
+          + f" -> last/first {list(rss.values())[-1] / list(rss.values())[0]:.2f} (flat: close to 1)")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
         clock.lap("dedup_s")
     finally:
         runner.close()
+    clock.lap("engine_stop_s")
     summary = summarize(config.output, sorted(stats, key=lambda s: s.unit), clock.total(), clock.laps,
                         runner.name, worker_count(job.runner))
     # Written last: a folder with summary.json holds a complete clip table.
