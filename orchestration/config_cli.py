@@ -33,7 +33,8 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], p
         default = "" if field.is_required() else f" (default: {_show(field.get_default(call_default_factory=True))})"
         group.add_argument(
             f"--{key}", dest=key, default=argparse.SUPPRESS, metavar=_metavar(field.annotation),
-            help=f"{field.description or ''}{default}",
+            # argparse %-formats help strings; a description may hold a literal %.
+            help=f"{field.description or ''}{default}".replace("%", "%%"),
         )
 
 
