@@ -23,7 +23,7 @@ from curation.probe import SourceFacts
 
 
 class DecodeError(Exception):
-    pass
+    """The decoder failed on the file's content (corrupt or truncated data)."""
 
 
 Blocks = Iterator[np.ndarray]  # each (frames, channels), float32

@@ -14,7 +14,7 @@ import shutil
 
 
 class FFmpegNotFound(RuntimeError):
-    pass
+    """No usable ffmpeg binary; the message says what to install or configure."""
 
 
 @functools.lru_cache(maxsize=8)

@@ -209,7 +209,7 @@ def _clip(piece: Piece, shared: dict[str, Any], facts: SourceFacts, config: Cura
 
 
 class SidecarError(Exception):
-    pass
+    """A sidecar that is not a readable JSON object of the expected shape."""
 
 
 def _read_sidecar(file: PlannedFile, location: Location) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:

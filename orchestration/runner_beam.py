@@ -70,7 +70,7 @@ class BeamRunner:
         return pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: every pipeline is finished when its run returns."""
 
     def _run_and_collect(self, build: Callable[[beam.Pipeline], beam.PCollection]) -> list[dict[str, Any]]:
         """Run the pipeline `build` makes; return its output elements (JSON-able dicts)."""
