@@ -7,7 +7,6 @@ These are the contract between curation and every later stage (../shared/DESIGN.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from typing import Any
 
@@ -90,10 +89,6 @@ def seconds_start(start_s: float) -> int:
 def seconds_total(source_duration_s: float) -> int:
     """Stable Audio's timing condition: the source's duration, rounded up."""
     return int(math.ceil(source_duration_s - 1e-9))
-
-
-def sha256_hex(data: bytes | memoryview) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

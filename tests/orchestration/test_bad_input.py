@@ -14,6 +14,7 @@ import soundfile
 from rich.console import Console
 
 from audio_files import encode, music_like, write_audio
+from curation.encode import decode_flac, pcm_sha256
 from orchestration.curate_job import CurateJob, curate
 
 RATE = 44100
@@ -110,9 +111,10 @@ def test_reject_rows_explain_themselves(curated_zoo):
 def test_odd_formats_become_the_training_format(curated_zoo):
     _, _, _, clips, _ = curated_zoo
     for row in clips.to_pylist():
-        pcm, rate = soundfile.read(__import__("io").BytesIO(row["audio_flac"]), dtype="int16", always_2d=True)
+        pcm, rate = decode_flac(row["audio_flac"])
         assert rate == RATE and pcm.shape[1] == 2
         assert len(pcm) == row["num_samples"]
+        assert pcm_sha256(pcm) == row["pcm_sha256"]  # the duplicate key is the stored audio
     by_name = {Path(r["source_uri"]).name: r for r in clips.to_pylist()}
     assert by_name["six channels.wav"]["source_channels"] == 6
     assert by_name["telephone 8k.wav"]["source_sample_rate"] == 8000

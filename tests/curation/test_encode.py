@@ -1,0 +1,22 @@
+import numpy as np
+import pytest
+
+from curation.encode import decode_flac, encode_flac, pcm_sha256, quantize_pcm16
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("compression", [0.0, 0.5, 1.0])
+def test_flac_round_trip_is_exact_and_hash_is_of_stored_pcm(channels, compression):
+    rng = np.random.default_rng(channels)
+    pcm = (rng.uniform(-1.2, 1.2, (44100, channels))).astype(np.float32)  # some past full scale
+    pcm16 = quantize_pcm16(pcm)
+    assert pcm16.dtype == np.int16 and pcm16.max() == 32767 and pcm16.min() == -32768  # clipped, not wrapped
+    decoded, rate = decode_flac(encode_flac(pcm16, 44100, compression))
+    assert rate == 44100
+    np.testing.assert_array_equal(decoded, pcm16.reshape(-1, channels))
+    assert pcm_sha256(decoded) == pcm_sha256(pcm16)
+
+
+def test_quantize_rounds_and_clips():
+    x = np.array([[0.0], [1.0], [-1.0], [2.0], [-2.0], [0.5 / 32767]], np.float32)
+    assert quantize_pcm16(x).ravel().tolist() == [0, 32767, -32767, 32767, -32768, 0]
