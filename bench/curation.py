@@ -144,11 +144,12 @@ def main() -> None:
     for engine in engines:
         summary = curate(folder, scratch / f"music-{engine}", engine, args.workers)
         audio_s = summary["hours_in"] * 3600
-        work_s = summary["wall_s"] - summary["engine_start_s"] - summary["phases_s"]["engine_stop_s"]
+        phases = summary["phases_s"]
+        work_s = summary["wall_s"] - phases["engine_start_s"] - phases["engine_stop_s"]
         floor_x, ours_x = audio_s / floor_s, audio_s / work_s
         print(f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio {ours_x / floor_x:.2f} "
-              f"(target >= {TARGETS[engine]})  [engine start {summary['engine_start_s']:.1f} s, "
-              f"stop {summary['phases_s']['engine_stop_s']:.1f} s, "
+              f"(target >= {TARGETS[engine]})  [engine start {phases['engine_start_s']:.1f} s, "
+              f"stop {phases['engine_stop_s']:.1f} s, "
               f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")
 
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
@@ -156,7 +157,8 @@ def main() -> None:
     print(f"\n2. short files {short}: {len(short_files)} files")
     floor_s = soundfile_floor(short_files, args.workers)
     summary = curate(short, scratch / "short", "local", args.workers, "--segment.min_clip_s", "0.5")
-    work_s = summary["wall_s"] - summary["engine_start_s"] - summary["phases_s"]["engine_stop_s"]
+    phases = summary["phases_s"]
+    work_s = summary["wall_s"] - phases["engine_start_s"] - phases["engine_stop_s"]
     ours, floor = len(short_files) / work_s, len(short_files) / floor_s
     print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ours / floor:.2f} "
           f"(target >= {SHORT_TARGET})  [{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")

@@ -50,7 +50,6 @@ def summarize(output: str, stats: Sequence[UnitStats], wall_s: float, phases: di
         "decoders": dict(sorted(decoders.items())),
         "peak_rss_mb_per_worker": max((u.peak_rss_mb for u in fresh), default=0.0),
         "wall_s": wall_s,
-        "engine_start_s": phases.get("engine_start_s", 0.0),
         "phases_s": phases,
         # Throughput of the work done in this run (resumed units cost nothing).
         "x_realtime": fresh_seconds / wall_s if wall_s > 0 else 0.0,

@@ -9,14 +9,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 import pyarrow as pa
 
 from curation.dedup import find_duplicates_in_memory
-from orchestration.runners import Item, Result
+from orchestration.runners import WORKER_IMPORTS, Item, Result
 
 
 class LocalRunner:
     name = "local"
 
-    # pandas: pyarrow imports it on a worker's first table conversion (about 330 modules).
-    def __init__(self, workers: int, preload: Sequence[str] = ("curation.unit", "pandas")) -> None:
+    def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool = None
         if workers > 1:
@@ -26,7 +25,7 @@ class LocalRunner:
             # forks from it. The pool starts here, so a job's engine start is measured
             # apart from its work, as Ray's cluster start is.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(list(preload))
+            context.set_forkserver_preload(list(WORKER_IMPORTS))
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
             list(self._pool.map(_ready, range(workers)))
 

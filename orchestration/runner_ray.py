@@ -20,7 +20,7 @@ import ray
 from curation.dedup import DUPLICATE_SCHEMA, KEY_COLUMNS, Member, duplicates_in_group
 from curation.storage import read_table
 from orchestration.runner_config import RayOptions
-from orchestration.runners import Item, Result
+from orchestration.runners import WORKER_IMPORTS, Item, Result
 
 
 class RayRunner:
@@ -48,7 +48,7 @@ class RayRunner:
         # Import the stage's heavy modules (seconds: scipy, pandas, PyAV) in every worker
         # now, so the engine's start is measured apart from the work, as the local pool's.
         # The imports take long enough that the tasks land on distinct worker processes.
-        ray.get([_warm_up.remote(PRELOAD) for _ in range(workers)])
+        ray.get([_warm_up.remote(WORKER_IMPORTS) for _ in range(workers)])
 
     def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         # Plain tasks, not Ray Data: a unit is coarse (seconds to minutes) and writes its own
@@ -89,9 +89,6 @@ class RayRunner:
         if self._connected and ray.is_initialized():
             ray.shutdown()
         self._connected = False
-
-
-PRELOAD = ("curation.unit", "pandas")
 
 
 @ray.remote(num_cpus=1)

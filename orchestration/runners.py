@@ -16,6 +16,11 @@ import pyarrow as pa
 
 from orchestration.runner_config import RunnerConfig
 
+# What a worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports pandas
+# at its first table conversion). Engines import it while they start, so that a job's
+# engine start is measured apart from its work.
+WORKER_IMPORTS = ("curation.unit", "pandas")
+
 Item = TypeVar("Item")
 Result = dict[str, Any]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import soundfile
 from rich.console import Console
 
 from audio_files import encode, music_like, write_audio
