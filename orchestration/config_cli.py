@@ -38,6 +38,19 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], p
         )
 
 
+def add_job_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    """--config, --print-config and one option per field of the job's model."""
+    parser.add_argument("-c", "--config", metavar="YAML", help="job configuration file")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved configuration as YAML and exit")
+    add_model_options(parser, model)
+
+
+def job_overrides(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, str]:
+    """The model options given on the command line (argparse leaves the others unset)."""
+    fields = set(model.model_fields)
+    return {k: v for k, v in vars(args).items() if "." in k or k in fields}
+
+
 def resolve(model: type[BaseModel], config_file: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> BaseModel:
     """base (built-in defaults of an entry point) < YAML file < command-line options."""
     data: dict[str, Any] = dict(base or {})
