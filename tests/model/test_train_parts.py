@@ -1,0 +1,63 @@
+import math
+import os
+import signal
+
+import pytest
+import torch
+
+from model.ema import EMA
+from model.lr_schedule import ScheduleConfig, lr_factor
+from model.preemption import StopRequest
+
+
+def test_ema_follows_an_exponential_average():
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.5)
+    for value in (1.0, 1.0, 1.0):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        ema.update(model)
+    assert torch.allclose(ema.shadow["weight"], torch.full((1, 2), 0.875))
+    copy = torch.nn.Linear(2, 1, bias=False)
+    ema.copy_to(copy)
+    assert torch.equal(copy.weight, ema.shadow["weight"])
+    restored = EMA(copy, decay=0.5)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 3 and torch.equal(restored.shadow["weight"], ema.shadow["weight"])
+
+
+def test_ema_warmup_starts_close_to_the_model():
+    ema = EMA(torch.nn.Linear(1, 1), decay=0.999, warmup_steps=1000)
+    assert ema.current_decay() < 0.01
+    ema.updates = 10**7
+    assert ema.current_decay() == 0.999
+
+
+@pytest.mark.parametrize("kind", ["constant", "cosine", "inverse"])
+def test_warmup_is_linear_then_the_schedule_decays(kind):
+    config = ScheduleConfig(kind=kind, warmup_steps=10, inv_gamma=100, power=0.5, min_factor=0.1)
+    decay_during_warmup = (1 + 4 / 100) ** -0.5 if kind == "inverse" else 1.0
+    assert lr_factor(0, config, 1000) == pytest.approx(0.1)
+    assert lr_factor(4, config, 1000) == pytest.approx(0.5 * decay_during_warmup)
+    after = [lr_factor(s, config, 1000) for s in (10, 500, 999)]
+    if kind == "constant":
+        assert after == [1.0, 1.0, 1.0]
+    else:
+        assert after[0] > after[1] > after[2] > 0
+    if kind == "cosine":
+        assert after[2] == pytest.approx(0.1, abs=1e-4)
+    if kind == "inverse":
+        assert after[1] == pytest.approx((1 + 500 / 100) ** -0.5)
+        assert math.isclose(lr_factor(10, config, 1000), (1 + 10 / 100) ** -0.5)
+
+
+def test_sigterm_sets_the_stop_request_instead_of_killing():
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        stop = StopRequest()
+        assert not stop.requested()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested() and stop.signal_name == "SIGTERM"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
