@@ -61,3 +61,37 @@ def test_sigterm_sets_the_stop_request_instead_of_killing():
         assert stop.requested() and stop.signal_name == "SIGTERM"
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_rng_state_round_trips_through_a_checkpoint_file(tmp_path):
+    import random
+
+    import numpy as np
+
+    from model.train_state import load_training_state, rng_state, save_training_state, set_rng_state
+
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    save_training_state(tmp_path, {"rng": rng_state(), "step": 5})
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    state = load_training_state(tmp_path)
+    set_rng_state(state["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected and state["step"] == 5
+
+
+def test_a_checkpoint_folder_appears_whole_or_not_at_all(tmp_path):
+    from model.train_state import committed_folder, latest_checkpoint, prune_checkpoints, step_folder
+
+    with committed_folder(step_folder(tmp_path, 10)) as staging:
+        (staging / "a").write_text("done")
+    with pytest.raises(RuntimeError):
+        with committed_folder(step_folder(tmp_path, 20)) as staging:
+            (staging / "a").write_text("half")
+            assert latest_checkpoint(tmp_path) == step_folder(tmp_path, 10)  # not yet visible
+            raise RuntimeError("crash while saving")
+    assert latest_checkpoint(tmp_path) == step_folder(tmp_path, 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000010"]
+    for step in (30, 40):
+        with committed_folder(step_folder(tmp_path, step)) as staging:
+            (staging / "a").write_text("done")
+    prune_checkpoints(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000030", "step-00000040"]

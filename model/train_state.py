@@ -1,0 +1,99 @@
+"""Where training checkpoints live and how one is committed.
+
+A checkpoint is a folder `step-00001000/` under the run's `checkpoints/`. It is written
+under a private temporary name and renamed into place when complete, so a folder with a
+step name is always whole: a crash while saving leaves the previous checkpoint as the
+latest. Besides the model files (model/checkpoint.py), `training_state.pt` holds what an
+exact resume needs: step, optimizer, scheduler, the loader's position, the RNG states.
+It is loaded with `weights_only=True`: it holds tensors and plain values only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+TRAINING_STATE = "training_state.pt"
+_STEP_FOLDER = re.compile(r"^step-(\d{8})$")
+
+
+def step_folder(root: str | Path, step: int) -> Path:
+    return Path(root) / f"step-{step:08d}"
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step, or None."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    steps = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_FOLDER.match(p.name)) and p.is_dir()]
+    return max(steps)[1] if steps else None
+
+
+@contextlib.contextmanager
+def committed_folder(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder to fill; on success it becomes `final` in one rename."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+    staging.mkdir()
+    try:
+        yield staging
+        if final.exists():  # the same step saved again (a resumed run's first save): replace it
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def prune_checkpoints(root: str | Path, keep: int) -> None:
+    """Keep the `keep` newest checkpoints; remove leftovers of interrupted saves."""
+    root = Path(root)
+    for leftover in root.glob(".step-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    steps = sorted(p for p in root.iterdir() if _STEP_FOLDER.match(p.name))
+    for old in steps[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def rng_state() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_tuples(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_state(folder: Path, state: dict[str, Any]) -> None:
+    torch.save(state, folder / TRAINING_STATE)
+
+
+def load_training_state(folder: Path) -> dict[str, Any]:
+    return torch.load(folder / TRAINING_STATE, map_location="cpu", weights_only=True)
+
+
+def _tuples(value: Any) -> Any:
+    """random.setstate wants tuples where torch.load may hand back lists."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
