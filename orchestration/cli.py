@@ -17,6 +17,8 @@ from rich.console import Console
 
 COMMAND_MODULES = (
     "orchestration.curate_command",
+    "orchestration.shard_command",
+    "orchestration.vocab_command",
 )
 
 

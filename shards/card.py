@@ -1,0 +1,191 @@
+"""The dataset card: README.md with plots (PNG), drawn from stats.json.
+
+The card's YAML header is the Hugging Face dataset card header, so a version folder pushed
+to (or loaded from) the Hub shows its splits as webdataset configs and its license.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on cluster nodes; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
+
+from curation.storage import join, write_bytes_atomic  # noqa: E402
+
+CARD = "README.md"
+PLOTS_DIR = "card"
+
+
+def write_card(version: str, manifest: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    """Write the plots and README.md; return the files written, relative to the version."""
+    plots = {name: draw(stats) for name, draw in _PLOTS.items()}
+    written = []
+    for name, png in plots.items():
+        if png is not None:
+            write_bytes_atomic(join(version, PLOTS_DIR, f"{name}.png"), png)
+            written.append(f"{PLOTS_DIR}/{name}.png")
+    write_bytes_atomic(join(version, CARD), card_text(manifest, stats, written).encode())
+    return [*written, CARD]
+
+
+def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str]) -> str:
+    licenses = sorted(stats["per_license"])
+    header = {
+        "pretty_name": f"{manifest['name']} {manifest['version']}",
+        "license": licenses[0].lower() if len(licenses) == 1 and licenses[0] != "unknown" else "other",
+        "task_categories": ["text-to-audio"],
+        "tags": ["audio", "music", "webdataset", "soundry"],
+        "configs": [{
+            "config_name": "default",
+            "data_files": [{"split": split, "path": f"shards/{split}-*.tar"} for split in manifest["splits"]],
+        }],
+    }
+    totals = manifest["totals"]
+    lineage = manifest["lineage"]
+    labels = lineage.get("labels")
+    lines = [
+        "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
+        f"# {manifest['name']} {manifest['version']}", "",
+        manifest.get("description") or "A dataset version published by soundry.", "",
+        f"{totals['clips']} clips, {totals['hours']:.2f} hours, {totals['shards']} shards, "
+        f"{totals['bytes'] / 1e6:.1f} MB; {manifest['audio']['sample_rate']} Hz, {manifest['audio']['channels']} "
+        f"channel(s), FLAC. Published {manifest['created']}.", "",
+        "## Splits", "",
+        _table(["split", "clips", "hours", "sources", "shards", "MB"],
+               [[name, s["clips"], f"{s['hours']:.2f}", s["sources"], s["shards"], f"{s['bytes'] / 1e6:.1f}"]
+                for name, s in manifest["splits"].items()]),
+        "",
+        "Splits are by source: all clips of one source file are in the same split.", "",
+        "## Licenses", "",
+        f"Allowed licenses: {', '.join(manifest['licenses']['allowed']) if manifest['licenses']['allowed'] else 'all'}. "
+        f"Clips left out: {_reasons(manifest['licenses']['excluded_clips'])}.", "",
+        _table(["license", "clips", "hours"], [[n, c["clips"], f"{c['hours']:.2f}"] for n, c in stats["per_license"].items()]),
+        "",
+        "## Sources", "",
+        _table(["collection", "clips", "hours"], [[n, c["clips"], f"{c['hours']:.2f}"] for n, c in stats["per_source"].items()]),
+        "",
+    ]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p.rsplit('/', 1)[-1].removesuffix('.png')}]({p})" for p in plots] + [""]
+    lines += [
+        "## Sample format", "",
+        "Each sample is keyed by its clip id and holds " + ", ".join(f"`{m}`" for m in manifest["members"]) + ": "
+        "`flac` is the clip's audio as curated (not re-encoded); `json` has the timing (`start_s`, `seconds_start`, "
+        "`seconds_total`), source facts, tags, quality measures, labels, prompt candidates (`long_form`, "
+        "`tag_chunks`), structured fields and one caption in `text` and `prompt`; `clap.npy` is the clip's CLAP "
+        "audio embedding. A Parquet sidecar beside each tar holds its samples' metadata without the audio.", "",
+        "## Lineage", "",
+        f"- clip table: `{lineage['clips']['url']}` (hash {lineage['clips']['hash'][:16]}, {lineage['clips']['clips']} clips)",
+    ]
+    if labels:
+        clap = labels.get("clap") or {}
+        vocabularies = ", ".join(f"{k} {v}" for k, v in sorted((labels.get("vocabularies") or {}).items()))
+        lines += [
+            f"- labels: `{labels['url']}` (label run {labels.get('label_run')}, hash {(labels.get('hash') or '')[:16]})",
+            f"- CLAP: {clap.get('backend')} {clap.get('model_id')} (checkpoint sha256 {str(clap.get('checkpoint_sha256'))[:16]})",
+            f"- vocabularies: {vocabularies or 'none recorded'}",
+        ]
+    else:
+        lines.append("- labels: none (prompts come from the clips' tags)")
+    lines += ["", "## Reading it", "", textwrap.dedent(f"""\
+        ```python
+        from shards.reader import LoaderConfig, make_loader
+        loader = make_loader("path/to/{manifest['version']}", LoaderConfig(split="train", batch_size=8))
+        ```
+
+        With webdataset: `webdataset.WebDataset(urls, shardshuffle=False)`; with Hugging Face datasets:
+        `load_dataset("webdataset", data_files={{"train": "shards/train-*.tar"}}, split="train")`.
+        Check the files against the manifest with `soundry versions verify <version>`.
+        """)]
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _reasons(excluded: dict[str, int]) -> str:
+    return ", ".join(f"{n} ({reason})" for reason, n in excluded.items()) or "none"
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _histogram_plot(histogram: dict[str, Any], xlabel: str, title: str) -> bytes | None:
+    if not histogram["counts"]:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    edges = histogram["edges"]
+    axis.stairs(histogram["counts"], edges, fill=True, alpha=0.8)
+    axis.set(xlabel=xlabel, ylabel="clips", title=title)
+    return _png(figure)
+
+
+def plot_durations(stats: dict[str, Any]) -> bytes | None:
+    return _histogram_plot(stats["durations_s"], "clip duration (s)", "Durations")
+
+
+def plot_loudness(stats: dict[str, Any]) -> bytes | None:
+    return _histogram_plot(stats["loudness_lufs"], "integrated loudness (LUFS)", "Loudness")
+
+
+def plot_sources_per_split(stats: dict[str, Any]) -> bytes | None:
+    splits = stats["splits"]
+    if not splits:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    names = list(splits)
+    positions = range(len(names))
+    axis.bar([p - 0.2 for p in positions], [splits[n]["sources"] for n in names], width=0.4, label="sources")
+    axis.bar([p + 0.2 for p in positions], [splits[n]["clips"] for n in names], width=0.4, label="clips")
+    axis.set_xticks(list(positions), names)
+    axis.set(title="Sources and clips per split")
+    axis.legend()
+    return _png(figure)
+
+
+def plot_top_labels(stats: dict[str, Any]) -> bytes | None:
+    top = stats["top_labels"][:20]
+    if not top:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 0.3 * len(top) + 1.2))
+    names = [textwrap.shorten(f"{t['text']} ({t['vocab']})", 48) for t in reversed(top)]
+    axis.barh(names, [t["clips"] for t in reversed(top)])
+    axis.set(xlabel="clips", title="Top labels")
+    return _png(figure)
+
+
+def plot_caption_frequency(stats: dict[str, Any]) -> bytes | None:
+    """Balancing at work: the captions drawn most often without it, and how often with it."""
+    rows = stats["caption_frequency"]
+    if not rows:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    ranks = range(1, len(rows) + 1)
+    axis.plot(ranks, [r["plain_count"] or 0 for r in rows], marker="o", ms=3, label="plain draw")
+    axis.plot(ranks, [r["balanced_count"] or 0 for r in rows], marker="o", ms=3, label="frequency-balanced draw")
+    axis.set(xlabel="caption rank (by plain count)", ylabel="clips labeled", title="Caption frequency: plain vs balanced")
+    axis.legend()
+    return _png(figure)
+
+
+_PLOTS = {
+    "durations": plot_durations,
+    "loudness": plot_loudness,
+    "sources_per_split": plot_sources_per_split,
+    "top_labels": plot_top_labels,
+    "caption_frequency": plot_caption_frequency,
+}

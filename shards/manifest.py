@@ -1,0 +1,125 @@
+"""A dataset version's manifest: written last, its presence is the version's commit.
+
+`manifest.json` names the version, its lineage (input hashes, vocabulary versions, CLAP model
+and checkpoint hash, configs), every shard with its split, count, bytes and sha256, and the
+totals. Readers open a version through `read_manifest`, which refuses a folder without one:
+a version being published, or whose publish was interrupted, is not a version yet.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from importlib import metadata as package_metadata
+from typing import Any
+
+from curation.storage import exists, filesystem, join, read_json
+from shards.config import ShardConfig
+from shards.plan import Plan
+from shards.writer import SHARDS_DIR, ShardResult
+
+MANIFEST = "manifest.json"
+FORMAT = "soundry-dataset-version/1"
+
+
+class VersionError(ValueError):
+    """A version that is not there, not published, or not a soundry version; the message says which."""
+
+
+def read_manifest(version: str) -> dict[str, Any]:
+    url = join(version, MANIFEST)
+    if not exists(url):
+        if exists(version):
+            raise VersionError(f"{version} has no {MANIFEST}: it is not a published version (a publish is under way "
+                               "or was interrupted; run the same `soundry publish` again to complete it)")
+        raise VersionError(f"{version}: no such dataset version")
+    manifest = read_json(url)
+    if manifest.get("format") != FORMAT:
+        raise VersionError(f"{url} is not a soundry dataset manifest (format {manifest.get('format')!r}, expected {FORMAT})")
+    return manifest
+
+
+def shard_urls(version: str, manifest: dict[str, Any], splits: list[str] | None = None) -> list[str]:
+    """Full URLs of the version's tars, in manifest order, of the named splits (all by default)."""
+    known = sorted(manifest["splits"])
+    unknown = [s for s in splits or [] if s not in known]
+    if unknown:
+        raise VersionError(f"{version} has no split {', '.join(unknown)} (it has: {', '.join(known)})")
+    return [join(version, s["tar"]) for s in manifest["shards"] if splits is None or s["split"] in splits]
+
+
+def file_sha256(url: str) -> tuple[str, int]:
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return digest, f.tell()
+
+
+def build_manifest(config: ShardConfig, plan: Plan, results: list[ShardResult], stats: dict[str, Any],
+                   lineage: dict[str, Any], version: str) -> dict[str, Any]:
+    shards = []
+    for result in sorted(results, key=lambda r: r.name):
+        sidecar = f"{SHARDS_DIR}/{result.name}.parquet"
+        sidecar_sha256, sidecar_bytes = file_sha256(join(version, sidecar))
+        shards.append({
+            "name": result.name, "split": result.split, "tar": f"{SHARDS_DIR}/{result.name}.tar", "count": result.count,
+            "bytes": result.bytes, "sha256": result.sha256, "sidecar": sidecar, "sidecar_bytes": sidecar_bytes,
+            "sidecar_sha256": sidecar_sha256,
+        })
+    return {
+        "format": FORMAT,
+        "name": config.name,
+        "version": config.version,
+        "description": config.description,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "soundry": _package_version(),
+        "lineage": lineage,
+        "config": config.model_dump(mode="json"),
+        "audio": stats["audio"],
+        "members": stats["members"],
+        "splits": stats["splits"],
+        "licenses": {
+            "allowed": config.licenses,
+            "excluded_clips": plan.excluded,
+            "per_license": stats["per_license"],
+            "per_source": stats["per_source"],
+        },
+        "totals": {
+            "clips": sum(s["count"] for s in shards),
+            "hours": sum(split["hours"] for split in stats["splits"].values()),
+            "shards": len(shards),
+            "bytes": sum(s["bytes"] for s in shards),
+            "clips_in": plan.clips_in,
+            "clips_excluded": sum(plan.excluded.values()),
+        },
+        "shards": shards,
+        "files": {"stats": "stats.json", "card": "README.md"},
+    }
+
+
+def lineage(config: ShardConfig, plan: Plan, label_manifest: dict[str, Any] | None) -> dict[str, Any]:
+    curation_config = join(config.clips, "config.json")
+    clips = {
+        "url": config.clips,
+        "hash": plan.clips_hash,
+        "clips": plan.clips_in,
+        "curation_config": read_json(curation_config) if exists(curation_config) else None,
+    }
+    labels = None
+    if config.labels and label_manifest is not None:
+        labels = {
+            "url": config.labels,
+            "hash": plan.labels_hash,
+            "label_run": label_manifest.get("label_run"),
+            "clap": label_manifest.get("clap"),
+            "vocabularies": label_manifest.get("vocabularies"),
+            "config": label_manifest.get("config"),
+        }
+    return {"clips": clips, "labels": labels}
+
+
+def _package_version() -> str:
+    try:
+        return package_metadata.version("soundry")
+    except package_metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,76 @@
+"""Publishing a version: claim the folder, (shards are written by the runners), commit.
+
+`begin` refuses a published version and records what this publish is (config and input
+hashes) in `pending.json`, so that a rerun completes the same publish and a different one is
+refused instead of mixing two. `finish` writes stats, card and, last, the manifest: until
+that rename the version does not exist for any reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from curation.storage import exists, filesystem, join, read_json, remove_stale_temporaries, write_json_atomic
+from shards.card import write_card
+from shards.config import ShardConfig
+from shards.manifest import MANIFEST, build_manifest, lineage
+from shards.plan import Plan, check_label_folder
+from shards.stats import compute_stats
+from shards.writer import ShardResult, version_url
+
+PENDING = "pending.json"
+STATS = "stats.json"
+
+
+class VersionExists(ValueError):
+    """Publishing onto a version that is already published."""
+
+
+class PublishConflict(ValueError):
+    """An unfinished publish of other inputs or another configuration holds the version folder."""
+
+
+def begin(config: ShardConfig, plan: Plan) -> None:
+    version = version_url(config)
+    if exists(join(version, MANIFEST)):
+        raise VersionExists(f"version {version} is already published and versions are immutable; "
+                            "publish under a new --version")
+    claim = {"config": config.model_dump(mode="json"), "inputs": plan.lineage_inputs()}
+    pending = join(version, PENDING)
+    if exists(pending):
+        found = read_json(pending)
+        if found != claim:
+            changed = sorted(_differences(found, claim))
+            raise PublishConflict(
+                f"{version} holds an unfinished publish of other inputs or settings (differs in: {', '.join(changed)}); "
+                "rerun that publish to complete it, or delete the folder, or choose another --version")
+    else:
+        write_json_atomic(pending, claim)
+    remove_stale_temporaries(version)
+
+
+def finish(config: ShardConfig, plan: Plan, results: list[ShardResult]) -> dict[str, Any]:
+    """Stats, card and manifest (last) for shards that are all written; returns the manifest."""
+    version = version_url(config)
+    expected = {task.name for task in plan.tasks}
+    missing = expected - {r.name for r in results}
+    if missing:
+        raise RuntimeError(f"{version}: shards {', '.join(sorted(missing))} were not written; run the publish again")
+    label_manifest = check_label_folder(config.labels) if config.labels else None
+    stats = compute_stats(version, sorted(results, key=lambda r: r.name), config.labels)
+    write_json_atomic(join(version, STATS), stats)
+    manifest = build_manifest(config, plan, results, stats, lineage(config, plan, label_manifest), version)
+    write_card(version, manifest, stats)
+    write_json_atomic(join(version, MANIFEST), manifest)
+    # After the commit the claim is history; a crash before this line leaves a harmless file.
+    fs, path = filesystem(join(version, PENDING))
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path)
+    return manifest
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]

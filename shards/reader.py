@@ -1,0 +1,439 @@
+"""The streaming training loader: a dataset version (or a list of tar URLs) in, training batches out.
+
+Each loader worker runs an explicit list of small generator stages, webdataset style:
+
+    shard list → shard shuffle → split by node → split by worker → tar samples
+      → sample shuffle buffer → skip to the saved position → decode FLAC (or latent.npy)
+      → random crop or pad → prompt choice → batch
+
+In an epoch every (rank, worker) reads a disjoint slice of the shuffled shard list and all
+of them together read every shard once (the shard shuffle is seeded by seed and epoch only,
+so all ranks agree on it). In resampled mode each worker draws shards with replacement,
+forever. Randomness per sample (crop, prompt) is seeded by the run seed, the epoch and the
+sample's key, so a sample gets the same crop whichever rank or worker reads it.
+
+The position (samples each worker has handed out, and which worker is next) is saved with a
+checkpoint: a restore replays each worker's stream up to its position without decoding, so
+training continues with exactly the batches an uninterrupted run would have seen.
+
+A corrupt shard (unreadable, truncated) or sample (bad FLAC, bad json, missing member) is
+skipped, counted and logged with its shard and key; it never stops training.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hashlib
+import io
+import json
+import logging
+import random
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import soundfile
+import torch
+from pydantic import Field
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from curation.config import StrictModel
+from curation.storage import filesystem
+from shards.crop import choose_crop, crop_seconds_start, pad
+from shards.manifest import read_manifest, shard_urls
+from shards.prompt_choice import PromptWeights, choose_prompt
+
+log = logging.getLogger("soundry.loader")
+
+Sample = dict[str, Any]
+Stage = Callable[[Iterable[Any]], Iterator[Any]]
+
+# What a broken sample raises while decoded: bad json, bad FLAC, bad npy, a missing member.
+_BAD_SAMPLE = (KeyError, ValueError, TypeError, RuntimeError, EOFError, soundfile.LibsndfileError)
+# What a broken shard raises while read: missing, unreadable, truncated or garbled tar.
+_BAD_SHARD = (OSError, EOFError, tarfile.TarError)
+
+
+class LoaderConfig(StrictModel):
+    split: str = Field("train", description="Split of the version to read (ignored for a list of URLs)")
+    batch_size: int = Field(8, ge=1, description="Samples per batch (per rank)")
+    num_workers: int = Field(2, ge=0, description="DataLoader worker processes per rank; 0 reads in the training process")
+    sample_size: int = Field(2097152, ge=1, description="Audio samples per example (Stable Audio Open: 2097152, about 47.5 s at 44.1 kHz); shorter clips are padded")
+    sample_rate: int | None = Field(None, ge=1000, description="Rate to deliver audio at; empty: the version's rate (clips at another rate are resampled)")
+    channels: int = Field(2, ge=1, le=2, description="Channels to deliver: 1 (mono mix) or 2 (mono is duplicated)")
+    random_crop: bool = Field(True, description="Crop at a random offset; false crops at the clip's start (evaluation)")
+    resampled: bool = Field(False, description="Draw shards with replacement forever (no epochs) instead of one pass per epoch split over ranks and workers")
+    shuffle_buffer: int = Field(64, ge=1, description="Samples (compressed) held per worker to shuffle across shards; 1 keeps shard order")
+    drop_last: bool = Field(True, description="Drop a worker's last partial batch")
+    latents: bool = Field(False, description="Read pre-encoded latent.npy (C, L) instead of audio, cropped in latent frames")
+    latent_size: int = Field(1024, ge=1, description="Latent frames per example when latents is on")
+    latent_hop: int = Field(2048, ge=1, description="Audio samples per latent frame (the VAE's downsampling), for the crop's seconds_start")
+    prompts: PromptWeights = Field(default_factory=PromptWeights, description="How often each kind of prompt is chosen")
+    prefetch_factor: int = Field(2, ge=1, description="Batches each worker prepares ahead")
+    pin_memory: bool = Field(False, description="Pin batches in page-locked memory (for CUDA copies)")
+
+
+class LoaderError(ValueError):
+    """A loader asked for something its source or saved position cannot give; the message says what."""
+
+
+# ----------------------------------------------------------------------------------------
+# Stages. Each takes the stream so far and yields the next; the source takes nothing.
+
+def shard_list(urls: list[str]) -> Callable[[None], Iterator[str]]:
+    def stage(_: None) -> Iterator[str]:
+        yield from urls
+    return stage
+
+
+def shuffle_shards(seed: int, epoch: int) -> Stage:
+    """The same order on every rank and worker: seeded by seed and epoch only."""
+    def stage(urls: Iterable[str]) -> Iterator[str]:
+        shards = list(urls)
+        random.Random(_stable_seed(seed, "shards", epoch)).shuffle(shards)
+        yield from shards
+    return stage
+
+
+def split_by_node(rank: int, world_size: int) -> Stage:
+    def stage(urls: Iterable[str]) -> Iterator[str]:
+        for index, url in enumerate(urls):
+            if index % world_size == rank:
+                yield url
+    return stage
+
+
+def split_by_worker(worker: int, num_workers: int) -> Stage:
+    def stage(urls: Iterable[str]) -> Iterator[str]:
+        for index, url in enumerate(urls):
+            if index % num_workers == worker:
+                yield url
+    return stage
+
+
+def resample_shards(seed: int, rank: int, worker: int, epoch: int, start: int) -> Stage:
+    """Shards drawn with replacement forever; a restored position starts a fresh seeded stream."""
+    def stage(urls: Iterable[str]) -> Iterator[str]:
+        shards = list(urls)
+        rng = random.Random(_stable_seed(seed, "resample", rank, worker, epoch, start))
+        while shards:
+            yield rng.choice(shards)
+    return stage
+
+
+def tar_samples(errors: collections.Counter) -> Stage:
+    """Tar streams to samples: the members of one key grouped into a dict of extension -> bytes."""
+    def stage(urls: Iterable[str]) -> Iterator[Sample]:
+        for url in urls:
+            current: Sample | None = None
+            try:
+                with _open(url) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
+                    for member in archive:
+                        if not member.isfile():
+                            continue
+                        key, _, extension = member.name.rsplit("/", 1)[-1].partition(".")
+                        data = archive.extractfile(member).read()
+                        if current is not None and current["__key__"] != key:
+                            yield current
+                            current = None
+                        if current is None:
+                            current = {"__key__": key, "__url__": url}
+                        current[extension.lower()] = data
+                if current is not None:
+                    yield current
+            except _BAD_SHARD as error:
+                errors["shards"] += 1
+                after = f" after sample {current['__key__']} (dropped)" if current else ""
+                if current:
+                    errors["samples"] += 1
+                log.warning("skipped the rest of shard %s%s: %s: %s", url, after, type(error).__name__, error)
+    return stage
+
+
+def shuffle_samples(size: int, rng: random.Random) -> Stage:
+    """A reservoir of `size` samples; each new sample swaps out a random one."""
+    def stage(samples: Iterable[Sample]) -> Iterator[Sample]:
+        buffer: list[Sample] = []
+        for sample in samples:
+            if len(buffer) < size:
+                buffer.append(sample)
+                continue
+            index = rng.randrange(size)
+            yield buffer[index]
+            buffer[index] = sample
+        rng.shuffle(buffer)
+        yield from buffer
+    return stage
+
+
+def skip_to(position: int, counted_from: int = 0) -> Stage:
+    """Number the samples from counted_from; drop those at or before the saved position (not decoded)."""
+    def stage(samples: Iterable[Sample]) -> Iterator[Sample]:
+        for number, sample in enumerate(samples, start=counted_from + 1):
+            if number > position:
+                sample["__position__"] = number
+                yield sample
+    return stage
+
+
+def decode_samples(decode: Callable[[Sample], Sample], errors: collections.Counter) -> Stage:
+    def stage(samples: Iterable[Sample]) -> Iterator[Sample]:
+        for sample in samples:
+            try:
+                yield decode(sample)
+            except _BAD_SAMPLE as error:
+                errors["samples"] += 1
+                log.warning("skipped sample %s in %s: %s: %s", sample["__key__"], sample["__url__"],
+                            type(error).__name__, error)
+    return stage
+
+
+def batch_samples(batch_size: int, drop_last: bool, collate: Callable[[list[Sample]], dict[str, Any]]) -> Stage:
+    """Batches, each with the stream position of its last sample (what a checkpoint saves)."""
+    def stage(samples: Iterable[Sample]) -> Iterator[dict[str, Any]]:
+        pending: list[Sample] = []
+        for sample in samples:
+            pending.append(sample)
+            if len(pending) == batch_size:
+                yield {**collate(pending), "_last_position": pending[-1]["__position__"]}
+                pending = []
+        if pending and not drop_last:
+            yield {**collate(pending), "_last_position": pending[-1]["__position__"]}
+    return stage
+
+
+# ----------------------------------------------------------------------------------------
+# Decoding one sample: audio (or latents) cropped, timing of the crop, the prompt.
+
+def decode_audio(sample: Sample, config: LoaderConfig, rng: random.Random) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(C, sample_size) float32, (sample_size,) mask, and the crop's offset and rate in the clip."""
+    target_rate = config.sample_rate
+    with soundfile.SoundFile(io.BytesIO(sample["flac"])) as audio:
+        rate = audio.samplerate
+        size = config.sample_size if not target_rate or target_rate == rate else -(-config.sample_size * rate // target_rate)
+        crop = choose_crop(audio.frames, size, rng, config.random_crop)
+        audio.seek(crop.offset)
+        frames = audio.read(crop.length, dtype="float32", always_2d=True).T  # (C, n)
+    if target_rate and target_rate != rate:
+        import soxr
+
+        frames = soxr.resample(frames.T, rate, target_rate).T.astype(np.float32)
+    frames = _channels(frames, config.channels)
+    padded, mask = pad(np.ascontiguousarray(frames), config.sample_size)
+    return padded, mask, crop.offset, rate
+
+
+def decode_latents(sample: Sample, config: LoaderConfig, rng: random.Random) -> tuple[np.ndarray, np.ndarray, int]:
+    latent = np.load(io.BytesIO(sample["latent.npy"]), allow_pickle=False)  # (C, L)
+    if latent.ndim != 2:
+        raise ValueError(f"latent.npy has shape {latent.shape}, expected (channels, frames)")
+    crop = choose_crop(latent.shape[1], config.latent_size, rng, config.random_crop)
+    padded, mask = pad(latent[:, crop.offset:crop.offset + crop.length].astype(np.float32), config.latent_size)
+    return padded, mask, crop.offset
+
+
+def make_example(sample: Sample, config: LoaderConfig, seed: int, epoch: int, draw: tuple[int, ...]) -> Sample:
+    record = json.loads(sample["json"])
+    rng = random.Random(_stable_seed(seed, "sample", epoch, *draw, sample["__key__"]))
+    if config.latents:
+        x, mask, offset = decode_latents(sample, config, rng)
+        frame_rate = record["sample_rate"] / config.latent_hop
+    else:
+        x, mask, offset, frame_rate = decode_audio(sample, config, rng)
+    clap = np.load(io.BytesIO(sample["clap.npy"]), allow_pickle=False).astype(np.float32) if "clap.npy" in sample else None
+    return {
+        "key": sample["__key__"],
+        "x": x,
+        "mask": mask,
+        "seconds_start": crop_seconds_start(record["start_s"], offset, frame_rate),
+        "seconds_total": record["seconds_total"],
+        "prompt": choose_prompt(record, config.prompts, rng),
+        "clap": clap,
+        "__position__": sample["__position__"],
+    }
+
+
+def collate(examples: list[Sample], latents: bool) -> dict[str, Any]:
+    """The training batch (DESIGN.md): audio (B, C, T) or latents (B, C, L), padding_mask
+    (B, T) true on real frames, prompt, seconds_start and seconds_total (B,) float32, clap
+    (B, D) when every example has one, key."""
+    batch = {
+        "latents" if latents else "audio": torch.from_numpy(np.stack([e["x"] for e in examples])),
+        "padding_mask": torch.from_numpy(np.stack([e["mask"] for e in examples])),
+        "prompt": [e["prompt"] for e in examples],
+        "seconds_start": torch.tensor([e["seconds_start"] for e in examples], dtype=torch.float32),
+        "seconds_total": torch.tensor([e["seconds_total"] for e in examples], dtype=torch.float32),
+        "key": [e["key"] for e in examples],
+    }
+    if all(e["clap"] is not None for e in examples):
+        batch["clap"] = torch.from_numpy(np.stack([e["clap"] for e in examples]))
+    return batch
+
+
+def _channels(frames: np.ndarray, channels: int) -> np.ndarray:
+    if frames.shape[0] == channels:
+        return frames
+    if channels == 1:
+        return frames.mean(axis=0, keepdims=True)
+    return np.repeat(frames[:1], channels, axis=0)
+
+
+def _open(url: str):
+    if url.startswith("pipe:"):
+        import webdataset
+
+        return webdataset.gopen(url, "rb")
+    fs, path = filesystem(url)
+    return fs.open(path, "rb")
+
+
+def _stable_seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "big")
+
+
+# ----------------------------------------------------------------------------------------
+# The dataset a worker iterates, and the loader the trainer holds.
+
+class ShardStream(IterableDataset):
+    """One rank's stream; in each DataLoader worker it runs the stage list on its own slice."""
+
+    def __init__(self, urls: list[str], config: LoaderConfig, rank: int, world_size: int, seed: int, epoch: int,
+                 positions: dict[int, int], rotation: int, errors: dict[int, dict[str, int]]) -> None:
+        self.urls, self.config = urls, config
+        self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, epoch
+        self.positions, self.rotation, self.errors = positions, rotation, errors
+
+    def stages(self, worker: int, num_workers: int, errors: collections.Counter) -> list[Stage]:
+        config = self.config
+        start = self.positions.get(worker, 0)
+        if config.resampled:
+            # Draws are independent: a restore continues with a fresh stream seeded by the position.
+            shards = [resample_shards(self.seed, self.rank, worker, self.epoch, start)]
+            draw = (self.rank, worker, start)
+            position = skip_to(start, counted_from=start)
+        else:
+            shards = [shuffle_shards(self.seed, self.epoch), split_by_node(self.rank, self.world_size),
+                      split_by_worker(worker, num_workers)]
+            draw = ()
+            position = skip_to(start)
+        buffer_rng = random.Random(_stable_seed(self.seed, "buffer", self.epoch, self.rank, worker, *draw))
+        return [
+            shard_list(self.urls),
+            *shards,
+            tar_samples(errors),
+            shuffle_samples(config.shuffle_buffer, buffer_rng),
+            position,
+            decode_samples(functools.partial(make_example, config=config, seed=self.seed, epoch=self.epoch, draw=draw),
+                           errors),
+            batch_samples(config.batch_size, config.drop_last, functools.partial(collate, latents=config.latents)),
+        ]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        num_workers = info.num_workers if info else 1
+        # Rotating the workers makes the DataLoader's round robin start at the worker that
+        # was next when the position was saved.
+        worker = ((info.id if info else 0) + self.rotation) % num_workers
+        errors = collections.Counter(self.errors.get(worker, {}))
+        stream: Any = None
+        for stage in self.stages(worker, num_workers, errors):
+            stream = stage(stream)
+        for batch in stream:
+            batch["_position"] = {"worker": worker, "samples": batch.pop("_last_position"), "errors": dict(errors)}
+            yield batch
+
+
+class StreamingLoader:
+    """Iterate it for batches: one epoch per iteration (endless when resampled). state_dict()
+    is the position to save with a checkpoint; load_state_dict() resumes from it."""
+
+    def __init__(self, urls: list[str], config: LoaderConfig, rank: int, world_size: int, seed: int, epoch: int) -> None:
+        if not urls:
+            raise LoaderError("no shards to read (an empty split or URL list)")
+        if not 0 <= rank < world_size:
+            raise LoaderError(f"rank {rank} is outside world_size {world_size}")
+        self.urls, self.config = urls, config
+        self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, epoch
+        self._positions: dict[int, int] = {}
+        self._errors: dict[int, dict[str, int]] = {}
+        self._next_worker = 0
+
+    @property
+    def workers(self) -> int:
+        return max(1, self.config.num_workers)
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """Corrupt shards and samples skipped so far (as reported with the batches received)."""
+        total: collections.Counter[str] = collections.Counter({"shards": 0, "samples": 0})
+        for counts in self._errors.values():
+            total.update(counts)
+        return dict(total)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._positions, self._next_worker = {}, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        dataset = ShardStream(self.urls, self.config, self.rank, self.world_size, self.seed, self.epoch,
+                              dict(self._positions), self._next_worker, dict(self._errors))
+        workers = self.config.num_workers
+        loader = DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=self.config.pin_memory,
+                            prefetch_factor=self.config.prefetch_factor if workers else None)
+        for batch in loader:
+            position = batch.pop("_position")
+            self._positions[position["worker"]] = position["samples"]
+            self._errors[position["worker"]] = position["errors"]
+            self._next_worker = (position["worker"] + 1) % self.workers
+            yield batch
+        if not self.config.resampled:
+            self.set_epoch(self.epoch + 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "seed": self.seed, "rank": self.rank, "world_size": self.world_size,
+            "num_workers": self.workers, "resampled": self.config.resampled,
+            "positions": {str(w): n for w, n in sorted(self._positions.items())},
+            "next_worker": self._next_worker,
+            "errors": {str(w): dict(c) for w, c in sorted(self._errors.items())},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, mine in (("seed", self.seed), ("rank", self.rank), ("world_size", self.world_size),
+                           ("num_workers", self.workers), ("resampled", self.config.resampled)):
+            if state[name] != mine:
+                raise LoaderError(f"the saved loader position was made with {name}={state[name]!r}, this loader has "
+                                  f"{mine!r}; resume with the same {name}")
+        self.epoch = state["epoch"]
+        self._positions = {int(w): n for w, n in state["positions"].items()}
+        self._next_worker = state["next_worker"]
+        self._errors = {int(w): dict(c) for w, c in state["errors"].items()}
+
+
+def resolve_urls(source: str | list[str], config: LoaderConfig) -> tuple[list[str], int | None]:
+    """Tar URLs to read, and the version's sample rate (None for a list of URLs)."""
+    if isinstance(source, str) and not source.endswith(".tar") and not source.startswith("pipe:"):
+        manifest = read_manifest(source)
+        if config.split not in manifest["splits"]:
+            raise LoaderError(f"{source} has no split {config.split!r} (it has: {', '.join(sorted(manifest['splits']))})")
+        if config.latents and "latent.npy" not in manifest["members"]:
+            raise LoaderError(f"{source} has no latent.npy members; pre-encode it or read audio (latents: false)")
+        return shard_urls(source, manifest, [config.split]), manifest["audio"]["sample_rate"]
+    return ([source] if isinstance(source, str) else list(source)), None
+
+
+def make_loader(source: str | list[str], config: LoaderConfig | None = None, rank: int | None = None,
+                world_size: int | None = None, seed: int = 0, epoch: int = 0) -> StreamingLoader:
+    """The training loader for a published version (its folder or URL) or a list of tar URLs
+    (paths, fsspec URLs, `pipe:` commands). rank and world_size default to torch.distributed's."""
+    config = config or LoaderConfig()
+    urls, version_rate = resolve_urls(source, config)
+    if config.sample_rate is None and version_rate is not None:
+        config = config.model_copy(update={"sample_rate": version_rate})
+    if rank is None or world_size is None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        rank = torch.distributed.get_rank() if distributed else 0
+        world_size = torch.distributed.get_world_size() if distributed else 1
+    return StreamingLoader(urls, config, rank, world_size, seed, epoch)
