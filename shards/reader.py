@@ -134,13 +134,14 @@ def tar_samples(errors: collections.Counter) -> Stage:
                         if not member.isfile():
                             continue
                         key, _, extension = member.name.rsplit("/", 1)[-1].partition(".")
-                        data = archive.extractfile(member).read()
+                        # A new key completes the sample before: hand it on before reading
+                        # on, so a shard truncated here loses nothing that was whole.
                         if current is not None and current["__key__"] != key:
                             yield current
                             current = None
                         if current is None:
                             current = {"__key__": key, "__url__": url}
-                        current[extension.lower()] = data
+                        current[extension.lower()] = archive.extractfile(member).read()
                 if current is not None:
                     yield current
             except _BAD_SHARD as error:
