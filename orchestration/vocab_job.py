@@ -1,0 +1,267 @@
+"""`soundry vocab`: build the three caption vocabularies and their manifest.
+
+Order of work (every step streams its input):
+1. evaluation captions to exclude, read first so every later caption can be checked;
+2. tags: the built-in list, then the corpus's and song lists' genres (collecting the songs
+   on the way), then the caption datasets' tag columns, while their captions become rater
+   sentences;
+3. long-form generation: songs and tag combinations become prompts, units of prompts run on
+   the engine (the template backend in this process: it costs less than starting one),
+   each writing a part file; the parts are then read in unit order for the corpus-wide
+   rules (exact and near duplicates, evaluation overlap);
+4. the tables are published and manifest.json written last.
+A run killed anywhere is resumed by running it again: answers are cached as they arrive and
+finished units are skipped; published tables are only replaced by the new manifest.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hashlib
+import json
+import time
+from typing import Any
+
+from pydantic import Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from curation.storage import filesystem, join, read_table, remove_stale_temporaries
+from labeling.builtin_tags import FILE as BUILTIN_FILE
+from labeling.builtin_tags import builtin_tags_sha256, load_builtin_tags
+from labeling.caption_dedup import Deduplicator, EvalCaptions
+from labeling.llm import Prompt, source_of
+from labeling.rater_captions import caption_reader, rater_items
+from labeling.sentences import split_sentences
+from labeling.songs import Song, corpus_parts, corpus_songs, list_songs
+from labeling.text_tables import TableReader
+from labeling.vocab_config import VocabConfig
+from labeling.vocab_generation import GenerationTask, GenerationUnit, generate_unit, part_url
+from labeling.vocab_prompts import combination_prompts, song_prompt
+from labeling.vocab_tags import TagCollector
+from labeling.vocab_writer import VocabularyWriter, write_manifest
+from orchestration.runner_config import RunnerConfig
+from orchestration.runner_local import LocalRunner
+from orchestration.runners import make_runner, worker_count
+
+
+class VocabJob(VocabConfig):
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs LLM generation (the template backend runs in this process)")
+
+    def stage_config(self) -> VocabConfig:
+        return VocabConfig.model_validate(self.model_dump(exclude={"runner"}))
+
+
+def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[str, Any]:
+    """Build the vocabularies `job` describes into job.output; returns the run's summary
+    (also in manifest.json, except timings and engine)."""
+    console = console or Console(stderr=True)
+    config = job.stage_config()
+    started = time.perf_counter()
+    laps: dict[str, float] = {}
+    names = config.names
+    for folder in config.corpus:
+        corpus_parts(folder)  # a wrong corpus folder is said before any work
+    remove_stale_temporaries(config.output)
+    inputs: dict[str, Any] = {}
+
+    eval_captions = _read_exclusions(config, inputs)
+    laps["exclusions_s"] = time.perf_counter() - started
+
+    tags = TagCollector(VocabularyWriter(names.tags, "short_form"), config.cleaning)
+    if config.builtin_tags:
+        for tag in load_builtin_tags():
+            tags.add(tag.tag, "builtin", {"file": f"labeling/{BUILTIN_FILE}", "line": tag.line}, tag.aspect)
+        inputs[BUILTIN_FILE] = {"role": "builtin_tags", "sha256": builtin_tags_sha256(), "rows": len(load_builtin_tags())}
+    prompts, song_counts = _song_prompts(config, tags, inputs)
+    rater = _rater_sentences(config, tags, eval_captions, inputs)
+    mark = time.perf_counter()
+    laps["tags_and_raters_s"] = mark - started - sum(laps.values())
+
+    prompts.extend(combination_prompts(config.prompts, config.seed))
+    llm = _generate(job, config, prompts, eval_captions, console)
+    llm["songs"] = song_counts
+    laps["generation_s"] = time.perf_counter() - mark
+
+    vocabularies = {}
+    for writer in (llm.pop("writer"), rater.pop("writer"), tags.writer):
+        entry = writer.publish(config.output)
+        if entry is not None:
+            vocabularies[writer.name] = entry
+    cleaning = {names.llm_long: llm.pop("cleaning"), names.rater_long: rater, names.tags: tags.summary()}
+    details = {"config": config.model_dump(mode="json"), "inputs": inputs, "cleaning": cleaning, "llm": llm}
+    removed_files = write_manifest(config.output, vocabularies, details, [names.llm_long, names.rater_long, names.tags])
+    _remove_work(config.output)
+    laps["publish_s"] = time.perf_counter() - started - sum(laps.values())
+    return {"output": config.output, "vocabularies": vocabularies, **details, "replaced_files": removed_files,
+            "runner": job.runner.name if llm["engine"] else "in-process", "timings_s": laps,
+            "wall_s": time.perf_counter() - started}
+
+
+def _read_exclusions(config: VocabConfig, inputs: dict[str, Any]) -> EvalCaptions:
+    eval_captions = EvalCaptions(config.cleaning)
+    for source in config.cleaning.exclude:
+        reader = caption_reader(source, config.cleaning, option="cleaning.exclude[].caption_column")
+        rows = 0
+        for _, row in reader:
+            caption = row.get(source.caption_column)
+            if caption and len(caption) <= config.cleaning.max_caption_chars:
+                rows += 1
+                eval_captions.add([caption, *split_sentences(caption).sentences])
+        inputs[source.path] = {"role": "eval_exclusion", "sha256": file_sha256(source.path), "rows": rows, **reader.summary()}
+    return eval_captions
+
+
+def _song_prompts(config: VocabConfig, tags: TagCollector, inputs: dict[str, Any]) -> tuple[list[Prompt], dict[str, int]]:
+    """Prompts for the songs of the corpus and the song lists (each song once), adding
+    their genre and list tags to the tags vocabulary on the way."""
+    prompts: list[Prompt] = []
+    seen: set[tuple[str, str]] = set()
+    counts: collections.Counter[str] = collections.Counter()
+
+    def take(song: Song, provenance: dict[str, Any]) -> None:
+        if config.metadata_tags:
+            for aspect, values in song.facts.items():
+                if aspect != "era":  # a decade computed from a date is ours, not the metadata's
+                    for value in values:
+                        tags.add(value, "metadata", provenance, aspect)
+        prompt = song_prompt(song, config.prompts)
+        if prompt is None:
+            counts["without_title_or_artist"] += 1
+        elif song.key in seen:
+            counts["repeated"] += 1
+        elif config.prompts.max_songs is not None and len(prompts) >= config.prompts.max_songs:
+            counts["over_max_songs"] += 1
+        else:
+            seen.add(song.key)
+            prompts.append(prompt)
+            counts["prompted"] += 1
+
+    for folder in config.corpus:
+        digest, found = hashlib.sha256(), 0
+        for song in corpus_songs(folder):
+            found += 1
+            digest.update(json.dumps([song.title, song.artist, song.album, sorted(song.facts.items())]).encode())
+            take(song, {"corpus": folder, "part": song.where})
+        inputs[f"corpus:{folder}"] = {"role": "corpus", "songs": found, "sha256": digest.hexdigest()}
+    for source in config.songs:
+        readers: list[TableReader] = []
+        found = 0
+        for song in list_songs(source, config.cleaning.max_line_bytes, readers.append):
+            found += 1
+            take(song, {"file": source.path, "where": song.where})
+        inputs[source.path] = {"role": "songs", "sha256": file_sha256(source.path), "rows": found, **readers[0].summary()}
+    return prompts, dict(sorted(counts.items()))
+
+
+def _rater_sentences(config: VocabConfig, tags: TagCollector, eval_captions: EvalCaptions, inputs: dict[str, Any]) -> dict[str, Any]:
+    writer = VocabularyWriter(config.names.rater_long, "long_form")
+    dedup = Deduplicator(config.cleaning, eval_captions)
+    removed: collections.Counter[str] = collections.Counter()
+    read: collections.Counter[str] = collections.Counter()
+    for source in config.captions:
+        reader = caption_reader(source, config.cleaning, option="captions[].caption_column / tags_column")
+        rows_before = read["captions"]
+        name = f"rater:{source.dataset_name}"
+        for kind, text, provenance in rater_items(reader, source, config.cleaning, removed, lambda key: read.update([key])):
+            if kind == "tag":
+                tags.add(text, name, provenance)
+                continue
+            reason = dedup.check(text)
+            if reason:
+                removed[reason] += 1
+            else:
+                writer.add(text, name, provenance)
+        inputs[source.path] = {"role": "captions", "sha256": file_sha256(source.path),
+                               "rows": read["captions"] - rows_before, **reader.summary()}
+    return {"writer": writer, "captions": read["captions"], "sentences": read["sentences"],
+            "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count}
+
+
+def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], eval_captions: EvalCaptions,
+              console: Console) -> dict[str, Any]:
+    size = config.llm.prompts_per_unit
+    units = [GenerationUnit(i, tuple(prompts[start:start + size])) for i, start in enumerate(range(0, len(prompts), size))]
+    task = GenerationTask(
+        llm=config.llm, cleaning=config.cleaning, seed=config.seed,
+        cache=None if config.llm.backend == "template" else (config.llm.cache or join(config.output, "llm_cache")),
+        work=join(_work_root(config.output), _work_key(config)),
+    )
+    engine = config.llm.backend != "template"
+    runner = make_runner(job.runner) if engine and units else LocalRunner(1)
+    try:
+        with _GenerationProgress(len(units), console) as progress:
+            results = runner.map(functools.partial(generate_unit, task=task), units, progress.unit_done)
+    finally:
+        runner.close()
+    writer = VocabularyWriter(config.names.llm_long, "long_form")
+    dedup = Deduplicator(config.cleaning, eval_captions)
+    removed: collections.Counter[str] = collections.Counter()
+    totals: collections.Counter[str] = collections.Counter()
+    for result in results:
+        removed.update(result["removed"])
+        totals.update({key: int(result[key]) for key in ("generated", "cached", "sentences", "resumed")})
+    source = source_of(config.llm)
+    for unit in units:  # unit order, not completion order: the same sentences win every run
+        part = read_table(part_url(task, unit)).to_pylist()
+        for row in part:
+            reason = dedup.check(row["text"])
+            if reason:
+                removed[reason] += 1
+            else:
+                writer.add(row["text"], source, {"answer": row["answer"], "origin": row["origin"], "sentence": row["sentence"]})
+    return {
+        "writer": writer, "backend": config.llm.backend, "source": source, "engine": engine,
+        "workers": worker_count(job.runner) if engine else 1, "prompts": len(prompts), "units": len(units),
+        "units_resumed": totals["resumed"], "answers_generated": totals["generated"], "answers_cached": totals["cached"],
+        "cleaning": {"answers": len(prompts), "sentences": totals["sentences"],
+                     "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count},
+    }
+
+
+class _GenerationProgress:
+    def __init__(self, units: int, console: Console) -> None:
+        self.prompts = self.generated = self.kept = 0
+        self._progress = Progress(TextColumn("[bold]vocab"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
+                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console)
+        self._task = self._progress.add_task("vocab", total=units, detail="")
+
+    def __enter__(self) -> _GenerationProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def unit_done(self, stats: dict[str, Any]) -> None:
+        self.prompts += stats["prompts"]
+        self.generated += stats["generated"]
+        self.kept += stats["kept"]
+        detail = f"{self.prompts} prompts · {self.generated} answers generated · {self.kept} sentences kept"
+        self._progress.update(self._task, advance=1, detail=detail)
+
+
+def _work_root(output: str) -> str:
+    return join(output, "work")
+
+
+def _work_key(config: VocabConfig) -> str:
+    """Part files are valid only for the generation and cleaning settings that made them."""
+    material = json.dumps([config.llm.model_dump(mode="json"), config.cleaning.model_dump(mode="json"), config.seed], sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def _remove_work(output: str) -> None:
+    fs, path = filesystem(_work_root(output))
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def file_sha256(url: str) -> str:
+    fs, path = filesystem(url)
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
