@@ -1,22 +1,19 @@
 """Where training checkpoints live and how one is committed.
 
-A checkpoint is a folder `step-00001000/` under the run's `checkpoints/`. It is written
-under a private temporary name and renamed into place when complete, so a folder with a
-step name is always whole: a crash while saving leaves the previous checkpoint as the
-latest. Besides the model files (model/checkpoint.py), `training_state.pt` holds what an
-exact resume needs: step, optimizer, scheduler, the loader's position, the RNG states.
+A checkpoint is a folder `step-00001000/` under the run's `checkpoints/`, committed by
+model/checkpoint.py's checkpoint_writer (a temporary folder renamed into place), so a
+folder with a step name is always whole: a crash while saving leaves the previous
+checkpoint as the latest. Besides the model files, `training_state.pt` holds what an exact
+resume needs: step, optimizer, scheduler, EMA count, every rank's loader position, RNG.
 It is loaded with `weights_only=True`: it holds tensors and plain values only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import re
 import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,25 +37,10 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return max(steps)[1] if steps else None
 
 
-@contextlib.contextmanager
-def committed_folder(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder to fill; on success it becomes `final` in one rename."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
-    staging.mkdir()
-    try:
-        yield staging
-        if final.exists():  # the same step saved again (a resumed run's first save): replace it
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def prune_checkpoints(root: str | Path, keep: int) -> None:
     """Keep the `keep` newest checkpoints; remove leftovers of interrupted saves."""
     root = Path(root)
-    for leftover in root.glob(".step-*.tmp"):
+    for leftover in [*root.glob(".step-*.tmp"), *root.glob(".step-*.old")]:
         shutil.rmtree(leftover, ignore_errors=True)
     steps = sorted(p for p in root.iterdir() if _STEP_FOLDER.match(p.name))
     for old in steps[:-keep] if keep > 0 else []:

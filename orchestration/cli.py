@@ -3,7 +3,9 @@
 A command module has `add_commands(commands)`, which adds its subparsers (each with a
 `handler(args, console) -> exit code` default), and `USER_ERRORS`, the exceptions that
 are the user's to fix: printed as one clear message, never a traceback. Modules import
-their heavy dependencies (torch, Ray, Beam) inside the handlers, so `--help` stays fast.
+their heavy dependencies (torch, Ray, Beam) inside the handlers, so `--help` stays fast;
+such a module's USER_ERRORS is a function returning the classes, called only after its
+handler has imported them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ COMMAND_MODULES = (
     "orchestration.curate_command",
     "orchestration.shard_command",
     "orchestration.vocab_command",
+    "orchestration.train_command",
 )
 
 
@@ -27,16 +30,25 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     modules = [importlib.import_module(name) for name in COMMAND_MODULES]
     args = _parser(modules).parse_args(argv)
-    user_errors = tuple(error for module in modules for error in module.USER_ERRORS)
     console = Console(stderr=True)
     try:
         return args.handler(args, console)
-    except user_errors as error:
+    except Exception as error:
+        if not isinstance(error, _user_errors(modules)):
+            raise
         console.print(f"[bold red]soundry {args.command}: error:[/] {error}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print(f"soundry {args.command}: interrupted; run the same command again to resume")
         return 130
+
+
+def _user_errors(modules: list) -> tuple[type[Exception], ...]:
+    found: list[type[Exception]] = []
+    for module in modules:
+        errors = module.USER_ERRORS
+        found += errors() if callable(errors) else errors
+    return tuple(found)
 
 
 def _parser(modules: list) -> argparse.ArgumentParser:

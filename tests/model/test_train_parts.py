@@ -78,20 +78,19 @@ def test_rng_state_round_trips_through_a_checkpoint_file(tmp_path):
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected and state["step"] == 5
 
 
-def test_a_checkpoint_folder_appears_whole_or_not_at_all(tmp_path):
-    from model.train_state import committed_folder, latest_checkpoint, prune_checkpoints, step_folder
+def test_latest_checkpoint_ignores_unfinished_saves_and_pruning_keeps_the_newest(tmp_path):
+    from model.checkpoint import checkpoint_writer
+    from model.train_state import latest_checkpoint, prune_checkpoints, step_folder
 
-    with committed_folder(step_folder(tmp_path, 10)) as staging:
-        (staging / "a").write_text("done")
-    with pytest.raises(RuntimeError):
-        with committed_folder(step_folder(tmp_path, 20)) as staging:
-            (staging / "a").write_text("half")
-            assert latest_checkpoint(tmp_path) == step_folder(tmp_path, 10)  # not yet visible
-            raise RuntimeError("crash while saving")
-    assert latest_checkpoint(tmp_path) == step_folder(tmp_path, 10)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000010"]
-    for step in (30, 40):
-        with committed_folder(step_folder(tmp_path, step)) as staging:
+    for step in (10, 30, 40):
+        with checkpoint_writer(step_folder(tmp_path, step)) as staging:
             (staging / "a").write_text("done")
+    with pytest.raises(RuntimeError):
+        with checkpoint_writer(step_folder(tmp_path, 50)) as staging:
+            (staging / "a").write_text("half")
+            assert latest_checkpoint(tmp_path) == step_folder(tmp_path, 40)  # not yet visible
+            raise RuntimeError("crash while saving")
+    (tmp_path / ".step-00000060.deadbeef.tmp").mkdir()  # a save killed with -9
+    assert latest_checkpoint(tmp_path) == step_folder(tmp_path, 40)
     prune_checkpoints(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000030", "step-00000040"]

@@ -1,0 +1,241 @@
+"""`soundry train`: the diffusion transformer on a published dataset version.
+
+One visible loop, top to bottom: setup -> data -> model, EMA, optimizer -> resume -> steps
+(accumulate, clip, step, EMA) -> log, checkpoint, demo. Launched as one process, or one
+process per GPU by torchrun / Ray Train (model/distributed.py reads their environment):
+every rank reads its own part of the data, rank 0 logs and writes checkpoints.
+
+Every random draw of a step (timesteps, noise, CFG dropout) comes from a generator seeded
+by (seed, step, rank, micro-step), and the loader's position is saved with the weights, so
+a run stopped at step N and resumed is the run that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from model.checkpoint import checkpoint_writer, load_checkpoint, read_checkpoint_info, write_model_files
+from model.config import ModelConfig, from_sao_model_config, preset
+from model.distributed import Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks, wrap_model
+from model.ema import EMA
+from model.generate import generate
+from model.latent_diffusion import LatentDiffusion
+from model.lr_schedule import lr_factor
+from model.preemption import StopRequest
+from model.sao_checkpoint import load_sao_vae_weights, load_sao_weights
+from model.train_config import TrainConfig
+from model.train_data import endless, step_generator, to_device
+from model.train_data import loader_config as loader_config_for
+from model.train_log import TrainLog
+from model.train_state import latest_checkpoint, load_training_state, prune_checkpoints, rng_state, save_training_state, set_rng_state, step_folder
+from model.weights import load_strict, read_tensors
+from shards.reader import make_loader
+
+log = logging.getLogger("soundry.train")
+
+
+class TrainError(ValueError):
+    """A training setup the user must fix (data and model disagree, a missing VAE); names what."""
+
+
+class Objective(nn.Module):
+    """The loss as a module's forward, so DDP and FSDP see the call they hook into."""
+
+    def __init__(self, model: LatentDiffusion) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Any], generator: torch.Generator) -> Tensor:
+        return self.model.loss(batch, generator)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    # ---- setup
+    ctx = init_distributed(config.device)
+    run = Path(config.output)
+    checkpoints = run / "checkpoints"
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and ctx.device.type == "cuda")
+    torch.manual_seed(config.seed)
+    train_log = TrainLog(run, ctx.is_main)
+
+    # ---- model, EMA, optimizer
+    model = build_model(config).to(ctx.device).train()
+    ema = EMA(model, config.ema_decay, config.ema_warmup_steps)
+    optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=config.optimizer.lr, betas=config.optimizer.betas,
+                                  weight_decay=config.optimizer.weight_decay, eps=config.optimizer.eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(lr_factor, config=config.schedule, max_steps=config.max_steps))
+
+    # ---- data
+    loader_config = loader_config_for(config.data, model.config)
+    loader = make_loader(config.data.version, loader_config, ctx.rank, ctx.world_size, seed=config.seed)
+
+    # ---- resume
+    step = 0
+    latest = latest_checkpoint(checkpoints)
+    if latest is not None:
+        step = _resume(latest, model, ema, optimizer, scheduler, loader, ctx)
+        train_log.line(f"resumed from {latest} at step {step}")
+    objective = wrap_model(Objective(model), ctx, config.strategy)
+    train_log.start(config, model, ctx, loader_config)
+
+    # ---- loop
+    stop = StopRequest()
+    batches = endless(loader)
+    frames_per_example = loader_config.latent_size if loader_config.latents else model.config.latent_length
+    window_started, window_examples, losses = time.perf_counter(), 0, []
+    while step < config.max_steps:
+        optimizer.zero_grad(set_to_none=True)
+        for micro in range(config.grad_accum):
+            batch = to_device(next(batches), ctx.device)
+            generator = step_generator(ctx.device, config.seed, step, ctx.rank, micro)
+            last = micro == config.grad_accum - 1
+            # Gradients are summed locally over micro-steps and averaged over ranks once, at the last.
+            sync = contextlib.nullcontext() if last or not hasattr(objective, "no_sync") else objective.no_sync()
+            with sync, torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = objective(batch, generator) / config.grad_accum
+            loss.backward()
+            losses.append(loss.detach() * config.grad_accum)
+            window_examples += len(batch["prompt"])
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), config.clip_grad_norm or float("inf"))
+        optimizer.step()
+        scheduler.step()
+        ema.update(model)
+        step += 1
+
+        if step % config.log_every == 0 or step == config.max_steps:
+            elapsed = time.perf_counter() - window_started
+            mean_loss = mean_over_ranks(torch.stack(losses).mean(), ctx).item()
+            examples = window_examples * ctx.world_size
+            train_log.scalars(step, {
+                "loss": mean_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm.item(),
+                "samples_per_s": examples / elapsed, "latent_frames_per_s": examples * frames_per_example / elapsed,
+                **_memory(ctx.device)})
+            window_started, window_examples, losses = time.perf_counter(), 0, []
+        stopping = any_rank(stop.requested(), ctx)
+        if stopping or step % config.checkpoint_every == 0 or step == config.max_steps:
+            _save(step_folder(checkpoints, step), model, ema, optimizer, scheduler, loader, step, config, ctx)
+            if ctx.is_main:
+                prune_checkpoints(checkpoints, config.keep_checkpoints)
+            train_log.line(f"checkpoint {step_folder(checkpoints, step)}")
+        if ctx.is_main and ((config.demo.every and step % config.demo.every == 0) or step == config.max_steps):
+            _demo(model, ema, config, step, train_log)
+        if stopping:
+            train_log.line(f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
+                           "run the same command to resume")
+            break
+    barrier(ctx)
+    summary = {"rank": ctx.rank, "step": step, "stopped_early": step < config.max_steps, "checkpoint": str(step_folder(checkpoints, step)),
+               "loader_errors": loader.errors, **train_log.last}
+    train_log.close()
+    close_distributed()
+    return summary
+
+
+def build_model(config: TrainConfig) -> LatentDiffusion:
+    """The model the config names, with the weights it starts from (init_from) and its VAE."""
+    model_config = _model_config(config)
+    init = Path(config.init_from) if config.init_from else None
+    if init is not None and init.is_dir():
+        model = load_checkpoint(init, use_ema=True)
+        if not isinstance(model, LatentDiffusion):
+            raise TrainError(f"init_from {init} is a VAE checkpoint; give a diffusion checkpoint, or the VAE as `vae`")
+    else:
+        model = LatentDiffusion(model_config)
+        if init is not None:
+            load_sao_weights(model, read_tensors(init), str(init))
+    if config.vae:
+        _load_vae(model, config.vae)
+    elif init is None:
+        log.warning("no VAE given (vae:): the VAE has random weights; train one with `soundry train-vae` for real audio")
+    return model
+
+
+def _model_config(config: TrainConfig) -> ModelConfig:
+    if config.model.endswith(".json"):
+        model_config = from_sao_model_config(config.model)
+    else:
+        try:
+            model_config = preset(config.model)
+        except KeyError as error:
+            raise TrainError(f"model: {error.args[0]} (or give a path to a model_config.json)") from None
+    if config.sample_size is None:
+        return model_config
+    try:
+        return ModelConfig.model_validate(model_config.model_dump() | {"sample_size": config.sample_size})
+    except ValueError as error:
+        raise TrainError(f"sample_size: {error}") from None
+
+
+def _load_vae(model: LatentDiffusion, source: str) -> None:
+    path = Path(source)
+    if path.is_dir():
+        info = read_checkpoint_info(path)
+        if info.config.vae != model.config.vae:
+            raise TrainError(f"vae {path}: its architecture differs from the model's vae section; "
+                             "use the model config the VAE was trained with")
+        prefix = "" if info.kind == "vae" else "vae."
+        tensors = read_tensors(path / ("ema.safetensors" if info.has_ema and info.kind == "vae" else "model.safetensors"))
+        wanted = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        load_strict(model.vae, wanted, str(path), partial=info.has_ema and info.kind == "vae")
+    else:
+        load_sao_vae_weights(model.vae, read_tensors(path), str(path))
+
+
+def _resume(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.optim.Optimizer,
+            scheduler: Any, loader: Any, ctx: Distributed) -> int:
+    state = load_training_state(folder)
+    load_strict(model, read_tensors(folder / "model.safetensors"), str(folder), skip=model.text_encoder_keys())
+    ema.load_state_dict({"updates": state["ema_updates"], "shadow": read_tensors(folder / "ema.safetensors")})
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    loader.load_state_dict(state["loader"][ctx.rank])
+    set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def _save(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.optim.Optimizer, scheduler: Any,
+          loader: Any, step: int, config: TrainConfig, ctx: Distributed) -> None:
+    """All ranks hand rank 0 their loader position; rank 0 commits the folder."""
+    positions = _gather(loader.state_dict(), ctx)
+    if ctx.is_main:
+        with checkpoint_writer(folder) as tmp:
+            write_model_files(tmp, model, ema_state=ema.shadow, step=step,
+                              metadata={"train": config.model_dump(mode="json")})
+            save_training_state(tmp, {
+                "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "ema_updates": ema.updates, "loader": positions, "rng": rng_state(),
+            })
+    barrier(ctx)
+
+
+def _gather(obj: Any, ctx: Distributed) -> list[Any]:
+    if not ctx.active:
+        return [obj]
+    gathered: list[Any] = [None] * ctx.world_size
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _demo(model: LatentDiffusion, ema: EMA, config: TrainConfig, step: int, train_log: TrainLog) -> None:
+    sampler = copy.deepcopy(model).eval()
+    ema.copy_to(sampler)
+    demo = config.demo
+    audio = generate(sampler, demo.prompts, demo.seconds, length_s=demo.seconds, steps=demo.steps,
+                     cfg_scale=demo.cfg_scale, seed=config.seed)
+    train_log.demo(step, demo.prompts, audio, model.config.sample_rate)
+
+
+def _memory(device: torch.device) -> dict[str, float]:
+    if device.type != "cuda":
+        return {}
+    return {"gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30}

@@ -1,0 +1,63 @@
+"""`soundry train`: the diffusion transformer on a published version, on one process, under
+torchrun (one process per GPU, one node or many), or on a Ray cluster through Ray Train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from model.train_config import TrainConfig
+from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
+
+
+def USER_ERRORS() -> tuple[type[Exception], ...]:
+    from model.checkpoint import CheckpointError
+    from model.config import SAOConfigError
+    from model.train import TrainError
+    from model.train_data import TrainDataError
+    from model.weights import StateDictError
+    from shards.manifest import VersionError
+    from shards.reader import LoaderError
+
+    return (ConfigError, TrainError, TrainDataError, CheckpointError, StateDictError, SAOConfigError, LoaderError, VersionError)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="train the diffusion transformer on a published dataset version",
+        description="Train the DiT (on latents when the version has them, else on audio through the frozen VAE). "
+        "Run it as is, under torchrun (`torchrun --nproc_per_node 8 -m orchestration.cli train ...`), or on a "
+        "Ray cluster with --ray-address. Running the same command again resumes from the newest checkpoint.",
+    )
+    train.add_argument("--ray-address", metavar="ADDRESS", help="train on this Ray cluster with Ray Train (`auto`: the one this machine joined)")
+    train.add_argument("--ray-workers", type=int, default=1, metavar="N", help="Ray Train workers (one per GPU when the cluster has GPUs; default 1)")
+    add_job_arguments(train, TrainConfig)
+    train.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace, console: Console) -> int:
+    config = resolve(TrainConfig, args.config, job_overrides(args, TrainConfig))
+    if args.print_config:
+        print(to_yaml(config), end="")
+        return 0
+    _log_to(console)
+    if args.ray_address:
+        from orchestration.train_ray import train_on_ray
+
+        summary = train_on_ray(config, args.ray_address, args.ray_workers)
+    else:
+        from model.train import train
+
+        summary = train(config)
+    if summary.get("rank", 0) == 0:
+        console.print_json(json.dumps(summary))
+    return 0
+
+
+def _log_to(console: Console) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)],
+                        force=True)

@@ -1,0 +1,35 @@
+"""A small published dataset version at the tiny model's rate, made by the real stages:
+synthesized WAV files -> `curate` -> `publish`. Shared by the trainer tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from orchestration.curate_job import CurateJob, curate
+from orchestration.shard_job import ShardJob, publish_version
+
+
+def synthesize(folder: Path, files: int = 6, seconds: float = 2.0, rate: int = 44100) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * rate)) / rate
+    for i in range(files):
+        tone = np.sin(2 * np.pi * (110 * (i + 1)) * t) * 0.3 + rng.standard_normal(t.size) * 0.01
+        soundfile.write(folder / f"piece-{i}.wav", np.stack([tone, tone * 0.8], 1).astype(np.float32), rate)
+
+
+@pytest.fixture(scope="session")
+def audio_version(tmp_path_factory) -> str:
+    base = tmp_path_factory.mktemp("train-data")
+    synthesize(base / "raw")
+    curate(CurateJob.model_validate({
+        "inputs": [{"path": str(base / "raw"), "license": "CC0-1.0"}], "output": str(base / "curated"),
+        "segment": {"window_s": 1.0, "min_clip_s": 0.5}, "runner": {"name": "local", "workers": 1}}))
+    publish_version(ShardJob.model_validate({
+        "clips": str(base / "curated"), "root": str(base / "versions"), "version": "v1",
+        "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 4}, "runner": {"name": "local", "workers": 1}}))
+    return str(base / "versions" / "v1")
