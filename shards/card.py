@@ -14,9 +14,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on cluster nodes; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import yaml  # noqa: E402
 
 from curation.storage import join, write_bytes_atomic  # noqa: E402
+from shards.sample import sample_schema  # noqa: E402
 
 CARD = "README.md"
 PLOTS_DIR = "card"
@@ -45,6 +47,9 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
             "config_name": "default",
             "data_files": [{"split": split, "path": f"shards/{split}-*.tar"} for split in manifest["splits"]],
         }],
+        # Declared, not inferred: exact types for every sample, and `flac` kept as bytes, so
+        # loading needs no audio decoder (datasets >= 4 decodes Audio with torchcodec).
+        "dataset_info": {"features": hf_features(sample_schema("clap.npy" in manifest["members"]))},
     }
     totals = manifest["totals"]
     lineage = manifest["lineage"]
@@ -100,10 +105,28 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
         ```
 
         With webdataset: `webdataset.WebDataset(urls, shardshuffle=False)`; with Hugging Face datasets:
-        `load_dataset("webdataset", data_files={{"train": "shards/train-*.tar"}}, split="train")`.
+        `load_dataset("path/to/{manifest['version']}", split="train")` (this card declares the splits and features).
         Check the files against the manifest with `soundry versions verify <version>`.
         """)]
     return "\n".join(lines)
+
+
+def hf_features(schema: pa.Schema) -> list[dict[str, Any]]:
+    """A schema in the dataset card's `dataset_info.features` notation."""
+    return [{"name": field.name, **_hf_type(field.type)} for field in schema]
+
+
+_HF_DTYPES = {pa.string(): "string", pa.binary(): "binary", pa.bool_(): "bool", pa.int32(): "int32",
+              pa.int64(): "int64", pa.float32(): "float32", pa.float64(): "float64"}
+
+
+def _hf_type(arrow_type: pa.DataType) -> dict[str, Any]:
+    if pa.types.is_struct(arrow_type):
+        return {"struct": hf_features(pa.schema(list(arrow_type)))}
+    if pa.types.is_list(arrow_type):
+        inner = _hf_type(arrow_type.value_type)
+        return {"list": inner.get("dtype") or inner.get("struct") or inner}
+    return {"dtype": _HF_DTYPES[arrow_type]}
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

@@ -63,6 +63,39 @@ SIDECAR_SCHEMA = pa.schema([
 ])
 
 
+def _strings(*names: str) -> list[pa.Field]:
+    return [pa.field(name, pa.string()) for name in names]
+
+
+# The `json` member's schema: every sample has every field (null when unknown), so readers
+# that infer a schema from a few samples, or take one from the card, read all of them.
+RECORD_SCHEMA = pa.schema([
+    *_strings("key", "split", "clip_id", "source_id", "source_uri", "source_name", "license"),
+    pa.field("start_s", pa.float64()),
+    pa.field("duration_s", pa.float64()),
+    *[pa.field(name, pa.int64()) for name in ("num_samples", "sample_rate", "channels", "seconds_start", "seconds_total")],
+    pa.field("source", pa.struct([
+        *_strings("format", "codec"), pa.field("sample_rate", pa.int64()), pa.field("channels", pa.int64()),
+        pa.field("duration_s", pa.float64()), pa.field("bit_rate", pa.int64()), *_strings("decoder"),
+    ])),
+    *_strings(*TAG_COLUMNS, "tags_json", "metadata_json"),
+    pa.field("quality", pa.struct([pa.field(name, pa.bool_() if name == "mono_as_stereo" else pa.float64())
+                                   for name in QUALITY_COLUMNS])),
+    *_strings("pcm_sha256", "label_run"),
+    pa.field("labels", pa.list_(pa.struct([*_strings("vocab", "caption_id", "text", "aspect"),
+                                           pa.field("score", pa.float64())]))),
+    *[pa.field(name, pa.list_(pa.string())) for name in ("prompt_candidates", "long_form", "tag_chunks")],
+    pa.field("structured", pa.list_(pa.struct([pa.field("aspect", pa.string()), pa.field("values", pa.list_(pa.string()))]))),
+    *_strings("text", "prompt"),
+])
+
+
+def sample_schema(with_clap: bool) -> pa.Schema:
+    """A sample as readers that group tar members see it (webdataset, HF datasets)."""
+    fields = [*_strings("__key__", "__url__"), pa.field("flac", pa.binary()), pa.field("json", pa.struct(list(RECORD_SCHEMA)))]
+    return pa.schema(fields + ([pa.field("clap.npy", pa.list_(pa.float32()))] if with_clap else []))
+
+
 class UnsafeKey(ValueError):
     """A clip id that cannot be a WebDataset key."""
 

@@ -107,7 +107,8 @@ def make_labels(folder: Path, clip_ids: list[str], run: str = "run1", dims: int 
                 relabel: dict[str, int] | None = None) -> str:
     """A finished label run for clip_ids (the first `skip` left unlabeled)."""
     labeled = clip_ids[skip:]
-    rows = [label_row(c, (relabel or {}).get(c, i), run) for i, c in enumerate(labeled)]
+    # A clip's labels depend on its id only, so two runs over growing corpora agree on shared clips.
+    rows = [label_row(c, (relabel or {}).get(c, int(c[:6], 16)), run) for c in labeled]
     (folder / "labels").mkdir(parents=True, exist_ok=True)
     (folder / "clip_embeddings").mkdir(exist_ok=True)
     pq.write_table(labels_to_table(rows), folder / "labels" / "part-000000.parquet")
@@ -139,12 +140,12 @@ def shard_inputs() -> types.SimpleNamespace:
                                  publish_inline=publish_inline)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def curated(tmp_path_factory) -> Curated:
     return make_curated(tmp_path_factory.mktemp("curated") / "curated")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def labeled_version(tmp_path_factory, curated) -> tuple[str, dict, str]:
     """A published version with labels: (version folder, manifest, label folder)."""
     base = tmp_path_factory.mktemp("labeled")
