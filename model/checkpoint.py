@@ -1,0 +1,160 @@
+"""Our checkpoint folder: the resolved config and the weights, committed in one rename.
+
+    <folder>/
+      config.json          {"format": "soundry-checkpoint", "format_version": 1,
+                            "kind": "diffusion" | "vae", "weights": "random" | "trained" | "stable-audio-open",
+                            "step": int, "model": <ModelConfig>, ...the trainer's metadata}
+      model.safetensors    every weight but a text encoder's (diffusion: vae.*, conditioners.*, dit.*;
+                           vae: encoder.*, decoder.*, SAO's autoencoder layout)
+      ema.safetensors      optional: EMA weights, a subset of model.safetensors' names
+      text_encoder/        only for a random stand-in text encoder (transformers layout); a real
+                           one stays where config.json's model.conditioning.prompt.path points
+      ...                  the trainer's own files: optimizer.pt, scheduler.pt, rng.pt, data state
+
+Writing goes to a hidden sibling folder that is renamed into place when everything is in it,
+so a folder that exists is complete. A trainer adds its state in the same commit:
+
+    with checkpoint_writer(run / f"step-{step:08d}") as tmp:
+        write_model_files(tmp, model, ema_state=ema.state_dict(), weights="trained", step=step,
+                          metadata={"train": train_config.model_dump(mode="json")})
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from model.config import ModelConfig
+from model.latent_diffusion import LatentDiffusion
+from model.vae import AudioVAE
+from model.weights import StateDictError, load_strict, read_tensors, write_tensors
+
+FORMAT = "soundry-checkpoint"
+FORMAT_VERSION = 1
+TEXT_ENCODER_DIR = "text_encoder"
+
+
+class CheckpointError(ValueError):
+    """A folder that is not a usable checkpoint; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    folder: Path
+    kind: str  # "diffusion" | "vae"
+    weights: str  # "random" | "trained" | "stable-audio-open"
+    step: int
+    config: ModelConfig
+    metadata: dict[str, Any]
+    has_ema: bool
+
+
+@contextlib.contextmanager
+def checkpoint_writer(folder: str | Path) -> Iterator[Path]:
+    """A temporary folder to fill; on success it becomes `folder` (replacing an older one)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_model_files(folder: Path, model: LatentDiffusion | AudioVAE, config: ModelConfig | None = None, *,
+                      ema_state: Mapping[str, Tensor] | None = None, weights: str = "trained", step: int = 0,
+                      metadata: Mapping[str, Any] | None = None) -> None:
+    """config.json, model.safetensors, ema.safetensors and a random text encoder into `folder`.
+    `config` is needed for a bare AudioVAE (its sample rate and channels live in the ModelConfig)."""
+    if isinstance(model, LatentDiffusion):
+        kind, config, state = "diffusion", config or model.config, model.own_state_dict()
+        encoder = model.conditioners.text_encoder
+        if encoder is not None and encoder.is_random:
+            # The stand-in is random: only its saved copy reproduces it, so it travels with the weights.
+            encoder.save(folder / TEXT_ENCODER_DIR)
+            prompt = config.conditioning.prompt.model_copy(update={"path": TEXT_ENCODER_DIR})
+            config = config.model_copy(update={"conditioning": config.conditioning.model_copy(update={"prompt": prompt})})
+    else:
+        if config is None:
+            raise ValueError("write_model_files: a bare AudioVAE needs the ModelConfig it belongs to")
+        kind, state = "vae", model.state_dict()
+    if ema_state is not None:
+        unknown = sorted(set(ema_state) - set(state))
+        if unknown:
+            raise StateDictError(f"EMA weights name tensors the model does not have: {', '.join(unknown[:5])}")
+        write_tensors(folder / "ema.safetensors", ema_state)
+    write_tensors(folder / "model.safetensors", state)
+    document = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "weights": weights, "step": step,
+                "model": config.model_dump(mode="json"), **(metadata or {})}
+    (folder / "config.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+def save_checkpoint(folder: str | Path, model: LatentDiffusion | AudioVAE, config: ModelConfig | None = None, *,
+                    ema_state: Mapping[str, Tensor] | None = None, weights: str = "trained", step: int = 0,
+                    metadata: Mapping[str, Any] | None = None) -> Path:
+    with checkpoint_writer(folder) as tmp:
+        write_model_files(tmp, model, config, ema_state=ema_state, weights=weights, step=step, metadata=metadata)
+    return Path(folder)
+
+
+def read_checkpoint_info(folder: str | Path) -> CheckpointInfo:
+    folder = Path(folder)
+    path = folder / "config.json"
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder}: not a checkpoint folder (no config.json)") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable ({error})") from None
+    if document.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a soundry checkpoint (format {document.get('format')!r}); "
+                              "for Stable Audio Open files use `soundry model-init --sao-config ... --sao-weights ...`")
+    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {document['format_version']} is newer than this soundry reads ({FORMAT_VERSION})")
+    try:
+        config = ModelConfig.model_validate(document["model"])
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: invalid model config ({error})") from None
+    metadata = {k: v for k, v in document.items() if k not in ("format", "format_version", "kind", "weights", "step", "model")}
+    return CheckpointInfo(folder, document.get("kind", "diffusion"), document.get("weights", "trained"), int(document.get("step", 0)),
+                          config, metadata, (folder / "ema.safetensors").is_file())
+
+
+def load_checkpoint(folder: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu") -> LatentDiffusion | AudioVAE:
+    """The model a checkpoint folder holds, its weights loaded strictly (EMA weights over them
+    when present and asked for)."""
+    info = read_checkpoint_info(folder)
+    if info.kind == "vae":
+        model = AudioVAE(info.config.vae, info.config.audio_channels)
+        skip: set[str] = set()
+    else:
+        model = LatentDiffusion(info.config, relative_to=info.folder)
+        skip = model.text_encoder_keys()
+    load_strict(model, read_tensors(info.folder / "model.safetensors"), str(info.folder / "model.safetensors"), skip=skip)
+    if use_ema and info.has_ema:
+        load_strict(model, read_tensors(info.folder / "ema.safetensors"), str(info.folder / "ema.safetensors"), skip=skip, partial=True)
+    return model.to(device)
+
+
+def load_vae(folder: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu") -> AudioVAE:
+    """The VAE of a checkpoint of either kind (a diffusion checkpoint carries its frozen VAE)."""
+    model = load_checkpoint(folder, use_ema=use_ema, device=device)
+    return model if isinstance(model, AudioVAE) else model.vae

@@ -1,0 +1,80 @@
+"""Weight files: reading and writing them, and loading them into a module strictly.
+
+Strictly: every tensor used, every shape checked, errors by name.
+
+stable-audio-tools skips checkpoint keys that do not fit, and a fine-tune then starts from a
+half-random model without a word. Here any unexpected, missing or misshapen tensor stops the
+load with a message naming it (the file's name for it, and the model's where they differ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from curation.storage import atomic_local_file
+
+MAX_LISTED = 8
+
+
+class StateDictError(ValueError):
+    """Checkpoint tensors that do not fit the model; the message names each one."""
+
+
+def _same(key: str) -> str:
+    return key
+
+
+def load_strict(module: nn.Module, tensors: Mapping[str, Tensor], source: str, *,
+                to_module: Callable[[str], str | None] = _same, to_file: Callable[[str], str] = _same,
+                skip: frozenset[str] | set[str] = frozenset(), partial: bool = False) -> None:
+    """Load `tensors` (named as in the file) into `module`. `to_module`/`to_file` translate names
+    (None: no counterpart); `skip`: module keys stored elsewhere; `partial`: the file may cover
+    only some of the module (EMA weights), but what it holds must still fit."""
+    expected = {k: v for k, v in module.state_dict().items() if k not in skip}
+    problems, mapped = [], {}
+    for key, tensor in tensors.items():
+        name = to_module(key)
+        if name is None or name not in expected:
+            problems.append(f"unexpected tensor {key}")
+        elif tuple(tensor.shape) != tuple(expected[name].shape):
+            alias = "" if name == key else f" (model: {name})"
+            problems.append(f"tensor {key}{alias} has shape {list(tensor.shape)}, the model expects {list(expected[name].shape)}")
+        else:
+            mapped[name] = tensor
+    if not partial:
+        problems += [f"missing tensor {to_file(name)}" for name in expected if name not in mapped and to_file(name) not in tensors]
+    if problems:
+        listed = "; ".join(problems[:MAX_LISTED]) + (f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else "")
+        raise StateDictError(f"{source}: {len(problems)} tensor(s) do not fit the model: {listed}")
+    # A model built on the meta device has no storage to copy into: take the loaded tensors as they are.
+    assign = any(t.is_meta for t in expected.values())
+    module.load_state_dict(mapped, strict=False, assign=assign)
+
+
+def read_tensors(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of a .safetensors file, or of a torch checkpoint (.ckpt/.pt, optionally under
+    'state_dict'), read without running pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise StateDictError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    data = data.get("state_dict", data) if isinstance(data, dict) else data
+    if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
+        raise StateDictError(f"{path}: not a mapping of tensor names to tensors")
+    return data
+
+
+def write_tensors(path: str | Path, tensors: Mapping[str, Tensor], metadata: dict[str, str] | None = None) -> None:
+    """A .safetensors file, written atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_local_file(str(path), suffix=".safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
