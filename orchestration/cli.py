@@ -21,7 +21,9 @@ COMMAND_MODULES = (
     "orchestration.curate_command",
     "orchestration.shard_command",
     "orchestration.vocab_command",
+    "orchestration.label_command",
     "orchestration.train_command",
+    "orchestration.model_command",
 )
 
 

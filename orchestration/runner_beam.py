@@ -14,6 +14,7 @@ falls back to, honouring the same --direct_running_mode and --direct_num_workers
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import shutil
@@ -32,7 +33,7 @@ from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptio
 from curation.dedup import DUPLICATE_SCHEMA, KEY_COLUMNS, Member, duplicates_in_group
 from curation.storage import read_table
 from orchestration.runner_config import BeamOptions
-from orchestration.runners import Item, Result
+from orchestration.runners import Item, ModelStage, Result, read_key_sums, sum_table
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,35 @@ class BeamRunner:
         for result in results:
             on_result(result)
         return results
+
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        """prepare as a Map, then BatchElements in front of a DoFn that loads the model in setup()."""
+        if not items:
+            return []
+        results = self._run_and_collect(
+            lambda p: p
+            | beam.Create(items)
+            | beam.Reshuffle()
+            | beam.Map(stage.prepare)
+            | beam.BatchElements(min_batch_size=1, max_batch_size=stage.batch_size)
+            | beam.ParDo(_ModelDoFn(stage.load))
+        )
+        for result in results:
+            on_result(result)
+        return results
+
+    def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
+        if not parts:
+            return sum_table({}, keys, value)
+        rows = self._run_and_collect(
+            lambda p: p
+            | beam.Create(parts)
+            | beam.Reshuffle()
+            | beam.FlatMap(functools.partial(_key_sums, keys=list(keys), value=value))
+            | beam.CombinePerKey(sum)
+            | beam.Map(lambda pair: {"key": list(pair[0]), "count": pair[1]})
+        )
+        return sum_table({tuple(r["key"]): r["count"] for r in rows}, keys, value)
 
     def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
         if not parts:
@@ -120,6 +150,27 @@ class _Apply(beam.DoFn):
             if isinstance(value, int) and not isinstance(value, bool):
                 Metrics.counter(COUNTER_NAMESPACE, key).inc(value)
         yield result
+
+
+class _ModelDoFn(beam.DoFn):
+    """The model is built once per DoFn instance (setup), then serves every batch it is given."""
+
+    def __init__(self, load: Callable[[], Callable[[Any], Result]]) -> None:
+        self.load = load
+        self.units = Metrics.counter(COUNTER_NAMESPACE, "model_units")
+
+    def setup(self) -> None:
+        self.model = self.load()
+
+    def process(self, batch: list[Any]) -> Iterator[Result]:
+        for payload in batch:
+            result = self.model(payload)
+            self.units.inc()
+            yield result
+
+
+def _key_sums(part: str, keys: list[str], value: str) -> Iterator[tuple[tuple[str, ...], int]]:
+    yield from read_key_sums(part, keys, value).items()
 
 
 def _read_keys(part: str) -> Iterator[tuple[str, Member]]:

@@ -9,7 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 import pyarrow as pa
 
 from curation.dedup import find_duplicates_in_memory
-from orchestration.runners import WORKER_IMPORTS, Item, Result
+from orchestration.runners import WORKER_IMPORTS, Item, ModelStage, Result, read_key_sums, sum_table
 
 
 class LocalRunner:
@@ -49,8 +49,39 @@ class LocalRunner:
                 on_result(results[-1])
         return results
 
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        """The pool prepares (decodes) while this process runs the one model: torch already
+        spreads a forward pass over every core, and a second replica would only double
+        the memory."""
+        if not items:
+            return []
+        model = stage.load()
+        results: list[Result] = []
+        if self._pool is None:
+            for item in items:
+                results.append(model(stage.prepare(item)))
+                on_result(results[-1])
+            return results
+        # Payloads finish out of order but are consumed in item order, which keeps at most
+        # 2 x workers decoded units in memory and the model's work in a fixed order.
+        queue = list(reversed(items))
+        pending: list = []
+        while queue or pending:
+            while queue and len(pending) < 2 * self.workers:
+                pending.append(self._pool.submit(stage.prepare, queue.pop()))
+            results.append(model(pending.pop(0).result()))
+            on_result(results[-1])
+        return results
+
     def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
         return find_duplicates_in_memory(parts)
+
+    def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
+        totals: dict[tuple[str, ...], int] = {}
+        for part in parts:
+            for key, count in read_key_sums(part, keys, value).items():
+                totals[key] = totals.get(key, 0) + count
+        return sum_table(totals, keys, value)
 
     def close(self) -> None:
         if self._pool is not None:

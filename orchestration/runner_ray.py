@@ -16,11 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 import ray
+from ray.util import ActorPool
 
 from curation.dedup import DUPLICATE_SCHEMA, KEY_COLUMNS, Member, duplicates_in_group
 from curation.storage import read_table
 from orchestration.runner_config import RayOptions
-from orchestration.runners import WORKER_IMPORTS, Item, Result
+from orchestration.runners import WORKER_IMPORTS, Item, ModelStage, Result, read_key_sums, sum_table
 
 
 class RayRunner:
@@ -67,6 +68,48 @@ class RayRunner:
             results.append(ray.get(done[0]))
             on_result(results[-1])
         return results
+
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        """CPU tasks prepare (decode), a pool of model actors (with GPUs where the cluster has
+        them) consumes their payloads: two stages scaled apart, as Ray Data's map_batches
+        with an actor pool would run them, without its per-block overhead on coarse units.
+        A payload goes from task to actor through the object store, never through here."""
+        if not items:
+            return []
+        gpus = stage.num_gpus if stage.num_gpus is not None else float(ray.cluster_resources().get("GPU", 0) > 0)
+        actors = [_ModelWorker.options(num_gpus=gpus).remote(stage.load) for _ in range(stage.workers)]
+        pool = ActorPool(actors)
+        prepare_ref = ray.put(stage.prepare)
+        queue = list(reversed(items))
+        outstanding = 0
+        results: list[Result] = []
+        try:
+            while queue or outstanding:
+                # Decoded payloads wait in the object store: at most two per CPU worker and actor.
+                while queue and outstanding < 2 * (self.workers + len(actors)):
+                    payload = _apply.remote(prepare_ref, queue.pop())
+                    pool.submit(lambda actor, ref: actor.run.remote(ref), payload)
+                    outstanding += 1
+                results.append(pool.get_next_unordered())
+                outstanding -= 1
+                on_result(results[-1])
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+        return results
+
+    def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
+        """The global count as a two-round hash shuffle, as find_duplicates: readers sum their
+        parts and split the sums by key digest; each reducer adds up one bucket."""
+        if not parts:
+            return sum_table({}, keys, value)
+        buckets = max(2, self.workers)
+        readers = min(len(parts), 4 * self.workers)
+        split = [_read_sums.options(num_returns=buckets).remote(list(parts[i::readers]), list(keys), value, buckets)
+                 for i in range(readers)]
+        reduced = [_add_sums.remote(*[refs[b] for refs in split]) for b in range(buckets)]
+        totals = {key: count for bucket in ray.get(reduced) for key, count in bucket}
+        return sum_table(totals, keys, value)
 
     def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
         """A hash shuffle in two rounds of tasks: each reader splits its parts' keys into
@@ -120,3 +163,33 @@ def _group_duplicates(*buckets: list[tuple[str, Member]]) -> list[dict[str, str]
         for digest, member in bucket:
             groups.setdefault(digest, []).append(member)
     return [row for members in groups.values() if len(members) > 1 for row in duplicates_in_group(members)]
+
+
+@ray.remote(num_cpus=1)
+class _ModelWorker:
+    """Loads the stage's model once; runs it on every payload the pool sends."""
+
+    def __init__(self, load: Callable[[], Callable[[Any], Result]]) -> None:
+        self.model = load()
+
+    def run(self, payload: Any) -> Result:
+        return self.model(payload)
+
+
+@ray.remote(num_cpus=1)
+def _read_sums(parts: list[str], keys: list[str], value: str, buckets: int) -> list[list[tuple[tuple[str, ...], int]]]:
+    split: list[dict[tuple[str, ...], int]] = [{} for _ in range(buckets)]
+    for part in parts:
+        for key, count in read_key_sums(part, keys, value).items():
+            bucket = split[zlib.crc32("\0".join(key).encode()) % buckets]
+            bucket[key] = bucket.get(key, 0) + count
+    return [list(bucket.items()) for bucket in split]
+
+
+@ray.remote(num_cpus=1)
+def _add_sums(*buckets: list[tuple[tuple[str, ...], int]]) -> list[tuple[tuple[str, ...], int]]:
+    totals: dict[tuple[str, ...], int] = {}
+    for bucket in buckets:
+        for key, count in bucket:
+            totals[tuple(key)] = totals.get(tuple(key), 0) + count
+    return list(totals.items())

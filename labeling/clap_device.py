@@ -1,0 +1,41 @@
+"""Where a CLAP model runs and in which precision, and the batching both backends share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from labeling.clap import ClapConfig, ClapError
+
+
+def torch_device(config: ClapConfig) -> torch.device:
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ClapError("clap.device is cuda but torch sees no GPU here; use --clap.device auto or cpu")
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def torch_dtype(config: ClapConfig, device: torch.device) -> torch.dtype:
+    if config.precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if config.precision == "float16" and device.type == "cpu":
+        raise ClapError("clap.precision float16 needs a GPU; on the CPU use float32 (or bfloat16)")
+    return getattr(torch, config.precision)
+
+
+def batches(count: int, size: int) -> Iterator[slice]:
+    for start in range(0, count, size):
+        yield slice(start, min(start + size, count))
+
+
+def embed_in_batches(items, size: int, forward: Callable[[object], torch.Tensor], dim: int) -> np.ndarray:
+    """forward(items[batch]) for every batch -> (N, dim) float32, L2-normalized in float32."""
+    out = np.empty((len(items), dim), dtype=np.float32)
+    with torch.inference_mode():
+        for part in batches(len(items), size):
+            vectors = forward(items[part]).float()
+            out[part] = torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
+    return out
