@@ -21,18 +21,20 @@ _FINGERPRINT_BYTES = 1 << 20
 
 class TransformersBackend:
     def __init__(self, config: LLMConfig, seed: int = 0) -> None:
+        folder = Path(config.model or "")
+        if not (folder / "config.json").is_file():  # said before torch takes seconds to import
+            raise LLMError(f"llm.model {config.model}: not a model folder (no config.json); give a local folder "
+                           "with config.json, the weights and the tokenizer, e.g. one saved by save_pretrained")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        folder = Path(config.model or "")
-        if not (folder / "config.json").is_file():
-            raise LLMError(f"llm.model {config.model}: not a model folder (no config.json); give a local folder "
-                           "with config.json, the weights and the tokenizer, e.g. one saved by save_pretrained")
         options = config.transformers
         cuda = torch.cuda.is_available() and options.device != "cpu"
         if options.device == "cuda" and not torch.cuda.is_available():
             raise LLMError("llm.transformers.device is cuda but no GPU is visible; use auto or cpu")
         self.device = torch.device("cuda" if cuda else "cpu")
+        if not cuda and options.cpu_threads:
+            torch.set_num_threads(options.cpu_threads)
         if options.dtype == "auto":
             self.dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
         else:

@@ -43,7 +43,8 @@ def rater_items(reader: TableReader, source: CaptionSource, cleaning: CleaningCo
             continue
         seen("captions")
         split = split_sentences(caption)
-        removed["chat_preamble"] += split.preambles
+        if split.preambles:
+            removed["chat_preamble"] += split.preambles
         for position, sentence in enumerate(split.sentences):
             seen("sentences")
             reason = rules.check(sentence)

@@ -20,12 +20,13 @@ _EMPHASIS = re.compile(r"(\*{1,3}|_{2,3}|`+|~~)")
 # "Instrumentation: the track...": a label of up to three words before the sentence.
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z/&'-]*(?: [A-Za-z/&'-]+){0,2}\s*:\s*(?=\S)")
 _QUOTES = "\"'“”‘’«»„‟`"
-_PREAMBLE = re.compile(
-    r"^(?:sure|certainly|of course|absolutely|okay|ok|alright|great question|here (?:are|is)|here's|below (?:are|is)|"
-    r"(?:i'd|i would|i'm|i am) (?:be )?(?:happy|glad)|happy to help|these (?:are|sentences|descriptions)|"
-    r"i hope|hope (?:this|these|that)|let me know|feel free|enjoy)\b",
-    re.IGNORECASE,
-)
+# Chat openers are short ("Sure!", "Of course, happy to help."); a caption may well begin
+# "Here is a fast techno track", so "here is/are" counts only when it points at the answer.
+_OPENER = re.compile(r"^(?:sure|certainly|of course|absolutely|okay|ok|alright|great question|happy to help|"
+                     r"(?:i'd|i would|i'm|i am) (?:be )?(?:happy|glad))\b", re.IGNORECASE)
+_POINTER = re.compile(r"\b(?:here|below|following)\b.*\b(?:sentences?|descriptions?|captions?)\b", re.IGNORECASE)
+_CLOSING = re.compile(r"^(?:i hope|hope (?:this|these|that)|let me know|feel free|if you (?:need|want|would like))\b", re.IGNORECASE)
+_OPENER_WORDS = 8
 _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "st", "jr", "sr", "no", "approx", "ca",
                   "feat", "ft", "vol", "op", "cf", "al", "incl"}
 _BOUNDARY = re.compile(r"([.!?]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9ÀÁÂÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÖØÙÚÛÜÝ])")
@@ -50,7 +51,7 @@ def split_sentences(text: str) -> Split:
         if not line:
             continue
         for sentence in _split_line(line):
-            if _PREAMBLE.match(sentence) or sentence.endswith(":"):
+            if _is_preamble(sentence):
                 # "Here are five sentences: A calm piece..." keeps what follows the colon.
                 head, colon, rest = sentence.partition(":")
                 rest = _strip_sentence(rest)
@@ -62,6 +63,11 @@ def split_sentences(text: str) -> Split:
             if sentence:
                 sentences.append(sentence[0].upper() + sentence[1:])
     return Split(sentences, preambles)
+
+
+def _is_preamble(sentence: str) -> bool:
+    return (sentence.endswith(":") or bool(_CLOSING.match(sentence)) or bool(_POINTER.search(sentence))
+            or (bool(_OPENER.match(sentence)) and len(sentence.split()) <= _OPENER_WORDS))
 
 
 def _strip_line(line: str) -> str:

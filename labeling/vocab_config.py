@@ -47,6 +47,7 @@ class TransformersOptions(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs; auto: the GPU when there is one")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="Weights' type; auto: bfloat16 on a GPU that supports it, else float32")
     batch_size: int = Field(8, ge=1, description="Prompts generated together in one batch (left-padded)")
+    cpu_threads: int = Field(0, ge=0, description="Threads torch uses when running on the CPU; 0: torch's default (every core). With several local workers give cores / workers: oversubscribed threads make small models many times slower")
 
 
 class OpenAIOptions(StrictModel):

@@ -95,7 +95,8 @@ def generate_unit(unit: GenerationUnit, task: GenerationTask) -> dict[str, Any]:
     rows, sentences = [], 0
     for prompt, key, answer in zip(unit.prompts, keys, answers, strict=True):
         split = split_sentences(answer or "")
-        removed["chat_preamble"] += split.preambles
+        if split.preambles:
+            removed["chat_preamble"] += split.preambles
         sentences += len(split.sentences)
         for position, sentence in enumerate(split.sentences):
             reason = rules.check(sentence, prompt.names)

@@ -32,6 +32,10 @@ def test_a_chatty_answer_becomes_plain_sentences():
 
 @pytest.mark.parametrize("answer,expected", [
     ("Here are three sentences: A calm piano piece.", ["A calm piano piece."]),  # the lead-in goes, the sentence stays
+    ("Here is a fast techno track with a pounding kick.", ["Here is a fast techno track with a pounding kick."]),
+    ("Of course! Below are five descriptions of the song. A calm piano piece.", ["A calm piano piece."]),
+    ("Okay so the guitar, the drums and the organ all start together on the downbeat.",
+     ["Okay so the guitar, the drums and the organ all start together on the downbeat."]),
     ("1) Slow strings.\n2) Fast drums.\n(3) Loud horns.", ["Slow strings.", "Fast drums.", "Loud horns."]),
     ("“A dreamy synth pad floats above.”", ["A dreamy synth pad floats above."]),
     ("Mood: calm and warm.", ["Calm and warm."]),
