@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.checkpoint import checkpoint_writer, load_checkpoint, read_checkpoint_info, write_model_files
+from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write_model_files
 from model.config import ModelConfig, from_sao_model_config, preset
 from model.distributed import Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks, wrap_model
 from model.ema import EMA
@@ -133,9 +134,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
             train_log.line(f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
                            "run the same command to resume")
             break
-    barrier(ctx)
-    summary = {"rank": ctx.rank, "step": step, "stopped_early": step < config.max_steps, "checkpoint": str(step_folder(checkpoints, step)),
-               "loader_errors": loader.errors, **train_log.last}
+    summary = {"rank": ctx.rank, "step": step, "stopped_early": step < config.max_steps,
+               "checkpoint": str(step_folder(checkpoints, step)), "world_size": ctx.world_size,
+               "replicas_agree": _replicas_agree(model, ctx), "loader_errors": loader.errors, **train_log.last}
     train_log.close()
     close_distributed()
     return summary
@@ -143,7 +144,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 def build_model(config: TrainConfig) -> LatentDiffusion:
     """The model the config names, with the weights it starts from (init_from) and its VAE."""
-    model_config = _model_config(config)
+    model_config = model_config_for(config.model, config.sample_size)
     init = Path(config.init_from) if config.init_from else None
     if init is not None and init.is_dir():
         model = load_checkpoint(init, use_ema=True)
@@ -160,33 +161,32 @@ def build_model(config: TrainConfig) -> LatentDiffusion:
     return model
 
 
-def _model_config(config: TrainConfig) -> ModelConfig:
-    if config.model.endswith(".json"):
-        model_config = from_sao_model_config(config.model)
+def model_config_for(model: str, sample_size: int | None = None) -> ModelConfig:
+    """A preset or a model_config.json, with the training crop length when one is given."""
+    if model.endswith(".json"):
+        model_config = from_sao_model_config(model)
     else:
         try:
-            model_config = preset(config.model)
+            model_config = preset(model)
         except KeyError as error:
             raise TrainError(f"model: {error.args[0]} (or give a path to a model_config.json)") from None
-    if config.sample_size is None:
+    if sample_size is None:
         return model_config
     try:
-        return ModelConfig.model_validate(model_config.model_dump() | {"sample_size": config.sample_size})
+        return ModelConfig.model_validate(model_config.model_dump() | {"sample_size": sample_size})
     except ValueError as error:
         raise TrainError(f"sample_size: {error}") from None
 
 
 def _load_vae(model: LatentDiffusion, source: str) -> None:
+    """A `soundry train-vae` checkpoint (its EMA weights) or SAO's VAE file, strictly."""
     path = Path(source)
     if path.is_dir():
-        info = read_checkpoint_info(path)
-        if info.config.vae != model.config.vae:
+        vae = load_vae(path, use_ema=True)
+        if vae.config != model.config.vae:
             raise TrainError(f"vae {path}: its architecture differs from the model's vae section; "
-                             "use the model config the VAE was trained with")
-        prefix = "" if info.kind == "vae" else "vae."
-        tensors = read_tensors(path / ("ema.safetensors" if info.has_ema and info.kind == "vae" else "model.safetensors"))
-        wanted = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        load_strict(model.vae, wanted, str(path), partial=info.has_ema and info.kind == "vae")
+                             "train with the model config the VAE was trained with")
+        model.vae.load_state_dict(vae.state_dict())
     else:
         load_sao_vae_weights(model.vae, read_tensors(path), str(path))
 
@@ -206,7 +206,7 @@ def _resume(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.opt
 def _save(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.optim.Optimizer, scheduler: Any,
           loader: Any, step: int, config: TrainConfig, ctx: Distributed) -> None:
     """All ranks hand rank 0 their loader position; rank 0 commits the folder."""
-    positions = _gather(loader.state_dict(), ctx)
+    positions = gather(loader.state_dict(), ctx)
     if ctx.is_main:
         with checkpoint_writer(folder) as tmp:
             write_model_files(tmp, model, ema_state=ema.shadow, step=step,
@@ -218,7 +218,15 @@ def _save(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.optim
     barrier(ctx)
 
 
-def _gather(obj: Any, ctx: Distributed) -> list[Any]:
+def _replicas_agree(model: LatentDiffusion, ctx: Distributed) -> bool:
+    """Whether every rank ends with the same weights (what DDP promises; checked, not assumed)."""
+    digest = hashlib.sha256()
+    for name, p in sorted(model.trainable_parameters().items()):
+        digest.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
+    return len(set(gather(digest.hexdigest(), ctx))) == 1
+
+
+def gather(obj: Any, ctx: Distributed) -> list[Any]:
     if not ctx.active:
         return [obj]
     gathered: list[Any] = [None] * ctx.world_size

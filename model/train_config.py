@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from curation.config import StrictModel
+from model.config import VAELossConfig
 from model.lr_schedule import ScheduleConfig
 from shards.prompt_choice import PromptWeights
 
@@ -64,3 +65,28 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="Newest checkpoints to keep")
     demo: DemoConfig = Field(default_factory=DemoConfig, description="Demo samples from the EMA weights")
+
+
+class VAETrainConfig(StrictModel):
+    """`soundry train-vae`: the autoencoder on a version's audio (SAO's recipe: STFT, adversarial,
+    feature matching and KL losses; the adversarial part starts after a warm-up)."""
+
+    output: str = Field(..., description="Run folder: checkpoints/, tensorboard/, demos/")
+    data: DataConfig = Field(..., description="What to train on (audio; latents in the version are ignored)")
+    model: str = Field("tiny", description="Preset or model_config.json whose vae section (and rate, channels) is trained")
+    sample_size: int = Field(65536, ge=1, description="Audio samples per training crop (a multiple of the VAE's ratio)")
+    max_steps: int = Field(200, ge=1, description="Optimizer steps")
+    lr: float = Field(1.5e-4, gt=0, description="AdamW learning rate of the autoencoder")
+    discriminator_lr: float = Field(3e-4, gt=0, description="AdamW learning rate of the discriminator")
+    betas: tuple[float, float] = Field((0.8, 0.99), description="AdamW betas of both optimizers")
+    adversarial_start: int = Field(50, ge=0, description="Steps of reconstruction-only training before the discriminator joins")
+    clip_grad_norm: float | None = Field(1.0, gt=0, description="Clip the autoencoder's gradient norm (empty: no clipping)")
+    losses: VAELossConfig = Field(default_factory=VAELossConfig, description="Loss weights and resolutions")
+    ema_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay of the weights the checkpoint's ema.safetensors holds")
+    ema_warmup_steps: int = Field(50, ge=0, description="Steps over which the EMA decay ramps up from 0")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train")
+    seed: int = Field(0, description="Seeds every random choice (with the step and rank)")
+    log_every: int = Field(10, ge=1, description="Steps between log lines and TensorBoard points")
+    checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, description="Newest checkpoints to keep")

@@ -1,6 +1,7 @@
 """What a training run reports, on rank 0 only: log lines, TensorBoard scalars, demo audio.
 
-TensorBoard events go to `<run>/tensorboard`; demo samples to `<run>/demos/step-N/` as WAV
+TensorBoard events go to `<run>/tensorboard` and the same scalars, one JSON line per logged
+step, to `<run>/metrics.jsonl` (for scripts and tests); demo samples to `<run>/demos/step-N/` as WAV
 files and spectrogram PNGs (and into TensorBoard as audio and images).
 """
 
@@ -47,6 +48,8 @@ class TrainLog:
         if not self.is_main:
             return
         self.last = dict(values)
+        with open(self.run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
         for name, value in values.items():
             self._writer.add_scalar(f"train/{name}", value, step)
         self._writer.flush()

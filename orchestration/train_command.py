@@ -10,7 +10,7 @@ import logging
 from rich.console import Console
 from rich.logging import RichHandler
 
-from model.train_config import TrainConfig
+from model.train_config import TrainConfig, VAETrainConfig
 from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
 
 
@@ -38,6 +38,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_job_arguments(train, TrainConfig)
     train.set_defaults(handler=_train)
 
+    vae = commands.add_parser(
+        "train-vae", help="train the audio autoencoder (VAE) on a published dataset version",
+        description="Train the VAE with STFT, adversarial, feature-matching and KL losses. Runs as is or under "
+        "torchrun like `soundry train`; running the same command again resumes from the newest checkpoint.",
+    )
+    add_job_arguments(vae, VAETrainConfig)
+    vae.set_defaults(handler=_train_vae)
+
 
 def _train(args: argparse.Namespace, console: Console) -> int:
     config = resolve(TrainConfig, args.config, job_overrides(args, TrainConfig))
@@ -54,7 +62,21 @@ def _train(args: argparse.Namespace, console: Console) -> int:
 
         summary = train(config)
     if summary.get("rank", 0) == 0:
-        console.print_json(json.dumps(summary))
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _train_vae(args: argparse.Namespace, console: Console) -> int:
+    config = resolve(VAETrainConfig, args.config, job_overrides(args, VAETrainConfig))
+    if args.print_config:
+        print(to_yaml(config), end="")
+        return 0
+    _log_to(console)
+    from model.train_vae import train_vae
+
+    summary = train_vae(config)
+    if summary["rank"] == 0:
+        print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -33,3 +33,15 @@ def audio_version(tmp_path_factory) -> str:
         "clips": str(base / "curated"), "root": str(base / "versions"), "version": "v1",
         "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 4}, "runner": {"name": "local", "workers": 1}}))
     return str(base / "versions" / "v1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: the tests' models are small, and on a loaded 2-core machine a
+    second thread spins and waits (measured: a small conv 0.7 ms on one thread, 64 ms on two)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

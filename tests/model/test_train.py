@@ -39,3 +39,29 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path, audio_ver
     demos = sorted(p.name for p in (tmp_path / "whole" / "demos" / "step-00000004").iterdir())
     assert demos == ["demo-0.png", "demo-0.wav", "prompts.json"]
     assert list((tmp_path / "whole" / "tensorboard").iterdir())
+
+
+def test_vae_trains_resumes_exactly_and_feeds_the_diffusion_trainer(tmp_path, audio_version):
+    from model.train_config import VAETrainConfig
+    from model.train_vae import train_vae
+
+    def vae_config(output, **overrides):
+        return VAETrainConfig.model_validate({
+            "output": str(output), "model": "tiny", "sample_size": 8192, "device": "cpu",
+            "data": {"version": audio_version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4},
+            "max_steps": 4, "adversarial_start": 2, "checkpoint_every": 2, "log_every": 1,
+            "losses": {"fft_sizes": [256, 64], "discriminator_ffts": [256, 64], "discriminator_filters": 4}, **overrides})
+
+    whole = train_vae(vae_config(tmp_path / "vae"))
+    assert whole["step"] == 4 and "loss_discriminator" in whole and "loss_adversarial" in whole
+    train_vae(vae_config(tmp_path / "vae-parts", max_steps=2))
+    train_vae(vae_config(tmp_path / "vae-parts"))
+    for name in ("model.safetensors", "ema.safetensors", "discriminator.safetensors"):
+        a, b = weights(tmp_path / "vae", 4, name), weights(tmp_path / "vae-parts", 4, name)
+        assert all((a[k] == b[k]).all() for k in a), f"{name} differs after resuming"
+    vae_folder = tmp_path / "vae" / "checkpoints" / "step-00000004"
+    summary = train(config(tmp_path / "dit", audio_version, vae=str(vae_folder), max_steps=1))
+    assert summary["step"] == 1
+    dit_weights = weights(tmp_path / "dit", 1)
+    vae_ema = load_file(str(vae_folder / "ema.safetensors"))
+    assert all((dit_weights[f"vae.{k}"] == v).all() for k, v in vae_ema.items())  # the frozen VAE is the trained one
