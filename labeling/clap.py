@@ -58,7 +58,8 @@ class ClapConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs; auto: a GPU when there is one")
     precision: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="Weights' type; auto: float16 on a GPU, float32 on the CPU (spectrograms are always float32)")
-    audio_batch_size: int = Field(16, ge=1, description="10 s windows per audio forward pass")
+    threads: int = Field(0, ge=0, description="CPU threads of the model (fixed, so every engine computes the same vectors); 0: one per core")
+    audio_batch_size: int = Field(16, ge=1, description="10 s windows per audio forward pass (the last one is padded to it)")
     text_batch_size: int = Field(64, ge=1, description="Captions per text forward pass")
 
     @model_validator(mode="after")

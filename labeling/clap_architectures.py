@@ -48,7 +48,7 @@ ARCHITECTURES = {
     "HTSAT-tiny": ClapArchitecture("HTSAT-tiny", HtsatSize(96, (2, 2, 6, 2), (4, 8, 16, 32)), ROBERTA_BASE),
     "HTSAT-base": ClapArchitecture("HTSAT-base", HtsatSize(128, (2, 2, 12, 2), (4, 8, 16, 32)), ROBERTA_BASE),
     # Tests only: the same design at a few percent of the compute (a text tower of one layer).
-    "HTSAT-mini": ClapArchitecture("HTSAT-mini", HtsatSize(16, (1, 1, 1, 1), (1, 2, 4, 8)), TextSize(vocab_size=1024, num_layers=1)),
+    "HTSAT-mini": ClapArchitecture("HTSAT-mini", HtsatSize(16, (2, 2, 2, 1), (1, 2, 4, 8)), TextSize(vocab_size=1024, num_layers=1)),
 }
 
 # The audio front end both implementations share (laion-clap's audio_cfg).

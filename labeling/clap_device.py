@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -31,11 +32,26 @@ def batches(count: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, count))
 
 
-def embed_in_batches(items, size: int, forward: Callable[[object], torch.Tensor], dim: int) -> np.ndarray:
-    """forward(items[batch]) for every batch -> (N, dim) float32, L2-normalized in float32."""
+def set_threads(config: ClapConfig, device: torch.device) -> None:
+    """A fixed thread count: a CPU forward pass's last bits depend on how many threads split it,
+    and every engine must compute the same vectors (Ray starts workers with one thread)."""
+    if device.type == "cpu":
+        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+
+
+def embed_in_batches(items: np.ndarray, size: int, forward: Callable[[np.ndarray], torch.Tensor], dim: int,
+                     pad: bool = False) -> np.ndarray:
+    """forward(items[batch]) for every batch -> (N, dim) float32, L2-normalized in float32.
+
+    pad: fill the last batch up to `size` with zeros. Every forward pass then has the same
+    shape, which makes an item's vector independent of what it was batched with (kernels
+    pick their blocking by shape), so any split of the clips into units embeds alike."""
     out = np.empty((len(items), dim), dtype=np.float32)
     with torch.inference_mode():
         for part in batches(len(items), size):
-            vectors = forward(items[part]).float()
+            batch = items[part]
+            if pad and len(batch) < size:
+                batch = np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), dtype=batch.dtype)])
+            vectors = forward(batch)[: part.stop - part.start].float()
             out[part] = torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
     return out

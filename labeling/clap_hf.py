@@ -16,7 +16,7 @@ import torch
 from labeling.clap import CONTEXT_TOKENS, SAMPLE_RATE, ClapConfig, ClapError, ClapIdentity, file_sha256, short_hash
 from labeling.clap_architectures import FFT_SIZE, HOP_SIZE, MEL_BINS
 from labeling.clap_audio import to_float
-from labeling.clap_device import embed_in_batches, torch_device, torch_dtype
+from labeling.clap_device import embed_in_batches, set_threads, torch_device, torch_dtype
 from labeling.clap_mel import log_mel
 from labeling.clap_tokenizer import check_tokenizer
 
@@ -30,6 +30,7 @@ class HfClap:
         self.identity = identity
         self.device = torch_device(config)
         self.dtype = torch_dtype(config, self.device)
+        set_threads(config, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
         self.filters = torch.from_numpy(filters).to(self.device)
@@ -39,7 +40,7 @@ class HfClap:
         self.text_batch_size = config.text_batch_size
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim)
+        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim, pad=True)
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return embed_in_batches(np.asarray(texts, dtype=object), self.text_batch_size, self._text_forward, self.dim)
@@ -123,7 +124,7 @@ _RENAMES = [
 ]
 # Parts of laion-clap's model that inference never uses (training heads, the spectrogram
 # front end ClapModel leaves to its feature extractor).
-_UNUSED = re.compile(r"^(text_transform|audio_transform)\.|^audio_branch\.(spectrogram_extractor|logmel_extractor|head|tscam_conv)\.")
+_UNUSED = re.compile(r"^(text_transform|audio_transform)\.|^audio_branch\.(spectrogram_extractor|logmel_extractor|head|tscam_conv)\.|\.attn_mask$")
 
 
 def hf_state_dict_from_laion(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

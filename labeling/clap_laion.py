@@ -32,7 +32,7 @@ from labeling.clap import CONTEXT_TOKENS, ClapConfig, ClapError, ClapIdentity, f
 from labeling.clap_architectures import (F_MAX, F_MIN, FFT_SIZE, HOP_SIZE, MEL_BINS, ClapArchitecture, architecture,
                                          roberta_config)
 from labeling.clap_audio import to_float
-from labeling.clap_device import embed_in_batches, torch_device, torch_dtype
+from labeling.clap_device import embed_in_batches, set_threads, torch_device, torch_dtype
 from labeling.clap_mel import log_mel, mel_filters
 from labeling.clap_tokenizer import load_roberta_tokenizer, tokenizer_sha256
 
@@ -216,6 +216,7 @@ class LaionClap:
         self.identity = identity
         self.device = torch_device(config)
         self.dtype = torch_dtype(config, self.device)
+        set_threads(config, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
         self.fusion = config.fusion
@@ -231,7 +232,7 @@ class LaionClap:
             branch.logmel_extractor.register_forward_hook(lambda module, inputs, output: output.to(self.dtype))
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim)
+        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim, pad=True)
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return embed_in_batches(np.asarray(texts, dtype=object), self.text_batch_size, self._text_forward, self.dim)

@@ -87,5 +87,5 @@ class LabelConfig(StrictModel):
         files enter the label run through its identity (their hashes), not their paths."""
         fields = self.model_dump(mode="json", include={"vocabularies", "audio", "topk", "balance", "prompts"})
         fields["clap"] = self.clap.model_dump(
-            mode="json", exclude={"audio_batch_size", "text_batch_size", "checkpoint", "tokenizer", "model_dir"})
+            mode="json", exclude={"audio_batch_size", "text_batch_size", "threads", "checkpoint", "tokenizer", "model_dir"})
         return fields

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation.storage import exists, join, read_table, write_table_atomic
-from labeling.clap import ClapConfig, ClapIdentity, load_clap
+from labeling.clap import Clap, ClapConfig, ClapIdentity, load_clap
 from labeling.clap_audio import decode_mono_48k, pool_windows, windows
 from labeling.embedding_cache import EmbeddingCache, content_key, embeddings_from_table, embeddings_to_table, read_vocab_matrix
 from labeling.label_table import CLIP_EMBEDDINGS_DIR
@@ -109,15 +109,24 @@ class AudioScorer:
     """Loads CLAP and the vocabularies' matrices once; embeds and searches one unit per call."""
 
     def __init__(self, settings: ScoreSettings) -> None:
+        from labeling.clap_device import torch_device, torch_dtype
         from labeling.topk import CaptionIndex
 
         self.settings = settings
         self.cache = EmbeddingCache(settings.model.cache_root, settings.model.identity)
-        self.clap = load_clap(settings.model.clap)
+        self._clap: Clap | None = None   # built at the first clip not in the cache: a new vocabulary needs none
+        device = torch_device(settings.model.clap)
+        dtype = torch_dtype(settings.model.clap, device)
         self.vocabularies: dict[str, tuple[list[str], CaptionIndex]] = {}
         for name, url in sorted(settings.vocab_matrices.items()):
             keys, vectors = read_vocab_matrix(url)
-            self.vocabularies[name] = (keys, CaptionIndex(vectors, self.clap.device, self.clap.dtype, settings.caption_chunk))
+            self.vocabularies[name] = (keys, CaptionIndex(vectors, device, dtype, settings.caption_chunk))
+
+    @property
+    def clap(self) -> Clap:
+        if self._clap is None:
+            self._clap = load_clap(self.settings.model.clap)
+        return self._clap
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         unit: LabelUnit = payload["unit"]
