@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from curation.storage import write_json_atomic
 from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write_model_files
 from model.config import ModelConfig, from_sao_model_config, preset
 from model.distributed import Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks, wrap_model
@@ -42,6 +43,8 @@ from model.weights import load_strict, read_tensors
 from shards.reader import make_loader
 
 log = logging.getLogger("soundry.train")
+
+SUMMARY = "summary.json"  # in the run folder, written by rank 0 when training ends or stops
 
 
 class TrainError(ValueError):
@@ -137,6 +140,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     summary = {"rank": ctx.rank, "step": step, "stopped_early": step < config.max_steps,
                "checkpoint": str(step_folder(checkpoints, step)), "world_size": ctx.world_size,
                "replicas_agree": _replicas_agree(model, ctx), "loader_errors": loader.errors, **train_log.last}
+    if ctx.is_main:
+        write_json_atomic(str(run / SUMMARY), summary)
     train_log.close()
     close_distributed()
     return summary
