@@ -10,7 +10,6 @@ It is loaded with `weights_only=True`: it holds tensors and plain values only.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil

@@ -23,7 +23,7 @@ from model.config import ModelConfig
 from model.distributed import Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks, wrap_model
 from model.ema import EMA
 from model.preemption import StopRequest
-from model.train import TrainError, gather, model_config_for
+from model.train import gather, model_config_for
 from model.train_config import VAETrainConfig
 from model.train_data import endless, loader_config, step_generator, to_device
 from model.train_log import TrainLog

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "orchestration.label_command",
     "orchestration.train_command",
     "orchestration.model_command",
+    "orchestration.run_command",
 )
 
 

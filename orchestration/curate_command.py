@@ -1,10 +1,8 @@
-"""`soundry curate`, `soundry demo` and `soundry demo-corpus`."""
+"""`soundry curate` and `soundry demo-corpus`."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -29,15 +27,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_job_arguments(curate_cmd, CurateJob)
     curate_cmd.set_defaults(handler=_curate)
 
-    demo = commands.add_parser(
-        "demo", help="generate the demo corpus, curate it and print the summary",
-        description="Generate the procedural demo corpus (if missing) and curate it on the embedded default engine.",
-    )
-    demo.add_argument("--dir", default="demo", help="folder for the demo corpus and outputs (default: demo)")
-    demo.add_argument("--pieces", type=int, default=36, help="number of demo pieces (default: 36)")
-    add_job_arguments(demo, CurateJob)
-    demo.set_defaults(handler=_demo)
-
     corpus = commands.add_parser("demo-corpus", help="write the procedural demo corpus to a folder",
                                  description="Synthesize music pieces with known attributes in six formats with tags.")
     corpus.add_argument("out", help="folder to write into")
@@ -60,19 +49,6 @@ def _run_curation(args: argparse.Namespace, console: Console, base: dict[str, An
 
 def _curate(args: argparse.Namespace, console: Console) -> int:
     base = {"inputs": [{"path": p} for p in args.paths]} if args.paths else {}
-    return _run_curation(args, console, base)
-
-
-def _demo(args: argparse.Namespace, console: Console) -> int:
-    from curation.demo_corpus import generate_demo_corpus
-
-    corpus = Path(args.dir) / "corpus"
-    console.print(f"demo corpus: {corpus} ({args.pieces} pieces)")
-    generate_demo_corpus(corpus, n_pieces=args.pieces, workers=os.cpu_count() or 1)
-    base = {
-        "inputs": [{"path": str(corpus), "source_name": "soundry-demo", "license": "CC0-1.0"}],
-        "output": str(Path(args.dir) / "curated"),
-    }
     return _run_curation(args, console, base)
 
 
