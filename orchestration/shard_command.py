@@ -39,6 +39,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     actions = versions.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the versions under a root folder")
     listing.add_argument("root", help="folder (or URL) holding versions")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
     show = actions.add_parser("show", help="a version's manifest summary (--json: the whole manifest)")
     show.add_argument("version", help="version folder (or URL)")
     show.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -99,7 +100,11 @@ def _versions(args: argparse.Namespace, console: Console) -> int:
     from shards import versions
 
     if args.action == "list":
-        return _list(versions.list_versions(args.root), args.root, console)
+        listed = versions.list_versions(args.root)
+        if args.json:
+            print(json.dumps(listed, indent=2))
+            return 0
+        return _list(listed, args.root, console)
     if args.action == "show":
         from shards.manifest import read_manifest
 
@@ -132,7 +137,7 @@ def _list(listed: list[dict[str, Any]], root: str, console: Console) -> int:
         table.add_column(column)
     for v in listed:
         if v["published"]:
-            table.add_row(v["version"], "published", v["created"], str(v["clips"]), f"{v['hours']:.2f}", str(v["shards"]),
+            table.add_row(v["version"], "published", v["created"][:10], str(v["clips"]), f"{v['hours']:.2f}", str(v["shards"]),
                           f"{v['bytes'] / 1e6:.1f}", ",".join(v["splits"]), "yes" if v["labeled"] else "no")
         else:
             table.add_row(v["version"], "unfinished" if v["pending"] else "not a version", "", "", "", "", "", "", "")

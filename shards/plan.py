@@ -129,6 +129,10 @@ def make_plan(config: ShardConfig) -> Plan:
                     audio_bytes * rows["num_samples"][row] / total_samples,
                     int.from_bytes(hashlib.sha256(f"{config.seed}:{clip_id}".encode()).digest()[:8], "big"),
                 ))
+    if not kept:
+        reasons = ", ".join(f"{n} by {reason}" for reason, n in sorted(excluded.items()))
+        raise InputError(f"{config.clips}: none of its {len(identity)} clips is left to publish ({reasons}); "
+                         "loosen licenses or exclude")
     identity.sort()
     clips_hash = hashlib.sha256("\n".join(f"{c}\t{p}" for c, p in identity).encode()).hexdigest()
     return Plan(_cut(kept, config), len(identity), clips_hash, labels_hash, dict(sorted(excluded.items())))

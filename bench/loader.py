@@ -1,0 +1,165 @@
+"""Loader and shard-writing throughput against floors measured in the same run (machines
+here are noisy; only ratios mean something).
+
+1. Loader: samples/s of shards.reader (tar → shuffle buffer → FLAC decode → crop/pad →
+   prompt → collate, 2 DataLoader workers) against the floor of reading the same tars and
+   decoding every FLAC with nothing else, in as many processes. Target >= 0.8. The crop is
+   the whole clip (every sample decoded in full, as in the floor); a second line shows a
+   10 s crop, where the loader decodes only the crop.
+2. Writing: `soundry shard` (local engine, engine start apart) against plain tar writing of
+   the same bytes (the clip table's FLAC read and written into tars with tarfile), same
+   number of processes.
+
+    .venv/bin/python bench/loader.py [CORPUS] [--workers 2] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import soundfile
+
+# Run as a script, this file's folder is first on sys.path: put the repository root there.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+from rich.console import Console  # noqa: E402
+
+from curation.demo_corpus import generate_demo_corpus  # noqa: E402
+from orchestration.shard_job import ShardJob, write_shards  # noqa: E402
+from shards.reader import LoaderConfig, make_loader  # noqa: E402
+
+CACHE = Path(__file__).resolve().parents[1] / "build" / "bench"
+TARGET = 0.8
+
+
+def soundry(*args: str) -> None:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "orchestration.cli", *args], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def prepare(corpus: Path, workers: int) -> tuple[Path, Path]:
+    """The curated corpus (cached) and a fresh version published from it."""
+    curated = CACHE / "loader" / "curated"
+    if not (curated / "summary.json").exists():
+        soundry("curate", str(corpus), "--output", str(curated), "--runner.workers", str(workers))
+    return curated, CACHE / "loader" / "versions"
+
+
+def _read_and_decode(urls: list[str]) -> int:
+    samples = 0
+    for url in urls:
+        with tarfile.open(url, mode="r|") as archive:
+            for member in archive:
+                data = archive.extractfile(member).read()
+                if member.name.endswith(".flac"):
+                    soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+                    samples += 1
+    return samples
+
+
+def floor_samples_per_s(urls: list[str], workers: int) -> float:
+    chunks = [urls[i::workers] for i in range(workers)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:  # started inside the timing, as DataLoader workers are
+        samples = sum(pool.map(_read_and_decode, chunks))
+    return samples / (time.perf_counter() - started)
+
+
+def loader_samples_per_s(version: Path, config: LoaderConfig) -> float:
+    loader = make_loader(str(version), config, seed=0)
+    started = time.perf_counter()
+    samples = sum(len(batch["key"]) for batch in loader)
+    return samples / (time.perf_counter() - started)
+
+
+def _copy_into_tars(job: tuple[list[str], str]) -> int:
+    parts, out = job
+    written = 0
+    with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as archive:
+        for part in parts:
+            table = pq.read_table(part, columns=["clip_id", "audio_flac"])
+            for clip_id, flac in zip(table["clip_id"].to_pylist(), table["audio_flac"].to_pylist()):
+                info = tarfile.TarInfo(f"{clip_id}.flac")
+                info.size = len(flac)
+                archive.addfile(info, io.BytesIO(flac))
+                written += len(flac)
+    return written
+
+
+def plain_tar_mb_per_s(curated: Path, scratch: Path, workers: int) -> float:
+    parts = sorted(str(p) for p in (curated / "clips").glob("part-*.parquet"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    jobs = [(parts[i::workers], str(scratch / f"plain-{i}.tar")) for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(abs, range(workers)))  # start the processes outside the timing, as the engine's start is
+        started = time.perf_counter()
+        written = sum(pool.map(_copy_into_tars, jobs))
+    return written / 1e6 / (time.perf_counter() - started)
+
+
+def shard_mb_per_s(curated: Path, versions: Path, workers: int) -> tuple[float, dict]:
+    shutil.rmtree(versions, ignore_errors=True)
+    job = ShardJob.model_validate({"clips": str(curated), "root": str(versions), "version": "bench",
+                                   "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 8},
+                                   "runner": {"workers": workers}})
+    summary = write_shards(job, Console(file=open(os.devnull, "w")))
+    return summary["mb_per_s"], summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", nargs="?", help="music corpus (default: the demo corpus, generated)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3, help="measurements of each side (the median is reported)")
+    args = parser.parse_args()
+    corpus = Path(args.corpus) if args.corpus else CACHE / "demo-corpus"
+    if not args.corpus:
+        generate_demo_corpus(corpus, workers=args.workers)
+    curated, versions = prepare(corpus, args.workers)
+
+    shard_rate, summary = shard_mb_per_s(curated, versions, args.workers)
+    plain_rate = plain_tar_mb_per_s(curated, CACHE / "loader" / "plain", args.workers)
+    shutil.rmtree(CACHE / "loader" / "plain", ignore_errors=True)
+    soundry("publish", str(curated), "--root", str(versions), "--version", "bench", "--splits.fractions", "{train: 1.0}",
+            "--shards.min_shards", "8", "--runner.workers", str(args.workers))
+    version = versions / "bench"
+    manifest = json.loads((version / "manifest.json").read_text())
+    urls = [str(version / s["tar"]) for s in manifest["shards"]]
+    rate = manifest["audio"]["sample_rate"]
+    longest = int(max(json.loads((version / "stats.json").read_text())["durations_s"]["max"], 1) * rate) + 1
+
+    results = {"clips": manifest["totals"]["clips"], "hours": manifest["totals"]["hours"], "shards": len(urls),
+               "workers": args.workers}
+    for name, sample_size in (("whole_clip", longest), ("crop_10s", 10 * rate)):
+        config = LoaderConfig(batch_size=4, num_workers=args.workers, sample_size=sample_size)
+        floor, loader = [], []
+        for _ in range(args.epochs):
+            floor.append(floor_samples_per_s(urls, args.workers))
+            loader.append(loader_samples_per_s(version, config))
+        results[name] = {"floor_samples_per_s": statistics.median(floor), "loader_samples_per_s": statistics.median(loader),
+                         "ratio": statistics.median(loader) / statistics.median(floor)}
+    results["write"] = {"shard_mb_per_s": shard_rate, "plain_tar_mb_per_s": plain_rate, "ratio": shard_rate / plain_rate,
+                        "engine_start_s": summary["phases_s"].get("engine_start_s"), "bytes": summary["bytes"]}
+    (CACHE / "loader" / "results.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    whole = results["whole_clip"]
+    verdict = "meets" if whole["ratio"] >= TARGET else "misses"
+    print(f"loader {whole['loader_samples_per_s']:.1f} samples/s vs floor {whole['floor_samples_per_s']:.1f}: "
+          f"{whole['ratio']:.2f} ({verdict} the {TARGET} target); shard writing {shard_rate:.0f} MB/s vs plain tar "
+          f"{plain_rate:.0f} MB/s: {results['write']['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
