@@ -15,6 +15,7 @@ and a log line says whenever the weights are random: such prompts do not steer t
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -66,10 +67,9 @@ class TextEncoder(Protocol):
     def save(self, folder: Path) -> None: ...
 
 
-def train_stand_in_tokenizer(vocab_size: int = STAND_IN_VOCAB):
-    """A byte-level BPE tokenizer with T5's special ids (pad 0, eos 1, unk 2), trained deterministically."""
+@functools.lru_cache(maxsize=4)
+def _stand_in_tokenizer_json(vocab_size: int) -> str:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -78,6 +78,16 @@ def train_stand_in_tokenizer(vocab_size: int = STAND_IN_VOCAB):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(STAND_IN_TEXT.strip().splitlines(), trainer)
     tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return tokenizer.to_str()
+
+
+def train_stand_in_tokenizer(vocab_size: int = STAND_IN_VOCAB):
+    """A byte-level BPE tokenizer with T5's special ids (pad 0, eos 1, unk 2), trained
+    deterministically on STAND_IN_TEXT (once per process; each call gets its own copy)."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer.from_str(_stand_in_tokenizer_json(vocab_size))
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from model.config import PRESETS, ModelConfig, SAOConfigError, preset
 from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
@@ -96,25 +96,29 @@ def _model_info(args: argparse.Namespace, console: Console) -> int:
     if unknown:
         raise ModelCommandError(f"unknown preset {unknown[0]!r}; presets: {', '.join(PRESETS)}")
     configs = {name: preset(name) for name in args.presets or PRESETS}
+    # Each model below gets a random stand-in text encoder whose warning would repeat what the
+    # listing already says ("random stand-in"); only counts are read here.
+    logging.getLogger("model.text_encoder").setLevel(logging.ERROR)
     if args.sao_config:
         configs[Path(args.sao_config).name] = from_sao_model_config(args.sao_config)
-    table = Table("model", "audio", "latents", "VAE", "DiT", "conditioners", "text encoder", "length")
     for name, config in configs.items():
         with torch.device("meta"):
             model = LatentDiffusion(config)
         encoder = model.conditioners.text_encoder
-        count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
-        trainable_cond = sum(p.numel() for p in model.conditioners.parameters() if p.requires_grad)
-        table.add_row(
-            name, f"{config.sample_rate} Hz x{config.audio_channels}",
-            f"{config.vae.latent_dim} x {config.latent_rate:.2f}/s (x{config.vae.downsampling_ratio})",
-            _millions(count(model.vae)), f"{_millions(count(model.dit))} ({config.dit.depth} x {config.dit.embed_dim}, {config.dit.num_heads} heads)",
-            _millions(trainable_cond),
-            f"{config.conditioning.prompt.name} {_millions(count(encoder))} frozen" if encoder else "none",
-            f"{config.sample_size / config.sample_rate:.1f} s",
-        )
-    console.print(table)
+        trainable = sum(p.numel() for p in model.conditioners.parameters() if p.requires_grad)
+        prompt = config.conditioning.prompt
+        text = (f"text encoder {prompt.name} {_millions(_count(encoder))} frozen ({prompt.path or 'random stand-in'})"
+                if encoder else "no text encoder")
+        console.print(f"[bold]{name}[/]: {config.sample_rate} Hz x{config.audio_channels}, {config.vae.latent_dim} latents at "
+                      f"{config.latent_rate:.2f}/s (x{config.vae.downsampling_ratio}), {config.sample_size / config.sample_rate:.1f} s per sample", soft_wrap=True)
+        console.print(f"  VAE {_millions(_count(model.vae))} (encoder {_millions(_count(model.vae.encoder))}) | "
+                      f"DiT {_millions(_count(model.dit))} ({config.dit.depth} blocks x {config.dit.embed_dim}, {config.dit.num_heads} heads) | "
+                      f"conditioners {_millions(trainable)} trainable | {text}", soft_wrap=True)
     return 0
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _millions(n: int) -> str:
@@ -162,7 +166,7 @@ def _model_init(args: argparse.Namespace, console: Console) -> int:
         metadata["vae_source"] = str(args.vae_checkpoint)
     save_checkpoint(out, model, weights=weights, metadata=metadata)
     console.print(f"wrote {out}: {weights} weights, DiT {_millions(sum(p.numel() for p in model.dit.parameters()))}, "
-                  f"VAE {_millions(sum(p.numel() for p in model.vae.parameters()))}")
+                  f"VAE {_millions(sum(p.numel() for p in model.vae.parameters()))}", soft_wrap=True)
     return 0
 
 
@@ -187,10 +191,10 @@ def _sample(args: argparse.Namespace, console: Console) -> int:
     config = info.config
     seconds_total = args.seconds_total or config.sample_size / config.sample_rate
     if info.weights == "random":
-        console.print(f"[bold yellow]{args.checkpoint} has RANDOM weights (untrained, step {info.step}): the output is noise.[/]")
+        console.print(f"[bold yellow]{args.checkpoint} has RANDOM weights (untrained, step {info.step}): the output is noise.[/]", soft_wrap=True)
     encoder = model.conditioners.text_encoder
     if encoder is not None and encoder.is_random:
-        console.print("[yellow]its text encoder has random weights: prompts do not steer it.[/]")
+        console.print("[yellow]its text encoder has random weights: prompts do not steer it.[/]", soft_wrap=True)
     started = time.perf_counter()
     audio = generate(model, args.prompt, seconds_total, seconds_start=args.seconds_start, steps=args.steps,
                      cfg_scale=args.cfg_scale, seed=args.seed, sampler=args.sampler,
@@ -200,6 +204,6 @@ def _sample(args: argparse.Namespace, console: Console) -> int:
     for i, (prompt, clip) in enumerate(zip(args.prompt, audio)):
         path = out / f"sample-{args.seed}-{i:02d}.wav"
         write_wav(path, clip, config.sample_rate)
-        console.print(f"{path}: {clip.shape[-1] / config.sample_rate:.2f} s, peak {clip.abs().max().item():.2f}, prompt {prompt!r}")
-    console.print(f"{len(args.prompt)} sample(s) in {elapsed:.1f} s ({info.weights} weights, step {info.step})")
+        console.print(f"{path}: {clip.shape[-1] / config.sample_rate:.2f} s, peak {clip.abs().max().item():.2f}, prompt {prompt!r}", soft_wrap=True)
+    console.print(f"{len(args.prompt)} sample(s) in {elapsed:.1f} s ({info.weights} weights, step {info.step})", soft_wrap=True)
     return 0
