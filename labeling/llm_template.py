@@ -8,6 +8,7 @@ source `template`, never passed off as an LLM's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -69,7 +70,7 @@ class TemplateBackend:
 
     def _fill(self, pattern: str, facts: dict[str, tuple[str, ...]], rng: random.Random) -> str:
         tags = tags_by_aspect()
-        tempos = [m.group(1) for t in tags["tempo"] if (m := _TEMPO.match(t))]
+        tempos, melodic = _tempo_words(), _melodic_instruments()
 
         def pick(aspect: str, pool: Sequence[str], avoid: str | None = None) -> str:
             known = [v for v in facts.get(aspect, ()) if v != avoid]
@@ -77,7 +78,6 @@ class TemplateBackend:
             return rng.choice(choices)
 
         instrument = pick("instrument", tags["instrument"])
-        melodic = [t for t in tags["instrument"] if not _PERCUSSION.search(t)]
         mood = pick("mood", tags["mood"])
         values = {
             "G": pick("genre", tags["genre"]),
@@ -91,7 +91,18 @@ class TemplateBackend:
         }
         text = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)] if m.group(1) != "a" else "{a}", pattern)
         text = re.sub(r"\{a\} (\S+)", lambda m: f"{article(m.group(1))} {m.group(1)}", text)
+        text = re.sub(r"\bmusic music\b", "music", text)  # genres such as "comedy music"
         return text[0].upper() + text[1:]
+
+
+@functools.cache
+def _tempo_words() -> tuple[str, ...]:
+    return tuple(m.group(1) for t in tags_by_aspect()["tempo"] if (m := _TEMPO.match(t)))
+
+
+@functools.cache
+def _melodic_instruments() -> tuple[str, ...]:
+    return tuple(t for t in tags_by_aspect()["instrument"] if not _PERCUSSION.search(t))
 
 
 def article(word: str) -> str:

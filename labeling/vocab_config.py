@@ -159,7 +159,7 @@ class CleaningConfig(StrictModel):
     )
     require_music_word: bool = Field(True, description="Drop sentences that name no musical thing: no instrument, genre, rhythm word or the like (not_about_music)")
     near_duplicate_threshold: float | None = Field(
-        0.8, gt=0, le=1,
+        0.85, gt=0, le=1,
         description="Drop a sentence whose content-word Jaccard similarity to a kept one reaches this (near_duplicate; MinHash LSH finds candidates, each verified exactly); empty: exact duplicates only",
     )
     minhash_permutations: int = Field(64, ge=16, le=512, description="MinHash permutations for the near-duplicate search")

@@ -37,7 +37,8 @@ def combination_prompts(config: PromptConfig, seed: int) -> Iterator[Prompt]:
 
 def describe(facts: dict[str, tuple[str, ...]]) -> str:
     """Facts as a phrase: "calm jazz music with piano (fast tempo, 1980s)"."""
-    head = " ".join([*facts.get("mood", ()), *facts.get("genre", ()), "music"])
+    genres = facts.get("genre", ())
+    head = " ".join([*facts.get("mood", ()), *genres] + ([] if genres and genres[-1].endswith("music") else ["music"]))
     phrase = head + (" with " + " and ".join(facts["instrument"]) if facts.get("instrument") else "")
     others = [tag for aspect, values in sorted(facts.items()) if aspect not in ("mood", "genre", "instrument") for tag in values]
     return phrase + (f" ({', '.join(others)})" if others else "")

@@ -62,9 +62,12 @@ def print_vocab_summary(summary: dict[str, Any], console: Console) -> None:
     table.add_column(style="bold")
     table.add_column()
     llm = summary["llm"]
-    table.add_row("llm", f"{llm['backend']} ({llm['source']}) on {summary['runner']}: {llm['prompts']} prompts "
-                         f"({_counts(llm['songs']) or 'no songs'}), {llm['answers_generated']} answers generated, "
-                         f"{llm['answers_cached']} from the cache")
+    engine = f"{summary['runner']} engine, {llm['workers']} workers" if llm["engine"] else "in this process"
+    songs = llm["songs"].get("prompted", 0)
+    skipped = {k: v for k, v in llm["songs"].items() if k != "prompted"}
+    table.add_row("llm", f"{llm['backend']} backend ({engine}): {llm['prompts']} prompts = {songs} songs + "
+                         f"{llm['combinations']} tag combinations{' (songs skipped: ' + _counts(skipped) + ')' if skipped else ''}; "
+                         f"answers: {llm['answers_generated']} generated, {llm['answers_cached']} from the cache")
     for name, cleaning in summary["cleaning"].items():
         entry = summary["vocabularies"].get(name)
         head = (f"{entry['count']} {entry['kind'].replace('_', '-')} captions, version {entry['version']} · "

@@ -213,7 +213,8 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], eval_ca
                 writer.add(row["text"], source, {"answer": row["answer"], "origin": row["origin"], "sentence": row["sentence"]})
     return {
         "writer": writer, "backend": config.llm.backend, "source": source, "engine": engine,
-        "workers": worker_count(job.runner) if engine else 1, "prompts": len(prompts), "units": len(units),
+        "workers": worker_count(job.runner) if engine else 1, "prompts": len(prompts),
+        "combinations": config.prompts.combinations, "units": len(units),
         "units_resumed": totals["resumed"], "answers_generated": totals["generated"], "answers_cached": totals["cached"],
         "cleaning": {"answers": len(prompts), "sentences": totals["sentences"],
                      "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count},
