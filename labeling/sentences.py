@@ -53,7 +53,7 @@ def split_sentences(text: str) -> Split:
         for sentence in _split_line(line):
             if _is_preamble(sentence):
                 # "Here are five sentences: A calm piece..." keeps what follows the colon.
-                head, colon, rest = sentence.partition(":")
+                _, colon, rest = sentence.partition(":")
                 rest = _strip_sentence(rest)
                 preambles += 1
                 if colon and rest:

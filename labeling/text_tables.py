@@ -62,7 +62,8 @@ class TableReader:
     def summary(self) -> dict[str, Any]:
         return {"skipped": dict(sorted(self.skipped.items())), "examples": self.examples}
 
-    def _skip(self, reason: str, where: int) -> None:
+    def skip(self, reason: str, where: int) -> None:
+        """Count a skipped row (the readers' own, and rows a caller cannot use)."""
         self.skipped[reason] += 1
         if len(self.examples) < _EXAMPLES_KEPT:
             self.examples.append(f"line {where}: {reason}")
@@ -95,12 +96,12 @@ class TableReader:
                 number += 1
                 raw = b"".join(parts)
                 if too_long:
-                    self._skip("line_too_long", number)
+                    self.skip("line_too_long", number)
                 else:
                     try:
                         yield number, raw.decode(encoding if number == 1 else self.encoding) + "\n"
                     except UnicodeDecodeError:
-                        self._skip(f"not_{self.encoding.lower()}", number)
+                        self.skip(f"not_{self.encoding.lower()}", number)
                 parts, size, too_long = [], 0, False
             if not chunk:
                 return
@@ -122,7 +123,7 @@ class TableReader:
             except StopIteration:
                 break
             except csv.Error as error:
-                self._skip("malformed_csv", position[0])
+                self.skip("malformed_csv", position[0])
                 if header is None:
                     raise TableFileError(f"{self.path}: the header line is not valid CSV ({error})") from None
                 continue
@@ -131,10 +132,10 @@ class TableReader:
                 self._check_columns(header)
                 continue
             if not any(field.strip() for field in record):
-                self._skip("empty_row", position[0])
+                self.skip("empty_row", position[0])
                 continue
             if len(record) != len(header):
-                self._skip("wrong_field_count", position[0])
+                self.skip("wrong_field_count", position[0])
                 continue
             yield position[0], self._pick(dict(zip(header, record)))
         if header is None:
@@ -144,15 +145,15 @@ class TableReader:
         checked = False
         for number, line in self._lines(f):
             if not line.strip():
-                self._skip("empty_row", number)
+                self.skip("empty_row", number)
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                self._skip("malformed_json", number)
+                self.skip("malformed_json", number)
                 continue
             if not isinstance(record, dict):
-                self._skip("not_an_object", number)
+                self.skip("not_an_object", number)
                 continue
             if not checked:
                 self._check_columns(list(record))
@@ -171,7 +172,7 @@ class TableReader:
         checked = False
         for number, record in enumerate(records, start=1):
             if not isinstance(record, dict):
-                self._skip("not_an_object", number)
+                self.skip("not_an_object", number)
                 continue
             if not checked:
                 self._check_columns(list(record))

@@ -70,7 +70,9 @@ class VocabularyWriter:
             shutil.rmtree(self._folder, ignore_errors=True)
 
     def discard(self) -> None:
-        self._writer.close()
+        """Drop what was written (a failed run); nothing to do once published."""
+        if self._writer.is_open:
+            self._writer.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def _flush(self) -> None:

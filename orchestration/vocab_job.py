@@ -58,40 +58,52 @@ def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[st
     (also in manifest.json, except timings and engine)."""
     console = console or Console(stderr=True)
     config = job.stage_config()
-    started = time.perf_counter()
-    laps: dict[str, float] = {}
     names = config.names
     for folder in config.corpus:
         corpus_parts(folder)  # a wrong corpus folder is said before any work
     remove_stale_temporaries(config.output)
+    writers = {names.llm_long: VocabularyWriter(names.llm_long, "long_form"),
+               names.rater_long: VocabularyWriter(names.rater_long, "long_form"),
+               names.tags: VocabularyWriter(names.tags, "short_form")}
+    try:
+        return _build(job, config, writers, console)
+    finally:
+        for writer in writers.values():
+            writer.discard()  # after publishing, nothing is left to discard
+
+
+def _build(job: VocabJob, config: VocabConfig, writers: dict[str, VocabularyWriter], console: Console) -> dict[str, Any]:
+    started = time.perf_counter()
+    laps: dict[str, float] = {}
+    names = config.names
     inputs: dict[str, Any] = {}
 
     eval_captions = _read_exclusions(config, inputs)
     laps["exclusions_s"] = time.perf_counter() - started
 
-    tags = TagCollector(VocabularyWriter(names.tags, "short_form"), config.cleaning)
+    tags = TagCollector(writers[names.tags], config.cleaning)
     if config.builtin_tags:
         for tag in load_builtin_tags():
             tags.add(tag.tag, "builtin", {"file": f"labeling/{BUILTIN_FILE}", "line": tag.line}, tag.aspect)
         inputs[BUILTIN_FILE] = {"role": "builtin_tags", "sha256": builtin_tags_sha256(), "rows": len(load_builtin_tags())}
     prompts, song_counts = _song_prompts(config, tags, inputs)
-    rater = _rater_sentences(config, tags, eval_captions, inputs)
+    rater = _rater_sentences(config, writers[names.rater_long], tags, eval_captions, inputs)
     mark = time.perf_counter()
     laps["tags_and_raters_s"] = mark - started - sum(laps.values())
 
     prompts.extend(combination_prompts(config.prompts, config.seed))
-    llm = _generate(job, config, prompts, eval_captions, console)
+    llm = _generate(job, config, prompts, writers[names.llm_long], eval_captions, console)
     llm["songs"] = song_counts
     laps["generation_s"] = time.perf_counter() - mark
 
     vocabularies = {}
-    for writer in (llm.pop("writer"), rater.pop("writer"), tags.writer):
+    for name, writer in writers.items():
         entry = writer.publish(config.output)
         if entry is not None:
-            vocabularies[writer.name] = entry
+            vocabularies[name] = entry
     cleaning = {names.llm_long: llm.pop("cleaning"), names.rater_long: rater, names.tags: tags.summary()}
     details = {"config": config.model_dump(mode="json"), "inputs": inputs, "cleaning": cleaning, "llm": llm}
-    removed_files = write_manifest(config.output, vocabularies, details, [names.llm_long, names.rater_long, names.tags])
+    removed_files = write_manifest(config.output, vocabularies, details, list(writers))
     _remove_work(config.output)
     laps["publish_s"] = time.perf_counter() - started - sum(laps.values())
     return {"output": config.output, "vocabularies": vocabularies, **details, "replaced_files": removed_files,
@@ -104,11 +116,14 @@ def _read_exclusions(config: VocabConfig, inputs: dict[str, Any]) -> EvalCaption
     for source in config.cleaning.exclude:
         reader = caption_reader(source, config.cleaning, option="cleaning.exclude[].caption_column")
         rows = 0
-        for _, row in reader:
+        for line, row in reader:
             caption = row.get(source.caption_column)
-            if caption and len(caption) <= config.cleaning.max_caption_chars:
-                rows += 1
-                eval_captions.add([caption, *split_sentences(caption).sentences])
+            if not caption or len(caption) > config.cleaning.max_caption_chars:
+                # an evaluation caption left out weakens the exclusion: counted like a bad row
+                reader.skip("empty_caption" if not caption else "caption_too_long", line)
+                continue
+            rows += 1
+            eval_captions.add([caption, *split_sentences(caption).sentences])
         inputs[source.path] = {"role": "eval_exclusion", "sha256": file_sha256(source.path), "rows": rows, **reader.summary()}
     return eval_captions
 
@@ -155,8 +170,8 @@ def _song_prompts(config: VocabConfig, tags: TagCollector, inputs: dict[str, Any
     return prompts, dict(sorted(counts.items()))
 
 
-def _rater_sentences(config: VocabConfig, tags: TagCollector, eval_captions: EvalCaptions, inputs: dict[str, Any]) -> dict[str, Any]:
-    writer = VocabularyWriter(config.names.rater_long, "long_form")
+def _rater_sentences(config: VocabConfig, writer: VocabularyWriter, tags: TagCollector, eval_captions: EvalCaptions,
+                     inputs: dict[str, Any]) -> dict[str, Any]:
     dedup = Deduplicator(config.cleaning, eval_captions)
     removed: collections.Counter[str] = collections.Counter()
     read: collections.Counter[str] = collections.Counter()
@@ -175,12 +190,12 @@ def _rater_sentences(config: VocabConfig, tags: TagCollector, eval_captions: Eva
                 writer.add(text, name, provenance)
         inputs[source.path] = {"role": "captions", "sha256": file_sha256(source.path),
                                "rows": read["captions"] - rows_before, **reader.summary()}
-    return {"writer": writer, "captions": read["captions"], "sentences": read["sentences"],
+    return {"captions": read["captions"], "sentences": read["sentences"],
             "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count}
 
 
-def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], eval_captions: EvalCaptions,
-              console: Console) -> dict[str, Any]:
+def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer: VocabularyWriter,
+              eval_captions: EvalCaptions, console: Console) -> dict[str, Any]:
     size = config.llm.prompts_per_unit
     units = [GenerationUnit(i, tuple(prompts[start:start + size])) for i, start in enumerate(range(0, len(prompts), size))]
     task = GenerationTask(
@@ -195,7 +210,6 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], eval_ca
             results = runner.map(functools.partial(generate_unit, task=task), units, progress.unit_done)
     finally:
         runner.close()
-    writer = VocabularyWriter(config.names.llm_long, "long_form")
     dedup = Deduplicator(config.cleaning, eval_captions)
     removed: collections.Counter[str] = collections.Counter()
     totals: collections.Counter[str] = collections.Counter()
@@ -212,7 +226,7 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], eval_ca
             else:
                 writer.add(row["text"], source, {"answer": row["answer"], "origin": row["origin"], "sentence": row["sentence"]})
     return {
-        "writer": writer, "backend": config.llm.backend, "source": source, "engine": engine,
+        "backend": config.llm.backend, "source": source, "engine": engine,
         "workers": worker_count(job.runner) if engine else 1, "prompts": len(prompts),
         "combinations": config.prompts.combinations, "units": len(units),
         "units_resumed": totals["resumed"], "answers_generated": totals["generated"], "answers_cached": totals["cached"],

@@ -81,6 +81,7 @@ def test_the_template_backend_builds_all_three_vocabularies(inputs):
         assert entry["count"] == vocabularies[name].table.num_rows and entry["file"] == f"{name}-{entry['version']}.parquet"
     assert manifest["vocabularies"]["tags"]["sources"] == {"builtin": 1147, "metadata": 1, "rater:musiccaps": 5}
     assert manifest["inputs"][str(inputs / "musiccaps.csv")]["rows"] == 3
+    assert manifest["inputs"][str(inputs / "eval.csv")]["rows"] == 1
     assert len(manifest["inputs"][str(inputs / "musiccaps.csv")]["sha256"]) == 64
     assert manifest["config"]["llm"]["backend"] == "template"
     for name in ("llm_long", "rater_long"):
