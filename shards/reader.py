@@ -14,7 +14,8 @@ sample's key, so a sample gets the same crop whichever rank or worker reads it.
 
 The position (samples each worker has handed out, and which worker is next) is saved with a
 checkpoint: a restore replays each worker's stream up to its position without decoding, so
-training continues with exactly the batches an uninterrupted run would have seen.
+training continues with exactly the batches an uninterrupted run would have seen. (In
+resampled mode draws are independent: a restore starts a fresh stream seeded by the position.)
 
 A corrupt shard (unreadable, truncated) or sample (bad FLAC, bad json, missing member) is
 skipped, counted and logged with its shard and key; it never stops training.
@@ -383,9 +384,13 @@ class ShardStream(IterableDataset):
         stream: Any = None
         for stage in self.stages(worker, num_workers, errors):
             stream = stage(stream)
+        samples = self.positions.get(worker, 0)
         for batch in stream:
-            batch["_position"] = {"worker": worker, "samples": batch.pop("_last_position"), "errors": dict(errors)}
+            samples = batch.pop("_last_position")
+            batch["_position"] = {"worker": worker, "samples": samples, "errors": dict(errors)}
             yield batch
+        # The worker's last word, so that its error counts arrive even when it made no batch.
+        yield {"_position": {"worker": worker, "samples": samples, "errors": dict(errors)}, "_end": True}
 
 
 class StreamingLoader:
@@ -430,7 +435,8 @@ class StreamingLoader:
             self._positions[position["worker"]] = position["samples"]
             self._errors[position["worker"]] = position["errors"]
             self._next_worker = (position["worker"] + 1) % self.workers
-            yield batch
+            if not batch.pop("_end", False):
+                yield batch
         if not self.config.resampled:
             self.set_epoch(self.epoch + 1)
 
