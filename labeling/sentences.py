@@ -27,6 +27,9 @@ _OPENER = re.compile(r"^(?:sure|certainly|of course|absolutely|okay|ok|alright|g
 _POINTER = re.compile(r"\b(?:here|below|following)\b.*\b(?:sentences?|descriptions?|captions?)\b", re.IGNORECASE)
 _CLOSING = re.compile(r"^(?:i hope|hope (?:this|these|that)|let me know|feel free|if you (?:need|want|would like))\b", re.IGNORECASE)
 _OPENER_WORDS = 8
+# "Here are some notes: A calm piece...": a lead-in before a colon, whatever it announces.
+_LEAD_IN = re.compile(r"^(?:sure|certainly|of course|okay|ok|alright|absolutely|here|below|the following|these are)\b",
+                      re.IGNORECASE)
 _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "st", "jr", "sr", "no", "approx", "ca",
                   "feat", "ft", "vol", "op", "cf", "al", "incl"}
 _BOUNDARY = re.compile(r"([.!?]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9ÀÁÂÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÖØÙÚÛÜÝ])")
@@ -66,7 +69,9 @@ def split_sentences(text: str) -> Split:
 
 
 def _is_preamble(sentence: str) -> bool:
+    head, colon, _ = sentence.partition(":")
     return (sentence.endswith(":") or bool(_CLOSING.match(sentence)) or bool(_POINTER.search(sentence))
+            or (bool(colon) and bool(_LEAD_IN.match(head)))
             or (bool(_OPENER.match(sentence)) and len(sentence.split()) <= _OPENER_WORDS))
 
 

@@ -33,6 +33,7 @@ def test_a_chatty_answer_becomes_plain_sentences():
 @pytest.mark.parametrize("answer,expected", [
     ("Here are three sentences: A calm piano piece.", ["A calm piano piece."]),  # the lead-in goes, the sentence stays
     ("Here is a fast techno track with a pounding kick.", ["Here is a fast techno track with a pounding kick."]),
+    ("Sure! Here are some notes: a mellow piano melody.", ["A mellow piano melody."]),
     ("Of course! Below are five descriptions of the song. A calm piano piece.", ["A calm piano piece."]),
     ("Okay so the guitar, the drums and the organ all start together on the downbeat.",
      ["Okay so the guitar, the drums and the organ all start together on the downbeat."]),
