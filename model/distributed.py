@@ -10,14 +10,9 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.distributed as dist
 from torch import nn
-
-Strategy = Literal["ddp", "fsdp"]
-
 
 @dataclass(frozen=True)
 class Distributed:
@@ -54,25 +49,12 @@ def close_distributed() -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, ctx: Distributed, strategy: Strategy) -> nn.Module:
-    """DDP replicates the model on every rank; FSDP2 shards parameters, gradients and optimizer
-    state across ranks, for models that do not fit one device."""
+def wrap_model(model: nn.Module, ctx: Distributed) -> nn.Module:
+    """DDP: a replica of the model on every rank, gradients averaged in backward."""
     if not ctx.active:
-        return model
-    if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
-        for block in _repeated_blocks(model):
-            fully_shard(block)
-        fully_shard(model)
         return model
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-
-
-def _repeated_blocks(model: nn.Module) -> list[nn.Module]:
-    """The transformer blocks (members of a ModuleList): the unit FSDP shards and gathers at a time."""
-    return [block for module in model.modules() if isinstance(module, nn.ModuleList) for block in module]
 
 
 def any_rank(flag: bool, ctx: Distributed) -> bool:

@@ -52,7 +52,7 @@ class TrainError(ValueError):
 
 
 class Objective(nn.Module):
-    """The loss as a module's forward, so DDP and FSDP see the call they hook into."""
+    """The loss as a module's forward, so DDP sees the call it hooks into."""
 
     def __init__(self, model: LatentDiffusion) -> None:
         super().__init__()
@@ -89,7 +89,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if latest is not None:
         step = _resume(latest, model, ema, optimizer, scheduler, loader, ctx)
         train_log.line(f"resumed from {latest} at step {step}")
-    objective = wrap_model(Objective(model), ctx, config.strategy)
+    objective = wrap_model(Objective(model), ctx)
     train_log.start(config, model, ctx, loader_config)
 
     # ---- loop

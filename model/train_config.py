@@ -58,7 +58,6 @@ class TrainConfig(StrictModel):
     ema_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay of the weights used for sampling (SAO: 0.9999)")
     ema_warmup_steps: int = Field(100, ge=0, description="Steps over which the EMA decay ramps up from 0")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
-    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="ddp: replicate; fsdp: shard (FSDP2) models that do not fit one device")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train")
     seed: int = Field(0, description="Seeds every random choice (with the step and rank), so reruns and resumes agree")
     log_every: int = Field(10, ge=1, description="Steps between log lines and TensorBoard points")

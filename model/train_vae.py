@@ -101,8 +101,8 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
         set_rng_state(state["rng"])
         step = int(state["step"])
         train_log.line(f"resumed from {latest} at step {step}")
-    autoencoder = wrap_model(AutoencoderObjective(vae, discriminator, config), ctx, "ddp")
-    critic = wrap_model(DiscriminatorObjective(discriminator), ctx, "ddp")
+    autoencoder = wrap_model(AutoencoderObjective(vae, discriminator, config), ctx)
+    critic = wrap_model(DiscriminatorObjective(discriminator), ctx)
     train_log.line(f"training the VAE of {config.model}: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters, "
                    f"discriminator {sum(p.numel() for p in discriminator.parameters()) / 1e6:.2f} M, "
                    f"{ctx.world_size} rank(s) ({ctx.device.type}), crops of {config.sample_size} samples")
