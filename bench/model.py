@@ -7,7 +7,7 @@
    encoder, DiT forward and backward, fused AdamW): FLOPs counted by torch's FlopCounterMode,
    time by CUDA events; achieved TFLOP/s as a fraction of that peak. Target >= 0.4.
 
-    .venv/bin/python bench/model.py [--cpu-presets tiny,small] [--gpu-only] [--compile] [--batch 16]
+    .venv/bin/python bench/model.py [--cpu-presets tiny,small] [--gpu-only] [--compile] [--batch 8,16] [--cpu-train-step]
 """
 
 from __future__ import annotations
@@ -44,18 +44,21 @@ def rss_bytes() -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
 
 
-def timed_steps(step, repeats: int) -> float:
+def timed_steps(step, repeats: int) -> tuple[float, float]:
+    """Fastest (wall seconds, CPU seconds) of `repeats` steps after a warm-up. CPU seconds are the
+    process's own, so other work on the machine inflates them far less than the wall time."""
     step()  # warm-up: allocator, kernel selection
     times = []
     for _ in range(repeats):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         step()
-        times.append(time.perf_counter() - started)
+        times.append((time.perf_counter() - wall, time.process_time() - cpu))
     return min(times)
 
 
-def cpu_case(part: str, name: str, size: float) -> dict:
+def cpu_case(part: str, name: str, size: float, threads: int) -> dict:
     """One measurement, run in its own process (see main)."""
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     config = preset(name)
     if part == "dit":
@@ -75,91 +78,108 @@ def cpu_case(part: str, name: str, size: float) -> dict:
             out = model(audio)
             (out.reconstruction.pow(2).mean() + out.kl).backward()
     before = rss_bytes()
-    seconds = timed_steps(step, repeats=2)
+    seconds, cpu_seconds = timed_steps(step, repeats=2)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"part": part, "preset": name, "size": size, "params_m": params / 1e6, "seconds": seconds,
-            "weights_gb": before / 1e9, "step_peak_gb": max(0, peak - before) / 1e9}
+    return {"part": part, "preset": name, "size": size, "threads": threads, "params_m": params / 1e6, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "rss_before_gb": before / 1e9, "step_peak_gb": max(0, peak - before) / 1e9}
 
 
-def run_cpu(presets: list[str]) -> list[dict]:
+def run_cpu(presets: list[str], threads: int) -> list[dict]:
     rows = []
     for name in presets:
         frames, seconds = CPU_CASES[name]
         for part, sizes in (("dit", frames), ("vae", seconds)):
             for size in sizes:
-                out = subprocess.run([sys.executable, __file__, "--case", f"{part}:{name}:{size}"],
+                out = subprocess.run([sys.executable, __file__, "--case", f"{part}:{name}:{size}", "--threads", str(threads)],
                                      capture_output=True, text=True, check=True)
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 unit = f"{int(size)} latent frames ({size * 2048 / 44100:.1f} s)" if part == "dit" else f"{size} s stereo"
-                print(f"cpu {part:3s} {name:8s} {row['params_m']:9.2f} M  {unit:28s} fwd+bwd {row['seconds']:7.3f} s  "
-                      f"peak +{row['step_peak_gb']:.2f} GB over {row['weights_gb']:.2f} GB", flush=True)
+                print(f"cpu {part:3s} {name:8s} {row['params_m']:9.2f} M  {unit:28s} fwd+bwd {row['seconds']:7.3f} s wall {row['cpu_seconds']:7.3f} s CPU  "
+                      f"peak +{row['step_peak_gb']:.2f} GB over the {row['rss_before_gb']:.2f} GB RSS of libraries + model", flush=True)
                 rows.append(row)
     return rows
 
 
-def matmul_peak_tflops(n: int = 8192, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16), torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, n: int = 8192, repeats: int = 10) -> float:
+    """The matrix-multiply rate this device reaches on random square products (mean of `repeats`)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
+    synchronize(device)
+    started = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    end.record()
-    torch.cuda.synchronize()
-    return 2 * n**3 * repeats / (start.elapsed_time(end) / 1e3) / 1e12
+    synchronize(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e12
 
 
-def run_gpu(batch_sizes: list[int], frames: int, peak: float, compile_blocks: bool, flops_by_batch: dict[int, int],
-            steps: int = 8) -> list[dict]:
-    """sao-1.0 training steps; FLOPs are counted in eager mode (the counter does not see inside
+def train_step_throughput(name: str, device: torch.device, dtype: torch.dtype, batch_size: int, frames: int, peak: float,
+                          compile_blocks: bool, flops_by_batch: dict[int, int], steps: int = 8) -> dict:
+    """Training steps of a preset under autocast: conditioning (frozen text encoder), DiT forward and
+    backward, fused AdamW. FLOPs are counted once in eager mode (the counter does not see inside
     compiled regions) and reused for the compiled model, which does the same arithmetic."""
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
-    model = LatentDiffusion(preset("sao-1.0")).cuda().train()
+    model = LatentDiffusion(preset(name)).to(device).train()
     if compile_blocks:
         for block in model.dit.blocks:
             block.compile()
-    optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=5e-5, betas=(0.9, 0.999), weight_decay=1e-3, fused=True)
-    rows = []
-    for batch_size in batch_sizes:
-        batch = {"latents": torch.randn(batch_size, 64, frames, device="cuda"),
-                 "prompt": ["Genre: Jazz | Instruments: Piano, Double Bass | Moods: Calm"] * batch_size,
-                 "seconds_start": torch.zeros(batch_size, device="cuda"), "seconds_total": torch.full((batch_size,), 47.0, device="cuda")}
-        generator = torch.Generator(device="cuda").manual_seed(0)
+    optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=5e-5, betas=(0.9, 0.999), weight_decay=1e-3,
+                                  fused=device.type == "cuda")
+    latent_dim = model.config.vae.latent_dim
+    batch = {"latents": torch.randn(batch_size, latent_dim, frames, device=device),
+             "prompt": ["Genre: Jazz | Instruments: Piano, Double Bass | Moods: Calm"] * batch_size,
+             "seconds_start": torch.zeros(batch_size, device=device), "seconds_total": torch.full((batch_size,), 47.0, device=device)}
+    generator = torch.Generator(device=device).manual_seed(0)
 
-        def step() -> None:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = model.loss(batch, generator)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+    def step() -> None:
+        with torch.autocast(device.type, dtype=dtype):
+            loss = model.loss(batch, generator)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
-        for _ in range(3):
+    for _ in range(3):
+        step()
+    if batch_size not in flops_by_batch:
+        with FlopCounterMode(display=False) as counter:
             step()
-        if batch_size not in flops_by_batch:
-            with FlopCounterMode(display=False) as counter:
-                step()
-            flops_by_batch[batch_size] = counter.get_total_flops()
-        flops = flops_by_batch[batch_size]
-        torch.cuda.synchronize()
+        flops_by_batch[batch_size] = counter.get_total_flops()
+    flops = flops_by_batch[batch_size]
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(steps):
-            step()
-        end.record()
-        torch.cuda.synchronize()
-        seconds = start.elapsed_time(end) / 1e3 / steps
-        achieved = flops / seconds / 1e12
-        row = {"batch": batch_size, "frames": frames, "compiled": compile_blocks, "step_s": seconds, "tflop_per_step": flops / 1e12,
-               "tflops": achieved, "peak_tflops": peak, "ratio": achieved / peak, "memory_gb": torch.cuda.max_memory_allocated() / 1e9}
-        verdict = "meets" if row["ratio"] >= TARGET else "below"
-        print(f"gpu sao-1.0 train step bf16 {'compiled' if compile_blocks else 'eager'} batch {batch_size} x {frames} frames: "
-              f"{seconds * 1e3:.0f} ms, {flops / 1e12:.1f} TFLOP -> {achieved:.0f} TFLOP/s = {row['ratio']:.2f} of peak "
-              f"({verdict} target {TARGET}); peak memory {row['memory_gb']:.1f} GB", flush=True)
-        rows.append(row)
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    seconds = (time.perf_counter() - started) / steps
+    achieved = flops / seconds / 1e12
+    memory = torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else float("nan")
+    row = {"preset": name, "device": device.type, "batch": batch_size, "frames": frames, "compiled": compile_blocks, "step_s": seconds,
+           "tflop_per_step": flops / 1e12, "tflops": achieved, "peak_tflops": peak, "ratio": achieved / peak, "memory_gb": memory}
+    verdict = "meets" if row["ratio"] >= TARGET else "below"
+    print(f"{device.type} {name} train step {dtype} {'compiled' if compile_blocks else 'eager'} batch {batch_size} x {frames} frames: "
+          f"{seconds * 1e3:.0f} ms, {flops / 1e12:.3f} TFLOP -> {achieved:.2f} TFLOP/s = {row['ratio']:.2f} of the measured "
+          f"matmul peak ({verdict} target {TARGET}); peak memory {memory:.1f} GB", flush=True)
+    return row
+
+
+def run_train_steps(name: str, device: torch.device, batch_sizes: list[int], frames: int, compile_blocks: bool) -> list[dict]:
+    dtype = torch.bfloat16
+    peak = matmul_peak_tflops(device, dtype, n=8192 if device.type == "cuda" else 1024)
+    label = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    print(f"{label}: {dtype} matmul peak measured {peak:.2f} TFLOP/s", flush=True)
+    flops: dict[int, int] = {}
+    rows = [train_step_throughput(name, device, dtype, b, frames, peak, False, flops) for b in batch_sizes]
+    if compile_blocks:
+        rows += [train_step_throughput(name, device, dtype, b, frames, peak, True, flops) for b in batch_sizes]
     return rows
 
 
@@ -168,25 +188,27 @@ def main() -> int:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--cpu-presets", default="tiny,small", help="presets measured on CPU (sao-1.0 needs ~12 GB and minutes)")
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU measurements")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for the CPU cases (default: all cores)")
     parser.add_argument("--batch", default="8,16", help="GPU batch sizes (comma-separated)")
     parser.add_argument("--frames", type=int, default=1024, help="GPU latent frames per example (sao-1.0: 1024 = 47.6 s)")
     parser.add_argument("--compile", action="store_true", help="also measure with every DiT block torch.compile'd")
+    parser.add_argument("--cpu-train-step", action="store_true", help="without a GPU, measure the training step of tiny on the CPU")
     parser.add_argument("--json", help="write all rows to this file")
     args = parser.parse_args()
     if args.case:
         part, name, size = args.case.split(":")
-        print(json.dumps(cpu_case(part, name, float(size))))
+        print(json.dumps(cpu_case(part, name, float(size), args.threads)))
         return 0
-    rows = {"cpu": [] if args.gpu_only else run_cpu(args.cpu_presets.split(",")), "gpu": []}
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work on this machine slows the CPU figures)", flush=True)
+    rows = {"cpu": [] if args.gpu_only else run_cpu(args.cpu_presets.split(","), args.threads), "train_step": []}
     if torch.cuda.is_available():
-        batches, flops = [int(b) for b in args.batch.split(",")], {}
-        peak = matmul_peak_tflops()
-        print(f"gpu {torch.cuda.get_device_name()}: bf16 matmul peak measured {peak:.0f} TFLOP/s", flush=True)
-        rows["gpu"] = run_gpu(batches, args.frames, peak, compile_blocks=False, flops_by_batch=flops)
-        if args.compile:
-            rows["gpu"] += run_gpu(batches, args.frames, peak, compile_blocks=True, flops_by_batch=flops)
+        rows["train_step"] = run_train_steps("sao-1.0", torch.device("cuda"), [int(b) for b in args.batch.split(",")],
+                                             args.frames, args.compile)
+    elif args.cpu_train_step:
+        # The same measurement on this CPU with the tiny preset: checks the code path where no GPU is.
+        rows["train_step"] = run_train_steps("tiny", torch.device("cpu"), [2], 128, compile_blocks=False)
     else:
-        print("gpu: none here; the TFLOP/s check runs where CUDA is available")
+        print("gpu: none here; the sao-1.0 TFLOP/s check runs where CUDA is available (--cpu-train-step runs it on tiny here)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

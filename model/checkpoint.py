@@ -87,10 +87,15 @@ def write_model_files(folder: Path, model: LatentDiffusion | AudioVAE, config: M
     if isinstance(model, LatentDiffusion):
         kind, config, state = "diffusion", config or model.config, model.own_state_dict()
         encoder = model.conditioners.text_encoder
-        if encoder is not None and encoder.is_random:
-            # The stand-in is random: only its saved copy reproduces it, so it travels with the weights.
-            encoder.save(folder / TEXT_ENCODER_DIR)
-            prompt = config.conditioning.prompt.model_copy(update={"path": TEXT_ENCODER_DIR})
+        if encoder is not None:
+            if encoder.is_random:
+                # A random stand-in is reproduced only by its saved copy, so it travels with the weights.
+                encoder.save(folder / TEXT_ENCODER_DIR)
+                path = TEXT_ENCODER_DIR
+            else:
+                # A real encoder stays where it is; an absolute path keeps pointing there from the checkpoint.
+                path = str(encoder.source)
+            prompt = config.conditioning.prompt.model_copy(update={"path": path})
             config = config.model_copy(update={"conditioning": config.conditioning.model_copy(update={"prompt": prompt})})
     else:
         if config is None:
@@ -133,8 +138,10 @@ def read_checkpoint_info(folder: str | Path) -> CheckpointInfo:
         config = ModelConfig.model_validate(document["model"])
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"{path}: invalid model config ({error})") from None
+    if document.get("kind") not in ("diffusion", "vae"):
+        raise CheckpointError(f"{path}: kind {document.get('kind')!r} is neither 'diffusion' nor 'vae'")
     metadata = {k: v for k, v in document.items() if k not in ("format", "format_version", "kind", "weights", "step", "model")}
-    return CheckpointInfo(folder, document.get("kind", "diffusion"), document.get("weights", "trained"), int(document.get("step", 0)),
+    return CheckpointInfo(folder, document["kind"], document.get("weights", "trained"), int(document.get("step", 0)),
                           config, metadata, (folder / "ema.safetensors").is_file())
 
 

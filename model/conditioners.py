@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from model.config import ConditioningConfig, NumberConfig
-from model.text_encoder import T5TextEncoder, load_text_encoder
+from model.text_encoder import TextEncoder, load_text_encoder
 
 FOURIER_WEIGHTS = 128  # SAO's number embedder: 128 learned frequencies -> 1 + 2 * 128 features
 
@@ -65,7 +65,7 @@ class NumberConditioner(nn.Module):
 class TextConditioner(nn.Module):
     """Prompt tokens from a frozen text encoder, projected to cond_dim when the widths differ."""
 
-    def __init__(self, encoder: T5TextEncoder, cond_dim: int) -> None:
+    def __init__(self, encoder: TextEncoder, cond_dim: int) -> None:
         super().__init__()
         self.encoder = encoder
         self.proj = nn.Linear(encoder.dim, cond_dim) if encoder.dim != cond_dim else None
@@ -78,7 +78,7 @@ class TextConditioner(nn.Module):
 
 
 class Conditioners(nn.Module):
-    def __init__(self, config: ConditioningConfig, text_encoder: T5TextEncoder | None = None, relative_to: Path | None = None) -> None:
+    def __init__(self, config: ConditioningConfig, text_encoder: TextEncoder | None = None, relative_to: Path | None = None) -> None:
         super().__init__()
         self.config = config
         used = set(config.cross_attention_ids) | set(config.global_ids)
@@ -92,7 +92,7 @@ class Conditioners(nn.Module):
         return self.config.cond_dim * len(self.config.global_ids)
 
     @property
-    def text_encoder(self) -> T5TextEncoder | None:
+    def text_encoder(self) -> TextEncoder | None:
         return self.prompt.encoder if hasattr(self, "prompt") else None
 
     def forward(self, prompts: list[str], seconds_start: Tensor | list[float], seconds_total: Tensor | list[float]) -> Conditioning:

@@ -176,7 +176,7 @@ class DiT(nn.Module):
         """v prediction for x (B, C, L) at diffusion time t (B,) in [0, 1], given the condition
         tokens (B, M, cond_dim) and the global condition (B, global_dim)."""
         context = self.to_cond_embed(cross_tokens)  # (B, M, cond_dim)
-        prefix = self.to_timestep_embed(self.timestep_features(t[:, None].to(x.dtype)))  # (B, E)
+        prefix = self.to_timestep_embed(self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype)))  # (B, E)
         if self.to_global_embed is not None:
             prefix = prefix + self.to_global_embed(global_cond)
         x = self.preprocess_conv(x) + x  # (B, C, L)

@@ -27,7 +27,7 @@ from model.diffusion import Denoiser, cfg_keep, make_denoiser, masked_mse, noise
 from model.dit import DiT
 from model.noise import gaussian_like
 from model.sampling import classifier_free_guidance
-from model.text_encoder import T5TextEncoder
+from model.text_encoder import TextEncoder
 from model.vae import AudioVAE
 
 
@@ -45,7 +45,7 @@ def latent_padding_mask(padding_mask: Tensor, frames: int, ratio: int) -> Tensor
 
 
 class LatentDiffusion(nn.Module):
-    def __init__(self, config: ModelConfig, vae: AudioVAE | None = None, text_encoder: T5TextEncoder | None = None,
+    def __init__(self, config: ModelConfig, vae: AudioVAE | None = None, text_encoder: TextEncoder | None = None,
                  relative_to: Path | None = None) -> None:
         """`relative_to`: the checkpoint folder a relative text-encoder path is taken from."""
         super().__init__()

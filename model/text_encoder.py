@@ -58,9 +58,12 @@ class TextEncoderError(ValueError):
 
 
 class TextEncoder(Protocol):
-    dim: int
-    max_length: int
-    is_random: bool
+    """What the prompt conditioner needs from a text encoder (an nn.Module, frozen)."""
+
+    dim: int  # width of its tokens
+    max_length: int  # tokens per prompt, padding included
+    is_random: bool  # a stand-in with random weights
+    source: Path | None  # the folder it was loaded from
 
     def encode(self, texts: list[str], device: torch.device) -> tuple[Tensor, Tensor]: ...
 
@@ -94,13 +97,14 @@ def train_stand_in_tokenizer(vocab_size: int = STAND_IN_VOCAB):
 class T5TextEncoder(nn.Module):
     """A frozen T5 encoder; always in eval mode, never trained, outputs masked to zero at padding."""
 
-    def __init__(self, model, tokenizer, max_length: int, is_random: bool) -> None:
+    def __init__(self, model, tokenizer, max_length: int, is_random: bool, source: Path | None = None) -> None:
         super().__init__()
         self.model = model.requires_grad_(False).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.dim = model.config.d_model
         self.is_random = is_random
+        self.source = source
 
     @classmethod
     def from_folder(cls, path: str | Path, max_length: int) -> T5TextEncoder:
@@ -120,7 +124,7 @@ class T5TextEncoder(nn.Module):
         is_random = bool(getattr(model.config, RANDOM_MARKER, False))
         if is_random:
             log.warning("text encoder %s has RANDOM weights (a stand-in built offline): prompts do not steer the model", folder)
-        return cls(model, tokenizer, max_length, is_random)
+        return cls(model, tokenizer, max_length, is_random, source=folder.resolve())
 
     @classmethod
     def stand_in(cls, name: str, max_length: int, seed: int = 0) -> T5TextEncoder:
@@ -158,7 +162,7 @@ class T5TextEncoder(nn.Module):
 TEXT_ENCODERS = {"t5": T5TextEncoder}
 
 
-def load_text_encoder(config: TextEncoderConfig, relative_to: Path | None = None) -> T5TextEncoder:
+def load_text_encoder(config: TextEncoderConfig, relative_to: Path | None = None) -> TextEncoder:
     """The configured encoder: from its folder (a relative path is taken from `relative_to`,
     the checkpoint folder), else a random stand-in of the named shape."""
     encoder = TEXT_ENCODERS[config.kind]
