@@ -30,7 +30,11 @@ T5_SHAPES: dict[str, dict[str, int]] = {
 CONDITION_IDS = ("prompt", "seconds_start", "seconds_total")
 
 
-class SAOConfigError(ValueError):
+class ModelConfigError(ValueError):
+    """A model configuration that cannot be built (an unknown preset, say); names what and why."""
+
+
+class SAOConfigError(ModelConfigError):
     """A Stable Audio Open model_config.json this code cannot build exactly; names the key."""
 
 
@@ -192,7 +196,7 @@ PRESETS = {"tiny": ModelConfig, "small": _small, "sao-1.0": _sao_1_0}
 
 def preset(name: str) -> ModelConfig:
     if name not in PRESETS:
-        raise KeyError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise ModelConfigError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]()
 
 

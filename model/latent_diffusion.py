@@ -1,6 +1,6 @@
 """The whole text-to-audio model: frozen VAE, conditioners, DiT, and the pieces a trainer needs.
 
-`LatentDiffusion.loss(batch, generator)` is one training example's worth of diffusion: latents
+`LatentDiffusion.loss(batch, generator)` is one batch's worth of diffusion: latents
 (given, or encoded from audio by the frozen VAE), conditions, CFG dropout, a timestep, noise,
 the v-target, the DiT, the MSE. The training loop itself (optimizer, EMA, DDP, logging)
 belongs to the trainer; everything random here comes from the generator it passes.
