@@ -31,7 +31,7 @@ CONDITION_IDS = ("prompt", "seconds_start", "seconds_total")
 
 
 class ModelConfigError(ValueError):
-    """A model configuration that cannot be built (an unknown preset, say); names what and why."""
+    """A model configuration that cannot be built; names what and why."""
 
 
 class SAOConfigError(ModelConfigError):
@@ -196,7 +196,7 @@ PRESETS = {"tiny": ModelConfig, "small": _small, "sao-1.0": _sao_1_0}
 
 def preset(name: str) -> ModelConfig:
     if name not in PRESETS:
-        raise ModelConfigError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise KeyError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
     return PRESETS[name]()
 
 
