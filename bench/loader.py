@@ -2,10 +2,12 @@
 here are noisy; only ratios mean something).
 
 1. Loader: samples/s of shards.reader (tar → shuffle buffer → FLAC decode → crop/pad →
-   prompt → collate, 2 DataLoader workers) against the floor of reading the same tars and
-   decoding every FLAC with nothing else, in as many processes. Target >= 0.8. The crop is
+   prompt → collate, 2 workers, as threads (the default) and as DataLoader processes) against
+   the floor of reading the same tars and decoding every FLAC with nothing else, in as many
+   processes. Target >= 0.8. The crop is
    the whole clip (every sample decoded in full, as in the floor); a second line shows a
-   10 s crop, where the loader decodes only the crop.
+   10 s crop, where the loader decodes only the crop. CPU seconds per sample (all
+   processes) are reported beside: on a shared machine they vary less than wall time.
 2. Writing: `soundry shard` (local engine, engine start apart) against plain tar writing of
    the same bytes (the clip table's FLAC read and written into tars with tarfile), same
    number of processes.
@@ -29,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import resource
 import soundfile
 
 # Run as a script, this file's folder is first on sys.path: put the repository root there.
@@ -69,19 +72,26 @@ def _read_and_decode(urls: list[str]) -> int:
     return samples
 
 
-def floor_samples_per_s(urls: list[str], workers: int) -> float:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (pool and DataLoader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def floor_rates(urls: list[str], workers: int) -> tuple[float, float]:
+    """Samples per second, and CPU seconds per sample."""
     chunks = [urls[i::workers] for i in range(workers)]
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:  # started inside the timing, as DataLoader workers are
         samples = sum(pool.map(_read_and_decode, chunks))
-    return samples / (time.perf_counter() - started)
+    return samples / (time.perf_counter() - started), (cpu_seconds() - cpu) / samples
 
 
-def loader_samples_per_s(version: Path, config: LoaderConfig) -> float:
+def loader_rates(version: Path, config: LoaderConfig) -> tuple[float, float]:
     loader = make_loader(str(version), config, seed=0)
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     samples = sum(len(batch["key"]) for batch in loader)
-    return samples / (time.perf_counter() - started)
+    return samples / (time.perf_counter() - started), (cpu_seconds() - cpu) / samples
 
 
 def _copy_into_tars(job: tuple[list[str], str]) -> int:
@@ -141,24 +151,31 @@ def main() -> None:
     longest = int(max(json.loads((version / "stats.json").read_text())["durations_s"]["max"], 1) * rate) + 1
 
     results = {"clips": manifest["totals"]["clips"], "hours": manifest["totals"]["hours"], "shards": len(urls),
-               "workers": args.workers}
-    for name, sample_size in (("whole_clip", longest), ("crop_10s", 10 * rate)):
-        config = LoaderConfig(batch_size=4, num_workers=args.workers, sample_size=sample_size)
-        floor, loader = [], []
-        for _ in range(args.epochs):
-            floor.append(floor_samples_per_s(urls, args.workers))
-            loader.append(loader_samples_per_s(version, config))
-        results[name] = {"floor_samples_per_s": statistics.median(floor), "loader_samples_per_s": statistics.median(loader),
-                         "ratio": statistics.median(loader) / statistics.median(floor)}
+               "workers": args.workers, "load_average_at_start": os.getloadavg()[0]}
+    for crop, sample_size in (("whole_clip", longest), ("crop_10s", 10 * rate)):
+        for kind in ("thread", "process"):
+            config = LoaderConfig(batch_size=4, num_workers=args.workers, sample_size=sample_size, worker_kind=kind)
+            floor, loader = [], []
+            for _ in range(args.epochs):  # interleaved, so both sides see the same machine
+                floor.append(floor_rates(urls, args.workers))
+                loader.append(loader_rates(version, config))
+            floor_rate, loader_rate = statistics.median(r for r, _ in floor), statistics.median(r for r, _ in loader)
+            floor_cpu, loader_cpu = statistics.median(c for _, c in floor), statistics.median(c for _, c in loader)
+            results[f"{crop}_{kind}"] = {
+                "floor_samples_per_s": floor_rate, "loader_samples_per_s": loader_rate, "ratio": loader_rate / floor_rate,
+                "floor_cpu_ms_per_sample": 1000 * floor_cpu, "loader_cpu_ms_per_sample": 1000 * loader_cpu,
+                "cpu_ratio": floor_cpu / loader_cpu,
+            }
     results["write"] = {"shard_mb_per_s": shard_rate, "plain_tar_mb_per_s": plain_rate, "ratio": shard_rate / plain_rate,
                         "engine_start_s": summary["phases_s"].get("engine_start_s"), "bytes": summary["bytes"]}
     (CACHE / "loader" / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
-    whole = results["whole_clip"]
+    whole = results["whole_clip_thread"]
     verdict = "meets" if whole["ratio"] >= TARGET else "misses"
-    print(f"loader {whole['loader_samples_per_s']:.1f} samples/s vs floor {whole['floor_samples_per_s']:.1f}: "
-          f"{whole['ratio']:.2f} ({verdict} the {TARGET} target); shard writing {shard_rate:.0f} MB/s vs plain tar "
-          f"{plain_rate:.0f} MB/s: {results['write']['ratio']:.2f}")
+    print(f"loader (worker threads) {whole['loader_samples_per_s']:.1f} samples/s vs floor {whole['floor_samples_per_s']:.1f}: "
+          f"{whole['ratio']:.2f} ({verdict} the {TARGET} target; CPU per sample {whole['cpu_ratio']:.2f}); shard writing "
+          f"{shard_rate:.0f} MB/s vs plain tar {plain_rate:.0f} MB/s: {results['write']['ratio']:.2f}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -24,15 +24,18 @@ skipped, counted and logged with its shard and key; it never stops training.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import hashlib
 import io
 import json
 import logging
+import queue
 import random
 import tarfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile
@@ -60,7 +63,11 @@ _BAD_SHARD = (OSError, EOFError, tarfile.TarError)
 class LoaderConfig(StrictModel):
     split: str = Field("train", description="Split of the version to read (ignored for a list of URLs)")
     batch_size: int = Field(8, ge=1, description="Samples per batch (per rank)")
-    num_workers: int = Field(2, ge=0, description="DataLoader worker processes per rank; 0 reads in the training process")
+    num_workers: int = Field(2, ge=0, description="Loader workers per rank; 0 reads in the training loop itself")
+    worker_kind: Literal["thread", "process"] = Field(
+        "thread", description="thread: workers are threads of the training process (FLAC decoding releases the GIL, "
+        "and batches need no copy between processes); process: torch DataLoader worker processes",
+    )
     sample_size: int = Field(2097152, ge=1, description="Audio samples per example (Stable Audio Open: 2097152, about 47.5 s at 44.1 kHz); shorter clips are padded")
     sample_rate: int | None = Field(None, ge=1000, description="Rate to deliver audio at; empty: the version's rate (clips at another rate are resampled)")
     channels: int = Field(2, ge=1, le=2, description="Channels to deliver: 1 (mono mix) or 2 (mono is duplicated)")
@@ -210,36 +217,42 @@ def batch_samples(batch_size: int, drop_last: bool, collate: Callable[[list[Samp
 # Decoding one sample: audio (or latents) cropped, timing of the crop, the prompt.
 
 class AudioRows:
-    """Where a worker decodes audio to: the rows of one (B, T, C) float32 tensor, allocated in
-    shared memory inside a loader worker. FLAC is decoded straight into its row (interleaved,
-    as the decoder writes it), so a batch reaches the training process with no copy at all:
-    copies and fresh pages cost as much as decoding a 30 s clip."""
+    """Where a worker decodes audio to: the rows of one (B, T, C) float32 tensor and of its
+    (B, T) padding mask, allocated in shared memory inside a loader worker process. FLAC is
+    decoded straight into its row (interleaved, as the decoder writes it): a batch is built
+    with no copy, and reaches the training process with none (copies and fresh pages cost as
+    much as decoding a 30 s clip)."""
 
     def __init__(self, batch_size: int, frames: int, channels: int) -> None:
         self.shape = (batch_size, frames, channels)
-        self._tensor: torch.Tensor | None = None
+        self._audio: torch.Tensor | None = None
+        self._mask: torch.Tensor | None = None
         self.filled = 0
 
-    def next_row(self) -> np.ndarray:
-        if self._tensor is None:
-            tensor = torch.empty(self.shape, dtype=torch.float32)
-            self._tensor = tensor.share_memory_() if get_worker_info() is not None else tensor
-        return self._tensor[self.filled].numpy()
+    def next_row(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next example's (T, C) audio row and (T,) mask row."""
+        if self._audio is None:
+            audio, mask = torch.empty(self.shape, dtype=torch.float32), torch.empty(self.shape[:2], dtype=torch.bool)
+            in_process_worker = get_worker_info() is not None
+            self._audio = audio.share_memory_() if in_process_worker else audio
+            self._mask = mask.share_memory_() if in_process_worker else mask
+        return self._audio[self.filled].numpy(), self._mask[self.filled].numpy()
 
     def commit(self) -> None:
         self.filled += 1
 
-    def take(self) -> torch.Tensor:
-        """The filled rows as (B, C, T): a view of the interleaved tensor. `.to(device)` keeps
-        the layout; the first convolution makes it contiguous on the device."""
-        taken = self._tensor[:self.filled].transpose(1, 2)
-        self._tensor, self.filled = None, 0
-        return taken
+    def take(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The filled rows: audio as (B, C, T), a view of the interleaved tensor (`.to(device)`
+        keeps the layout; the first convolution makes it contiguous on the device), and the mask."""
+        audio, mask = self._audio[:self.filled].transpose(1, 2), self._mask[:self.filled]
+        self._audio, self._mask, self.filled = None, None, 0
+        return audio, mask
 
 
-def decode_audio(sample: Sample, config: LoaderConfig, rng: random.Random, out: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Decode the crop into out (sample_size, C), zero-padded; return the (sample_size,) mask
-    and the crop's offset and rate in the clip."""
+def decode_audio(sample: Sample, config: LoaderConfig, rng: random.Random, out: np.ndarray,
+                 mask: np.ndarray) -> tuple[int, int]:
+    """Decode the crop into out (sample_size, C), zero-padded, and mark its real frames in mask
+    (sample_size,); return the crop's offset and rate in the clip."""
     target_rate = config.sample_rate
     with soundfile.SoundFile(io.BytesIO(sample["flac"])) as audio:
         rate, channels = audio.samplerate, audio.channels
@@ -260,9 +273,9 @@ def decode_audio(sample: Sample, config: LoaderConfig, rng: random.Random, out: 
         else:
             out[:length] = frames[:length, :config.channels]  # mono to stereo broadcasts
     out[length:] = 0
-    mask = np.zeros(config.sample_size, dtype=bool)
     mask[:length] = True
-    return mask, crop.offset, rate
+    mask[length:] = False
+    return crop.offset, rate
 
 
 def decode_latents(sample: Sample, config: LoaderConfig, rng: random.Random) -> tuple[np.ndarray, np.ndarray, int]:
@@ -285,7 +298,8 @@ def make_example(sample: Sample, config: LoaderConfig, seed: int, epoch: int, dr
         latent, mask, offset = decode_latents(sample, config, rng)
         frame_rate = record["sample_rate"] / config.latent_hop
     else:
-        mask, offset, frame_rate = decode_audio(sample, config, rng, rows.next_row())
+        mask = None
+        offset, frame_rate = decode_audio(sample, config, rng, *rows.next_row())
         rows.commit()  # only now: a sample that failed to decode leaves its row to the next
     return {
         "key": sample["__key__"],
@@ -305,14 +319,15 @@ def collate(examples: list[Sample], rows: AudioRows | None) -> dict[str, Any]:
     (B, D) when every example has one, key. default_collate stacks the small parts straight
     into shared memory inside a worker."""
     if rows is None:
-        x = {"latents": default_collate([torch.from_numpy(e["latent"]) for e in examples])}
+        x = {"latents": default_collate([torch.from_numpy(e["latent"]) for e in examples]),
+             "padding_mask": default_collate([torch.from_numpy(e["mask"]) for e in examples])}
     else:
         if rows.filled != len(examples):
             raise RuntimeError(f"{rows.filled} audio rows decoded for {len(examples)} examples")
-        x = {"audio": rows.take()}
+        audio, mask = rows.take()
+        x = {"audio": audio, "padding_mask": mask}
     batch = {
         **x,
-        "padding_mask": default_collate([torch.from_numpy(e["mask"]) for e in examples]),
         "prompt": [e["prompt"] for e in examples],
         "seconds_start": torch.tensor([e["seconds_start"] for e in examples], dtype=torch.float32),
         "seconds_total": torch.tensor([e["seconds_total"] for e in examples], dtype=torch.float32),
@@ -376,10 +391,12 @@ class ShardStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
-        num_workers = info.num_workers if info else 1
-        # Rotating the workers makes the DataLoader's round robin start at the worker that
-        # was next when the position was saved.
-        worker = ((info.id if info else 0) + self.rotation) % num_workers
+        return self.run(info.id if info else 0, info.num_workers if info else 1)
+
+    def run(self, physical: int, num_workers: int) -> Iterator[dict[str, Any]]:
+        # Rotating the workers makes the loader's round robin start at the worker that was
+        # next when the position was saved.
+        worker = (physical + self.rotation) % num_workers
         errors = collections.Counter(self.errors.get(worker, {}))
         stream: Any = None
         for stage in self.stages(worker, num_workers, errors):
@@ -391,6 +408,63 @@ class ShardStream(IterableDataset):
             yield batch
         # The worker's last word, so that its error counts arrive even when it made no batch.
         yield {"_position": {"worker": worker, "samples": samples, "errors": dict(errors)}, "_end": True}
+
+
+def thread_round_robin(dataset: ShardStream, workers: int, prefetch: int, pin_memory: bool) -> Iterator[dict[str, Any]]:
+    """DataLoader's in-order round robin over worker threads: worker w's k-th batch comes
+    after every other active worker's (k-1)-th; each thread runs at most `prefetch` ahead."""
+    outboxes = [queue.Queue(maxsize=prefetch) for _ in range(workers)]
+    stop = threading.Event()
+    pin_memory = pin_memory and torch.cuda.is_available()  # as DataLoader: nothing to pin for without CUDA
+
+    def work(physical: int) -> None:
+        try:
+            for batch in dataset.run(physical, workers):
+                if pin_memory:
+                    batch = {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                if not _put(outboxes[physical], batch, stop):
+                    return
+            _put(outboxes[physical], _END_OF_WORKER, stop)
+        except BaseException as error:  # handed to the training loop, which raises it
+            _put(outboxes[physical], _WorkerFailed(error), stop)
+
+    threads = [threading.Thread(target=work, args=(w,), name=f"soundry-loader-{w}", daemon=True) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    try:
+        active = list(range(workers))
+        while active:
+            for physical in list(active):
+                item = outboxes[physical].get()
+                if item is _END_OF_WORKER:
+                    active.remove(physical)
+                elif isinstance(item, _WorkerFailed):
+                    raise RuntimeError(f"loader worker thread {physical} failed") from item.error
+                else:
+                    yield item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+_END_OF_WORKER = object()
+
+
+@dataclasses.dataclass
+class _WorkerFailed:
+    error: BaseException
+
+
+def _put(outbox: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put unless the loader was abandoned (the training loop broke out of it)."""
+    while not stop.is_set():
+        try:
+            outbox.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 class StreamingLoader:
@@ -428,8 +502,12 @@ class StreamingLoader:
         dataset = ShardStream(self.urls, self.config, self.rank, self.world_size, self.seed, self.epoch,
                               dict(self._positions), self._next_worker, dict(self._errors))
         workers = self.config.num_workers
-        loader = DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=self.config.pin_memory,
-                            prefetch_factor=self.config.prefetch_factor if workers else None)
+        if self.config.worker_kind == "thread" and workers:
+            loader: Iterable[dict[str, Any]] = thread_round_robin(dataset, workers, self.config.prefetch_factor,
+                                                                  self.config.pin_memory)
+        else:
+            loader = DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=self.config.pin_memory,
+                                prefetch_factor=self.config.prefetch_factor if workers else None)
         for batch in loader:
             position = batch.pop("_position")
             self._positions[position["worker"]] = position["samples"]

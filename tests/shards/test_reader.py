@@ -9,6 +9,7 @@ import logging
 import math
 import shutil
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,10 @@ def keys_of(loader) -> list[str]:
     return [key for batch in loader for key in batch["key"]]
 
 
-def test_two_nodes_times_two_workers_read_every_sample_once(version, curated):
-    per_rank = [keys_of(make_loader(version, config(num_workers=2), rank=rank, world_size=2, seed=5)) for rank in (0, 1)]
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_two_nodes_times_two_workers_read_every_sample_once(version, curated, kind):
+    settings = config(num_workers=2, worker_kind=kind)
+    per_rank = [keys_of(make_loader(version, settings, rank=rank, world_size=2, seed=5)) for rank in (0, 1)]
     assert all(per_rank), "every rank gets data"
     everything = per_rank[0] + per_rank[1]
     assert len(everything) == len(set(everything)), "a sample was repeated"
@@ -51,10 +54,11 @@ def test_two_nodes_times_two_workers_read_every_sample_once(version, curated):
 
 
 def test_order_is_seeded_by_seed_rank_and_epoch(version):
-    def order(seed=1, epoch=0, rank=0):
-        return keys_of(make_loader(version, config(num_workers=2), rank=rank, world_size=2, seed=seed, epoch=epoch))
+    def order(seed=1, epoch=0, rank=0, kind="thread"):
+        settings = config(num_workers=2, worker_kind=kind)
+        return keys_of(make_loader(version, settings, rank=rank, world_size=2, seed=seed, epoch=epoch))
 
-    assert order() == order()
+    assert order() == order() == order(kind="process")
     assert order() != order(epoch=1)
     assert order() != order(seed=2)
     assert set(order(rank=1)).isdisjoint(order())
@@ -67,9 +71,9 @@ def test_a_loader_runs_one_epoch_per_iteration(version, curated):
     assert first != second and loader.epoch == 2
 
 
-@pytest.mark.parametrize("workers,stop_after", [(0, 3), (2, 3), (2, 4)])
-def test_restored_position_continues_exactly(version, workers, stop_after):
-    settings = config(num_workers=workers)
+@pytest.mark.parametrize("workers,kind,stop_after", [(0, "thread", 3), (2, "thread", 3), (2, "process", 4)])
+def test_restored_position_continues_exactly(version, workers, kind, stop_after):
+    settings = config(num_workers=workers, worker_kind=kind)
     uninterrupted = [(b["key"], b["audio"]) for b in make_loader(version, settings, seed=9)]
     interrupted = make_loader(version, settings, seed=9)
     taken = []
@@ -77,6 +81,7 @@ def test_restored_position_continues_exactly(version, workers, stop_after):
         taken.append((batch["key"], batch["audio"]))
         if len(taken) == stop_after:
             break
+    assert not [t for t in threading.enumerate() if t.name.startswith("soundry-loader")], "workers left running"
     state = json.loads(json.dumps(interrupted.state_dict()))  # what a checkpoint stores
     resumed = make_loader(version, settings, seed=9)
     resumed.load_state_dict(state)
@@ -86,7 +91,7 @@ def test_restored_position_continues_exactly(version, workers, stop_after):
 
 
 def test_resampled_mode_is_endless_and_restorable(version, curated):
-    settings = config(resampled=True, num_workers=2)
+    settings = config(resampled=True, num_workers=2, worker_kind="process")
     loader = make_loader(version, settings, seed=4)
     stream = iter(loader)
     seen = [key for _ in range(20) for key in next(stream)["key"]]
