@@ -17,7 +17,7 @@ from curation.storage import read_json
 from shards.config import ShardConfig
 from shards.manifest import VersionError, read_manifest
 from shards.plan import InputError, make_plan
-from shards.publish import PublishConflict, VersionExists, begin, finish
+from shards.publish import PublishConflict, VersionExists, begin
 from shards.split import SplitFileError
 from shards.writer import write_shard
 
