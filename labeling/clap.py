@@ -14,6 +14,7 @@ so the rest of the stage never knows which one ran. Nothing here reaches a model
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import os
@@ -115,7 +116,10 @@ IDENTITIES = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def load_clap(config: ClapConfig) -> Clap:
+    """The model for `config`, built once per process: the stage's steps (captions, then
+    clips) and an engine's threads share it. Inference leaves it unchanged."""
     return _resolve(BACKENDS[config.backend])(config)
 
 

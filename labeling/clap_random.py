@@ -10,6 +10,8 @@ trained on the spot (clap_tokenizer), so nothing is downloaded.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from labeling.clap import ClapConfig, ClapError, ClapIdentity, short_hash
@@ -17,6 +19,8 @@ from labeling.clap_architectures import architecture, hf_clap_config
 from labeling.clap_hf import HfClap
 from labeling.clap_mel import mel_filters
 from labeling.clap_tokenizer import stand_in_tokenizer, stand_in_tokenizer_sha256
+
+_BUILD_LOCK = threading.Lock()
 
 
 def load_random_clap(config: ClapConfig) -> HfClap:
@@ -26,8 +30,9 @@ def load_random_clap(config: ClapConfig) -> HfClap:
     tokenizer = stand_in_tokenizer()
     if len(tokenizer) > arch.text.vocab_size:
         raise ClapError(f"the stand-in tokenizer has {len(tokenizer)} tokens, more than {arch.name}'s text tower holds")
-    # Seeded apart from the process's own random state: every worker builds the same model.
-    with torch.random.fork_rng(devices=[]):
+    # Seeded apart from the process's own random state, and one build at a time: torch's
+    # generator is process-wide, and engines build models on several threads (Beam).
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = ClapModel(hf_clap_config(arch, config.fusion))
     # LAION's mel front end: Slaney filters, HTK ones for the fusion variant.

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation.storage import exists, join, read_table, write_table_atomic
-from labeling.balance import balanced_draw, draw_seed
+from labeling.balance import balanced_draws, draw_keys
 from labeling.label_config import Balancing, Prompts
 from labeling.label_prompts import prompt_candidates, structured_fields, token_counter
 from labeling.label_score import work_part
@@ -83,19 +83,21 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
     top = read_table(work_part(settings.output, "topk", unit.id)).to_pydict()
     lists = {(c, v): (i, s) for c, v, i, s in zip(top["clip_id"], top["vocab"], top["caption_index"], top["score"], strict=True)}
     clips = read_unit_rows(unit, ["clip_id", *METADATA_COLUMNS]).to_pylist()
+    clip_ids = [clip["clip_id"] for clip in clips]
+    draws = {name: _draw(catalog, [lists.get((c, name), ([], []))[0] for c in clip_ids], clip_ids, name, settings.balance)
+             for name, catalog in catalogs.items()}
     long_vocabs = settings.prompts.long_form_vocabularies
     fields = settings.prompts.metadata_fields
     rows, selections = [], {}
-    for clip in clips:
+    for row_index, clip in enumerate(clips):
         candidates, labels, long_labels, short_labels = [], [], [], []
         for name, catalog in catalogs.items():
             indices, scores = lists.get((clip["clip_id"], name), ([], []))
             ranked = [_candidate(name, catalog, i, s) for i, s in zip(indices, scores, strict=True)]
-            wanted = settings.balance.labels_for(name)
-            seed = draw_seed(clip["clip_id"], name, settings.balance.seed)
-            drawn = balanced_draw(catalog.frequency[indices], wanted, seed) if ranked else []
+            drawn = [p for p in draws[name][row_index] if p >= 0]
             # The reference the summary compares with: the K' most similar, no balancing.
-            for selection, positions in (("plain", range(min(wanted, len(ranked)))), ("balanced", drawn)):
+            plain = range(min(settings.balance.labels_for(name), len(ranked)))
+            for selection, positions in (("plain", plain), ("balanced", drawn)):
                 for p in positions:
                     key = (name, ranked[p].caption_id, selection)
                     selections[key] = selections.get(key, 0) + 1
@@ -116,6 +118,15 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
         schema=SELECTION_SCHEMA))
     write_table_atomic(out, labels_to_table(rows))
     return {"unit": unit.id, "clips": unit.rows, "resumed": False}
+
+
+def _draw(catalog: Catalog, lists: list[list[int]], clip_ids: list[str], vocab: str, balance: Balancing) -> np.ndarray:
+    """The unit's clips' balanced draws from one vocabulary, all at once: (clips, K') positions."""
+    width = max((len(indices) for indices in lists), default=0)
+    frequencies = np.zeros((len(lists), width), dtype=np.int64)
+    for row, indices in enumerate(lists):
+        frequencies[row, : len(indices)] = catalog.frequency[indices]
+    return balanced_draws(frequencies, balance.labels_for(vocab), draw_keys(clip_ids, vocab, balance.seed))
 
 
 def _candidate(vocab: str, catalog: Catalog, index: int, score: float) -> Candidate:

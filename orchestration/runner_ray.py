@@ -165,7 +165,10 @@ def _group_duplicates(*buckets: list[tuple[str, Member]]) -> list[dict[str, str]
     return [row for members in groups.values() if len(members) > 1 for row in duplicates_in_group(members)]
 
 
-@ray.remote(num_cpus=1)
+# No CPU reserved: an actor holding one while it waits for a payload that only a CPU task
+# can make would deadlock a cluster with as many CPUs as actors. Its threads are set by the
+# model (torch), its GPU by map_model.
+@ray.remote(num_cpus=0)
 class _ModelWorker:
     """Loads the stage's model once; runs it on every payload the pool sends."""
 

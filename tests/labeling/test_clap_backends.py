@@ -18,6 +18,7 @@ from labeling.clap import ClapConfig, ClapError, load_clap
 from labeling.clap_architectures import ARCHITECTURES, architecture, hf_clap_config
 from labeling.clap_hf import hf_state_dict_from_laion
 from labeling.clap_laion import build_laion_model, read_checkpoint
+from labeling.clap_random import load_random_clap
 from labeling.clap_tokenizer import stand_in_tokenizer, stand_in_tokenizer_files
 
 TEXTS = ["a calm solo piano piece", "distorted electric guitars and pounding drums", "jazz", "ambient drone, 60 bpm"]
@@ -67,8 +68,9 @@ def checkpoints(request, tmp_path_factory):
 
 
 def laion_config(ckpt, **overrides) -> ClapConfig:
-    return ClapConfig(backend="laion", architecture="HTSAT-mini", fusion=ckpt["fusion"], checkpoint=ckpt["pt"],
-                      tokenizer=ckpt["tokenizer"], **overrides)
+    settings = {"backend": "laion", "architecture": "HTSAT-mini", "fusion": ckpt["fusion"], "checkpoint": ckpt["pt"],
+                "tokenizer": ckpt["tokenizer"]}
+    return ClapConfig(**{**settings, **overrides})
 
 
 def test_laion_and_hf_give_the_same_embeddings(checkpoints):
@@ -144,9 +146,9 @@ def test_the_real_architectures_build(name, fusion):
 
 
 def test_random_weights_are_seeded_and_say_so():
-    first = load_clap(ClapConfig(backend="random", architecture="HTSAT-mini", seed=3))
-    again = load_clap(ClapConfig(backend="random", architecture="HTSAT-mini", seed=3))
-    other = load_clap(ClapConfig(backend="random", architecture="HTSAT-mini", seed=4))
+    first = load_random_clap(ClapConfig(backend="random", architecture="HTSAT-mini", seed=3))
+    again = load_random_clap(ClapConfig(backend="random", architecture="HTSAT-mini", seed=3))   # built anew, not cached
+    other = load_random_clap(ClapConfig(backend="random", architecture="HTSAT-mini", seed=4))
     audio = windows(2, seconds=3)
     assert np.array_equal(first.embed_audio(audio), again.embed_audio(audio))
     assert not np.allclose(first.embed_audio(audio), other.embed_audio(audio))
@@ -155,6 +157,17 @@ def test_random_weights_are_seeded_and_say_so():
     assert first.identity.model_id == again.identity.model_id != other.identity.model_id
     texts = first.embed_text(TEXTS)
     assert np.linalg.matrix_rank(texts) == len(TEXTS)  # the stand-in tokenizer tells captions apart
+
+
+def test_random_weights_are_the_same_when_built_on_threads():
+    """Beam sets its DoFns up on threads of one process; torch's generator is process-wide."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = ClapConfig(backend="random", architecture="HTSAT-mini", seed=5)
+    with ThreadPoolExecutor(2) as pool:
+        models = list(pool.map(lambda _: load_random_clap(config), range(2)))
+    states = [m.model.state_dict() for m in models]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
 @pytest.mark.parametrize("settings,message", [
