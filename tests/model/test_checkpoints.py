@@ -118,26 +118,47 @@ def test_vae_only_checkpoint_round_trip(tmp_path, prefix):
         load_sao_vae_weights(other, {k: v for k, v in tensors.items() if k != "encoder.layers.0.weight_g"})
 
 
-def test_load_sao_from_files(tmp_path):
-    config = scaled_sao()
+def scaled_sao_files(folder: Path) -> tuple[Path, Path, LatentDiffusion]:
+    """SAO's model_config.json edited to the scaled copy's widths, and that model's weights in SAO's layout."""
     document = json.loads((REFERENCE / "sao-1.0-model-config.json").read_text())
-    pretransform = document["model"]["pretransform"]["config"]
     for part in ("encoder", "decoder"):
-        pretransform[part]["config"]["channels"] = 1
+        document["model"]["pretransform"]["config"][part]["config"]["channels"] = 1
     document["model"]["conditioning"]["cond_dim"] = 64
     document["model"]["conditioning"]["configs"][0]["config"].update(t5_model_name="tiny", max_length=16)
     document["model"]["diffusion"]["config"].update(embed_dim=64, num_heads=1, cond_token_dim=64, global_cond_dim=128)
-    document["sample_size"] = config.sample_size
-    (tmp_path / "model_config.json").write_text(json.dumps(document))
+    document["sample_size"] = scaled_sao().sample_size
+    (folder / "model_config.json").write_text(json.dumps(document))
     torch.manual_seed(0)
-    source = LatentDiffusion(config)
-    save_sao_weights(source, tmp_path / "model.safetensors")
-    model = load_sao(tmp_path / "model_config.json", tmp_path / "model.safetensors")
-    assert model.config == config
+    source = LatentDiffusion(scaled_sao())
+    save_sao_weights(source, folder / "model.safetensors")
+    return folder / "model_config.json", folder / "model.safetensors", source
+
+
+def test_load_sao_from_files(tmp_path):
+    config_file, weights, source = scaled_sao_files(tmp_path)
+    model = load_sao(config_file, weights)
+    assert model.config == scaled_sao()
     assert all(torch.equal(a, b) for a, b in zip(sao_state_dict(model).values(), sao_state_dict(source).values()))
     save_sao_vae_weights(source.vae, tmp_path / "vae.safetensors")
-    vae = load_sao_vae(tmp_path / "vae.safetensors", tmp_path / "model_config.json")
+    vae = load_sao_vae(tmp_path / "vae.safetensors", config_file)
     assert torch.equal(vae.decoder.layers[0].weight_v, source.vae.decoder.layers[0].weight_v)
+
+
+def test_model_init_converts_sao_files_into_a_checkpoint(tmp_path, capsys):
+    from orchestration.cli import main
+
+    config_file, weights, source = scaled_sao_files(tmp_path)
+    assert main(["model-init", str(tmp_path / "ckpt"), "--sao-config", str(config_file), "--sao-weights", str(weights)]) == 0
+    info = read_checkpoint_info(tmp_path / "ckpt")
+    assert (info.weights, info.metadata["source"]) == ("stable-audio-open", str(weights))
+    model = load_checkpoint(tmp_path / "ckpt")
+    assert all(torch.equal(a, b) for a, b in zip(sao_state_dict(model).values(), sao_state_dict(source).values()))
+    bad = load_file(weights)
+    bad.pop("model.model.preprocess_conv.weight")
+    save_file(bad, tmp_path / "bad.safetensors")
+    assert main(["model-init", str(tmp_path / "bad"), "--sao-config", str(config_file), "--sao-weights", str(tmp_path / "bad.safetensors")]) == 2
+    assert "missing tensor model.model.preprocess_conv.weight" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("path, value, message", [
