@@ -17,7 +17,8 @@ import torch
 from labeling.clap import ClapConfig, ClapError, load_clap
 from labeling.clap_architectures import ARCHITECTURES, architecture, hf_clap_config
 from labeling.clap_hf import hf_state_dict_from_laion
-from labeling.clap_laion import build_laion_model, read_checkpoint
+from labeling.clap_hf import load_hf_clap
+from labeling.clap_laion import build_laion_model, load_laion_clap, read_checkpoint
 from labeling.clap_random import load_random_clap
 from labeling.clap_tokenizer import stand_in_tokenizer, stand_in_tokenizer_files
 
@@ -42,13 +43,10 @@ def write_tokenizer(folder) -> str:
     return str(folder)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["plain", "fusion"])
-def checkpoints(request, tmp_path_factory):
+def save_both_ways(fusion: bool, folder) -> dict:
     """One random laion-clap model saved both ways: a LAION .pt and an HF folder."""
     from transformers import ClapFeatureExtractor, ClapModel
 
-    fusion = request.param
-    folder = tmp_path_factory.mktemp("fusion" if fusion else "plain")
     torch.manual_seed(1)
     model = build_laion_model(architecture("HTSAT-mini"), fusion)
     with torch.no_grad():  # running statistics as a trained model has them, not the identity
@@ -67,15 +65,27 @@ def checkpoints(request, tmp_path_factory):
             "tokenizer": write_tokenizer(folder / "tokenizer"), "state": state, "folder": folder}
 
 
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return save_both_ways(False, tmp_path_factory.mktemp("plain"))
+
+
+@pytest.fixture(scope="module")
+def fusion_checkpoints(tmp_path_factory):
+    return save_both_ways(True, tmp_path_factory.mktemp("fusion"))
+
+
 def laion_config(ckpt, **overrides) -> ClapConfig:
     settings = {"backend": "laion", "architecture": "HTSAT-mini", "fusion": ckpt["fusion"], "checkpoint": ckpt["pt"],
                 "tokenizer": ckpt["tokenizer"]}
     return ClapConfig(**{**settings, **overrides})
 
 
-def test_laion_and_hf_give_the_same_embeddings(checkpoints):
-    laion = load_clap(laion_config(checkpoints, audio_batch_size=2))
-    hf = load_clap(ClapConfig(backend="hf", model_dir=checkpoints["hf"], audio_batch_size=2))
+@pytest.mark.parametrize("variant", ["checkpoints", "fusion_checkpoints"])
+def test_laion_and_hf_give_the_same_embeddings(variant, request):
+    checkpoints = request.getfixturevalue(variant)
+    laion = load_laion_clap(laion_config(checkpoints, audio_batch_size=2))
+    hf = load_hf_clap(ClapConfig(backend="hf", model_dir=checkpoints["hf"], audio_batch_size=2))
     audio = windows(3)
     a, b = laion.embed_audio(audio), hf.embed_audio(audio)
     assert a.shape == (3, 512) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)

@@ -77,7 +77,7 @@ def ray_runner() -> Iterator[RayRunner]:
 @pytest.fixture(params=["local", "ray", "beam"])
 def runner(request: pytest.FixtureRequest) -> Any:
     if request.param == "local":
-        return LocalRunner(1)
+        return LocalRunner(2)
     if request.param == "ray":
         return request.getfixturevalue("ray_runner")
     return BeamRunner(BeamOptions(), workers=2)
@@ -125,7 +125,9 @@ def labeled_on_every_engine(ray_runner, tmp_path_factory):
                 target = cache / text_part.relative_to(root / "local" / "cache")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(text_part, target)
-        settings = label_job_settings(clips, vocab, root / engine / "labels", cache=str(cache), runner={"name": engine, "workers": 2})
+        # Local in one process (its worker pool is tested above); Ray and Beam with two workers.
+        workers = 1 if engine == "local" else 2
+        settings = label_job_settings(clips, vocab, root / engine / "labels", cache=str(cache), runner={"name": engine, "workers": workers})
         summary = label(LabelJob.model_validate(settings), Console(file=open("/dev/null", "w")))
         assert summary["runner"] == engine and summary["windows_embedded"] == 6
         assert summary["captions_embedded"] == (18 if engine == "local" else 0)
