@@ -93,9 +93,9 @@ def bench_topk(captions: int, clips: int, device: str, k: int = 10, chunk: int =
     device_ = torch.device(device)
     dtype = torch.float16 if device_.type == "cuda" else torch.float32
     rng = np.random.default_rng(1)
-    vectors = rng.standard_normal((captions, 512)).astype(np.float32)
+    vectors = rng.standard_normal((captions, 512), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    queries = rng.standard_normal((clips, 512)).astype(np.float32)
+    queries = rng.standard_normal((clips, 512), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     index = CaptionIndex(vectors, device_, dtype, chunk)
 
@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--architecture", default="HTSAT-tiny")
     parser.add_argument("--windows", type=int, default=None, help="10 s windows embedded (default: 24 on CPU, 2048 on GPU)")
     parser.add_argument("--batch", type=int, default=None, help="windows per forward (default: 8 on CPU, 128 on GPU)")
-    parser.add_argument("--captions", type=int, default=None, help="vocabulary size (default: 200k on CPU, 4M on GPU)")
+    parser.add_argument("--captions", type=int, default=None, help="vocabulary size (default: 200k on CPU, 2M on GPU)")
     parser.add_argument("--clips", type=int, default=None, help="clips searched (default: 2048 on CPU, 65536 on GPU)")
     parser.add_argument("--balance-clips", type=int, default=1_000_000)
     parser.add_argument("--json", help="write the results here as JSON")
@@ -170,7 +170,7 @@ def main() -> None:
         results["embedding"].append(bench_embedding(args.architecture, args.windows or (2048 if gpu else 24),
                                                     args.batch or (128 if gpu else 8), device))
         print(json.dumps(results["embedding"][-1]), flush=True)
-        results["topk"].append(bench_topk(args.captions or (4_000_000 if gpu else 200_000), args.clips or (65536 if gpu else 2048), device))
+        results["topk"].append(bench_topk(args.captions or (2_000_000 if gpu else 200_000), args.clips or (65536 if gpu else 2048), device))
         print(json.dumps(results["topk"][-1]), flush=True)
     results["balance"] = bench_balance(args.balance_clips)
     print(json.dumps(results["balance"]), flush=True)
