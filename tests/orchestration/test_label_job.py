@@ -102,6 +102,22 @@ def test_other_units_and_a_new_vocabulary_use_the_cache(labeled, inputs):
     assert grown["units_audio_cached"] == grown["units"]
 
 
+def test_a_similarity_threshold_shortens_the_lists(labeled, inputs):
+    output, _ = labeled
+    scores = sorted(c["score"] for r in rows(output) for c in r["candidates"])
+    threshold = scores[len(scores) // 2]
+    summary = run(label_job_settings(inputs["clips"], inputs["vocab"], inputs["root"] / "runs" / "threshold",
+                                     topk={"k": 4, "min_similarity": threshold}))
+    assert summary["windows_embedded"] == 0   # the same units: their audio comes from the cache
+    labels = labels_from_table(pq.read_table(inputs["root"] / "runs" / "threshold" / "labels"))
+    kept = [c for r in labels for c in r.candidates]
+    assert kept and all(c.score >= threshold for c in kept) and len(kept) < len(scores)
+    for row in labels:
+        for vocab, wanted in (("llm_long", 2), ("tags", 3)):
+            available = sum(c.vocab == vocab for c in row.candidates)
+            assert sum(c.vocab == vocab for c in row.labels) == min(wanted, available)
+
+
 def test_another_run_in_the_same_folder_is_refused(labeled, inputs):
     output, _ = labeled
     with pytest.raises(ConfigError, match="holds labels of another label run"):
