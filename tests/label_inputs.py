@@ -1,6 +1,6 @@
 """Small labeling inputs written the way `soundry curate` and `soundry vocab` write theirs:
 a clip table (FLAC bytes, a few clips per row group, summary.json) and vocabulary tables
-with a manifest."""
+with a manifest; and windows and captions for CLAP's backends."""
 
 from __future__ import annotations
 
@@ -83,3 +83,16 @@ def label_job_settings(clips: str, vocab: str, output: Path, **overrides) -> dic
     for key, value in overrides.items():
         settings[key] = {**settings[key], **value} if isinstance(value, dict) and key in settings else value
     return settings
+
+
+CLAP_TEXTS = ["a calm solo piano piece", "distorted electric guitars and pounding drums", "jazz", "ambient drone, 60 bpm"]
+
+
+def clap_windows(count: int, seconds: float = 10.0) -> np.ndarray:
+    """Tones and noise, different in every window, as CLAP's int16 input (48 kHz, 10 s)."""
+    t = np.arange(int(48000 * seconds)) / 48000
+    rng = np.random.default_rng(count)
+    rows = [0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.05 * rng.standard_normal(len(t)) for i in range(count)]
+    out = np.zeros((count, 480000), dtype=np.int16)
+    out[:, : len(t)] = (np.asarray(rows) * 32767).astype(np.int16)
+    return out
