@@ -1,9 +1,11 @@
-"""The labeling stage's work units: runs of rows of the clip table's parts.
+"""The labeling stage's work units: runs of up to clips_per_unit rows of the clip table.
 
-A unit is a part and a row range; it is read by row groups (curation writes a few clips
-per group), so a worker holds one unit's audio, never a whole part. Planning reads only
-the clip_id and pcm_sha256 columns: enough to name each unit after its content, which is
-how the embedding cache recognizes clips it has embedded before.
+A unit is one or more row ranges of the table's parts, taken in order (curation may write
+many small parts; a unit fills up across them, so model batches stay full). It is read by
+row groups (curation writes a few clips per group), so a worker holds one unit's audio,
+never a whole part. Planning reads only the clip_id and pcm_sha256 columns: enough to name
+each unit after its content, which is how the embedding cache recognizes clips it has
+embedded before.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ class ClipTableError(ValueError):
 
 
 @dataclass(frozen=True)
-class LabelUnit:
-    id: str             # names the unit's output parts: <part stem>-<first row>
-    part: str           # the clip part's URL
+class Segment:
+    part: str           # a clip part's URL
     first_row: int
     rows: int
-    content: str        # hash of the unit's clip ids and audio digests
+
+
+@dataclass(frozen=True)
+class LabelUnit:
+    id: str                         # names the unit's output parts: <first part's stem>-<first row>
+    segments: tuple[Segment, ...]
+    rows: int
+    content: str                    # hash of the unit's clip ids and audio digests
 
 
 @dataclass(frozen=True)
@@ -57,35 +65,55 @@ def plan_units(root: str, clips_per_unit: int) -> tuple[ClipTable, list[LabelUni
     parts = [p for p in list_files(folder, ".parquet") if os.path.basename(p).startswith("part-")]
     digest = hashlib.sha256()
     units: list[LabelUnit] = []
+    pending: list[tuple[Segment, list[str], list[str]]] = []   # the unit being filled
     clips = 0
     for part in parts:
         try:
             keys = read_table(part, columns=["clip_id", "pcm_sha256"]).to_pydict()
         except (KeyError, pa.ArrowInvalid) as error:
             raise ClipTableError(f"{part}: not a clip table part ({error})") from None
-        stem = os.path.basename(part).removesuffix(".parquet").removeprefix("part-")
-        digest.update(stem.encode() + b"\n" + content_key(keys["clip_id"], keys["pcm_sha256"]).encode())
-        for start in range(0, len(keys["clip_id"]), clips_per_unit):
-            end = min(start + clips_per_unit, len(keys["clip_id"]))
-            content = content_key(keys["clip_id"][start:end], keys["pcm_sha256"][start:end])
-            units.append(LabelUnit(f"{stem}-{start:07d}", part, start, end - start, content))
+        digest.update(os.path.basename(part).encode() + b"\n" + content_key(keys["clip_id"], keys["pcm_sha256"]).encode())
+        start = 0
+        while start < len(keys["clip_id"]):
+            take = min(clips_per_unit - sum(s.rows for s, _, _ in pending), len(keys["clip_id"]) - start)
+            end = start + take
+            pending.append((Segment(part, start, take), keys["clip_id"][start:end], keys["pcm_sha256"][start:end]))
+            start = end
+            if sum(s.rows for s, _, _ in pending) == clips_per_unit:
+                units.append(_unit(pending))
+                pending = []
         clips += len(keys["clip_id"])
+    if pending:
+        units.append(_unit(pending))
     if not units:
         raise ClipTableError(f"{folder}: the clip table holds no clips")
     return ClipTable(folder, parts, digest.hexdigest()[:20], clips), units
 
 
+def _unit(pending: list[tuple[Segment, list[str], list[str]]]) -> LabelUnit:
+    first = pending[0][0]
+    stem = os.path.basename(first.part).removesuffix(".parquet").removeprefix("part-")
+    clip_ids = [c for _, ids, _ in pending for c in ids]
+    digests = [d for _, _, ds in pending for d in ds]
+    return LabelUnit(f"{stem}-{first.first_row:07d}", tuple(s for s, _, _ in pending), len(clip_ids),
+                     content_key(clip_ids, digests))
+
+
 def read_unit_rows(unit: LabelUnit, columns: list[str]) -> pa.Table:
     """The unit's rows, reading only the row groups that hold them."""
-    fs, path = filesystem(unit.part)
+    return pa.concat_tables([_read_segment(segment, columns) for segment in unit.segments])
+
+
+def _read_segment(segment: Segment, columns: list[str]) -> pa.Table:
+    fs, path = filesystem(segment.part)
     with fs.open(path, "rb") as f:
         parquet = pq.ParquetFile(f)
         groups, offset, first = [], 0, None
         for index in range(parquet.metadata.num_row_groups):
             size = parquet.metadata.row_group(index).num_rows
-            if offset + size > unit.first_row and offset < unit.first_row + unit.rows:
+            if offset + size > segment.first_row and offset < segment.first_row + segment.rows:
                 groups.append(index)
                 first = offset if first is None else first
             offset += size
         table = parquet.read_row_groups(groups, columns=columns)
-    return table.slice(unit.first_row - (first or 0), unit.rows)
+    return table.slice(segment.first_row - (first or 0), segment.rows)

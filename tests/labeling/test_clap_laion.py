@@ -60,7 +60,7 @@ for fusion in (False, True):
     config = ClapConfig(backend="laion", architecture="HTSAT-mini", fusion=fusion, checkpoint=str(out / f"{name}.pt"),
                         tokenizer=tokenizer, audio_batch_size=2)
     clap = load_laion_clap(config)
-    np.save(out / f"{name}-audio.npy", clap.embed_audio(clap_windows(3)))
+    np.save(out / f"{name}-audio.npy", clap.embed_audio(clap_windows(2)))
     np.save(out / f"{name}-text.npy", clap.embed_text(CLAP_TEXTS))
     report[name] = clap.identity.to_dict()
 try:
@@ -120,9 +120,9 @@ def test_laion_and_hf_give_the_same_embeddings(laion_run, name, tmp_path):
     ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation="fusion" if fusion else "rand_trunc").save_pretrained(tmp_path)
     hf = load_hf_clap(ClapConfig(backend="hf", model_dir=str(tmp_path), audio_batch_size=2))
     audio, text = np.load(laion_run["folder"] / f"{name}-audio.npy"), np.load(laion_run["folder"] / f"{name}-text.npy")
-    assert audio.shape == (3, 512) and np.allclose(np.linalg.norm(audio, axis=1), 1, atol=1e-5)
+    assert audio.shape == (2, 512) and np.allclose(np.linalg.norm(audio, axis=1), 1, atol=1e-5)
     assert not np.allclose(audio[0], audio[1], atol=1e-3)   # different audio, different vectors
-    np.testing.assert_allclose(hf.embed_audio(clap_windows(3)), audio, atol=2e-5)
+    np.testing.assert_allclose(hf.embed_audio(clap_windows(2)), audio, atol=2e-5)
     np.testing.assert_allclose(hf.embed_text(CLAP_TEXTS), text, atol=2e-5)
 
 
