@@ -104,8 +104,8 @@ def _job(model: type[StrictModel], section: str, options: dict[str, Any], **path
     if clash:
         raise ConfigError(f"{section}.{clash[0]}: set by the pipeline (it wires the stages together); remove it")
     try:
-        return model.model_validate({**paths, **{k: v for k, v in options.items() if k != "data"},
-                                     **({"data": paths["data"]} if "data" in paths else {})})
+        # paths["data"], where there is one, already holds the section's own data options
+        return model.model_validate({**options, **paths})
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

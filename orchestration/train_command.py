@@ -6,12 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
 
 from model.train_config import TrainConfig, VAETrainConfig
-from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
+from orchestration.config_cli import (
+    ConfigError,
+    add_job_arguments,
+    job_overrides,
+    resolve,
+    to_yaml,
+)
 
 
 def USER_ERRORS() -> tuple[type[Exception], ...]:
@@ -48,34 +56,30 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace, console: Console) -> int:
-    config = resolve(TrainConfig, args.config, job_overrides(args, TrainConfig))
-    if args.print_config:
-        print(to_yaml(config), end="")
-        return 0
-    _log_to(console)
     if args.ray_address:
         from orchestration.train_ray import train_on_ray
 
-        summary = train_on_ray(config, args.ray_address, args.ray_workers)
-    else:
-        from model.train import train
+        return _run(args, console, TrainConfig, lambda config: train_on_ray(config, args.ray_address, args.ray_workers))
+    from model.train import train
 
-        summary = train(config)
-    if summary.get("rank", 0) == 0:
-        print(json.dumps(summary, indent=2))
-    return 0
+    return _run(args, console, TrainConfig, train)
 
 
 def _train_vae(args: argparse.Namespace, console: Console) -> int:
-    config = resolve(VAETrainConfig, args.config, job_overrides(args, VAETrainConfig))
+    from model.train_vae import train_vae
+
+    return _run(args, console, VAETrainConfig, train_vae)
+
+
+def _run(args: argparse.Namespace, console: Console, model: type, trainer: Callable[[Any], dict[str, Any]]) -> int:
+    """Resolve the config; print it, or train with it and print rank 0's summary."""
+    config = resolve(model, args.config, job_overrides(args, model))
     if args.print_config:
         print(to_yaml(config), end="")
         return 0
     _log_to(console)
-    from model.train_vae import train_vae
-
-    summary = train_vae(config)
-    if summary["rank"] == 0:
+    summary = trainer(config)
+    if summary.get("rank", 0) == 0:
         print(json.dumps(summary, indent=2))
     return 0
 
