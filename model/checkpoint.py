@@ -81,11 +81,15 @@ def checkpoint_writer(folder: str | Path) -> Iterator[Path]:
 
 def write_model_files(folder: Path, model: LatentDiffusion | AudioVAE, config: ModelConfig | None = None, *,
                       ema_state: Mapping[str, Tensor] | None = None, weights: str = "trained", step: int = 0,
-                      metadata: Mapping[str, Any] | None = None) -> None:
+                      metadata: Mapping[str, Any] | None = None, state: Mapping[str, Tensor] | None = None) -> None:
     """config.json, model.safetensors, ema.safetensors and a random text encoder into `folder`.
-    `config` is needed for a bare AudioVAE (its sample rate and channels live in the ModelConfig)."""
+    `config` is needed for a bare AudioVAE (its sample rate and channels live in the ModelConfig).
+    `state`: the model's whole state dict when its own parameters are shards (FSDP2), gathered by
+    the caller; by default the model's state dict."""
     if isinstance(model, LatentDiffusion):
-        kind, config, state = "diffusion", config or model.config, model.own_state_dict()
+        kind, config = "diffusion", config or model.config
+        skip = model.text_encoder_keys()
+        state = model.own_state_dict() if state is None else {k: v for k, v in state.items() if k not in skip}
         encoder = model.conditioners.text_encoder
         if encoder is not None:
             if encoder.is_random:
@@ -100,7 +104,7 @@ def write_model_files(folder: Path, model: LatentDiffusion | AudioVAE, config: M
     else:
         if config is None:
             raise ValueError("write_model_files: a bare AudioVAE needs the ModelConfig it belongs to")
-        kind, state = "vae", model.state_dict()
+        kind, state = "vae", model.state_dict() if state is None else state
     if ema_state is not None:
         unknown = sorted(set(ema_state) - set(state))
         if unknown:

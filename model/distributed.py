@@ -3,16 +3,33 @@ or SLURM through torchrun) sets: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MAST
 
 One process per GPU (or one CPU process per rank with gloo). Without those variables the
 run is a single process and nothing is initialized, so the same loop serves both.
+
+How the ranks hold the model (`parallel`): DDP keeps a whole replica on every rank and
+averages gradients; FSDP2 (`fully_shard`) splits every trained weight, its gradient and its
+optimizer state over the ranks, gathering a block's weights only while the block runs, for
+models whose training state does not fit one device. Checkpoints hold whole tensors either
+way (full_model_state and full_optimizer_state gather them to rank 0; load_optimizer_state hands each rank its part),
+so a run can resume under the other scheme or on another number of ranks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Literal
+
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
+                                                     set_optimizer_state_dict)
+from torch.distributed.tensor import DTensor
+
+Parallel = Literal["ddp", "fsdp"]
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -49,12 +66,78 @@ def close_distributed() -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, ctx: Distributed) -> nn.Module:
-    """DDP: a replica of the model on every rank, gradients averaged in backward."""
+def wrap_model(model: nn.Module, ctx: Distributed, parallel: Parallel = "ddp", blocks: Iterable[nn.Module] = ()) -> nn.Module:
+    """DDP: a replica of the model on every rank, gradients averaged in backward. FSDP2: each of
+    `blocks` is sharded as a unit (its weights gathered for its forward and backward, then freed),
+    then `model` itself, which takes the remaining trained weights; `model`'s forward is where
+    those are gathered. Build the optimizer and EMA after wrapping: FSDP2 replaces the parameters."""
     if not ctx.active:
         return model
-    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if parallel == "ddp":
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(ctx.device.type, (ctx.world_size,))
+    # On GPU, weights are gathered in bf16 (half the traffic) and gradients reduced in fp32; the
+    # sharded master weights and the optimizer stay fp32. gloo on CPU has no bf16 gain: plain fp32.
+    bf16 = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    block_policy = bf16 if ctx.device.type == "cuda" else MixedPrecisionPolicy()
+    for block in blocks:
+        fully_shard(block, mesh=mesh, mp_policy=block_policy)
+    # The root's inputs (the batch: latents, the loss target) keep their precision, as under DDP.
+    root_policy = MixedPrecisionPolicy(param_dtype=block_policy.param_dtype, reduce_dtype=block_policy.reduce_dtype,
+                                       cast_forward_inputs=False)
+    # Frozen weights (the VAE, the text encoder) have no gradient or optimizer state to shard:
+    # every rank keeps a whole copy, used outside the sharded forward (the VAE encodes the batch).
+    frozen = {p for p in model.parameters() if not p.requires_grad}
+    return fully_shard(model, mesh=mesh, mp_policy=root_policy, ignored_params=frozen or None)
+
+
+def gradient_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    """Around one micro-step's forward and backward: whether its gradients are averaged over the
+    ranks (the last micro-step of an accumulation) or only summed locally (the others)."""
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: a switch rather than a context
+        model.set_requires_gradient_sync(sync)
+        return contextlib.nullcontext()
+    if sync or not hasattr(model, "no_sync"):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+def clip_gradients(parameters: Iterable[Tensor], max_norm: float | None) -> Tensor:
+    """Clip to `max_norm` (None: only measure) the norm of all gradients together, plain or
+    sharded (DTensor: each rank's part of the norm is reduced over the ranks); the norm, whole."""
+    norm = torch.nn.utils.clip_grad_norm_(list(parameters), max_norm or float("inf"))
+    return norm.full_tensor() if isinstance(norm, DTensor) else norm
+
+
+def is_sharded(tensor: Tensor) -> bool:
+    return isinstance(tensor, DTensor)
+
+
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def full_model_state(model: nn.Module) -> dict[str, Tensor]:
+    """The model's state dict as whole tensors on the CPU of rank 0, gathered from every rank's
+    shards; empty on the other ranks. Every rank must call it. `model` is the unwrapped module,
+    so the names are the same under DDP, FSDP2 and one process."""
+    return get_model_state_dict(model, options=_FULL)
+
+
+def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's state dict keyed by parameter name (not by position), whole tensors on
+    rank 0's CPU, empty elsewhere; every rank must call it."""
+    return get_optimizer_state_dict(model, optimizer, options=_FULL)
+
+
+def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], ctx: Distributed) -> None:
+    """A full optimizer state dict (from full_optimizer_state) into an optimizer over plain or sharded
+    parameters. With several ranks, rank 0's copy is sent out and each rank keeps its part."""
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=ctx.active)
+    set_optimizer_state_dict(model, optimizer, state if ctx.is_main or not ctx.active else {}, options=options)
 
 
 def any_rank(flag: bool, ctx: Distributed) -> bool:

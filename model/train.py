@@ -8,12 +8,13 @@ every rank reads its own part of the data, rank 0 logs and writes checkpoints.
 Every random draw of a step (timesteps, noise, CFG dropout) comes from a generator seeded
 by (seed, step, rank, micro-step), and the loader's position is saved with the weights, so
 a run stopped at step N and resumed is the run that never stopped.
+
+`parallel: fsdp` shards the model with FSDP2 instead of replicating it with DDP (see
+model/distributed.py); the loop is the same, and checkpoints hold whole tensors either way.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import functools
 import hashlib
 import logging
@@ -27,7 +28,9 @@ from torch import Tensor, nn
 from curation.storage import write_json_atomic
 from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write_model_files
 from model.config import ModelConfig, from_sao_model_config, preset
-from model.distributed import Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks, wrap_model
+from model.distributed import (Distributed, any_rank, barrier, clip_gradients, close_distributed, full_model_state,
+                               full_optimizer_state, gradient_sync, init_distributed, is_sharded, load_optimizer_state,
+                               mean_over_ranks, wrap_model)
 from model.ema import EMA
 from model.generate import generate
 from model.latent_diffusion import LatentDiffusion
@@ -71,8 +74,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     train_log = TrainLog(run, ctx.is_main)
 
-    # ---- model, EMA, optimizer
+    # ---- model (with the weights it resumes from), DDP or FSDP2, EMA, optimizer
     model = build_model(config).to(ctx.device).train()
+    latest = latest_checkpoint(checkpoints)
+    if latest is not None:
+        load_strict(model, read_tensors(latest / "model.safetensors"), str(latest), skip=model.text_encoder_keys())
+    # Wrapped before the EMA and optimizer take the parameters: FSDP2 replaces them with shards.
+    objective = wrap_model(Objective(model), ctx, config.parallel, blocks=model.dit.blocks)
     ema = EMA(model, config.ema_decay, config.ema_warmup_steps)
     optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=config.optimizer.lr, betas=config.optimizer.betas,
                                   weight_decay=config.optimizer.weight_decay, eps=config.optimizer.eps)
@@ -83,13 +91,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     loader_config = loader_config_for(config.data, model.config)
     loader = make_loader(config.data.version, loader_config, ctx.rank, ctx.world_size, seed=config.seed)
 
-    # ---- resume
+    # ---- resume the rest
     step = 0
-    latest = latest_checkpoint(checkpoints)
     if latest is not None:
         step = _resume(latest, model, ema, optimizer, scheduler, loader, ctx)
         train_log.line(f"resumed from {latest} at step {step}")
-    objective = wrap_model(Objective(model), ctx)
     train_log.start(config, model, ctx, loader_config)
 
     # ---- loop
@@ -104,13 +110,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
             generator = step_generator(ctx.device, config.seed, step, ctx.rank, micro)
             last = micro == config.grad_accum - 1
             # Gradients are summed locally over micro-steps and averaged over ranks once, at the last.
-            sync = contextlib.nullcontext() if last or not hasattr(objective, "no_sync") else objective.no_sync()
-            with sync, torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+            with gradient_sync(objective, last), torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = objective(batch, generator) / config.grad_accum
             loss.backward()
             losses.append(loss.detach() * config.grad_accum)
             window_examples += len(batch["prompt"])
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.trainable_parameters().values(), config.clip_grad_norm or float("inf"))
+        grad_norm = clip_gradients(model.trainable_parameters().values(), config.clip_grad_norm)
         optimizer.step()
         scheduler.step()
         ema.update(model)
@@ -126,13 +131,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 **_memory(ctx.device)})
             window_started, window_examples, losses = time.perf_counter(), 0, []
         stopping = any_rank(stop.requested(), ctx)
-        if stopping or step % config.checkpoint_every == 0 or step == config.max_steps:
-            _save(step_folder(checkpoints, step), model, ema, optimizer, scheduler, loader, step, config, ctx)
+        saving = stopping or step % config.checkpoint_every == 0 or step == config.max_steps
+        demo_due = bool(config.demo.every and step % config.demo.every == 0) or step == config.max_steps
+        if saving or demo_due:
+            # Whole tensors on rank 0's CPU, gathered from every rank's shards under FSDP2 (all ranks take part).
+            weights, averaged = full_model_state(model), ema.full_state(keep=ctx.is_main)
+        if saving:
+            _save(step_folder(checkpoints, step), model, weights, averaged, optimizer, scheduler, loader, ema.updates,
+                  step, config, ctx)
             if ctx.is_main:
                 prune_checkpoints(checkpoints, config.keep_checkpoints)
             train_log.line(f"checkpoint {step_folder(checkpoints, step)}")
-        if ctx.is_main and ((config.demo.every and step % config.demo.every == 0) or step == config.max_steps):
-            _demo(model, ema, config, step, train_log)
+        if ctx.is_main and demo_due:
+            _demo(model, weights, averaged, config, step, train_log)
         if stopping:
             train_log.line(f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
                            "run the same command to resume")
@@ -198,36 +209,44 @@ def _load_vae(model: LatentDiffusion, source: str) -> None:
 
 def _resume(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.optim.Optimizer,
             scheduler: Any, loader: Any, ctx: Distributed) -> int:
+    """Everything but the weights (loaded before wrapping): EMA, optimizer, schedule, data, RNG."""
     state = load_training_state(folder)
-    load_strict(model, read_tensors(folder / "model.safetensors"), str(folder), skip=model.text_encoder_keys())
     ema.load_state_dict({"updates": state["ema_updates"], "shadow": read_tensors(folder / "ema.safetensors")})
-    optimizer.load_state_dict(state["optimizer"])
+    load_optimizer_state(model, optimizer, state["optimizer"], ctx)
     scheduler.load_state_dict(state["scheduler"])
     loader.load_state_dict(state["loader"][ctx.rank])
     set_rng_state(state["rng"])
     return int(state["step"])
 
 
-def _save(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.optim.Optimizer, scheduler: Any,
-          loader: Any, step: int, config: TrainConfig, ctx: Distributed) -> None:
-    """All ranks hand rank 0 their loader position; rank 0 commits the folder."""
+def _save(folder: Path, model: LatentDiffusion, weights: dict[str, Tensor], averaged: dict[str, Tensor],
+          optimizer: torch.optim.Optimizer, scheduler: Any, loader: Any, ema_updates: int, step: int,
+          config: TrainConfig, ctx: Distributed) -> None:
+    """All ranks hand rank 0 their loader position and their part of the optimizer state; rank 0
+    commits the folder. The optimizer state is a full state dict keyed by parameter name, the same
+    under DDP, FSDP2 and one process, so a checkpoint resumes under any of them."""
     positions = gather(loader.state_dict(), ctx)
+    optimizer_state = full_optimizer_state(model, optimizer)
     if ctx.is_main:
         with checkpoint_writer(folder) as tmp:
-            write_model_files(tmp, model, ema_state=ema.shadow, step=step,
+            write_model_files(tmp, model, state=weights, ema_state=averaged, step=step,
                               metadata={"train": config.model_dump(mode="json")})
             save_training_state(tmp, {
-                "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "ema_updates": ema.updates, "loader": positions, "rng": rng_state(),
+                "step": step, "optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
+                "ema_updates": ema_updates, "loader": positions, "rng": rng_state(),
             })
     barrier(ctx)
 
 
 def _replicas_agree(model: LatentDiffusion, ctx: Distributed) -> bool:
-    """Whether every rank ends with the same weights (what DDP promises; checked, not assumed)."""
+    """Whether every rank ends with the same copy of each replicated weight (what DDP promises;
+    checked, not assumed). Under FSDP2 a trained weight is sharded, each part held by one rank:
+    there are no copies to compare (gathering them would give every rank the same tensor by
+    construction), so the check covers the weights still replicated, the frozen VAE and text encoder."""
     digest = hashlib.sha256()
-    for name, p in sorted(model.trainable_parameters().items()):
-        digest.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
+    for name, p in sorted(model.named_parameters()):
+        if not is_sharded(p):
+            digest.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
     return len(set(gather(digest.hexdigest(), ctx))) == 1
 
 
@@ -239,13 +258,25 @@ def gather(obj: Any, ctx: Distributed) -> list[Any]:
     return gathered
 
 
-def _demo(model: LatentDiffusion, ema: EMA, config: TrainConfig, step: int, train_log: TrainLog) -> None:
-    sampler = copy.deepcopy(model).eval()
-    ema.copy_to(sampler)
+def _demo(model: LatentDiffusion, weights: dict[str, Tensor], averaged: dict[str, Tensor], config: TrainConfig,
+          step: int, train_log: TrainLog) -> None:
+    sampler = _sampler(model, weights, averaged)
     demo = config.demo
     audio = generate(sampler, demo.prompts, demo.seconds, length_s=demo.seconds, steps=demo.steps,
                      cfg_scale=demo.cfg_scale, seed=config.seed)
     train_log.demo(step, demo.prompts, audio, model.config.sample_rate)
+
+
+def _sampler(model: LatentDiffusion, weights: dict[str, Tensor], averaged: dict[str, Tensor]) -> LatentDiffusion:
+    """A plain model holding the EMA weights, for sampling on rank 0 whether the trained one is
+    replicated or sharded: built on the meta device (no memory, no random draws) around the
+    trained model's frozen VAE and text encoder (whole on every rank, and sampling leaves them
+    as they are), then given the whole tensors gathered from the ranks."""
+    with torch.device("meta"):
+        sampler = LatentDiffusion(model.config, vae=model.vae, text_encoder=model.conditioners.text_encoder)
+    shared = {f"vae.{k}" for k in model.vae.state_dict()} | model.text_encoder_keys()
+    load_strict(sampler, {k: v for k, v in weights.items() if k not in shared} | averaged, "the demo's weights", skip=shared)
+    return sampler.to(next(model.vae.parameters()).device).eval()
 
 
 def _memory(device: torch.device) -> dict[str, float]:

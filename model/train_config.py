@@ -59,6 +59,9 @@ class TrainConfig(StrictModel):
     ema_warmup_steps: int = Field(100, ge=0, description="Steps over which the EMA decay ramps up from 0")
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train")
+    parallel: Literal["ddp", "fsdp"] = Field("ddp", description="How several ranks hold the model: ddp (a whole replica each) or fsdp "
+                                             "(FSDP2: weights, gradients and optimizer state sharded per DiT block, for models that "
+                                             "do not fit one device); checkpoints are the same either way")
     seed: int = Field(0, description="Seeds every random choice (with the step and rank), so reruns and resumes agree")
     log_every: int = Field(10, ge=1, description="Steps between log lines and TensorBoard points")
     checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints")
