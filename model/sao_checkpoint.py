@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from model.config import from_sao_model_config, preset, read_model_config, vae_config_from_sao
+from model.config import VAEConfig, from_sao_model_config, preset, read_model_config, vae_config_from_sao
 from model.latent_diffusion import LatentDiffusion
 from model.text_encoder import load_text_encoder
 from model.vae import AudioVAE
@@ -127,19 +127,23 @@ def save_sao_vae_weights(vae: AudioVAE, path: str | Path) -> None:
     write_tensors(path, vae.state_dict(), metadata={"format": "pt", "layout": "stable-audio-open-autoencoder"})
 
 
-def load_sao_vae(weights: str | Path, model_config: str | Path | None = None, device: str | torch.device = "cpu") -> AudioVAE:
-    """SAO's VAE alone. The architecture comes from a model_config.json (an `autoencoder` config, or
-    a `diffusion_cond` one's pretransform), or is SAO 1.0's when none is given."""
+def sao_vae_format(model_config: str | Path | None = None) -> tuple[VAEConfig, int, int]:
+    """(VAE config, audio channels, sample rate) of a model_config.json (an `autoencoder` config,
+    or a `diffusion_cond` one's pretransform), or SAO 1.0's when none is given."""
     if model_config is None:
         config = preset("sao-1.0")
-        vae_config, channels = config.vae, config.audio_channels
-    else:
-        data = read_model_config(model_config)
-        if data.get("model_type") == "autoencoder":
-            vae_config, channels = vae_config_from_sao(data.get("model", {}), f"{model_config}: model"), data.get("audio_channels", 2)
-        else:
-            config = from_sao_model_config(data)
-            vae_config, channels = config.vae, config.audio_channels
+        return config.vae, config.audio_channels, config.sample_rate
+    data = read_model_config(model_config)
+    if data.get("model_type") == "autoencoder":
+        return (vae_config_from_sao(data.get("model", {}), f"{model_config}: model"),
+                data.get("audio_channels", 2), data.get("sample_rate", 44100))
+    config = from_sao_model_config(data)
+    return config.vae, config.audio_channels, config.sample_rate
+
+
+def load_sao_vae(weights: str | Path, model_config: str | Path | None = None, device: str | torch.device = "cpu") -> AudioVAE:
+    """SAO's VAE alone, its architecture from `sao_vae_format(model_config)`."""
+    vae_config, channels, _ = sao_vae_format(model_config)
     with torch.device("meta"):
         vae = AudioVAE(vae_config, channels)
     load_sao_vae_weights(vae, read_tensors(weights), str(weights))

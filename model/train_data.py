@@ -28,6 +28,10 @@ def loader_config(data: DataConfig, model: ModelConfig, sample_size: int | None 
     manifest = read_manifest(data.version)
     latents = allow_latents and "latent.npy" in manifest["members"]
     rate = manifest["audio"]["sample_rate"]
+    encoded_by = manifest["lineage"].get("latents") if latents else None
+    if encoded_by and encoded_by["vae_config"] != model.vae.model_dump(mode="json"):
+        raise TrainDataError(f"data.version {data.version} holds latents of the VAE {encoded_by['vae']}, whose architecture "
+                             "differs from the model's vae section; train the model config that VAE belongs to")
     if not latents and rate != model.sample_rate:
         raise TrainDataError(f"data.version {data.version} holds {rate} Hz audio, the model works at "
                              f"{model.sample_rate} Hz; publish a version at the model's rate")

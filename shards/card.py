@@ -36,6 +36,10 @@ def write_card(version: str, manifest: dict[str, Any], stats: dict[str, Any]) ->
     return [*written, CARD]
 
 
+_LATENT_NOTE = (" `latent.npy` is the clip's VAE latent sequence, (channels, frames) at the model's latent rate, "
+                "the whole clip (the last frame covers the clip's end padded with silence).")
+
+
 def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str]) -> str:
     licenses = sorted(stats["per_license"])
     header = {
@@ -49,7 +53,7 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
         }],
         # Declared, not inferred: exact types for every sample, and `flac` kept as bytes, so
         # loading needs no audio decoder (datasets >= 4 decodes Audio with torchcodec).
-        "dataset_info": {"features": hf_features(sample_schema("clap.npy" in manifest["members"]))},
+        "dataset_info": {"features": hf_features(sample_schema(manifest["members"]))},
     }
     totals = manifest["totals"]
     lineage = manifest["lineage"]
@@ -84,7 +88,8 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
         "`flac` is the clip's audio as curated (not re-encoded); `json` has the timing (`start_s`, `seconds_start`, "
         "`seconds_total`), source facts, tags, quality measures, labels, prompt candidates (`long_form`, "
         "`tag_chunks`), structured fields and one caption in `text` and `prompt`; `clap.npy` is the clip's CLAP "
-        "audio embedding. A Parquet sidecar beside each tar holds its samples' metadata without the audio.", "",
+        "audio embedding." + (_LATENT_NOTE if "latent.npy" in manifest["members"] else "") + " A Parquet sidecar "
+        "beside each tar holds its samples' metadata without the audio.", "",
         "## Lineage", "",
         f"- clip table: `{lineage['clips']['url']}` (hash {lineage['clips']['hash'][:16]}, {lineage['clips']['clips']} clips)",
     ]
@@ -98,6 +103,9 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
         ]
     else:
         lines.append("- labels: none (prompts come from the clips' tags)")
+    if latents := lineage.get("latents"):
+        lines.append(f"- latents: encoded from `{latents['source']}` by the VAE `{latents['vae']}` "
+                     f"(weights sha256 {latents['vae_sha256'][:16]}; {latents['mode']}, {latents['dtype']})")
     lines += ["", "## Reading it", "", textwrap.dedent(f"""\
         ```python
         from shards.reader import LoaderConfig, make_loader

@@ -72,7 +72,7 @@ def build_manifest(config: ShardConfig, plan: Plan, results: list[ShardResult], 
         "version": config.version,
         "description": config.description,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "soundry": _package_version(),
+        "soundry": package_version(),
         "lineage": lineage,
         "config": config.model_dump(mode="json"),
         "audio": stats["audio"],
@@ -118,7 +118,7 @@ def lineage(config: ShardConfig, plan: Plan, label_manifest: dict[str, Any] | No
     return {"clips": clips, "labels": labels}
 
 
-def _package_version() -> str:
+def package_version() -> str:
     try:
         return package_metadata.version("soundry")
     except package_metadata.PackageNotFoundError:

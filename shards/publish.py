@@ -32,11 +32,15 @@ class PublishConflict(ValueError):
 
 
 def begin(config: ShardConfig, plan: Plan) -> None:
-    version = version_url(config)
+    claim_version(version_url(config), {"config": config.model_dump(mode="json"), "inputs": plan.lineage_inputs()})
+
+
+def claim_version(version: str, claim: dict[str, Any]) -> None:
+    """Refuse a published version; record `claim` (what this publish is) in pending.json, or
+    check that the unfinished publish found there is the same one."""
     if exists(join(version, MANIFEST)):
         raise VersionExists(f"version {version} is already published and versions are immutable; "
                             "publish under a new --version")
-    claim = {"config": config.model_dump(mode="json"), "inputs": plan.lineage_inputs()}
     pending = join(version, PENDING)
     if exists(pending):
         found = read_json(pending)
@@ -48,6 +52,15 @@ def begin(config: ShardConfig, plan: Plan) -> None:
     else:
         write_json_atomic(pending, claim)
     remove_stale_temporaries(version)
+
+
+def commit_version(version: str, manifest: dict[str, Any]) -> None:
+    """The manifest, last: from this rename on the version exists for every reader."""
+    write_json_atomic(join(version, MANIFEST), manifest)
+    # After the commit the claim is history; a crash before this line leaves a harmless file.
+    fs, path = filesystem(join(version, PENDING))
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path)
 
 
 def finish(config: ShardConfig, plan: Plan, results: list[ShardResult]) -> dict[str, Any]:
@@ -62,11 +75,7 @@ def finish(config: ShardConfig, plan: Plan, results: list[ShardResult]) -> dict[
     write_json_atomic(join(version, STATS), stats)
     manifest = build_manifest(config, plan, results, stats, lineage(config, plan, label_manifest), version)
     write_card(version, manifest, stats)
-    write_json_atomic(join(version, MANIFEST), manifest)
-    # After the commit the claim is history; a crash before this line leaves a harmless file.
-    fs, path = filesystem(join(version, PENDING))
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(path)
+    commit_version(version, manifest)
     return manifest
 
 

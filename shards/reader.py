@@ -131,33 +131,49 @@ def resample_shards(seed: int, rank: int, worker: int, epoch: int, start: int) -
     return stage
 
 
+class BrokenShard(Exception):
+    """A tar that cannot be read to its end; `partial` is the key of the sample it broke in."""
+
+    def __init__(self, url: str, error: Exception, partial: str | None) -> None:
+        where = f" in sample {partial}" if partial else ""
+        super().__init__(f"shard {url} is unreadable{where}: {type(error).__name__}: {error}")
+        self.partial = partial
+
+
+def read_tar_samples(url: str) -> Iterator[Sample]:
+    """One tar's samples in order: the members of one key grouped into a dict of extension ->
+    bytes, in member order. A broken tar raises BrokenShard after the whole samples before it."""
+    current: Sample | None = None
+    try:
+        with _open(url) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                key, _, extension = member.name.rsplit("/", 1)[-1].partition(".")
+                # A new key completes the sample before: hand it on before reading on, so a
+                # shard truncated here loses nothing that was whole.
+                if current is not None and current["__key__"] != key:
+                    yield current
+                    current = None
+                if current is None:
+                    current = {"__key__": key, "__url__": url}
+                current[extension.lower()] = archive.extractfile(member).read()
+    except _BAD_SHARD as error:
+        raise BrokenShard(url, error, current["__key__"] if current else None) from error
+    if current is not None:
+        yield current
+
+
 def tar_samples(errors: collections.Counter) -> Stage:
-    """Tar streams to samples: the members of one key grouped into a dict of extension -> bytes."""
+    """Tar streams to samples; a broken shard is skipped from where it breaks, counted and logged."""
     def stage(urls: Iterable[str]) -> Iterator[Sample]:
         for url in urls:
-            current: Sample | None = None
             try:
-                with _open(url) as stream, tarfile.open(fileobj=stream, mode="r|") as archive:
-                    for member in archive:
-                        if not member.isfile():
-                            continue
-                        key, _, extension = member.name.rsplit("/", 1)[-1].partition(".")
-                        # A new key completes the sample before: hand it on before reading
-                        # on, so a shard truncated here loses nothing that was whole.
-                        if current is not None and current["__key__"] != key:
-                            yield current
-                            current = None
-                        if current is None:
-                            current = {"__key__": key, "__url__": url}
-                        current[extension.lower()] = archive.extractfile(member).read()
-                if current is not None:
-                    yield current
-            except _BAD_SHARD as error:
+                yield from read_tar_samples(url)
+            except BrokenShard as broken:
                 errors["shards"] += 1
-                after = f" after sample {current['__key__']} (dropped)" if current else ""
-                if current:
-                    errors["samples"] += 1
-                log.warning("skipped the rest of shard %s%s: %s: %s", url, after, type(error).__name__, error)
+                errors["samples"] += 1 if broken.partial else 0
+                log.warning("skipped the rest of %s (the sample it broke in is dropped)", broken)
     return stage
 
 

@@ -90,10 +90,15 @@ RECORD_SCHEMA = pa.schema([
 ])
 
 
-def sample_schema(with_clap: bool) -> pa.Schema:
-    """A sample as readers that group tar members see it (webdataset, HF datasets)."""
+# The optional members, as readers that decode .npy see them.
+OPTIONAL_MEMBERS = {"clap.npy": pa.list_(pa.float32()),               # (D,)
+                    "latent.npy": pa.list_(pa.list_(pa.float32()))}   # (C, L)
+
+
+def sample_schema(members: list[str]) -> pa.Schema:
+    """A sample with these members as readers that group tar members see it (webdataset, HF datasets)."""
     fields = [*_strings("__key__", "__url__"), pa.field("flac", pa.binary()), pa.field("json", pa.struct(list(RECORD_SCHEMA)))]
-    return pa.schema(fields + ([pa.field("clap.npy", pa.list_(pa.float32()))] if with_clap else []))
+    return pa.schema(fields + [pa.field(name, kind) for name, kind in OPTIONAL_MEMBERS.items() if name in members])
 
 
 class UnsafeKey(ValueError):

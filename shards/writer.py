@@ -63,10 +63,13 @@ def sidecar_url(version: str, name: str) -> str:
 
 
 def written_shard(task: ShardTask, config: ShardConfig) -> ShardResult | None:
-    """The facts of the task's shard if it is already written (its tar is the commit)."""
-    version = version_url(config)
-    if exists(tar_url(version, task.name)) and exists(sidecar_url(version, task.name)):
-        return dataclasses.replace(read_shard_facts(sidecar_url(version, task.name)), resumed=True)
+    return find_written_shard(version_url(config), task.name)
+
+
+def find_written_shard(version: str, name: str) -> ShardResult | None:
+    """The facts of the version's shard `name` if it is already written (its tar is the commit)."""
+    if exists(tar_url(version, name)) and exists(sidecar_url(version, name)):
+        return dataclasses.replace(read_shard_facts(sidecar_url(version, name)), resumed=True)
     return None
 
 
@@ -89,18 +92,22 @@ def write_shard(task: ShardTask, config: ShardConfig) -> ShardResult:
                 record = sample_json(clip, task.split, captions.apply(label) if label else None)
                 clap = embeddings.get(ref.clip_id)
                 for name, data in members(ref.clip_id, clip["audio_flac"], record, clap):
-                    _add(archive, name, data)
+                    add_member(archive, name, data)
                 rows.append(sidecar_row(record, task.name, index, len(clip["audio_flac"]), clap is not None))
-        with open(tmp, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-            size = f.seek(0, 2)
-        result = ShardResult(task.name, task.split, len(rows), size, digest)
-        table = pa.Table.from_pylist(rows, schema=SIDECAR_SCHEMA)
-        facts = {"tar_sha256": digest, "tar_bytes": str(size), "count": str(len(rows)), "split": task.split}
-        write_table_atomic(sidecar, table.replace_schema_metadata({f"soundry.{k}": v for k, v in facts.items()}))
+        result = write_sidecar(sidecar, pa.Table.from_pylist(rows, schema=SIDECAR_SCHEMA), tmp, task.name, task.split)
         # leaving the block moves the tar into place: the shard's commit
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def write_sidecar(url: str, table: pa.Table, tar: str, name: str, split: str) -> ShardResult:
+    """The sidecar of the (not yet committed) local tar file `tar`, carrying its size and checksum."""
+    with open(tar, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        size = f.seek(0, 2)
+    facts = {"tar_sha256": digest, "tar_bytes": str(size), "count": str(table.num_rows), "split": split}
+    write_table_atomic(url, table.replace_schema_metadata({f"soundry.{k}": v for k, v in facts.items()}))
+    return ShardResult(name, split, table.num_rows, size, digest)
 
 
 def read_shard_facts(sidecar: str) -> ShardResult:
@@ -113,7 +120,7 @@ def read_shard_facts(sidecar: str) -> ShardResult:
     return ShardResult(name, facts["split"], int(facts["count"]), int(facts["tar_bytes"]), facts["tar_sha256"])
 
 
-def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+def add_member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o444

@@ -109,7 +109,7 @@ def test_crash_mid_publish_leaves_no_version_and_a_rerun_completes_it(curated, t
     def crash(*args):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(shards.writer, "_add", crash)
+    monkeypatch.setattr(shards.writer, "add_member", crash)
     with pytest.raises(KeyboardInterrupt):
         write_shard(plan.tasks[1], config)
     monkeypatch.undo()
