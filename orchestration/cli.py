@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "orchestration.shard_command",
     "orchestration.vocab_command",
     "orchestration.label_command",
+    "orchestration.encode_command",
     "orchestration.train_command",
     "orchestration.model_command",
     "orchestration.run_command",
