@@ -220,10 +220,14 @@ def from_sao_model_config(source: str | Path | dict[str, Any], t5_path: str | No
     for key in ("prepend_cond_ids", "input_concat_ids"):
         _expect(diffusion, key, [], where + ": model.diffusion", default=[])
     conditioning = _sao_conditioning(_get(model, "conditioning", where), diffusion, t5_path, where)
+    objective = diffusion.get("diffusion_objective", "v")
+    if objective not in ("v", "rectified_flow"):
+        raise SAOConfigError(f"{where}: model.diffusion.diffusion_objective is {objective!r}; supported: 'v', 'rectified_flow'")
     config = ModelConfig(
         sample_rate=data.get("sample_rate", 44100), audio_channels=data.get("audio_channels", 2),
         sample_size=data.get("sample_size", 2097152), vae=vae, conditioning=conditioning,
         dit=DiTConfig(embed_dim=dit["embed_dim"], depth=dit["depth"], num_heads=dit["num_heads"]),
+        diffusion=DiffusionConfig(objective=objective),
     )
     checks = {"io_channels": vae.latent_dim, "cond_token_dim": conditioning.cond_dim,
               "global_cond_dim": conditioning.cond_dim * len(conditioning.global_ids)}
@@ -231,6 +235,53 @@ def from_sao_model_config(source: str | Path | dict[str, Any], t5_path: str | No
         if dit.get(key, value) != value:
             raise SAOConfigError(f"{where}: model.diffusion.config.{key} is {dit[key]}, but the rest of the config implies {value}")
     return config
+
+
+def to_sao_model_config(config: ModelConfig) -> dict[str, Any]:
+    """The `model_config.json` stable-audio-tools builds this model from (the inverse of
+    from_sao_model_config). Training-only settings (timestep distribution, CFG dropout, padding
+    mask) and sampling defaults have no place in it; the prompt encoder is named by its T5 name."""
+    cond = config.conditioning
+    numbers = [{"id": cid, "type": "number", "config": {"min_val": _plain_number(n.min_val), "max_val": _plain_number(n.max_val)}}
+               for cid, n in (("seconds_start", cond.seconds_start), ("seconds_total", cond.seconds_total))]
+    diffusion: dict[str, Any] = {
+        "cross_attention_cond_ids": list(cond.cross_attention_ids), "global_cond_ids": list(cond.global_ids), "type": "dit",
+        "config": {"io_channels": config.vae.latent_dim, "embed_dim": config.dit.embed_dim, "depth": config.dit.depth,
+                   "num_heads": config.dit.num_heads, "cond_token_dim": cond.cond_dim,
+                   "global_cond_dim": cond.cond_dim * len(cond.global_ids), "project_cond_tokens": False,
+                   "transformer_type": "continuous_transformer"},
+    }
+    if config.diffusion.objective != "v":  # stable-audio-tools' default
+        diffusion["diffusion_objective"] = config.diffusion.objective
+    return {
+        "model_type": "diffusion_cond", "sample_size": config.sample_size, "sample_rate": config.sample_rate,
+        "audio_channels": config.audio_channels,
+        "model": {
+            "pretransform": {"type": "autoencoder", "iterate_batch": True, "config": sao_autoencoder_config(config)},
+            "conditioning": {"configs": [{"id": "prompt", "type": "t5", "config": {
+                "t5_model_name": cond.prompt.name, "max_length": cond.prompt.max_length}}, *numbers], "cond_dim": cond.cond_dim},
+            "diffusion": diffusion,
+            "io_channels": config.vae.latent_dim,
+        },
+        "training": {},
+    }
+
+
+def sao_autoencoder_config(config: ModelConfig) -> dict[str, Any]:
+    """The VAE part of a model_config.json (`model.pretransform.config`, or `model` of an autoencoder config)."""
+    vae, channels = config.vae, config.audio_channels
+    shape = {"channels": vae.channels, "c_mults": list(vae.c_mults), "strides": list(vae.strides)}
+    return {
+        "encoder": {"type": "oobleck", "config": {"in_channels": channels, **shape, "latent_dim": 2 * vae.latent_dim, "use_snake": True}},
+        "decoder": {"type": "oobleck", "config": {"out_channels": channels, **shape, "latent_dim": vae.latent_dim,
+                                                  "use_snake": True, "final_tanh": vae.final_tanh}},
+        "bottleneck": {"type": "vae"},
+        "latent_dim": vae.latent_dim, "downsampling_ratio": vae.downsampling_ratio, "io_channels": channels,
+    }
+
+
+def _plain_number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
 
 
 def vae_config_from_sao(pretransform: dict[str, Any], where: str = "autoencoder config") -> VAEConfig:

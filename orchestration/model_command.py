@@ -1,4 +1,4 @@
-"""`soundry model-info`, `soundry model-init` and `soundry sample`."""
+"""`soundry model-info`, `soundry model-init`, `soundry sample` and `soundry export`."""
 
 from __future__ import annotations
 
@@ -30,12 +30,13 @@ def _reporting_model_errors(handler: Callable[[argparse.Namespace, Console], int
     @functools.wraps(handler)
     def run(args: argparse.Namespace, console: Console) -> int:
         from model.checkpoint import CheckpointError
+        from model.sao_export import ExportError
         from model.text_encoder import TextEncoderError
         from model.weights import StateDictError
 
         try:
             return handler(args, console)
-        except (CheckpointError, StateDictError, TextEncoderError) as error:
+        except (CheckpointError, StateDictError, TextEncoderError, ExportError) as error:
             raise ModelCommandError(str(error)) from None
 
     return run
@@ -84,6 +85,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--no-ema", action="store_true", help="use the raw weights even when EMA weights are present")
     sample.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     sample.set_defaults(handler=_reporting_model_errors(_sample))
+
+    export = commands.add_parser(
+        "export", help="write a checkpoint as Stable Audio Open's files (model_config.json, model.safetensors)",
+        description="Write a soundry checkpoint folder (diffusion or VAE, from the trainers or model-init) in the layout "
+        "stable-audio-tools reads: SAO's model_config.json and model.safetensors with SAO's tensor names, EMA weights "
+        "by default. The frozen T5 is not part of SAO's file; stable-audio-tools loads it by name.",
+    )
+    export.add_argument("checkpoint", help="checkpoint folder (e.g. RUN/checkpoints/step-00001000)")
+    export.add_argument("out", help="folder to write")
+    export.add_argument("--no-ema", action="store_true", help="export the raw weights even when EMA weights are present")
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    export.set_defaults(handler=_reporting_model_errors(_export))
 
 
 def _model_info(args: argparse.Namespace, console: Console) -> int:
@@ -206,4 +219,15 @@ def _sample(args: argparse.Namespace, console: Console) -> int:
         write_wav(path, clip, config.sample_rate)
         console.print(f"{path}: {clip.shape[-1] / config.sample_rate:.2f} s, peak {clip.abs().max().item():.2f}, prompt {prompt!r}", soft_wrap=True)
     console.print(f"{len(args.prompt)} sample(s) in {elapsed:.1f} s ({info.weights} weights, step {info.step})", soft_wrap=True)
+    return 0
+
+
+def _export(args: argparse.Namespace, console: Console) -> int:
+    from model.sao_export import export_sao
+
+    done = export_sao(args.checkpoint, args.out, use_ema=not args.no_ema, overwrite=args.overwrite)
+    console.print(f"exported {done.kind} checkpoint (step {done.step}, {done.weights} weights, {_millions(done.parameters)}) "
+                  f"to {done.folder}: model_config.json, model.safetensors", soft_wrap=True)
+    for warning in done.warnings:
+        console.print(f"[yellow]note:[/] {warning}", soft_wrap=True)
     return 0
