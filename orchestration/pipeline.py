@@ -1,5 +1,6 @@
 """`soundry run PIPELINE.yaml`: raw audio folders in; curation, vocabularies, labels, a
-published version, a VAE, the diffusion transformer and generated samples out.
+published version, a VAE, the version's latents, the diffusion transformer and generated
+samples out.
 
 Each stage writes into its own folder under `run_dir` and records, last, in
 `run_dir/stages/<stage>.json` the fingerprint of what it was made from (its resolved config and its inputs' fingerprints):
@@ -49,6 +50,9 @@ class PipelineConfig(StrictModel):
     publish: dict[str, Any] = Field(default_factory=dict, description="`soundry publish` options (without clips/labels/root/version/runner)")
     vae: dict[str, Any] = Field(default_factory=dict, description="`soundry train-vae` options (without output/data.version); "
                                 "or {checkpoint: PATH} to use a trained VAE (a train-vae folder or SAO's VAE file)")
+    latents: bool = Field(True, description="Pre-encode the version with the VAE (`soundry encode`) and train the DiT on "
+                          "its latents; false: the trainer encodes audio at every step")
+    encode: dict[str, Any] = Field(default_factory=dict, description="`soundry encode` options (without source/vae/root/version/runner)")
     train: dict[str, Any] = Field(default_factory=dict, description="`soundry train` options (without output/data.version/vae)")
     sample: SampleStage = Field(default_factory=SampleStage, description="Samples generated from the trained model")
 
@@ -56,6 +60,7 @@ class PipelineConfig(StrictModel):
 def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict[str, Any]:
     from model.train_config import TrainConfig, VAETrainConfig
     from orchestration.curate_job import CurateJob
+    from orchestration.encode_job import EncodeJob
     from orchestration.label_job import LabelJob
     from orchestration.shard_job import ShardJob
     from orchestration.vocab_job import VocabJob
@@ -87,9 +92,16 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
                        data={"version": version_dir, **config.vae.get("data", {})})
         vae = _stage(run, "vae", vae_job, [version], report, console, _train_vae)
         vae_checkpoint = str(run / "vae" / "final")
+    train_version, train_data = version_dir, version
+    if config.latents:
+        latent_version = f"{config.version}-latents"
+        encode_job = _job(EncodeJob, "encode", config.encode, source=version_dir, vae=vae_checkpoint,
+                          root=str(run / "versions"), version=latent_version, runner=runner)
+        train_data = _stage(run, f"versions/{latent_version}", encode_job, [version, vae], report, console, _encode)
+        train_version = str(run / "versions" / latent_version)
     train_job = _job(TrainConfig, "train", config.train, output=str(run / "train"), vae=vae_checkpoint,
-                     data={"version": version_dir, **config.train.get("data", {})})
-    model = _stage(run, "train", train_job, [version, vae], report, console, _train)
+                     data={"version": train_version, **config.train.get("data", {})})
+    model = _stage(run, "train", train_job, [train_data, vae], report, console, _train)
     _stage(run, "samples", config.sample, [model], report, console,
            lambda job, out, console: _sample(job, str(run / "train" / "final"), out, console))
 
@@ -163,6 +175,15 @@ def _publish(job: Any, out: Path, console: Console) -> dict[str, Any]:
     from orchestration.shard_job import publish_version
 
     return publish_version(job, console)
+
+
+def _encode(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from orchestration.encode_command import print_encode_summary
+    from orchestration.encode_job import encode_version
+
+    summary = encode_version(job, console)
+    print_encode_summary(summary, console)
+    return summary
 
 
 def _train_vae(job: Any, out: Path, console: Console) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""`soundry run` end to end on a few synthesized files, every stage really run at toy size:
+curate, vocab, label (random CLAP), publish, train-vae, encode, train, sample; then the same
+command again finds every stage done."""
+
+import json
+
+import pytest
+import soundfile
+from rich.console import Console
+
+from audio_files import music_like, write_audio
+from orchestration.config_cli import ConfigError
+from orchestration.pipeline import PipelineConfig, run_pipeline
+from shards.manifest import read_manifest
+
+STAGES = ["curated", "vocab", "labels", "versions/v1", "vae", "versions/v1-latents", "train", "samples"]
+
+
+def pipeline(tmp_path, **changes) -> PipelineConfig:
+    raw = tmp_path / "raw"
+    for i in range(4):
+        write_audio(raw / f"piece {i}.wav", music_like(3.0, seed=i), 44100)
+    return PipelineConfig.model_validate({
+        "run_dir": str(tmp_path / "run"), "inputs": [{"path": str(raw), "license": "CC0-1.0"}],
+        "runner": {"name": "local", "workers": 1},
+        "curate": {"segment": {"window_s": 1.5, "min_clip_s": 1.0}},
+        "vocab": {"builtin_tags": False, "prompts": {"combinations": 4}},
+        "label": {"clap": {"backend": "random", "architecture": "HTSAT-mini", "threads": 1}},
+        "publish": {"splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 2}},
+        "vae": {"model": "tiny", "sample_size": 8192, "max_steps": 2, "adversarial_start": 1, "log_every": 1,
+                "checkpoint_every": 2, "data": {"batch_size": 2, "workers": 0},
+                "losses": {"discriminator_filters": 4, "fft_sizes": [256, 64], "discriminator_ffts": [256]}},
+        "encode": {"threads": 1},
+        "train": {"model": "tiny", "sample_size": 16384, "max_steps": 2, "log_every": 1, "checkpoint_every": 2,
+                  "data": {"batch_size": 2, "workers": 0}, "demo": {"prompts": ["Calm"], "seconds": 0.2, "steps": 2}},
+        "sample": {"prompts": ["Genre: Ambient"], "seconds": 0.5, "steps": 3},
+        **changes,
+    })
+
+
+@pytest.mark.slow
+def test_raw_audio_to_samples_and_a_rerun_skips_every_stage(tmp_path):
+    config = pipeline(tmp_path)
+    first = run_pipeline(config, Console(quiet=True))
+    assert [s["stage"] for s in first["stages"]] == STAGES and {s["status"] for s in first["stages"]} == {"ran"}
+    run = tmp_path / "run"
+    audio, rate = soundfile.read(run / "samples" / "sample-0.wav")
+    assert rate == 44100 and audio.shape == (22050, 2)
+    assert "latent.npy" in read_manifest(str(run / "versions" / "v1-latents"))["members"]
+    train_summary = json.loads((run / "stages" / "train.json").read_text())["summary"]
+    assert train_summary["step"] == 2
+    assert json.loads((run / "report.json").read_text()) == first["stages"]
+
+    again = run_pipeline(config, Console(quiet=True))
+    assert {s["status"] for s in again["stages"]} == {"skipped (done)"}
+    with pytest.raises(ConfigError, match="another configuration"):
+        run_pipeline(pipeline(tmp_path, train={**config.train, "max_steps": 3}), Console(quiet=True))
