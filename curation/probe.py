@@ -60,11 +60,20 @@ class SourceFacts:
 # FFmpeg's default probe reads up to 5 MB and decodes ahead to find stream parameters;
 # audio headers need far less. 32 KB makes probing a WAV 14x cheaper (19 ms -> 1.4 ms).
 _PROBE_OPTIONS = {"probesize": "32768"}
+# Containers whose header states the stream's parameters and length (RIFF/RF64 WAV, Wave64,
+# AIFF, CAF, Sun .au, FLAC): reading ahead learns nothing more, and for WAV it is most of
+# the probe's cost (1.6 ms -> 0.65 ms at 2 KB). Other formats may estimate their length from
+# the bit rate of the packets read ahead (raw AAC), so they keep the 32 KB read-ahead.
+_HEADER_MAGIC = (b"RIFF", b"RF64", b"riff", b"FORM", b"caff", b".snd", b"fLaC")
+_HEADER_PROBE_OPTIONS = {"probesize": "2048"}
 
 
 def probe(path: str) -> SourceFacts:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    options = _HEADER_PROBE_OPTIONS if magic in _HEADER_MAGIC else _PROBE_OPTIONS
     try:
-        container = av.open(path, metadata_errors="ignore", options=_PROBE_OPTIONS)
+        container = av.open(path, metadata_errors="ignore", options=options)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
         raise NotAudio(f"not a media file FFmpeg can read ({_short(error)})") from error
     with container:

@@ -50,7 +50,24 @@ def test_memory_stays_one_window_plus_one_block():
     block = np.zeros((1024, 2), np.float32)
     for _ in range(2000):  # 2M samples in
         list(segmenter.feed(block))
-        assert len(segmenter._buffer) <= windows.window + len(block)
+        assert segmenter.buffered <= windows.window + len(block)
+
+
+def test_codec_frame_blocks_are_joined_once(monkeypatch):
+    # PyAV yields ~1024-sample blocks; joining them must not copy the window once per block.
+    joined = 0
+    concatenate = np.concatenate
+
+    def counting(arrays, *args, **kwargs):
+        nonlocal joined
+        joined += sum(len(a) for a in arrays)
+        return concatenate(arrays, *args, **kwargs)
+
+    monkeypatch.setattr(np, "concatenate", counting)
+    segmenter = Segmenter(Windows.from_seconds(30.0, 30.0, 2.0, 44100))
+    block = np.zeros((1024, 2), np.float32)
+    clips = sum(len(list(segmenter.feed(block))) for _ in range(90 * 44100 // 1024))
+    assert clips == 2 and joined <= 2 * (30 * 44100 + len(block))  # about once per sample, not per block
 
 
 def test_windows_from_seconds():
