@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from curation.config import StrictModel
 from labeling.builtin_tags import ASPECTS
+from labeling.clap import ClapConfig
 
 FileFormat = Literal["auto", "csv", "jsonl", "json", "parquet"]
 
@@ -47,13 +48,22 @@ class TransformersOptions(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs; auto: the GPU when there is one")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="Weights' type; auto: bfloat16 on a GPU that supports it, else float32")
     batch_size: int = Field(8, ge=1, description="Prompts generated together in one batch (left-padded)")
-    cpu_threads: int = Field(0, ge=0, description="Threads torch uses when running on the CPU; 0: torch's default (every core). With several local workers give cores / workers: oversubscribed threads make small models many times slower")
+    cpu_threads: int = Field(0, ge=0, description="Threads torch uses when running on the CPU; 0: torch's default (every core). With several model workers on one machine give cores / workers: oversubscribed threads make small models many times slower")
+    model_workers: int = Field(
+        1, ge=1, description="Model replicas, each loading the model once and generating unit after unit: Ray actors "
+        "(one per GPU with gpus_per_model_worker 1), Beam model DoFns (bounded by Beam's workers); the local runner runs "
+        "one, in its own process")
+    gpus_per_model_worker: float | None = Field(
+        None, ge=0, description="GPUs each model replica takes on Ray (fractions share a GPU); empty: 1 when the cluster has GPUs, else 0")
 
 
 class OpenAIOptions(StrictModel):
     base_url: str = Field("http://localhost:8000/v1", description="OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, Ollama, hosted APIs), up to /v1")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the API key (the key itself is never read from or written to a config); empty: no key")
-    concurrency: int = Field(8, ge=1, description="Requests in flight at once per worker")
+    concurrency: int = Field(
+        8, ge=1, description="Requests in flight at once per work unit; an engine runs units side by side, so the endpoint "
+        "sees up to concurrency x the units running at once: runner.workers on local, up to 2 x runner.workers on a Ray "
+        "cluster with that many CPUs, Beam's worker threads")
     timeout_s: float = Field(120.0, gt=0, description="Seconds before a request is abandoned and retried")
     max_retries: int = Field(6, ge=0, description="Retries of a request after a 429, a 5xx, a timeout or a malformed answer")
     backoff_s: float = Field(1.0, gt=0, description="First wait before a retry; doubled after each, with jitter, or as the server's Retry-After says")
@@ -148,6 +158,47 @@ DEFAULT_NON_DESCRIPTIVE = {
 }
 
 
+# Written for the CLAP check: how people describe what music sounds like, across genres,
+# instruments, moods, tempos and recording qualities, so that a descriptive sentence about
+# any music is near one of them.
+DEFAULT_MUSIC_DESCRIPTIONS = (
+    "A calm piano melody plays over soft sustained strings.",
+    "An energetic rock song with distorted electric guitars, bass and pounding drums.",
+    "Fast electronic dance music with a four-on-the-floor kick drum and a pulsing synth bass.",
+    "A slow ambient piece with warm synth pads and gentle bell tones.",
+    "A mellow jazz trio with upright bass, brushed drums and a swinging piano.",
+    "A lo-fi hip hop beat with dusty drums, vinyl crackle and a jazzy Rhodes loop.",
+    "An acoustic folk song with fingerpicked guitar and a soft female voice.",
+    "A full orchestra plays a dramatic, cinematic theme with brass and timpani.",
+    "A male singer belts a soulful melody over an organ and a tight rhythm section.",
+    "A melancholic string quartet plays a slow piece in a minor key.",
+    "A rap verse over a heavy trap beat with booming 808 bass and rapid hi-hats.",
+    "An upbeat pop song with catchy vocals, bright synths and handclaps.",
+    "A heavy metal track with fast double-kick drums and aggressive growled vocals.",
+    "A reggae groove with offbeat guitar chords and a deep, round bass line.",
+    "A solo classical guitar plays a gentle, flowing melody.",
+    "The recording is noisy and low quality, with a muffled mono sound.",
+    "A choir sings a slow hymn with long reverb in a large hall.",
+    "A funky bass line and wah guitar drive a danceable groove with horn stabs.",
+    "A country song with a twangy electric guitar, fiddle and a steady shuffle beat.",
+    "Traditional percussion and a flute play a lively, repetitive rhythm.",
+)
+
+
+class ClapCheckConfig(StrictModel):
+    clap: ClapConfig = Field(description="The CLAP model whose text tower embeds the sentences (the label stage's clap section: laion, hf or random)")
+    references: tuple[str, ...] | None = Field(
+        None, min_length=1,
+        description="Music descriptions a kept sentence must be near; empty: twenty built-in ones covering genres, instruments, moods and recording qualities")
+    threshold: float = Field(
+        ge=-1, le=1, description="Drop a sentence whose best cosine similarity to the references is below this (non_descriptive:clap). "
+        "It depends on the model: run once with a low value and read the similarity quantiles in the summary")
+
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        return self.references or DEFAULT_MUSIC_DESCRIPTIONS
+
+
 class CleaningConfig(StrictModel):
     min_words: int = Field(4, ge=1, description="Shortest long-form sentence kept, in words (too_short)")
     max_words: int = Field(40, ge=1, description="Longest long-form sentence kept, in words (too_long)")
@@ -158,6 +209,9 @@ class CleaningConfig(StrictModel):
         description="Rules that drop non-descriptive sentences: name -> case-insensitive regular expression (non_descriptive:<name>)",
     )
     require_music_word: bool = Field(True, description="Drop sentences that name no musical thing: no instrument, genre, rhythm word or the like (not_about_music)")
+    clap_check: ClapCheckConfig | None = Field(
+        None, description="Optional last per-sentence rule: drop sentences whose CLAP text embedding is far from every music "
+        "description (non_descriptive:clap); long-form sentences only, batched; empty: off")
     near_duplicate_threshold: float | None = Field(
         0.85, gt=0, le=1,
         description="Drop a sentence whose content-word Jaccard similarity to a kept one reaches this (near_duplicate; MinHash LSH finds candidates, each verified exactly); empty: exact duplicates only",

@@ -1,10 +1,13 @@
 """One work unit of long-form generation: prompts in, answers (cached), sentences cleaned, one part file out.
 
-The engine maps `generate_unit` over the units. A worker process loads its backend once
-(a model takes seconds to load) and keeps it for every unit it runs. Each answer is put in
-the cache the moment it arrives, and each unit's part file is written atomically, so a
-crashed run resumes with nothing paid twice: finished units are skipped whole, and a
-half-finished one asks only for the answers it is missing.
+Two ways to run units, both writing the same part files:
+- `generate_unit`, mapped over units by an engine's plain workers: a worker process loads
+  its backend on first use and keeps it (an endpoint's client; the template backend);
+- `UnitGenerator`, an engine's model worker (a local model: seconds to load, GPU memory):
+  built once per worker, it loads the model and then writes every unit it is handed.
+Each answer is put in the cache the moment it arrives, and each unit's part file is written
+atomically, so a crashed run resumes with nothing paid twice: finished units are skipped
+whole, and a half-finished one asks only for the answers it is missing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ import collections
 import dataclasses
 import hashlib
 import json
+import os
+import socket
+import time
+import uuid
 from typing import Any
+
+import numpy as np
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,6 +31,7 @@ from curation.storage import atomic_local_file, exists, filesystem, join
 from labeling.cleaning import SentenceRules
 from labeling.llm import LLMBackend, Prompt, make_backend
 from labeling.llm_cache import AnswerCache, answer_key
+from labeling.music_similarity import BINS, RULE, MusicSimilarityCheck, music_check
 from labeling.sentences import split_sentences
 from labeling.vocab_config import CleaningConfig, LLMConfig
 
@@ -76,7 +86,33 @@ def generate_unit(unit: GenerationUnit, task: GenerationTask) -> dict[str, Any]:
     url = part_url(task, unit)
     if exists(url):
         return {**read_unit_stats(url), "resumed": True}
-    backend = cached_backend(task.llm, task.seed)
+    check = music_check(task.cleaning.clap_check) if task.cleaning.clap_check else None
+    return write_unit(unit, task, cached_backend(task.llm, task.seed), check)
+
+
+class UnitGenerator:
+    """A model worker: loads the backend (and the CLAP check, when on) once, then writes
+    every unit it is handed. Its results name the load, so a run can tell how many
+    times the model was loaded."""
+
+    def __init__(self, task: GenerationTask) -> None:
+        started = time.perf_counter()
+        self.task = task
+        self.backend = make_backend(task.llm, task.seed)
+        self.check = music_check(task.cleaning.clap_check) if task.cleaning.clap_check else None
+        self.load = {"worker": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                     "seconds": round(time.perf_counter() - started, 3)}
+
+    def __call__(self, unit: GenerationUnit) -> dict[str, Any]:
+        url = part_url(self.task, unit)
+        if exists(url):  # written since the run was planned (another run sharing the output)
+            return {**read_unit_stats(url), "resumed": True}
+        return {**write_unit(unit, self.task, self.backend, self.check), "model_load": self.load}
+
+
+def write_unit(unit: GenerationUnit, task: GenerationTask, backend: LLMBackend,
+               check: MusicSimilarityCheck | None = None) -> dict[str, Any]:
+    """Answers (from the cache, else from `backend`) split and cleaned into the unit's part file; its stats."""
     keys = [answer_key(backend.identity, p) for p in unit.prompts]
     cache = AnswerCache(task.cache) if task.cache else None
     answers: list[str | None] = [cache.get(k) if cache else None for k in keys]
@@ -104,12 +140,20 @@ def generate_unit(unit: GenerationUnit, task: GenerationTask) -> dict[str, Any]:
                 removed[reason] += 1
             else:
                 rows.append({"text": sentence, "answer": key, "origin": prompt.origin, "sentence": position})
+    stats: dict[str, Any] = {}
+    if check is not None:
+        # The last rule, over the unit's survivors at once: the model embeds them in full batches.
+        histogram = np.zeros(BINS, dtype=np.int64)
+        passed = check.keep([row["text"] for row in rows], histogram)
+        removed[RULE] += passed.count(False)
+        rows = [row for row, ok in zip(rows, passed, strict=True) if ok]
+        stats["clap_similarity"] = histogram.tolist()
     stats = {"unit": unit.index, "prompts": len(unit.prompts), "generated": len(missing),
              "cached": len(unit.prompts) - len(missing), "sentences": sentences, "kept": len(rows),
-             "removed": {rule: n for rule, n in sorted(removed.items()) if n}}
+             "removed": {rule: n for rule, n in sorted(removed.items()) if n}, **stats}
     table = pa.Table.from_pylist(rows, schema=PART_SCHEMA)
     table = table.replace_schema_metadata({_STATS_KEY: json.dumps(stats).encode()})
-    with atomic_local_file(url, suffix=".parquet") as tmp:
+    with atomic_local_file(part_url(task, unit), suffix=".parquet") as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return {**stats, "resumed": False}
 

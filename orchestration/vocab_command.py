@@ -8,13 +8,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from labeling.clap import ClapError
 from labeling.llm import LLMError
 from labeling.songs import CorpusError
 from labeling.text_tables import TableFileError
 from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
 from orchestration.vocab_job import VocabJob, build_vocabularies
 
-USER_ERRORS = (ConfigError, TableFileError, CorpusError, LLMError)
+USER_ERRORS = (ConfigError, TableFileError, CorpusError, LLMError, ClapError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -63,6 +64,8 @@ def print_vocab_summary(summary: dict[str, Any], console: Console) -> None:
     table.add_column()
     llm = summary["llm"]
     engine = f"{summary['runner']} engine, {llm['workers']} workers" if llm["engine"] else "in this process"
+    if "model_loads" in llm:
+        engine += f", model loaded {llm['model_loads']}x in {llm['model_load_s']:.1f} s"
     songs = llm["songs"].get("prompted", 0)
     skipped = {k: v for k, v in llm["songs"].items() if k != "prompted"}
     table.add_row("llm", f"{llm['backend']} backend ({engine}): {llm['prompts']} prompts = {songs} songs + "
@@ -73,8 +76,10 @@ def print_vocab_summary(summary: dict[str, Any], console: Console) -> None:
         head = (f"{entry['count']} {entry['kind'].replace('_', '-')} captions, version {entry['version']} · "
                 f"{_counts(entry['sources'])}") if entry else "empty: not built"
         table.add_row(name, head)
-        read = {k: v for k, v in cleaning.items() if k not in ("removed", "kept")}
+        read = {k: v for k, v in cleaning.items() if k not in ("removed", "kept", "clap_similarity")}
         table.add_row("", f"read: {_counts(read)} · removed: {_counts(cleaning['removed']) or 'nothing'}")
+        if cleaning.get("clap_similarity"):
+            table.add_row("", f"CLAP similarity to music descriptions (quantiles): {_counts(cleaning['clap_similarity'])}")
         if entry and "aspects" in entry:
             table.add_row("", f"aspects: {_counts(entry['aspects'])}")
     skipped = {path: info["skipped"] for path, info in summary["inputs"].items() if info.get("skipped")}

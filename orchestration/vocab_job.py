@@ -21,29 +21,37 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from curation.storage import filesystem, join, read_table, remove_stale_temporaries
+from curation.storage import filesystem, join, list_files, read_table, remove_stale_temporaries
 from labeling.builtin_tags import FILE as BUILTIN_FILE
 from labeling.builtin_tags import builtin_tags_sha256, load_builtin_tags
 from labeling.caption_dedup import Deduplicator, EvalCaptions
+from labeling.clap import clap_identity
 from labeling.llm import Prompt, source_of
+from labeling.music_similarity import BINS, RULE, music_check, similarity_quantiles
 from labeling.rater_captions import caption_reader, rater_items
 from labeling.sentences import split_sentences
 from labeling.songs import Song, corpus_parts, corpus_songs, list_songs
 from labeling.text_tables import TableReader
 from labeling.vocab_config import VocabConfig
-from labeling.vocab_generation import GenerationTask, GenerationUnit, generate_unit, part_url
+from labeling.vocab_generation import GenerationTask, GenerationUnit, UnitGenerator, generate_unit, part_url
 from labeling.vocab_prompts import combination_prompts, song_prompt
 from labeling.vocab_tags import TagCollector
 from labeling.vocab_writer import VocabularyWriter, write_manifest
 from orchestration.runner_config import RunnerConfig
 from orchestration.runner_local import LocalRunner
-from orchestration.runners import make_runner, worker_count
+from orchestration.runners import ModelStage, Runner, make_runner, worker_count
+
+
+# Rater sentences the CLAP check embeds together (the model splits them into its text batches).
+_CLAP_CHECK_BATCH = 1024
 
 
 class VocabJob(VocabConfig):
@@ -175,6 +183,26 @@ def _rater_sentences(config: VocabConfig, writer: VocabularyWriter, tags: TagCol
     dedup = Deduplicator(config.cleaning, eval_captions)
     removed: collections.Counter[str] = collections.Counter()
     read: collections.Counter[str] = collections.Counter()
+    check = music_check(config.cleaning.clap_check) if config.cleaning.clap_check else None
+    histogram = np.zeros(BINS, dtype=np.int64)
+    waiting: list[tuple[str, str, dict[str, Any]]] = []  # sentences the CLAP check sees a batch at a time
+
+    def add(text: str, name: str, provenance: dict[str, Any]) -> None:
+        reason = dedup.check(text)
+        if reason:
+            removed[reason] += 1
+        else:
+            writer.add(text, name, provenance)
+
+    def flush() -> None:
+        # In file order, after the per-sentence rules and before deduplication, as for LLM sentences.
+        passed = check.keep([text for text, _, _ in waiting], histogram)
+        removed[RULE] += passed.count(False)
+        for (text, name, provenance), ok in zip(waiting, passed, strict=True):
+            if ok:
+                add(text, name, provenance)
+        waiting.clear()
+
     for source in config.captions:
         reader = caption_reader(source, config.cleaning, option="captions[].caption_column / tags_column")
         rows_before = read["captions"]
@@ -182,16 +210,21 @@ def _rater_sentences(config: VocabConfig, writer: VocabularyWriter, tags: TagCol
         for kind, text, provenance in rater_items(reader, source, config.cleaning, removed, lambda key: read.update([key])):
             if kind == "tag":
                 tags.add(text, name, provenance)
-                continue
-            reason = dedup.check(text)
-            if reason:
-                removed[reason] += 1
+            elif check is None:
+                add(text, name, provenance)
             else:
-                writer.add(text, name, provenance)
+                waiting.append((text, name, provenance))
+                if len(waiting) >= _CLAP_CHECK_BATCH:
+                    flush()
         inputs[source.path] = {"role": "captions", "sha256": file_sha256(source.path),
                                "rows": read["captions"] - rows_before, **reader.summary()}
-    return {"captions": read["captions"], "sentences": read["sentences"],
-            "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count}
+    if waiting:
+        flush()
+    summary = {"captions": read["captions"], "sentences": read["sentences"],
+               "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count}
+    if check is not None:
+        summary["clap_similarity"] = similarity_quantiles(histogram)
+    return summary
 
 
 def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer: VocabularyWriter,
@@ -207,15 +240,26 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer:
     runner = make_runner(job.runner) if engine and units else LocalRunner(1)
     try:
         with _GenerationProgress(len(units), console) as progress:
-            results = runner.map(functools.partial(generate_unit, task=task), units, progress.unit_done)
+            if config.llm.backend == "transformers":
+                results = _generate_on_model_workers(runner, task, units, progress.unit_done)
+            else:
+                results = runner.map(functools.partial(generate_unit, task=task), units, progress.unit_done)
     finally:
         runner.close()
     dedup = Deduplicator(config.cleaning, eval_captions)
     removed: collections.Counter[str] = collections.Counter()
     totals: collections.Counter[str] = collections.Counter()
+    histogram = np.zeros(BINS, dtype=np.int64)
+    loads: dict[str, float] = {}
     for result in results:
         removed.update(result["removed"])
-        totals.update({key: int(result[key]) for key in ("generated", "cached", "sentences", "resumed")})
+        totals.update({"sentences": result["sentences"], "resumed": int(result["resumed"])})
+        if not result["resumed"]:  # a unit finished by an earlier run asked for nothing in this one
+            totals.update({"generated": result["generated"], "cached": result["cached"]})
+        if "clap_similarity" in result:
+            histogram += np.asarray(result["clap_similarity"], dtype=np.int64)
+        if "model_load" in result:
+            loads[result["model_load"]["worker"]] = result["model_load"]["seconds"]
     source = source_of(config.llm)
     for unit in units:  # unit order, not completion order: the same sentences win every run
         part = read_table(part_url(task, unit)).to_pylist()
@@ -225,14 +269,41 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer:
                 removed[reason] += 1
             else:
                 writer.add(row["text"], source, {"answer": row["answer"], "origin": row["origin"], "sentence": row["sentence"]})
-    return {
+    cleaning = {"answers": len(prompts), "sentences": totals["sentences"],
+                "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count}
+    if config.cleaning.clap_check is not None:
+        cleaning["clap_similarity"] = similarity_quantiles(histogram)
+    summary = {
         "backend": config.llm.backend, "source": source, "engine": engine,
         "workers": worker_count(job.runner) if engine else 1, "prompts": len(prompts),
         "combinations": config.prompts.combinations, "units": len(units),
         "units_resumed": totals["resumed"], "answers_generated": totals["generated"], "answers_cached": totals["cached"],
-        "cleaning": {"answers": len(prompts), "sentences": totals["sentences"],
-                     "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count},
+        "cleaning": cleaning,
     }
+    if config.llm.backend == "transformers":
+        summary |= {"model_loads": len(loads), "model_load_s": round(sum(loads.values()), 3)}
+    return summary
+
+
+def _generate_on_model_workers(runner: Runner, task: GenerationTask, units: list[GenerationUnit],
+                               on_result: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """A local model's units on the engine's model workers, each loading the model once
+    (Ray: an actor per replica, with a GPU where the cluster has them). Units already
+    written are read on the plain workers: a finished run loads no model."""
+    written = {url.rstrip("/").rsplit("/", 1)[-1] for url in list_files(task.work, ".parquet")}
+    finished = {u.index for u in units if part_url(task, u).rsplit("/", 1)[-1] in written}
+    done = [u for u in units if u.index in finished]
+    pending = [u for u in units if u.index not in finished]
+    options = task.llm.transformers
+    stage = ModelStage(prepare=_as_payload, load=functools.partial(UnitGenerator, task),
+                       workers=options.model_workers, num_gpus=options.gpus_per_model_worker)
+    results = runner.map(functools.partial(generate_unit, task=task), done, on_result) if done else []
+    return results + runner.map_model(stage, pending, on_result)
+
+
+def _as_payload(unit: GenerationUnit) -> GenerationUnit:
+    """A unit needs no CPU step before the model: its prompts are the payload."""
+    return unit
 
 
 class _GenerationProgress:
@@ -262,9 +333,13 @@ def _work_root(output: str) -> str:
 
 
 def _work_key(config: VocabConfig) -> str:
-    """Part files are valid only for the generation and cleaning settings that made them."""
-    material = json.dumps([config.llm.model_dump(mode="json"), config.cleaning.model_dump(mode="json"), config.seed], sort_keys=True)
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
+    """Part files are valid only for the generation and cleaning settings that made them
+    (and the CLAP weights, when the CLAP check is on); how many workers made them does not matter."""
+    llm = config.llm.model_dump(mode="json", exclude={"transformers": {"model_workers", "gpus_per_model_worker"}})
+    material = [llm, config.cleaning.model_dump(mode="json"), config.seed]
+    if config.cleaning.clap_check is not None:
+        material.append(clap_identity(config.cleaning.clap_check.clap).model_id)
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _remove_work(output: str) -> None:

@@ -141,13 +141,42 @@ def test_an_endpoint_run_resumes_without_paying_twice(inputs, monkeypatch):
             assert b"sk-test-secret-42" not in path.read_bytes(), path
 
 
+def test_the_clap_check_drops_sentences_far_from_the_references(inputs):
+    """Random CLAP weights put every sentence near every other (cosine 0.98-0.999), but only
+    a sentence itself at 1.0: with a threshold between, exactly the references are kept."""
+    plain = build_vocabularies(job(inputs, "plain"))
+    kept = read_vocabularies(str(inputs / "plain"))["llm_long"].table["text"].to_pylist()
+    rater = "The recording is noisy and in mono."
+    check = {"clap": {"backend": "random", "architecture": "HTSAT-mini"}, "references": [kept[3], rater], "threshold": 0.9999}
+    checked = build_vocabularies(job(inputs, "checked", cleaning={"clap_check": check}))
+    vocabularies = read_vocabularies(str(inputs / "checked"))
+    assert vocabularies["llm_long"].table["text"].to_pylist() == [kept[3]]
+    assert vocabularies["rater_long"].table["text"].to_pylist() == [rater]
+    cleaning = checked["cleaning"]
+    assert cleaning["rater_long"]["removed"] == {"empty_caption": 1, "non_descriptive:clap": 4}
+    survivors = plain["cleaning"]["llm_long"]["kept"] + sum(n for rule, n in plain["cleaning"]["llm_long"]["removed"].items()
+                                                            if rule in ("duplicate", "near_duplicate", "eval_overlap"))
+    llm = cleaning["llm_long"]
+    assert llm["removed"]["non_descriptive:clap"] == survivors - 1 - llm["removed"].get("duplicate", 0)
+    assert list(llm["clap_similarity"]) == ["p1", "p5", "p25", "p50", "p75", "p95"]  # 0.01 bins: all 1.0 here
+    assert checked["config"]["cleaning"]["clap_check"]["threshold"] == 0.9999
+
+    # A new threshold re-cleans the cached answers: the part files of the last run are not reused.
+    again = build_vocabularies(job(inputs, "checked", cleaning={"clap_check": {**check, "threshold": -1.0}}))
+    assert again["vocabularies"]["llm_long"]["version"] == plain["vocabularies"]["llm_long"]["version"]
+    assert again["cleaning"]["rater_long"]["kept"] == 3
+
+
 @pytest.mark.slow
 def test_two_local_worker_processes_share_the_work(inputs):
-    with ChatCompletionsServer(delay_s=0.05) as server:
-        llm = {"backend": "openai", "model": "m", "prompts_per_unit": 1, "openai": {"base_url": server.base_url, "api_key_env": None}}
+    with ChatCompletionsServer(delay_s=0.2) as server:
+        llm = {"backend": "openai", "model": "m", "prompts_per_unit": 3,
+               "openai": {"base_url": server.base_url, "api_key_env": None, "concurrency": 2}}
         summary = build_vocabularies(job(inputs, llm=llm, runner={"workers": 2}))
-        assert summary["runner"] == "local" and summary["llm"]["workers"] == 2 and summary["llm"]["units"] == 9
+        assert summary["runner"] == "local" and summary["llm"]["workers"] == 2 and summary["llm"]["units"] == 3
         assert len(server.answered) == 9
+        # concurrency is per unit, and each worker runs one unit at a time (as the option says)
+        assert 2 <= server.max_in_flight <= 2 * 2
     one = build_vocabularies(job(inputs, "one", llm={**llm, "cache": str(inputs / "vocab" / "llm_cache")}))
     assert one["llm"]["answers_cached"] == 9
     assert one["vocabularies"]["llm_long"]["version"] == summary["vocabularies"]["llm_long"]["version"]
@@ -173,6 +202,8 @@ def test_the_command_line(inputs, capsys):
     (["--llm.backend", "transformers", "--llm.model", "{root}/no-model"], "not a model folder"),
     (["--llm.backend", "openai"], "llm.model is required"),
     (["--prompts.song", "Describe {song}"], "unknown field {song}"),
+    (["--cleaning.clap_check.clap.backend", "random"], "cleaning.clap_check.threshold: required"),
+    (["--cleaning.clap_check.clap.backend", "hf", "--cleaning.clap_check.threshold", "0.2"], "needs clap.model_dir"),
 ])
 def test_user_mistakes_are_one_line_errors(inputs, capsys, arguments, message):
     code = main(["vocab", "--output", str(inputs / "err"), "--prompts.combinations", "2",
