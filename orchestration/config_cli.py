@@ -112,6 +112,9 @@ def _explain(error: ValidationError, model: type[BaseModel], origin: str, overri
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, itself or optional; a list of models is one YAML option."""
+    if not (_is_union(annotation) or isinstance(annotation, type)):
+        return None
     for candidate in (annotation, *typing.get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate

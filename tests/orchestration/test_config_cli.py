@@ -90,3 +90,12 @@ def test_print_config_round_trips(tmp_path, capsys):
     printed = capsys.readouterr().out
     again = resolve(CurateJob, write(tmp_path / "printed.yaml", printed), {})
     assert again.segment.window_s == 12 and again.inputs[0].path == "in"
+
+
+def test_a_list_of_locations_is_one_yaml_option(tmp_path, capsys):
+    assert main(["curate", "--inputs", f"[{{path: {tmp_path}, license: CC-BY-4.0}}, {{path: s3://bucket/sfx}}]",
+                 "--output", str(tmp_path / "out"), "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert f"path: {tmp_path}" in printed and "license: CC-BY-4.0" in printed and "path: s3://bucket/sfx" in printed
+    with pytest.raises(SystemExit):
+        main(["curate", "--inputs.path", str(tmp_path), "--output", str(tmp_path / "out")])
