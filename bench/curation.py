@@ -10,7 +10,11 @@ only ratios mean something).
 3. Memory: peak RSS per worker for one file of 8, 32 and 128 minutes and for corpora of
    300 and 1,200 short files; it must stay flat.
 
-    .venv/bin/python bench/curation.py [FOLDER] [--short FOLDER] [--workers N] [--engines local,ray,beam]
+Other work on a shared machine moves both sides of a ratio, so every run is paired with a
+floor measured just before it, and the median and spread of --repeat pairs is printed
+with the load average.
+
+    .venv/bin/python bench/curation.py [FOLDER] [--short FOLDER] [--workers N] [--engines local,ray,beam] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,14 +46,30 @@ SHORT_TARGET = 0.5
 
 
 def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str) -> dict:
-    """One `soundry curate` in a fresh process, so each run's peak RSS is its own."""
+    """One `soundry curate` in a fresh process, so each run's peak RSS is its own; its
+    output is removed once its summary is read."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", "curate", str(inputs), "--output", str(output),
-         "--runner.name", engine, "--runner.workers", str(workers), *extra],
-        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    return json.loads((output / "summary.json").read_text())
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", "curate", str(inputs), "--output", str(output),
+             "--runner.name", engine, "--runner.workers", str(workers), *extra],
+            check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        return json.loads((output / "summary.json").read_text())
+    finally:
+        shutil.rmtree(output, ignore_errors=True)
+
+
+def work_seconds(summary: dict) -> float:
+    """Wall time without the engine's start and stop (a cluster's engine is already up)."""
+    phases = summary["phases_s"]
+    return summary["wall_s"] - phases["engine_start_s"] - phases["engine_stop_s"]
+
+
+def spread(ratios: list[float], loads: list[float]) -> str:
+    ordered = sorted(ratios)
+    return (f"ratio {statistics.median(ordered):.2f} (min {ordered[0]:.2f}, max {ordered[-1]:.2f}, {len(ordered)} runs; "
+            f"load {min(loads):.1f}-{max(loads):.1f})")
 
 
 def audio_files(folder: Path) -> list[Path]:
@@ -128,9 +150,10 @@ def main() -> None:
     parser.add_argument("--short", help="folder of >= 1000 short files (default: generated)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--engines", default="local,ray,beam")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per engine, each paired with its own floor")
     parser.add_argument("--skip-memory", action="store_true", help="skip the long-file memory check")
     args = parser.parse_args()
-    engines = args.engines.split(",")
+    engines = [engine for engine in args.engines.split(",") if engine]  # "": short files and memory only
     CACHE.mkdir(parents=True, exist_ok=True)
     folder = Path(args.folder) if args.folder else CACHE / "demo-corpus"
     if not args.folder:
@@ -139,29 +162,40 @@ def main() -> None:
     files = audio_files(folder)
     print(f"machine: {os.cpu_count()} cores, workers: {args.workers}, ffmpeg: {find_ffmpeg()}")
 
+    # Other work on the machine changes both sides of a ratio; each run is paired with a
+    # floor measured just before it, and the spread over --repeat pairs is printed.
     print(f"\n1. music corpus {folder}: {len(files)} files")
-    floor_s = ffmpeg_floor(files, args.workers, scratch / "floor")
     for engine in engines:
-        summary = curate(folder, scratch / f"music-{engine}", engine, args.workers)
-        audio_s = summary["hours_in"] * 3600
-        phases = summary["phases_s"]
-        work_s = summary["wall_s"] - phases["engine_start_s"] - phases["engine_stop_s"]
-        floor_x, ours_x = audio_s / floor_s, audio_s / work_s
-        print(f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio {ours_x / floor_x:.2f} "
-              f"(target >= {TARGETS[engine]})  [engine start {phases['engine_start_s']:.1f} s, "
-              f"stop {phases['engine_stop_s']:.1f} s, "
-              f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")
+        ratios, loads = [], []
+        for run in range(args.repeat):
+            loads.append(os.getloadavg()[0])
+            floor_s = ffmpeg_floor(files, args.workers, scratch / "floor")
+            summary = curate(folder, scratch / f"music-{engine}-{run}", engine, args.workers)
+            audio_s = summary["hours_in"] * 3600
+            floor_x, ours_x = audio_s / floor_s, audio_s / work_seconds(summary)
+            ratios.append(ours_x / floor_x)
+            loads.append(os.getloadavg()[0])
+            phases = summary["phases_s"]
+            print(f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio {ratios[-1]:.2f}  "
+                  f"[engine start {phases['engine_start_s']:.1f} s, stop {phases['engine_stop_s']:.1f} s, "
+                  f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; "
+                  f"load {loads[-2]:.1f}]")
+        print(f"   {engine:5s}: {spread(ratios, loads)} (target >= {TARGETS[engine]})")
 
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
     short_files = audio_files(short)
     print(f"\n2. short files {short}: {len(short_files)} files")
-    floor_s = soundfile_floor(short_files, args.workers)
-    summary = curate(short, scratch / "short", "local", args.workers, "--segment.min_clip_s", "0.5")
-    phases = summary["phases_s"]
-    work_s = summary["wall_s"] - phases["engine_start_s"] - phases["engine_stop_s"]
-    ours, floor = len(short_files) / work_s, len(short_files) / floor_s
-    print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ours / floor:.2f} "
-          f"(target >= {SHORT_TARGET})  [{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB]")
+    ratios, loads = [], []
+    for run in range(args.repeat):
+        loads.append(os.getloadavg()[0])
+        floor_s = soundfile_floor(short_files, args.workers)
+        summary = curate(short, scratch / f"short-{run}", "local", args.workers, "--segment.min_clip_s", "0.5")
+        ours, floor = len(short_files) / work_seconds(summary), len(short_files) / floor_s
+        ratios.append(ours / floor)
+        loads.append(os.getloadavg()[0])
+        print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ratios[-1]:.2f}  "
+              f"[{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; load {loads[-2]:.1f}]")
+    print(f"   local: {spread(ratios, loads)} (target >= {SHORT_TARGET})")
 
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
@@ -174,6 +208,7 @@ def main() -> None:
             long_file = make_long_file(CACHE / f"long-{minutes}min.wav", minutes)
             by_length[f"one {minutes} min file"] = curate(long_file, scratch / f"mem-{minutes}", "local", 1)["peak_rss_mb_per_worker"]
         _print_growth("as files get longer", by_length)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _print_growth(title: str, rss: dict[str, float]) -> None:
