@@ -37,6 +37,7 @@ class Distributed:
     world_size: int
     local_rank: int
     device: torch.device
+    owns_group: bool = False  # this run started the process group (not Ray Train or a caller), so it ends it
 
     @property
     def is_main(self) -> bool:
@@ -55,14 +56,16 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800) -> Distribut
     chosen = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(chosen)
-    if world_size > 1 and not dist.is_initialized():
+    starts = world_size > 1 and not dist.is_initialized()
+    if starts:
         dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=timeout_s))
-    return Distributed(rank, world_size, local_rank, chosen)
+    return Distributed(rank, world_size, local_rank, chosen, owns_group=starts)
 
 
-def close_distributed() -> None:
-    if dist.is_initialized():
+def close_distributed(ctx: Distributed) -> None:
+    """End the process group if this run started it; one its caller set up stays for the caller."""
+    if ctx.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -154,7 +154,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if ctx.is_main:
         write_json_atomic(str(run / SUMMARY), summary)
     train_log.close()
-    close_distributed()
+    close_distributed(ctx)
     return summary
 
 
@@ -214,7 +214,15 @@ def _resume(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.opt
     ema.load_state_dict({"updates": state["ema_updates"], "shadow": read_tensors(folder / "ema.safetensors")})
     load_optimizer_state(model, optimizer, state["optimizer"], ctx)
     scheduler.load_state_dict(state["scheduler"])
-    loader.load_state_dict(state["loader"][ctx.rank])
+    positions = state["loader"]
+    if len(positions) == ctx.world_size:
+        loader.load_state_dict(positions[ctx.rank])
+    else:
+        # Each rank reads its own part of the data, so positions saved by another number of ranks
+        # do not apply here: the data go on from the start of the next epoch (not exactly resumable).
+        loader.set_epoch(max(position["epoch"] for position in positions) + 1)
+        log.warning("the checkpoint %s was written by %d rank(s), this run has %d: the data continue from the next "
+                    "epoch, not from where they stopped", folder, len(positions), ctx.world_size)
     set_rng_state(state["rng"])
     return int(state["step"])
 

@@ -161,7 +161,7 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
                "checkpoint": str(step_folder(checkpoints, step)), "world_size": ctx.world_size,
                "loader_errors": loader.errors, **train_log.last}
     train_log.close()
-    close_distributed()
+    close_distributed(ctx)
     return summary
 
 

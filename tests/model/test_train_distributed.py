@@ -1,8 +1,9 @@
-"""Real torch.distributed processes on CPU (gloo): torchrun with 2 processes, two torchrun
-"nodes" meeting on 127.0.0.1, and SIGTERM preemption."""
+"""Real torch.distributed processes on CPU (gloo): torchrun with 2 processes (DDP and FSDP2),
+two torchrun "nodes" meeting on 127.0.0.1, and SIGTERM preemption."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -10,7 +11,9 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +101,73 @@ def test_sigterm_writes_a_checkpoint_that_resumes(tmp_path, audio_version):
     assert done.returncode == 0, done.stderr[-3000:]
     assert summary_of(done.stdout)["step"] == stopped["step"] + 2
     assert "resumed from" in done.stderr
+
+
+def fsdp_runs(version: str, root: str) -> None:
+    """Run by torchrun (2 ranks) from the test below: FSDP2 for 4 steps; FSDP2 stopped at step 2
+    and resumed; DDP for 2 steps, resumed under FSDP2. One launch (starting processes is the
+    slow part here) and one process group, which the runs use and leave open."""
+    import torch.distributed as dist
+
+    from model.train import train
+    from model.train_config import TrainConfig
+
+    def run(name: str, steps: int, parallel: str) -> dict:
+        return train(TrainConfig.model_validate({
+            "output": f"{root}/{name}", "model": "tiny", "sample_size": 8192, "device": "cpu", "parallel": parallel,
+            "data": {"version": version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4}, "grad_accum": 2,
+            "max_steps": steps, "checkpoint_every": 2, "log_every": 1, "schedule": {"warmup_steps": 2},
+            "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1}}))
+
+    dist.init_process_group("gloo")
+    summaries = {"whole": run("fsdp", 4, "fsdp")}
+    run("fsdp-parts", 2, "fsdp")
+    summaries["parts"] = run("fsdp-parts", 4, "fsdp")
+    run("ddp-then-fsdp", 2, "ddp")
+    summaries["crossed"] = run("ddp-then-fsdp", 4, "fsdp")
+    if dist.get_rank() == 0:
+        print(json.dumps(summaries))
+    dist.destroy_process_group()
+
+
+def checkpoint(run, step: int, name: str) -> dict:
+    return load_file(str(run / "checkpoints" / f"step-{step:08d}" / name))
+
+
+def test_fsdp_trains_resumes_exactly_and_its_checkpoints_serve_ddp_and_one_process(tmp_path, audio_version):
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(free_port()), __file__, audio_version, str(tmp_path)],
+                          env=environment(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = summary_of(done.stdout)
+    assert all(s["world_size"] == 2 and s["step"] == 4 and s["replicas_agree"] for s in summaries.values())
+    for name in ("model.safetensors", "ema.safetensors"):
+        whole, parts = checkpoint(tmp_path / "fsdp", 4, name), checkpoint(tmp_path / "fsdp-parts", 4, name)
+        crossed = checkpoint(tmp_path / "ddp-then-fsdp", 4, name)
+        assert whole.keys() == parts.keys() == crossed.keys()
+        # Stopped and resumed under FSDP2: the run that never stopped, exactly.
+        different = [k for k in whole if not torch.equal(whole[k], parts[k])]
+        assert not different, f"{name}: {different[:3]} differ after resuming"
+        # Two steps of DDP, then FSDP2 from DDP's checkpoint: the same training as FSDP2 throughout.
+        far = [k for k in whole if not torch.allclose(whole[k], crossed[k], rtol=1e-5, atol=1e-6)]
+        assert not far, f"{name}: {far[:3]} differ between DDP-then-FSDP2 and FSDP2"
+    start = checkpoint(tmp_path / "fsdp", 2, "model.safetensors")
+    assert any(not torch.equal(start[k], whole[k]) for k in whole if k.startswith("dit.blocks."))  # it trained
+    # FSDP2's checkpoint resumes in one process: whole tensors, optimizer state by parameter name.
+    from model.train import train
+    from model.train_config import TrainConfig
+    from model.train_state import load_training_state
+
+    shutil.copytree(tmp_path / "fsdp", tmp_path / "one")
+    resumed = train(TrainConfig.model_validate({
+        "output": str(tmp_path / "one"), "model": "tiny", "sample_size": 8192, "device": "cpu",
+        "data": {"version": audio_version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4},
+        "max_steps": 5, "checkpoint_every": 5, "log_every": 1, "schedule": {"warmup_steps": 2},
+        "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1}}))
+    assert resumed["step"] == 5 and resumed["world_size"] == 1
+    optimizer = load_training_state(tmp_path / "one" / "checkpoints" / "step-00000005")["optimizer"]
+    assert {state["step"].item() for state in optimizer["state"].values()} == {5.0}  # AdamW went on from step 4
+
+
+if __name__ == "__main__":
+    fsdp_runs(*sys.argv[1:])
