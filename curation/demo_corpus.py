@@ -14,12 +14,17 @@ format has one of 16 s or more.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
+import csv
 import dataclasses
 import functools
+import hashlib
 import json
 import os
+import random
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +354,87 @@ def generate_demo_corpus(out_dir: str | os.PathLike, n_pieces: int = 36, seed: i
     temporary.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(temporary, manifest)
     return pieces
+
+
+# Rater captions ------------------------------------------------------------------------
+# A MusicCaps-style caption file (ytid, caption, aspect_list) for the demo's rater
+# vocabularies: each piece described from what is known about it, in phrasings a person
+# might write, chosen by a generator seeded by the piece's file name. It lives beside the
+# corpus folder, not in it: curation would reject a CSV as audio it cannot decode.
+
+CAPTION_COLUMNS = ("ytid", "caption", "aspect_list")
+_SOUNDS = {  # timbre -> (tag, as a lead, as chords)
+    "piano": ("piano", "a piano", "piano chords"), "organ": ("organ", "an electric organ", "organ chords"),
+    "pluck": ("synth pluck", "a plucked synth", "plucked chords"), "bell": ("bells", "a bell-like synth", "bell chords"),
+    "pad": ("synth pad", "a warm synth pad", "synth pad chords"), "strings": ("strings", "a string section", "string chords"),
+    "bass-synth": ("synth bass", "a buzzing synth bass", "synth bass stabs"), "bass": ("bass", "a round bass", "bass notes"),
+}
+_MOODS = {"major": ("bright", "cheerful", "uplifting", "warm"), "minor": ("melancholic", "moody", "wistful", "dark")}
+_OPENERS = (
+    "This is a {tempo} {genre} piece led by {lead}.",
+    "{a_mood} {genre} track where {lead} carries the melody at a {tempo} tempo.",
+    "{Lead} plays {a_mood} melody over a {tempo} {genre} arrangement.",
+    "An instrumental {genre} tune with {lead} up front; the mood is {mood} and the pace is {tempo}.",
+    "The music is {mood} {genre} at a {tempo} pace, with {lead} playing the main theme.",
+)
+_GROOVES = {
+    "techno": ("A four-on-the-floor kick drives it, with a snare on the backbeat and offbeat hi-hats.",
+               "The beat is a pounding kick on every quarter note under {bass} and short {comp}."),
+    "rock": ("The drums keep a steady rock backbeat with eighth-note hi-hats while {bass} pumps eighths.",
+             "A driving drum beat and {comp} push the song forward."),
+    "jazz": ("The drummer swings a soft ride pattern while {bass} walks underneath {comp}.",
+             "Brushed, swung drums and {bass} give it a relaxed jazz groove."),
+    "lo-fi hip hop": ("Laid-back swung drums and {bass} sit under mellow {comp}.",
+                      "The beat is lazy and swung, with a soft kick, a snare on two and four and {bass}."),
+}
+_NO_DRUMS = ("There are no drums, only {comp} and {bass} holding the harmony.",
+             "Without any percussion, {comp} and {bass} fill out the harmony.")
+
+
+def demo_caption(piece: DemoPiece) -> dict[str, str]:
+    """A rater's caption of the piece (two or three sentences) and its aspect list."""
+    rng = random.Random(hashlib.sha256(piece.file_name.encode()).digest())
+    style = demo_synth.STYLES[piece.genre]
+    lead_tag, lead, _ = _SOUNDS[piece.instrument]
+    mode = piece.key.split()[1]
+    mood = rng.choice(_MOODS[mode])
+    tempo = "slow" if piece.tempo_bpm < 85 else "fast" if piece.tempo_bpm > 115 else "moderate"
+    opener = rng.choice(_OPENERS)
+    a_mood = f"{'An' if mood[0] in 'aeiou' else 'A'} {mood}"
+    sentences = [opener.format(tempo=tempo, genre=piece.genre, lead=lead, Lead=lead[0].upper() + lead[1:], mood=mood,
+                               a_mood=a_mood if opener.startswith("{a_mood}") else a_mood.lower())]
+    grooves = _GROOVES.get(piece.genre, _NO_DRUMS) if style.drums else _NO_DRUMS
+    sentences.append(rng.choice(grooves).format(comp=_SOUNDS[style.comp][2], bass=_SOUNDS[style.bass][1]))
+    aspects = [piece.genre, lead_tag, f"{tempo} tempo", mood, f"{mode} key", "instrumental",
+               "drums" if style.drums else "no drums"]
+    quality = []  # what a listener hears of the recording itself
+    if piece.channels == 1:
+        quality.append(("The recording is in mono.", "mono"))
+    if piece.sample_rate < 32000:
+        quality.append(("The sound is dull and muffled, with no high end.", "low fidelity"))
+    if piece.silence_gaps:
+        quality.append(("The music stops for several seconds of complete silence before it resumes.", "silence"))
+    if piece.loudness_lufs < -24:
+        quality.append(("It is mixed very quietly, with a lot of headroom.", "quiet"))
+    elif piece.loudness_lufs > -16:
+        quality.append(("The mix is loud and dense.", "loud"))
+    aspects += [tag for _, tag in quality]  # a rater tags all it hears but writes one or two things
+    if quality:
+        sentences.append(rng.choice(quality)[0])
+    elif rng.random() < 0.5:
+        sentences.append(f"It is in {piece.key}, at about {round(piece.tempo_bpm)} beats per minute.")
+    ytid = base64.urlsafe_b64encode(hashlib.sha256(piece.file_name.encode()).digest()).decode()[:11]
+    return {"ytid": ytid, "caption": " ".join(sentences), "aspect_list": str(aspects)}
+
+
+def write_demo_captions(pieces: Sequence[DemoPiece], path: str | os.PathLike) -> Path:
+    """Writes the pieces' rater captions as a CSV (atomically; the same pieces give the same bytes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CAPTION_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(demo_caption(piece) for piece in pieces)
+    os.replace(temporary, path)
+    return path

@@ -51,14 +51,18 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
-    from curation.demo_corpus import generate_demo_corpus
+    from curation.demo_corpus import generate_demo_corpus, write_demo_captions
 
     corpus = Path(args.dir) / "corpus"
     console.print(f"demo corpus: {corpus} ({args.pieces} pieces)")
-    generate_demo_corpus(corpus, n_pieces=args.pieces, workers=os.cpu_count() or 1)
+    pieces = generate_demo_corpus(corpus, n_pieces=args.pieces, workers=os.cpu_count() or 1)
+    # Beside the corpus, not in it: the rater captions of the demo's vocabularies (Rater-LF sentences, aspect tags).
+    captions = write_demo_captions(pieces, Path(args.dir) / "rater_captions.csv")
     base = yaml.safe_load(resources.files("orchestration").joinpath("demo_pipeline.yaml").read_text())
     base |= {"run_dir": str(Path(args.dir) / "run"),
              "inputs": [{"path": str(corpus), "source_name": "soundry-demo", "license": "CC0-1.0"}]}
+    base["vocab"] = {**base.get("vocab", {}),
+                     "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}]}
     return _execute(resolve(PipelineConfig, None, _overrides(args.set), base=base), console)
 
 

@@ -9,6 +9,7 @@ import pytest
 from chat_completions_server import ChatCompletionsServer
 
 from curation.clip import CLIP_SCHEMA
+from curation.demo_corpus import write_demo_captions
 from labeling.llm import LLMError
 from labeling.vocab_table import read_vocabularies
 from orchestration.cli import main
@@ -139,6 +140,26 @@ def test_an_endpoint_run_resumes_without_paying_twice(inputs, monkeypatch):
     for path in (inputs / "vocab").rglob("*"):
         if path.is_file():
             assert b"sk-test-secret-42" not in path.read_bytes(), path
+
+
+def test_the_demo_corpus_rater_captions_give_all_three_kinds(demo_corpus, tmp_path):
+    """What `soundry demo` hands the vocab stage beside the corpus's tags: its rater caption file."""
+    _, pieces = demo_corpus
+    captions = write_demo_captions(pieces, tmp_path / "rater_captions.csv")
+    summary = build_vocabularies(VocabJob.model_validate({
+        "output": str(tmp_path / "vocab"), "prompts": {"combinations": 4},
+        "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}]}))
+    vocabularies = read_vocabularies(str(tmp_path / "vocab"))
+    assert {name: v.table["kind"].unique().to_pylist() for name, v in vocabularies.items()} == {
+        "llm_long": ["long_form"], "rater_long": ["long_form"], "tags": ["short_form"]}
+    assert set(vocabularies["rater_long"].table["source"].to_pylist()) == {"rater:soundry-demo"}
+    rater = summary["cleaning"]["rater_long"]
+    assert rater["captions"] == len(pieces) and 2 * len(pieces) <= rater["sentences"] <= 3 * len(pieces)
+    assert set(rater["removed"]) <= {"duplicate", "near_duplicate"}  # every sentence passes the per-sentence rules
+    tags = {r["text"]: r for r in vocabularies["tags"].table.to_pylist()}
+    assert summary["vocabularies"]["tags"]["sources"]["rater:soundry-demo"] >= 1
+    assert tags["synth pad"]["source"] == "builtin"  # an aspect tag the built-in list already holds keeps its aspect
+    assert (tags["low fidelity"]["source"], tags["low fidelity"]["aspect"]) == ("rater:soundry-demo", "production")
 
 
 def test_the_clap_check_drops_sentences_far_from_the_references(inputs):
