@@ -6,9 +6,10 @@ Order of work (every step streams its input):
    on the way), then the caption datasets' tag columns, while their captions become rater
    sentences;
 3. long-form generation: songs and tag combinations become prompts, units of prompts run on
-   the engine (the template backend in this process: it costs less than starting one),
-   each writing a part file; the parts are then read in unit order for the corpus-wide
-   rules (exact and near duplicates, evaluation overlap);
+   the engine (the template backend in this process: it costs less than starting one; a
+   local model on the engine's model workers, loaded once each), each writing a part file;
+   the parts are then read in unit order for the corpus-wide rules (exact and near
+   duplicates, evaluation overlap);
 4. the tables are published and manifest.json written last.
 A run killed anywhere is resumed by running it again: answers are cached as they arrive and
 finished units are skipped; published tables are only replaced by the new manifest.
@@ -336,9 +337,11 @@ def _work_key(config: VocabConfig) -> str:
     """Part files are valid only for the generation and cleaning settings that made them
     (and the CLAP weights, when the CLAP check is on); how many workers made them does not matter."""
     llm = config.llm.model_dump(mode="json", exclude={"transformers": {"model_workers", "gpus_per_model_worker"}})
-    material = [llm, config.cleaning.model_dump(mode="json"), config.seed]
-    if config.cleaning.clap_check is not None:
-        material.append(clap_identity(config.cleaning.clap_check.clap).model_id)
+    check = config.cleaning.clap_check
+    # Without the CLAP check the key is what it was before the check existed: unfinished work still resumes.
+    material = [llm, config.cleaning.model_dump(mode="json", exclude={"clap_check"} if check is None else None), config.seed]
+    if check is not None:
+        material.append(clap_identity(check.clap).model_id)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
