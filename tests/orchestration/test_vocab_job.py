@@ -218,7 +218,7 @@ def test_the_command_line(inputs, capsys):
 
 @pytest.mark.parametrize("arguments,message", [
     (["--captions-file", "{root}/missing.csv"], "missing.csv: no such file"),
-    (["--captions-file", "{root}/eval.csv", "--captions.caption_column", "text"], "captions"),
+    (["--captions", "[{path: '{root}/eval.csv', caption_column: text}]"], "captions[].caption_column"),
     (["{root}/nothing-here"], "no clip table"),
     (["--llm.backend", "transformers", "--llm.model", "{root}/no-model"], "not a model folder"),
     (["--llm.backend", "openai"], "llm.model is required"),
