@@ -93,14 +93,15 @@ def test_a_crashed_run_resumes_its_units(model, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runner,loads", [("ray", 2), ("beam", 2)])
+@pytest.mark.parametrize("runner,loads", [("ray", {2}), ("beam", {1, 2})])
 def test_ray_and_beam_load_the_model_once_per_model_worker(model, local_run, tmp_path, runner, loads):
-    """Ray: two model actors (beside one CPU worker); Beam: a model DoFn per worker thread (two). Three units each time."""
+    """Ray: two model actors (beside one CPU worker), both handed a unit at once; Beam: a
+    model DoFn per worker thread that gets a bundle (two threads). Three units each time."""
     _, local = local_run
     summary = build_vocabularies(job(model, tmp_path / "vocab", runner=runner, workers=1 if runner == "ray" else 2))
     llm = summary["llm"]
-    assert summary["runner"] == runner and llm["units"] == 3 > loads
-    assert llm["model_loads"] == loads
+    assert summary["runner"] == runner and llm["units"] == 3 > max(loads)
+    assert llm["model_loads"] in loads
     assert summary["vocabularies"]["llm_long"]["version"] == local["vocabularies"]["llm_long"]["version"]
     manifest = json.loads((tmp_path / "vocab" / "manifest.json").read_text())
     assert manifest["llm"]["answers_generated"] == PROMPTS
