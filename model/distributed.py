@@ -69,11 +69,13 @@ def close_distributed(ctx: Distributed) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, ctx: Distributed, parallel: Parallel = "ddp", blocks: Iterable[nn.Module] = ()) -> nn.Module:
+def wrap_model(model: nn.Module, ctx: Distributed, parallel: Parallel = "ddp", blocks: Iterable[nn.Module] = (),
+               bf16: bool = False) -> nn.Module:
     """DDP: a replica of the model on every rank, gradients averaged in backward. FSDP2: each of
     `blocks` is sharded as a unit (its weights gathered for its forward and backward, then freed),
     then `model` itself, which takes the remaining trained weights; `model`'s forward is where
-    those are gathered. Build the optimizer and EMA after wrapping: FSDP2 replaces the parameters."""
+    those are gathered. Build the optimizer and EMA after wrapping: FSDP2 replaces the parameters.
+    `bf16`: the run computes in bf16 (autocast)."""
     if not ctx.active:
         return model
     if parallel == "ddp":
@@ -83,10 +85,10 @@ def wrap_model(model: nn.Module, ctx: Distributed, parallel: Parallel = "ddp", b
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(ctx.device.type, (ctx.world_size,))
-    # On GPU, weights are gathered in bf16 (half the traffic) and gradients reduced in fp32; the
-    # sharded master weights and the optimizer stay fp32. gloo on CPU has no bf16 gain: plain fp32.
-    bf16 = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    block_policy = bf16 if ctx.device.type == "cuda" else MixedPrecisionPolicy()
+    # A bf16 run (GPUs, by default) gathers weights in bf16 (half the traffic) and reduces gradients
+    # in fp32; the sharded master weights and the optimizer state stay fp32. An fp32 run (the CPU,
+    # by default) gathers and reduces fp32.
+    block_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
     for block in blocks:
         fully_shard(block, mesh=mesh, mp_policy=block_policy)
     # The root's inputs (the batch: latents, the loss target) keep their precision, as under DDP.
@@ -138,7 +140,9 @@ def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
 
 def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], ctx: Distributed) -> None:
     """A full optimizer state dict (from full_optimizer_state) into an optimizer over plain or sharded
-    parameters. With several ranks, rank 0's copy is sent out and each rank keeps its part."""
+    parameters. With several ranks, rank 0's copy is sent out and each rank keeps its part (the
+    other ranks need not hold it; and in torch 2.13 every rank passing the whole dict fails on
+    unevenly sharded tensors)."""
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=ctx.active)
     set_optimizer_state_dict(model, optimizer, state if ctx.is_main or not ctx.active else {}, options=options)
 

@@ -80,7 +80,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if latest is not None:
         load_strict(model, read_tensors(latest / "model.safetensors"), str(latest), skip=model.text_encoder_keys())
     # Wrapped before the EMA and optimizer take the parameters: FSDP2 replaces them with shards.
-    objective = wrap_model(Objective(model), ctx, config.parallel, blocks=model.dit.blocks)
+    objective = wrap_model(Objective(model), ctx, config.parallel, blocks=model.dit.blocks, bf16=bf16)
     ema = EMA(model, config.ema_decay, config.ema_warmup_steps)
     optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=config.optimizer.lr, betas=config.optimizer.betas,
                                   weight_decay=config.optimizer.weight_decay, eps=config.optimizer.eps)

@@ -1,0 +1,288 @@
+"""Training throughput of the DiT through the real loop (model/train.py), against floors measured
+in the same run (machines here are noisy; ratios measured in one run mean most).
+
+1. CPU, per preset (tiny, small): latent frames/s of `train()` on a published version with
+   latents (synthesized tones -> curate -> publish -> `encode` with the preset's VAE, random
+   weights), over the steps after the first two, against the floor: the same model's bare step
+   (diffusion loss on random latents of the same shape with the real batch's prompts, backward,
+   AdamW), timed in the same process before and after the loop (the faster counts). The ratio
+   loop/floor says what the loader, clipping, scheduler, EMA and logging cost.
+2. Scaling: the tiny loop in 1 and 2 processes (torchrun, gloo, OMP_NUM_THREADS=1 each, the same
+   batch per rank): global frames/s of 2 processes over 1, under DDP and under FSDP2.
+3. --gpu: the bf16 matmul peak and the bare sao-1.0 step of bench/model.py (FLOPs counted by
+   torch's FlopCounterMode), then the loop on sao-1.0 in bf16 autocast: samples/s, and the loop's
+   TFLOP/s (the bare step's FLOPs over the loop's step time) as a fraction of the peak (target
+   >= 0.4). Without CUDA, --gpu runs the same path on the CPU with tiny, to check the code.
+
+sao-1.0 on the CPU: its training state alone (fp32 weights, gradients, AdamW moments and EMA,
+20 bytes a trained parameter) is about 21 GB; the bench refuses a preset whose estimate exceeds
+the memory available.
+
+    .venv/bin/python bench/train.py [--cpu-presets tiny,small] [--steps 6] [--batch 2] [--no-scaling] [--gpu] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Run as a script, this file's folder is first on sys.path, and bench/model.py would shadow the
+# `model` package: put the repository root there instead.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np  # noqa: E402
+import soundfile  # noqa: E402
+import torch  # noqa: E402
+
+from bench.model import TARGET, matmul_peak_tflops, train_step_throughput  # noqa: E402
+from model.config import preset  # noqa: E402
+
+CACHE = ROOT / "build" / "bench" / "train"
+WARMUP_STEPS = 2  # the first steps pay for allocation and the loader's start
+BYTES_PER_TRAINED_PARAMETER = 20  # fp32 weight, gradient, two AdamW moments, EMA
+
+
+def latent_version(name: str, device: str = "cpu") -> tuple[str, str]:
+    """A small published version with the preset VAE's latents, and that VAE's checkpoint (cached).
+    Clips are short (2 s, padded to the model's length by the loader): the DiT's work per example
+    is the model's latent length whatever the clip's."""
+    from model.checkpoint import save_checkpoint
+    from model.vae import AudioVAE
+    from orchestration.curate_job import CurateJob, curate
+    from orchestration.encode_job import EncodeJob, encode_version
+    from orchestration.shard_job import ShardJob, publish_version
+
+    base = CACHE / name
+    latents, vae = base / "versions" / "latents", base / "vae"
+    if (latents / "manifest.json").exists() and (vae / "config.json").exists():
+        return str(latents), str(vae)
+    shutil.rmtree(base, ignore_errors=True)
+    rate, seconds = 44100, 4.0
+    t = np.arange(int(seconds * rate)) / rate
+    (base / "raw").mkdir(parents=True)
+    for i in range(8):
+        tone = np.sin(2 * np.pi * 110 * (i + 1) * t) * 0.3
+        soundfile.write(base / "raw" / f"tone-{i}.wav", np.stack([tone, tone * 0.8], 1).astype(np.float32), rate)
+    runner = {"name": "local", "workers": 1}
+    curate(CurateJob.model_validate({"inputs": [{"path": str(base / "raw"), "license": "CC0-1.0"}], "output": str(base / "curated"),
+                                     "segment": {"window_s": 2.0, "min_clip_s": 1.0}, "runner": runner}))
+    publish_version(ShardJob.model_validate({"clips": str(base / "curated"), "root": str(base / "versions"), "version": "audio",
+                                             "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 4}, "runner": runner}))
+    config = preset(name)
+    torch.manual_seed(0)
+    save_checkpoint(vae, AudioVAE(config.vae, config.audio_channels), config)
+    encode_version(EncodeJob.model_validate({"source": str(base / "versions" / "audio"), "vae": str(vae), "root": str(base / "versions"),
+                                             "version": "latents", "device": device, "runner": runner}))
+    return str(latents), str(vae)
+
+
+def loop_config(name: str, version: str, vae: str, output: Path, batch: int, steps: int, device: str, **overrides):
+    from model.train_config import TrainConfig
+
+    return TrainConfig.model_validate({
+        "output": str(output), "model": name, "vae": vae, "device": device,
+        "data": {"version": version, "batch_size": batch, "workers": 1, "shuffle_buffer": 8},
+        "max_steps": WARMUP_STEPS + steps, "log_every": 1, "checkpoint_every": 10**9, "keep_checkpoints": 1,
+        "demo": {"prompts": ["Drums"], "seconds": 0.1, "steps": 1}, **overrides})
+
+
+def loop_rates(run: Path) -> dict[str, float]:
+    """Median samples/s and latent frames/s (all ranks together) of the steps after the warm-up."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][WARMUP_STEPS:]
+    return {key: statistics.median(row[key] for row in rows) for key in ("samples_per_s", "latent_frames_per_s")}
+
+
+def floor_rate(config, steps: int) -> float:
+    """Latent frames/s of the bare step: the loop's model, the loop's batches read beforehand (their
+    prompts and timing: the text encoder's work depends on the prompts) with random latents of
+    their shape, loss, backward, AdamW; nothing else."""
+    from model.train import build_model
+    from model.train_data import endless, loader_config, to_device
+    from shards.reader import make_loader
+
+    device = torch.device("cuda" if config.device == "cuda" else "cpu")
+    model = build_model(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=config.optimizer.lr, betas=config.optimizer.betas,
+                                  weight_decay=config.optimizer.weight_decay, eps=config.optimizer.eps)
+    data = loader_config(config.data, model.config)
+    batches = endless(make_loader(config.data.version, data, 0, 1, seed=config.seed))
+    batches = [to_device(next(batches), device) for _ in range(WARMUP_STEPS + steps)]
+    for batch in batches:
+        batch["latents"] = torch.randn_like(batch["latents"])
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    generator = torch.Generator(device).manual_seed(0)
+
+    def step(batch: dict) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(batch, generator)
+        loss.backward()
+        optimizer.step()
+
+    rates = []
+    for i, batch in enumerate(batches):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        step(batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= WARMUP_STEPS:
+            rates.append(batch["latents"].shape[0] * batch["latents"].shape[-1] / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def estimate_gb(name: str) -> float:
+    from model.latent_diffusion import LatentDiffusion
+
+    with torch.device("meta"):
+        model = LatentDiffusion(preset(name))
+    trained = sum(p.numel() for p in model.trainable_parameters().values())
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return (trained * BYTES_PER_TRAINED_PARAMETER + frozen * 4) / 1e9
+
+
+def available_gb() -> float:
+    with open("/proc/meminfo") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable")) / 1e9
+
+
+def cpu_case(name: str, batch: int, steps: int, threads: int) -> dict:
+    """One preset's loop against its floor (run in its own process, see main)."""
+    from model.train import train
+
+    torch.set_num_threads(threads)
+    version, vae = latent_version(name)
+    run = CACHE / name / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    config = loop_config(name, version, vae, run, batch, steps, "cpu")
+    floor_before = floor_rate(config, steps)
+    train(config)
+    loop = loop_rates(run)
+    floor_after = floor_rate(config, steps)
+    floor = max(floor_before, floor_after)
+    frames = preset(name).latent_length
+    return {"preset": name, "batch": batch, "frames": frames, "threads": threads, **loop, "floor_frames_per_s": floor,
+            "floor_runs": [floor_before, floor_after], "ratio": loop["latent_frames_per_s"] / floor}
+
+
+def scaling_worker(name: str, batch: int, steps: int, parallel: str, output: str) -> None:
+    """Under torchrun: the loop with this process's one thread; rank 0 writes the metrics."""
+    from model.train import train
+
+    torch.set_num_threads(1)
+    version, vae = latent_version(name)
+    train(loop_config(name, version, vae, Path(output), batch, steps, "cpu", parallel=parallel))
+
+
+def scaling(name: str, batch: int, steps: int) -> list[dict]:
+    latent_version(name)  # made once, before processes race to make it
+    rows, base = [], None
+    for processes, parallel in ((1, "ddp"), (2, "ddp"), (2, "fsdp")):
+        run = CACHE / name / f"scale-{processes}-{parallel}"
+        shutil.rmtree(run, ignore_errors=True)
+        port = 29500 + os.getpid() % 1000
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port),
+                        __file__, "--scale-worker", f"{name}:{batch}:{steps}:{parallel}:{run}"],
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rates = loop_rates(run)
+        base = base or rates["latent_frames_per_s"]
+        row = {"preset": name, "processes": processes, "parallel": parallel, "batch_per_rank": batch, **rates,
+               "speedup": rates["latent_frames_per_s"] / base}
+        print(f"scaling {name} {processes} process(es) {parallel:4s} batch {batch}/rank, 1 thread each: "
+              f"{rates['latent_frames_per_s']:8.1f} latent frames/s  ({row['speedup']:.2f}x one process)", flush=True)
+        rows.append(row)
+    return rows
+
+
+def gpu(batch: int, steps: int) -> dict:
+    """sao-1.0 in bf16 on CUDA: the loop against bench/model.py's bare step and matmul peak. Without
+    CUDA: the same path on the CPU with tiny (a check of the code, not a measurement)."""
+    from model.train import train
+
+    cuda = torch.cuda.is_available()
+    device, name = (torch.device("cuda"), "sao-1.0") if cuda else (torch.device("cpu"), "tiny")
+    if not cuda:
+        print("gpu: none here; running the GPU path on the CPU with tiny to check it (figures mean nothing)", flush=True)
+    dtype = torch.bfloat16
+    peak = matmul_peak_tflops(device, dtype, n=8192 if cuda else 1024)
+    print(f"{torch.cuda.get_device_name() if cuda else 'cpu'}: {dtype} matmul peak measured {peak:.2f} TFLOP/s", flush=True)
+    frames = preset(name).latent_length
+    bare = train_step_throughput(name, device, dtype, batch, frames, peak, False, {})
+    if cuda:
+        torch.cuda.empty_cache()
+    version, vae = latent_version(name, device.type)
+    run = CACHE / name / "gpu-run"
+    shutil.rmtree(run, ignore_errors=True)
+    train(loop_config(name, version, vae, run, batch, steps, device.type, precision="bf16"))
+    rates = loop_rates(run)
+    step_s = batch / rates["samples_per_s"]
+    achieved = bare["tflop_per_step"] / step_s
+    row = {"preset": name, "device": device.type, "batch": batch, "frames": frames, **rates, "loop_step_s": step_s,
+           "bare_step_s": bare["step_s"], "tflop_per_step": bare["tflop_per_step"], "tflops": achieved, "peak_tflops": peak,
+           "ratio": achieved / peak, "loop_over_bare": bare["step_s"] / step_s}
+    verdict = "meets" if row["ratio"] >= TARGET else "below"
+    print(f"{device.type} {name} training loop bf16 batch {batch} x {frames} frames: {rates['samples_per_s']:.2f} samples/s, "
+          f"{step_s * 1e3:.0f} ms a step ({row['loop_over_bare']:.2f} of the bare step's speed) -> {achieved:.2f} TFLOP/s = "
+          f"{row['ratio']:.2f} of the measured matmul peak ({verdict} target {TARGET})", flush=True)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--scale-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-presets", default="tiny,small", help="presets measured on the CPU (sao-1.0 is refused where it does not fit)")
+    parser.add_argument("--batch", type=int, default=2, help="examples per rank per step on the CPU")
+    parser.add_argument("--steps", type=int, default=6, help="measured steps (after 2 warm-up steps) per loop and floor")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the per-preset CPU cases (on a shared 2-core "
+                        "machine a second thread mostly waits: tiny ran 5x slower with 2 than with 1)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the 1 -> 2 process measurement")
+    parser.add_argument("--gpu", action="store_true", help="measure sao-1.0 in bf16 on CUDA (without CUDA: check the path with tiny on the CPU)")
+    parser.add_argument("--gpu-batch", type=int, default=8, help="examples per step on the GPU")
+    parser.add_argument("--json", help="write all rows to this file")
+    args = parser.parse_args()
+    if args.case:
+        name, batch, steps, threads = args.case.split(":")
+        print(json.dumps(cpu_case(name, int(batch), int(steps), int(threads))))
+        return 0
+    if args.scale_worker:
+        name, batch, steps, parallel, output = args.scale_worker.split(":", 4)
+        scaling_worker(name, int(batch), int(steps), parallel, output)
+        return 0
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work on this machine slows the CPU figures)", flush=True)
+    rows: dict[str, list] = {"cpu": [], "scaling": [], "gpu": []}
+    for name in filter(None, args.cpu_presets.split(",")):
+        need, have = estimate_gb(name), available_gb()
+        if need > have:
+            print(f"cpu {name}: not run: its training state needs about {need:.0f} GB, {have:.0f} GB are available", flush=True)
+            continue
+        out = subprocess.run([sys.executable, __file__, "--case", f"{name}:{args.batch}:{args.steps}:{args.threads}"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"cpu {name} failed:\n{out.stderr[-3000:]}")
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"cpu {name:6s} batch {row['batch']} x {row['frames']} frames, {row['threads']} threads: loop {row['latent_frames_per_s']:8.1f} "
+              f"latent frames/s ({row['samples_per_s']:.2f} samples/s), floor {row['floor_frames_per_s']:8.1f} -> ratio {row['ratio']:.2f}",
+              flush=True)
+        rows["cpu"].append(row)
+    if not args.no_scaling:
+        rows["scaling"] = scaling("tiny", args.batch, args.steps)
+    if args.gpu:
+        rows["gpu"].append(gpu(args.gpu_batch, args.steps))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
