@@ -5,6 +5,8 @@ model/checkpoint.py's checkpoint_writer (a temporary folder renamed into place),
 folder with a step name is always whole: a crash while saving leaves the previous
 checkpoint as the latest. Besides the model files, `training_state.pt` holds what an exact
 resume needs: step, optimizer, scheduler, EMA count, every rank's loader position, RNG.
+The diffusion trainer's optimizer state is a full state dict keyed by parameter name (whole
+tensors, whether the run was one process, DDP or FSDP2), so it resumes under any of them.
 It is loaded with `weights_only=True`: it holds tensors and plain values only.
 """
 

@@ -27,6 +27,41 @@ def test_ema_follows_an_exponential_average():
     assert restored.updates == 3 and torch.equal(restored.shadow["weight"], ema.shadow["weight"])
 
 
+def test_ema_of_sharded_parameters_averages_each_shard_and_gathers_whole_tensors(tmp_path):
+    """FSDP2 turns parameters into DTensors (here on a one-rank mesh, the layout without the
+    second process): the average follows the plain one, full_state gives whole tensors, and
+    loading them back gives each rank its shard."""
+    import copy
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        plain = torch.nn.Linear(3, 5)
+        sharded = fully_shard(copy.deepcopy(plain), mesh=init_device_mesh("cpu", (1,)))
+        assert isinstance(sharded.weight, DTensor)
+        averages = EMA(plain, decay=0.5), EMA(sharded, decay=0.5)
+        for value in (1.0, 3.0):
+            for module, ema in zip((plain, sharded), averages):
+                with torch.no_grad():
+                    for p in module.parameters():
+                        p.fill_(value)
+                ema.update(module)
+        whole = averages[1].full_state()
+        assert whole.keys() == {"weight", "bias"} and not any(isinstance(t, DTensor) for t in whole.values())
+        assert all(torch.equal(whole[k], averages[0].shadow[k]) for k in whole)
+        restored = EMA(sharded, decay=0.5)
+        restored.load_state_dict({"updates": 2, "shadow": whole})
+        assert isinstance(restored.shadow["weight"], DTensor) and restored.updates == 2
+        assert all(torch.equal(restored.full_state()[k], whole[k]) for k in whole)
+    finally:
+        dist.destroy_process_group()
+
+
 def test_ema_warmup_starts_close_to_the_model():
     ema = EMA(torch.nn.Linear(1, 1), decay=0.999, warmup_steps=1000)
     assert ema.current_decay() < 0.01
