@@ -17,12 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from curation.storage import join
-from model.latent_encode import EncodeConfig, EncodeError, LatentEncoder, vae_format, vae_weights_sha256
+from model.encode_config import EncodeConfig
 from orchestration.runner_config import RunnerConfig
-from orchestration.runners import ModelStage, make_runner, worker_count
-from shards.derive import DerivedShard, claim_derived, derived_shards, finish_derived
-from shards.manifest import read_manifest
-from shards.writer import ShardResult, find_written_shard
 
 LATENT_MEMBER = "latent.npy"
 # Options that say how the work is spread, not what is computed: a resumed run may change them.
@@ -37,6 +33,13 @@ class EncodeJob(EncodeConfig):
 
 
 def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, Any]:
+    # torch and the shard writers load here, not with the command line.
+    from model.latent_encode import EncodeError, LatentEncoder, vae_format, vae_weights_sha256
+    from orchestration.runners import ModelStage, make_runner, worker_count
+    from shards.derive import claim_derived, derived_shards, finish_derived
+    from shards.manifest import read_manifest
+    from shards.writer import ShardResult, find_written_shard
+
     console = console or Console(stderr=True)
     config = job.stage_config()
     started = time.perf_counter()
@@ -84,6 +87,6 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
     }
 
 
-def _shard_payload(shard: DerivedShard) -> DerivedShard:
+def _shard_payload(shard: Any) -> Any:
     """Nothing to prepare on CPU workers: the model worker streams its shard itself."""
     return shard
