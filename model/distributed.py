@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -64,7 +65,14 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800) -> Distribut
 
 
 def close_distributed(ctx: Distributed) -> None:
-    """End the process group if this run started it; one its caller set up stays for the caller."""
+    """End the process group if this run started it; one its caller set up stays for the caller.
+
+    Call it after dropping the wrapped model. A DDP reducer that is the last holder of a gloo
+    group ends it from its destructor holding the GIL, joining gloo threads that may be waiting
+    for the GIL to free a finished collective's tensors: a hang at exit, seen under load. Dropped
+    first (collected here), the reducer lets go while the group is registered, and
+    destroy_process_group ends the group without the GIL."""
+    gc.collect()
     if ctx.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -154,6 +154,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if ctx.is_main:
         write_json_atomic(str(run / SUMMARY), summary)
     train_log.close()
+    del objective  # before the process group ends (see close_distributed)
     close_distributed(ctx)
     return summary
 

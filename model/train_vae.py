@@ -161,6 +161,7 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
                "checkpoint": str(step_folder(checkpoints, step)), "world_size": ctx.world_size,
                "loader_errors": loader.errors, **train_log.last}
     train_log.close()
+    del autoencoder, critic  # before the process group ends (see close_distributed)
     close_distributed(ctx)
     return summary
 
