@@ -43,13 +43,17 @@ def loader_config(data: DataConfig, model: ModelConfig, sample_size: int | None 
 
 
 def endless(loader: StreamingLoader) -> Iterator[dict[str, Any]]:
-    """Batches across epochs (the loader moves to its next epoch when one ends)."""
+    """Batches across epochs (the loader moves to its next epoch when one ends). A loader
+    restored at the very end of an epoch yields nothing from it; two empty epochs in a row
+    mean the split has too few examples."""
+    empty = 0
     while True:
         produced = False
         for batch in loader:
             produced = True
             yield batch
-        if not produced:
+        empty = 0 if produced else empty + 1
+        if empty == 2:
             raise TrainDataError("the training split yields no batch: fewer examples than data.batch_size "
                                  "x data.workers? lower data.batch_size or data.workers")
 

@@ -65,3 +65,11 @@ def test_vae_trains_resumes_exactly_and_feeds_the_diffusion_trainer(tmp_path, au
     dit_weights = weights(tmp_path / "dit", 1)
     vae_ema = load_file(str(vae_folder / "ema.safetensors"))
     assert all((dit_weights[f"vae.{k}"] == v).all() for k, v in vae_ema.items())  # the frozen VAE is the trained one
+
+
+def test_a_run_stopped_at_the_end_of_an_epoch_resumes_into_the_next(tmp_path, audio_version):
+    from shards.manifest import read_manifest
+
+    per_epoch = read_manifest(audio_version)["splits"]["train"]["clips"] // 2
+    assert train(config(tmp_path / "run", audio_version, max_steps=per_epoch, checkpoint_every=per_epoch))["step"] == per_epoch
+    assert train(config(tmp_path / "run", audio_version, max_steps=per_epoch + 2))["step"] == per_epoch + 2
