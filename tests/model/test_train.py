@@ -1,4 +1,3 @@
-import pytest
 from safetensors.torch import load_file
 
 from model.train import train
