@@ -10,6 +10,8 @@ Authorization header and appears nowhere else (not in identities, caches, logs o
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import os
 import random
 import time
@@ -101,11 +103,9 @@ class OpenAIBackend:
                                    f"(last: {failure}); raise llm.openai.max_retries or timeout_s, or check the server"))
 
     def _wait(self, prompt: Prompt, attempt: int, retry_after: str | None) -> float:
-        if retry_after is not None:
-            try:
-                return min(max(float(retry_after), 0.0), self.options.max_backoff_s)
-            except ValueError:
-                pass  # an HTTP date: fall back to our own schedule
+        asked = retry_after_seconds(retry_after) if retry_after is not None else None
+        if asked is not None:
+            return min(max(asked, 0.0), self.options.max_backoff_s)
         # Jitter spreads the retries of many workers; seeded so a run's waits are reproducible.
         jitter = random.Random(f"{prompt.text}:{attempt}").uniform(0.5, 1.0)
         return min(self.options.backoff_s * 2 ** (attempt - 1) * jitter, self.options.max_backoff_s)
@@ -124,3 +124,19 @@ def _content(data: Any) -> str:
     if not isinstance(content, str):
         raise TypeError("content is not text")
     return content
+
+
+def retry_after_seconds(value: str, now: float | None = None) -> float | None:
+    """A Retry-After header as seconds from now: delay-seconds or an HTTP date (RFC 9110);
+    None for anything else, which leaves the wait to our own schedule."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT; a zone-less one is read so too
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp() - (time.time() if now is None else now)

@@ -8,6 +8,7 @@ answer, or a 400. It counts requests, answers and the most requests in flight at
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import threading
 import time
@@ -96,7 +97,8 @@ class ChatCompletionsServer:
                 self._send(200, json.dumps(answer).encode())
 
             def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
-                try:
+                # A client that gave up on a slow answer, as it should, has closed the connection.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
@@ -104,7 +106,5 @@ class ChatCompletionsServer:
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up on a slow answer, as it should
 
         return Handler

@@ -6,6 +6,7 @@ import pytest
 from chat_completions_server import ChatCompletionsServer
 
 from labeling.llm import LLMError, Prompt, make_backend
+from labeling.llm_openai import retry_after_seconds
 from labeling.llm_template import TemplateBackend
 from labeling.vocab_config import LLMConfig
 
@@ -90,3 +91,10 @@ def test_the_key_comes_from_the_named_variable_and_is_never_shown(monkeypatch):
         with pytest.raises(LLMError, match="HTTP 401.*check the key") as error:
             make_backend(config(server, api_key_env=KEY_ENV)).generate([Prompt("x", {})])
         assert "sk-wrong" not in str(error.value)
+
+
+@pytest.mark.parametrize("header, seconds", [("7", 7.0), ("0.5", 0.5), ("Sat, 21 Nov 2026 22:00:30 GMT", 30.0),
+                                             ("Sat, 21 Nov 2026 21:59:50 GMT", -10.0), ("soon", None), ("", None)])
+def test_retry_after_takes_seconds_or_an_http_date(header, seconds):
+    now = 1795298400.0  # Sat, 21 Nov 2026 22:00:00 GMT
+    assert retry_after_seconds(header, now=now) == seconds
