@@ -64,6 +64,11 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800) -> Distribut
     return Distributed(rank, world_size, local_rank, chosen, owns_group=starts)
 
 
+def uses_bf16(precision: str, ctx: Distributed) -> bool:
+    """A run's precision option ("auto", "bf16", "fp32") as a decision: auto means bf16 on a GPU."""
+    return precision == "bf16" or (precision == "auto" and ctx.device.type == "cuda")
+
+
 def close_distributed(ctx: Distributed) -> None:
     """End the process group if this run started it; one its caller set up stays for the caller.
 

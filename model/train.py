@@ -30,7 +30,7 @@ from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write
 from model.config import ModelConfig, from_sao_model_config, preset
 from model.distributed import (Distributed, any_rank, barrier, clip_gradients, close_distributed, full_model_state,
                                full_optimizer_state, gradient_sync, init_distributed, is_sharded, load_optimizer_state,
-                               mean_over_ranks, wrap_model)
+                               mean_over_ranks, uses_bf16, wrap_model)
 from model.ema import EMA
 from model.generate import generate
 from model.latent_diffusion import LatentDiffusion
@@ -70,7 +70,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     ctx = init_distributed(config.device)
     run = Path(config.output)
     checkpoints = run / "checkpoints"
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and ctx.device.type == "cuda")
+    bf16 = uses_bf16(config.precision, ctx)
     torch.manual_seed(config.seed)
     train_log = TrainLog(run, ctx.is_main)
 

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from model.checkpoint import checkpoint_writer, write_model_files
 from model.config import ModelConfig
-from model.distributed import Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks, wrap_model
+from model.distributed import (Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks,
+                               uses_bf16, wrap_model)
 from model.ema import EMA
 from model.preemption import StopRequest
 from model.train import gather, model_config_for
@@ -71,7 +72,7 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
     ctx = init_distributed(config.device)
     run = Path(config.output)
     checkpoints = run / "checkpoints"
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and ctx.device.type == "cuda")
+    bf16 = uses_bf16(config.precision, ctx)
     torch.manual_seed(config.seed)
     train_log = TrainLog(run, ctx.is_main)
     model_config = model_config_for(config.model, config.sample_size)

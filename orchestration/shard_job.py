@@ -35,31 +35,29 @@ class ShardJob(ShardConfig):
 
 def write_shards(job: ShardJob, console: Console | None = None) -> dict[str, Any]:
     """Write (or find written) every shard of the version; it stays unpublished."""
-    console = console or Console(stderr=True)
-    config = job.stage_config()
-    phases: dict[str, float] = {}
-    with _phase(phases, "plan_s"):
-        plan = make_plan(config)
-        begin(config, plan)
-    results = _run(plan, config, job.runner, console, phases)
+    config, plan, results, phases = _write(job, console or Console(stderr=True))
     return _summary(config, plan, results, phases, job.runner, published=False)
 
 
 def publish_version(job: ShardJob, console: Console | None = None) -> dict[str, Any]:
     """Write the version's shards (resuming), then commit it: stats, card, manifest last."""
-    console = console or Console(stderr=True)
-    config = job.stage_config()
-    phases: dict[str, float] = {}
-    with _phase(phases, "plan_s"):
-        plan = make_plan(config)
-        begin(config, plan)
-    results = _run(plan, config, job.runner, console, phases)
+    config, plan, results, phases = _write(job, console or Console(stderr=True))
     with _phase(phases, "commit_s"):
         manifest = finish(config, plan, results)
     summary = _summary(config, plan, results, phases, job.runner, published=True)
     summary["splits"] = manifest["splits"]
     summary["hours"] = manifest["totals"]["hours"]
     return summary
+
+
+def _write(job: ShardJob, console: Console) -> tuple[ShardConfig, Plan, list[ShardResult], dict[str, float]]:
+    """Plan and claim the version, then write its shards (finding written ones done)."""
+    config = job.stage_config()
+    phases: dict[str, float] = {}
+    with _phase(phases, "plan_s"):
+        plan = make_plan(config)
+        begin(config, plan)
+    return config, plan, _run(plan, config, job.runner, console, phases), phases
 
 
 def _run(plan: Plan, config: ShardConfig, runner_config: RunnerConfig, console: Console,

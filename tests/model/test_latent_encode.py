@@ -22,7 +22,7 @@ from orchestration.cli import main
 from orchestration.encode_job import EncodeJob, encode_version
 from shards.derive import DerivationError
 from shards.manifest import read_manifest
-from shards.publish import VersionExists
+from shards.publish import PublishConflict, VersionExists
 from shards.reader import make_loader, read_tar_samples
 from shards.versions import verify_version
 
@@ -109,10 +109,10 @@ def test_a_run_that_fails_midway_resumes_to_the_uninterrupted_result(tmp_path, a
     encode(str(source), vae, tmp_path, "straight")
     resumed, straight = read_manifest(str(tmp_path / "resumed")), read_manifest(str(tmp_path / "straight"))
     assert [s["sha256"] for s in resumed["shards"]] == [s["sha256"] for s in straight["shards"]]
-    with pytest.raises(Exception, match="unfinished publish"):  # the same folder, other settings: refused
-        shutil.rmtree(tmp_path / "straight" / "shards")
-        (tmp_path / "straight" / "manifest.json").unlink()
-        (tmp_path / "straight" / "pending.json").write_text('{"config": {}, "inputs": {}}')
+    shutil.rmtree(tmp_path / "straight" / "shards")
+    (tmp_path / "straight" / "manifest.json").unlink()
+    (tmp_path / "straight" / "pending.json").write_text('{"config": {}, "inputs": {}}')
+    with pytest.raises(PublishConflict, match="unfinished publish"):  # the same folder, other settings: refused
         encode(str(source), vae, tmp_path, "straight")
 
 
