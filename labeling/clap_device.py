@@ -55,3 +55,24 @@ def embed_in_batches(items: np.ndarray, size: int, forward: Callable[[np.ndarray
             vectors = forward(batch)[: part.stop - part.start].float()
             out[part] = torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
     return out
+
+
+class BatchedEmbedder:
+    """embed_audio / embed_text of a backend, in batches of its configured sizes: a backend sets
+    dim, audio_batch_size and text_batch_size and writes the two forward passes."""
+
+    dim: int
+    audio_batch_size: int
+    text_batch_size: int
+
+    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
+        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim, pad=True)
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        return embed_in_batches(np.asarray(texts, dtype=object), self.text_batch_size, self._text_forward, self.dim)
+
+    def _audio_forward(self, batch: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _text_forward(self, texts: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError

@@ -16,14 +16,14 @@ import torch
 from labeling.clap import CONTEXT_TOKENS, SAMPLE_RATE, ClapConfig, ClapError, ClapIdentity, file_sha256, short_hash
 from labeling.clap_architectures import FFT_SIZE, HOP_SIZE, MEL_BINS
 from labeling.clap_audio import to_float
-from labeling.clap_device import embed_in_batches, set_threads, torch_device, torch_dtype
+from labeling.clap_device import BatchedEmbedder, set_threads, torch_device, torch_dtype
 from labeling.clap_mel import log_mel
 from labeling.clap_tokenizer import check_tokenizer
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
-class HfClap:
+class HfClap(BatchedEmbedder):
     """A ClapModel, its tokenizer and its mel filters, on one device."""
 
     def __init__(self, model, tokenizer, filters: np.ndarray, identity: ClapIdentity, config: ClapConfig) -> None:
@@ -38,12 +38,6 @@ class HfClap:
         self.dim = int(model.config.projection_dim)
         self.audio_batch_size = config.audio_batch_size
         self.text_batch_size = config.text_batch_size
-
-    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim, pad=True)
-
-    def embed_text(self, texts: list[str]) -> np.ndarray:
-        return embed_in_batches(np.asarray(texts, dtype=object), self.text_batch_size, self._text_forward, self.dim)
 
     def _audio_forward(self, batch: np.ndarray) -> torch.Tensor:
         waveforms = torch.from_numpy(to_float(batch) if batch.dtype == np.int16 else batch).to(self.device)

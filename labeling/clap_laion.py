@@ -32,7 +32,7 @@ from labeling.clap import CONTEXT_TOKENS, ClapConfig, ClapError, ClapIdentity, f
 from labeling.clap_architectures import (F_MAX, F_MIN, FFT_SIZE, HOP_SIZE, MEL_BINS, ClapArchitecture, architecture,
                                          roberta_config)
 from labeling.clap_audio import to_float
-from labeling.clap_device import embed_in_batches, set_threads, torch_device, torch_dtype
+from labeling.clap_device import BatchedEmbedder, set_threads, torch_device, torch_dtype
 from labeling.clap_mel import log_mel, mel_filters
 from labeling.clap_tokenizer import load_roberta_tokenizer, tokenizer_sha256
 
@@ -209,7 +209,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], where: 
         raise ClapError(f"{where}: {hint} ({len(missing)} parameters missing, {len(unexpected)} unexpected, e.g. {example})")
 
 
-class LaionClap:
+class LaionClap(BatchedEmbedder):
     """laion-clap's CLAP with a checkpoint and a RoBERTa tokenizer, on one device."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, identity: ClapIdentity, config: ClapConfig) -> None:
@@ -230,12 +230,6 @@ class LaionClap:
             branch.spectrogram_extractor.float()
             branch.logmel_extractor.float()
             branch.logmel_extractor.register_forward_hook(lambda module, inputs, output: output.to(self.dtype))
-
-    def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim, pad=True)
-
-    def embed_text(self, texts: list[str]) -> np.ndarray:
-        return embed_in_batches(np.asarray(texts, dtype=object), self.text_batch_size, self._text_forward, self.dim)
 
     def _audio_forward(self, batch: np.ndarray) -> torch.Tensor:
         waveforms = torch.from_numpy(to_float(batch) if batch.dtype == np.int16 else batch).to(self.device)
