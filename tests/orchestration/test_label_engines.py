@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
@@ -20,10 +19,6 @@ from label_inputs import label_job_settings, write_clip_table, write_vocabularie
 from rich.console import Console
 
 from orchestration.label_job import LabelJob, label
-from orchestration.runner_beam import BeamRunner
-from orchestration.runner_config import BeamOptions, RayOptions
-from orchestration.runner_local import LocalRunner
-from orchestration.runner_ray import RayRunner
 from orchestration.runners import ModelStage
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -65,22 +60,6 @@ class _Adder:
 
 def _load_adder() -> _Adder:
     return _Adder(100)
-
-
-@pytest.fixture(scope="module")
-def ray_runner() -> Iterator[RayRunner]:
-    runner = RayRunner(RayOptions(), workers=2)
-    yield runner
-    runner.close()
-
-
-@pytest.fixture(params=["local", "ray", "beam"])
-def runner(request: pytest.FixtureRequest) -> Any:
-    if request.param == "local":
-        return LocalRunner(2)
-    if request.param == "ray":
-        return request.getfixturevalue("ray_runner")
-    return BeamRunner(BeamOptions(), workers=2)
 
 
 def test_model_stage_prepares_then_runs_a_model_loaded_once_per_worker(runner):

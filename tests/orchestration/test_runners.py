@@ -9,7 +9,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -19,10 +19,6 @@ import pytest
 
 from curation.dedup import DUPLICATE_SCHEMA, find_duplicates_in_memory
 from curation.discover import PlannedFile, WorkUnit
-from orchestration.runner_beam import BeamRunner
-from orchestration.runner_config import BeamOptions, RayOptions
-from orchestration.runner_local import LocalRunner
-from orchestration.runner_ray import RayRunner
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
 
@@ -59,22 +55,6 @@ def _fail_on_unit_3(unit: WorkUnit) -> dict[str, Any]:
 
 def _units(count: int) -> list[WorkUnit]:
     return [WorkUnit(f"unit-{i}", (PlannedFile(f"/corpus/file-{i}.wav", 100 + i, 0),)) for i in range(count)]
-
-
-@pytest.fixture(scope="module")
-def ray_runner() -> Iterator[RayRunner]:
-    runner = RayRunner(RayOptions(), workers=2)
-    yield runner
-    runner.close()
-
-
-@pytest.fixture(params=["local", "ray", "beam"])
-def runner(request: pytest.FixtureRequest) -> Any:
-    if request.param == "local":
-        return LocalRunner(2)
-    if request.param == "ray":
-        return request.getfixturevalue("ray_runner")
-    return BeamRunner(BeamOptions(), workers=2)
 
 
 @pytest.fixture

@@ -1,0 +1,29 @@
+"""The three engines as fixtures, for tests that must hold on every one of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from orchestration.runner_beam import BeamRunner
+from orchestration.runner_config import BeamOptions, RayOptions
+from orchestration.runner_local import LocalRunner
+from orchestration.runner_ray import RayRunner
+
+
+@pytest.fixture(scope="module")
+def ray_runner() -> Iterator[RayRunner]:
+    runner = RayRunner(RayOptions(), workers=2)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(params=["local", "ray", "beam"])
+def runner(request: pytest.FixtureRequest) -> Any:
+    if request.param == "local":
+        return LocalRunner(2)
+    if request.param == "ray":
+        return request.getfixturevalue("ray_runner")
+    return BeamRunner(BeamOptions(), workers=2)
