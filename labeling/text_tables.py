@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import pyarrow.parquet as pq
@@ -142,23 +142,17 @@ class TableReader:
             raise TableFileError(f"{self.path}: empty file, expected a header line naming the columns")
 
     def _jsonl(self, f: BinaryIO) -> Iterator[tuple[int, dict[str, Any]]]:
-        checked = False
+        yield from self._objects(self._parsed_lines(f))
+
+    def _parsed_lines(self, f: BinaryIO) -> Iterator[tuple[int, Any]]:
         for number, line in self._lines(f):
             if not line.strip():
                 self.skip("empty_row", number)
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError:
                 self.skip("malformed_json", number)
-                continue
-            if not isinstance(record, dict):
-                self.skip("not_an_object", number)
-                continue
-            if not checked:
-                self._check_columns(list(record))
-                checked = True
-            yield number, self._pick(record)
 
     def _json(self, f: BinaryIO) -> Iterator[tuple[int, dict[str, Any]]]:
         # A JSON document is read whole; JSON Lines stream, so large datasets should be .jsonl.
@@ -169,8 +163,12 @@ class TableReader:
                                  "for one object per line use format jsonl") from None
         if not isinstance(records, list):
             raise TableFileError(f"{self.path}: expected a JSON list of objects, found {type(records).__name__}")
+        yield from self._objects(enumerate(records, start=1))
+
+    def _objects(self, numbered: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Numbered JSON values as rows: objects only, columns checked on the first."""
         checked = False
-        for number, record in enumerate(records, start=1):
+        for number, record in numbered:
             if not isinstance(record, dict):
                 self.skip("not_an_object", number)
                 continue
