@@ -2,6 +2,12 @@
 
 The hash that finds exact duplicates is taken over the same 16-bit samples the FLAC
 holds, so "same PCM" means the same stored audio.
+
+Quantizing scales by 32768, the inverse of how libsndfile and FFmpeg read 16-bit PCM as
+float (sample / 32768): a 16-bit source at the training format is stored bit for bit, and
+a reader that decodes the FLAC to float gets back exactly the floats that were measured.
+(libsndfile's own float writer scales by 32767, which moves every sample above half scale
+by one step.)
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import soundfile
 
 
 def quantize_pcm16(pcm: np.ndarray) -> np.ndarray:
-    scaled = pcm * np.float32(32767.0)
+    scaled = pcm * np.float32(32768.0)
     np.rint(scaled, out=scaled)
     np.clip(scaled, -32768, 32767, out=scaled)
     return scaled.astype(np.int16)

@@ -18,5 +18,11 @@ def test_flac_round_trip_is_exact_and_hash_is_of_stored_pcm(channels, compressio
 
 
 def test_quantize_rounds_and_clips():
-    x = np.array([[0.0], [1.0], [-1.0], [2.0], [-2.0], [0.5 / 32767]], np.float32)
-    assert quantize_pcm16(x).ravel().tolist() == [0, 32767, -32767, 32767, -32768, 0]
+    x = np.array([[0.0], [1.0], [-1.0], [2.0], [-2.0], [0.4 / 32768], [0.6 / 32768]], np.float32)
+    assert quantize_pcm16(x).ravel().tolist() == [0, 32767, -32768, 32767, -32768, 0, 1]
+
+
+def test_every_16_bit_sample_read_as_float_is_stored_unchanged():
+    every = np.arange(-32768, 32768, dtype=np.int16)[:, None]
+    as_read = every.astype(np.float32) / 32768  # how libsndfile and FFmpeg read 16-bit PCM
+    np.testing.assert_array_equal(quantize_pcm16(as_read), every)
