@@ -7,6 +7,9 @@ only ratios mean something).
    Engine start (Ray, Beam) is printed apart; a cluster's engine is already up.
 2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s vs the
    floor of decoding the same files in-process with soundfile, same processes. Target >= 0.5.
+   Also measured in the same run: decoding plus FLAC-encoding alone (the two steps every
+   stored clip needs), whose ratio to the decode floor is the ceiling of any curation that
+   stores clips as FLAC.
 3. Memory: peak RSS per worker for one file of 8, 32 and 128 minutes and for corpora of
    300 and 1,200 short files; it must stay flat.
 
@@ -38,6 +41,7 @@ import soundfile
 # shadow the `curation` package: put the repository root there instead.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 from curation.demo_corpus import generate_demo_corpus  # noqa: E402
+from curation.encode import encode_flac, quantize_pcm16  # noqa: E402
 from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / "build" / "bench"
@@ -98,13 +102,21 @@ def _read_all(paths: list[str]) -> int:
     return len(paths)
 
 
-def soundfile_floor(files: list[Path], workers: int) -> float:
-    """Seconds to decode every file in-process with libsndfile, same number of processes."""
+def _read_and_encode_all(paths: list[str]) -> int:
+    for path in paths:
+        pcm, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        encode_flac(quantize_pcm16(pcm), rate)
+    return len(paths)
+
+
+def in_process_floor(files: list[Path], workers: int, work=_read_all) -> float:
+    """Seconds for `work` (by default: decode with libsndfile) over every file, in-process,
+    same number of processes."""
     chunks = [[str(p) for p in files[i::workers]] for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_read_all, [c[:2] for c in chunks]))  # start the processes outside the timing
+        list(pool.map(work, [c[:2] for c in chunks]))  # start the processes outside the timing
         started = time.perf_counter()
-        list(pool.map(_read_all, chunks))
+        list(pool.map(work, chunks))
     return time.perf_counter() - started
 
 
@@ -185,17 +197,22 @@ def main() -> None:
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
     short_files = audio_files(short)
     print(f"\n2. short files {short}: {len(short_files)} files")
-    ratios, loads = [], []
+    ratios, ceilings, loads = [], [], []
     for run in range(args.repeat):
         loads.append(os.getloadavg()[0])
-        floor_s = soundfile_floor(short_files, args.workers)
+        floor = len(short_files) / in_process_floor(short_files, args.workers)
+        with_flac = len(short_files) / in_process_floor(short_files, args.workers, _read_and_encode_all)
         summary = curate(short, scratch / f"short-{run}", "local", args.workers, "--segment.min_clip_s", "0.5")
-        ours, floor = len(short_files) / work_seconds(summary), len(short_files) / floor_s
+        ours = len(short_files) / work_seconds(summary)
         ratios.append(ours / floor)
+        ceilings.append(with_flac / floor)
         loads.append(os.getloadavg()[0])
         print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ratios[-1]:.2f}  "
-              f"[{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; load {loads[-2]:.1f}]")
+              f"[{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; load {loads[-2]:.1f}]\n"
+              f"          decode + FLAC encode alone {with_flac:7.1f} files/s -> {ceilings[-1]:.2f} of the floor; "
+              f"soundry is {ours / with_flac:.2f} of it")
     print(f"   local: {spread(ratios, loads)} (target >= {SHORT_TARGET})")
+    print(f"   ceiling while clips are stored as FLAC (decode + encode alone): {statistics.median(ceilings):.2f} of the floor")
 
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
