@@ -41,7 +41,8 @@ from model.train_config import TrainConfig
 from model.train_data import endless, step_generator, to_device
 from model.train_data import loader_config as loader_config_for
 from model.train_log import TrainLog
-from model.train_state import latest_checkpoint, load_training_state, prune_checkpoints, rng_state, save_training_state, set_rng_state, step_folder
+from model.train_state import (latest_checkpoint, load_training_state, prune_checkpoints, resuming_from, rng_state, save_training_state,
+                               set_rng_state, step_folder)
 from model.weights import load_strict, read_tensors
 from shards.reader import make_loader
 
@@ -78,7 +79,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model = build_model(config).to(ctx.device).train()
     latest = latest_checkpoint(checkpoints)
     if latest is not None:
-        load_strict(model, read_tensors(latest / "model.safetensors"), str(latest), skip=model.text_encoder_keys())
+        with resuming_from(latest):
+            load_strict(model, read_tensors(latest / "model.safetensors"), str(latest), skip=model.text_encoder_keys())
     # Wrapped before the EMA and optimizer take the parameters: FSDP2 replaces them with shards.
     objective = wrap_model(Objective(model), ctx, config.parallel, blocks=model.dit.blocks, bf16=bf16)
     ema = EMA(model, config.ema_decay, config.ema_warmup_steps)
@@ -94,7 +96,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     # ---- resume the rest
     step = 0
     if latest is not None:
-        step = _resume(latest, model, ema, optimizer, scheduler, loader, ctx)
+        with resuming_from(latest):
+            step = _resume(latest, model, ema, optimizer, scheduler, loader, ctx)
         train_log.line(f"resumed from {latest} at step {step}")
     train_log.start(config, model, ctx, loader_config)
 

@@ -12,14 +12,20 @@ It is loaded with `weights_only=True`: it holds tensors and plain values only.
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 import random
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from model.checkpoint import CheckpointError
+from model.weights import UnreadableWeights
 
 TRAINING_STATE = "training_state.pt"
 _STEP_FOLDER = re.compile(r"^step-(\d{8})$")
@@ -67,6 +73,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def resuming_from(folder: Path) -> Iterator[None]:
+    """Reading a checkpoint back: a folder whose files were damaged or copied in part, or one
+    another soundry version or optimizer wrote, stops with the ways out rather than a trace.
+
+    (Tensors that do not fit the model still raise StateDictError naming them: there the
+    cause is the model config, not the folder.)"""
+    try:
+        yield
+    except (UnreadableWeights, OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError, IndexError) as error:
+        first_sentence = str(error).split("\n")[0].split(". ")[0].rstrip(".")
+        detail = first_sentence if isinstance(error, UnreadableWeights) else f"{type(error).__name__}: {first_sentence}"
+        raise CheckpointError(
+            f"cannot resume from {folder}: {detail}. If that checkpoint is damaged or "
+            f"incomplete, remove the folder and the run resumes from the one before it; if another soundry version "
+            f"or another model wrote it, train into a new output with init_from: {folder}"
+        ) from error
 
 
 def save_training_state(folder: Path, state: dict[str, Any]) -> None:

@@ -28,7 +28,8 @@ from model.train import gather, model_config_for
 from model.train_config import VAETrainConfig
 from model.train_data import endless, loader_config, step_generator, to_device
 from model.train_log import TrainLog
-from model.train_state import latest_checkpoint, load_training_state, prune_checkpoints, rng_state, save_training_state, set_rng_state, step_folder
+from model.train_state import (latest_checkpoint, load_training_state, prune_checkpoints, resuming_from, rng_state, save_training_state,
+                               set_rng_state, step_folder)
 from model.vae import AudioVAE
 from model.vae_losses import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses, stft_loss
 from model.weights import load_strict, read_tensors, write_tensors
@@ -92,15 +93,16 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
     step = 0
     latest = latest_checkpoint(checkpoints)
     if latest is not None:
-        state = load_training_state(latest)
-        load_strict(vae, read_tensors(latest / "model.safetensors"), str(latest))
-        load_strict(discriminator, read_tensors(latest / DISCRIMINATOR), str(latest))
-        ema.load_state_dict({"updates": state["ema_updates"], "shadow": read_tensors(latest / "ema.safetensors")})
-        optimizer.load_state_dict(state["optimizer"])
-        critic_optimizer.load_state_dict(state["critic_optimizer"])
-        loader.load_state_dict(state["loader"][ctx.rank])
-        set_rng_state(state["rng"])
-        step = int(state["step"])
+        with resuming_from(latest):
+            state = load_training_state(latest)
+            load_strict(vae, read_tensors(latest / "model.safetensors"), str(latest))
+            load_strict(discriminator, read_tensors(latest / DISCRIMINATOR), str(latest))
+            ema.load_state_dict({"updates": state["ema_updates"], "shadow": read_tensors(latest / "ema.safetensors")})
+            optimizer.load_state_dict(state["optimizer"])
+            critic_optimizer.load_state_dict(state["critic_optimizer"])
+            loader.load_state_dict(state["loader"][ctx.rank])
+            set_rng_state(state["rng"])
+            step = int(state["step"])
         train_log.line(f"resumed from {latest} at step {step}")
     autoencoder = wrap_model(AutoencoderObjective(vae, discriminator, config), ctx)
     critic = wrap_model(DiscriminatorObjective(discriminator), ctx)

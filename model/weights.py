@@ -24,6 +24,10 @@ class StateDictError(ValueError):
     """Checkpoint tensors that do not fit the model; the message names each one."""
 
 
+class UnreadableWeights(StateDictError):
+    """A weights file that is missing, truncated or not a weights file at all."""
+
+
 def _same(key: str) -> str:
     return key
 
@@ -60,15 +64,19 @@ def read_tensors(path: str | Path) -> dict[str, Tensor]:
     'state_dict'), read without running pickled code."""
     path = Path(path)
     if not path.is_file():
-        raise StateDictError(f"{path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        raise UnreadableWeights(f"{path}: no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(path)
-    data = torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(path)
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # safetensors, zip, pickle and EOF errors alike: the bytes are not a whole file
+        raise UnreadableWeights(f"{path}: cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                                "the file is truncated or damaged, or not a weights file: copy it again") from error
     data = data.get("state_dict", data) if isinstance(data, dict) else data
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
-        raise StateDictError(f"{path}: not a mapping of tensor names to tensors")
+        raise UnreadableWeights(f"{path}: not a mapping of tensor names to tensors")
     return data
 
 

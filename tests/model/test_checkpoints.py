@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from model.checkpoint import CheckpointError, load_checkpoint, load_vae, read_checkpoint_info, save_checkpoint
 from model.config import ModelConfig, SAOConfigError, from_sao_model_config, preset
 from model.latent_diffusion import LatentDiffusion
-from model.sao_checkpoint import (from_sao_name, load_sao, load_sao_vae, load_sao_vae_weights, load_sao_weights,
+from model.sao_checkpoint import (load_sao, load_sao_vae, load_sao_vae_weights, load_sao_weights,
                                   sao_state_dict, save_sao_vae_weights, save_sao_weights)
 from model.vae import AudioVAE
 from model.weights import StateDictError

@@ -72,3 +72,36 @@ def test_a_run_stopped_at_the_end_of_an_epoch_resumes_into_the_next(tmp_path, au
     per_epoch = read_manifest(audio_version)["splits"]["train"]["clips"] // 2
     assert train(config(tmp_path / "run", audio_version, max_steps=per_epoch, checkpoint_every=per_epoch))["step"] == per_epoch
     assert train(config(tmp_path / "run", audio_version, max_steps=per_epoch + 2))["step"] == per_epoch + 2
+
+
+def test_a_damaged_checkpoint_stops_the_resume_with_a_way_out(tmp_path, audio_version):
+    import shutil
+
+    import pytest
+    import torch
+
+    from model.checkpoint import CheckpointError
+
+    run = tmp_path / "run"
+    train(config(run, audio_version, max_steps=2, checkpoint_every=1))
+    last = run / "checkpoints" / "step-00000002"
+    state = last / "training_state.pt"
+    pristine = state.read_bytes()
+
+    # written by another optimizer layout: state keyed by position, not by parameter name
+    saved = torch.load(state, weights_only=True)
+    saved["optimizer"]["state"] = dict(enumerate(saved["optimizer"]["state"].values()))
+    torch.save(saved, state)
+    with pytest.raises(CheckpointError, match=r"cannot resume from .*step-00000002: KeyError.*init_from"):
+        train(config(run, audio_version))
+
+    state.write_bytes(pristine[: len(pristine) // 2])  # copied in part
+    with pytest.raises(CheckpointError, match=r"step-00000002: RuntimeError.*remove the folder"):
+        train(config(run, audio_version))
+    state.write_bytes(pristine)
+    (last / "ema.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"ema.safetensors: no such file"):
+        train(config(run, audio_version))
+
+    shutil.rmtree(last)  # the way out the message gives
+    assert train(config(run, audio_version))["step"] == 4
