@@ -164,14 +164,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 def build_model(config: TrainConfig) -> LatentDiffusion:
     """The model the config names, with the weights it starts from (init_from) and its VAE."""
-    model_config = model_config_for(config.model, config.sample_size)
     init = Path(config.init_from) if config.init_from else None
     if init is not None and init.is_dir():
+        if "model" in config.model_fields_set:
+            raise TrainError(f"model: {config.model} and init_from {init} both name an architecture; leave `model` out, "
+                             "a checkpoint folder brings its own")
         model = load_checkpoint(init, use_ema=True)
         if not isinstance(model, LatentDiffusion):
             raise TrainError(f"init_from {init} is a VAE checkpoint; give a diffusion checkpoint, or the VAE as `vae`")
+        if config.sample_size is not None:  # fine-tuning on other crop lengths than the folder's model was made for
+            model.config = _with_sample_size(model.config, config.sample_size)
     else:
-        model = LatentDiffusion(model_config)
+        model = LatentDiffusion(model_config_for(config.model, config.sample_size))
         if init is not None:
             load_sao_weights(model, read_tensors(init), str(init))
     if config.vae:
@@ -190,8 +194,10 @@ def model_config_for(model: str, sample_size: int | None = None) -> ModelConfig:
             model_config = preset(model)
         except KeyError as error:
             raise TrainError(f"model: {error.args[0]} (or give a path to a model_config.json)") from None
-    if sample_size is None:
-        return model_config
+    return model_config if sample_size is None else _with_sample_size(model_config, sample_size)
+
+
+def _with_sample_size(model_config: ModelConfig, sample_size: int) -> ModelConfig:
     try:
         return ModelConfig.model_validate(model_config.model_dump() | {"sample_size": sample_size})
     except ValueError as error:

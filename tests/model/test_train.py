@@ -105,3 +105,26 @@ def test_a_damaged_checkpoint_stops_the_resume_with_a_way_out(tmp_path, audio_ve
 
     shutil.rmtree(last)  # the way out the message gives
     assert train(config(run, audio_version))["step"] == 4
+
+
+def test_fine_tuning_from_a_checkpoint_folder_takes_its_weights_and_a_new_crop_length(tmp_path, audio_version):
+    import json
+
+    import pytest
+    import torch
+
+    from model.train import TrainError
+
+    train(config(tmp_path / "base", audio_version, max_steps=2))
+    base = tmp_path / "base" / "checkpoints" / "step-00000002"
+    settings = {key: value for key, value in config(tmp_path / "tuned", audio_version).model_dump().items() if key != "model"}
+    tuned = TrainConfig.model_validate({**settings, "init_from": str(base), "sample_size": 4096, "max_steps": 1})
+    assert train(tuned)["step"] == 1
+    folder = tmp_path / "tuned" / "checkpoints" / "step-00000001"
+    assert json.loads((folder / "config.json").read_text())["model"]["sample_size"] == 4096
+    start, after = load_file(str(base / "ema.safetensors")), weights(tmp_path / "tuned", 1)
+    for key, value in start.items():  # one small step from the folder's EMA weights, not from random ones
+        assert torch.allclose(after[key], value, atol=0.05), key
+
+    with pytest.raises(TrainError, match="leave `model` out"):
+        train(TrainConfig.model_validate({**settings, "model": "small", "init_from": str(base)}))
