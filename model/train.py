@@ -37,7 +37,7 @@ from model.latent_diffusion import LatentDiffusion
 from model.lr_schedule import lr_factor
 from model.preemption import StopRequest
 from model.sao_checkpoint import load_sao_vae_weights, load_sao_weights
-from model.train_config import TrainConfig
+from model.train_config import DEFAULT_MODEL, TrainConfig
 from model.train_data import endless, step_generator, to_device
 from model.train_data import loader_config as loader_config_for
 from model.train_log import TrainLog
@@ -166,8 +166,8 @@ def build_model(config: TrainConfig) -> LatentDiffusion:
     """The model the config names, with the weights it starts from (init_from) and its VAE."""
     init = Path(config.init_from) if config.init_from else None
     if init is not None and init.is_dir():
-        if "model" in config.model_fields_set:
-            raise TrainError(f"model: {config.model} and init_from {init} both name an architecture; leave `model` out, "
+        if config.model is not None:
+            raise TrainError(f"model: {config.model} and init_from {init} both name an architecture; leave `model` empty, "
                              "a checkpoint folder brings its own")
         model = load_checkpoint(init, use_ema=True)
         if not isinstance(model, LatentDiffusion):
@@ -175,7 +175,7 @@ def build_model(config: TrainConfig) -> LatentDiffusion:
         if config.sample_size is not None:  # fine-tuning on other crop lengths than the folder's model was made for
             model.config = _with_sample_size(model.config, config.sample_size)
     else:
-        model = LatentDiffusion(model_config_for(config.model, config.sample_size))
+        model = LatentDiffusion(model_config_for(config.model or DEFAULT_MODEL, config.sample_size))
         if init is not None:
             load_sao_weights(model, read_tensors(init), str(init))
     if config.vae:

@@ -42,15 +42,19 @@ class DemoConfig(StrictModel):
     cfg_scale: float = Field(3.0, ge=0, description="Guidance scale for demos")
 
 
+DEFAULT_MODEL = "tiny"  # when neither `model` nor an init_from folder names the architecture
+
+
 class TrainConfig(StrictModel):
     output: str = Field(..., description="Run folder: checkpoints/, tensorboard/, demos/")
     data: DataConfig = Field(..., description="What to train on")
-    model: str = Field("tiny", description="Model preset (tiny, small, sao-1.0) or a path to a model_config.json (SAO's format)")
+    model: str | None = Field(None, description="Model preset (tiny, small, sao-1.0) or a path to a model_config.json (SAO's format); "
+                              "empty: tiny, or the architecture of an init_from checkpoint folder")
     sample_size: int | None = Field(None, ge=1, description="Audio samples per training example; empty: the model's (a multiple of the VAE's ratio)")
     vae: str | None = Field(None, description="VAE checkpoint (`soundry train-vae` folder or SAO's VAE .safetensors/.ckpt); "
                             "needed to train on audio or to decode samples; versions with latents still need it for demos")
     init_from: str | None = Field(None, description="Weights to start from: a soundry checkpoint folder (its architecture too: "
-                                  "leave `model` out; `sample_size` still applies) or SAO's model.safetensors for `model` (fine-tuning)")
+                                  "leave `model` empty; `sample_size` still applies) or SAO's model.safetensors for `model` (fine-tuning)")
     max_steps: int = Field(200, ge=1, description="Optimizer steps to train for")
     grad_accum: int = Field(1, ge=1, description="Micro-steps per optimizer step (global batch = batch_size x ranks x grad_accum)")
     clip_grad_norm: float | None = Field(1.0, gt=0, description="Clip the global gradient norm (empty: no clipping)")

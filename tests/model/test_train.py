@@ -126,5 +126,5 @@ def test_fine_tuning_from_a_checkpoint_folder_takes_its_weights_and_a_new_crop_l
     for key, value in start.items():  # one small step from the folder's EMA weights, not from random ones
         assert torch.allclose(after[key], value, atol=0.05), key
 
-    with pytest.raises(TrainError, match="leave `model` out"):
+    with pytest.raises(TrainError, match="leave `model` empty"):
         train(TrainConfig.model_validate({**settings, "model": "small", "init_from": str(base)}))
