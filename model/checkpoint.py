@@ -99,8 +99,7 @@ def write_model_files(folder: Path, model: LatentDiffusion | AudioVAE, config: M
             else:
                 # A real encoder stays where it is; an absolute path keeps pointing there from the checkpoint.
                 path = str(encoder.source)
-            prompt = config.conditioning.prompt.model_copy(update={"path": path})
-            config = config.model_copy(update={"conditioning": config.conditioning.model_copy(update={"prompt": prompt})})
+            config = config.with_text_encoder_path(path)
     else:
         if config is None:
             raise ValueError("write_model_files: a bare AudioVAE needs the ModelConfig it belongs to")
@@ -149,15 +148,18 @@ def read_checkpoint_info(folder: str | Path) -> CheckpointInfo:
                           config, metadata, (folder / "ema.safetensors").is_file())
 
 
-def load_checkpoint(folder: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu") -> LatentDiffusion | AudioVAE:
+def load_checkpoint(folder: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu",
+                    text_encoder: str | None = None) -> LatentDiffusion | AudioVAE:
     """The model a checkpoint folder holds, its weights loaded strictly (EMA weights over them
-    when present and asked for)."""
+    when present and asked for). `text_encoder`: a local folder to read the prompt encoder from
+    instead of the one config.json names (which may be another machine's path)."""
     info = read_checkpoint_info(folder)
     if info.kind == "vae":
         model = AudioVAE(info.config.vae, info.config.audio_channels)
         skip: set[str] = set()
     else:
-        model = LatentDiffusion(info.config, relative_to=info.folder)
+        config = info.config if text_encoder is None else info.config.with_text_encoder_path(text_encoder)
+        model = LatentDiffusion(config, relative_to=info.folder)
         skip = model.text_encoder_keys()
     load_strict(model, read_tensors(info.folder / "model.safetensors"), str(info.folder / "model.safetensors"), skip=skip)
     if use_ema and info.has_ema:

@@ -172,6 +172,11 @@ class ModelConfig(StrictModel):
     def latent_length(self) -> int:
         return self.sample_size // self.vae.downsampling_ratio
 
+    def with_text_encoder_path(self, path: str) -> ModelConfig:
+        """The same model with its prompt encoder read from `path`."""
+        prompt = self.conditioning.prompt.model_copy(update={"path": path})
+        return self.model_copy(update={"conditioning": self.conditioning.model_copy(update={"prompt": prompt})})
+
 
 def _small() -> ModelConfig:
     return ModelConfig(

@@ -73,7 +73,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     checkpoints = run / "checkpoints"
     bf16 = uses_bf16(config.precision, ctx)
     torch.manual_seed(config.seed)
-    train_log = TrainLog(run, ctx.is_main)
 
     # ---- model (with the weights it resumes from), DDP or FSDP2, EMA, optimizer
     model = build_model(config).to(ctx.device).train()
@@ -93,7 +92,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     loader_config = loader_config_for(config.data, model.config)
     loader = make_loader(config.data.version, loader_config, ctx.rank, ctx.world_size, seed=config.seed)
 
-    # ---- resume the rest
+    # ---- resume the rest; the run's log folder is made only now that model and data are valid
+    train_log = TrainLog(run, ctx.is_main)
     step = 0
     if latest is not None:
         with resuming_from(latest):
@@ -169,13 +169,16 @@ def build_model(config: TrainConfig) -> LatentDiffusion:
         if config.model is not None:
             raise TrainError(f"model: {config.model} and init_from {init} both name an architecture; leave `model` empty, "
                              "a checkpoint folder brings its own")
-        model = load_checkpoint(init, use_ema=True)
+        model = load_checkpoint(init, use_ema=True, text_encoder=config.text_encoder)
         if not isinstance(model, LatentDiffusion):
             raise TrainError(f"init_from {init} is a VAE checkpoint; give a diffusion checkpoint, or the VAE as `vae`")
         if config.sample_size is not None:  # fine-tuning on other crop lengths than the folder's model was made for
             model.config = _with_sample_size(model.config, config.sample_size)
     else:
-        model = LatentDiffusion(model_config_for(config.model or DEFAULT_MODEL, config.sample_size))
+        model_config = model_config_for(config.model or DEFAULT_MODEL, config.sample_size)
+        if config.text_encoder is not None:
+            model_config = model_config.with_text_encoder_path(config.text_encoder)
+        model = LatentDiffusion(model_config)
         if init is not None:
             load_sao_weights(model, read_tensors(init), str(init))
     if config.vae:

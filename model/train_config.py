@@ -51,6 +51,9 @@ class TrainConfig(StrictModel):
     model: str | None = Field(None, description="Model preset (tiny, small, sao-1.0) or a path to a model_config.json (SAO's format); "
                               "empty: tiny, or the architecture of an init_from checkpoint folder")
     sample_size: int | None = Field(None, ge=1, description="Audio samples per training example; empty: the model's (a multiple of the VAE's ratio)")
+    text_encoder: str | None = Field(None, description="Local T5 folder (e.g. a t5-base download) for the prompt, over the model's "
+                                     "conditioning.prompt.path: SAO's model_config.json names none, and a checkpoint folder's may be "
+                                     "another machine's; empty: the model's")
     vae: str | None = Field(None, description="VAE checkpoint (`soundry train-vae` folder or SAO's VAE .safetensors/.ckpt); "
                             "needed to train on audio or to decode samples; versions with latents still need it for demos")
     init_from: str | None = Field(None, description="Weights to start from: a soundry checkpoint folder (its architecture too: "

@@ -25,13 +25,15 @@ from orchestration.config_cli import (
 def USER_ERRORS() -> tuple[type[Exception], ...]:
     from model.checkpoint import CheckpointError
     from model.config import SAOConfigError
+    from model.text_encoder import TextEncoderError
     from model.train import TrainError
     from model.train_data import TrainDataError
     from model.weights import StateDictError
     from shards.manifest import VersionError
     from shards.reader import LoaderError
 
-    return (ConfigError, TrainError, TrainDataError, CheckpointError, StateDictError, SAOConfigError, LoaderError, VersionError)
+    return (ConfigError, TrainError, TrainDataError, CheckpointError, StateDictError, SAOConfigError, TextEncoderError, LoaderError,
+            VersionError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -128,3 +128,28 @@ def test_fine_tuning_from_a_checkpoint_folder_takes_its_weights_and_a_new_crop_l
 
     with pytest.raises(TrainError, match="leave `model` empty"):
         train(TrainConfig.model_validate({**settings, "model": "small", "init_from": str(base)}))
+
+
+def test_text_encoder_option_reads_the_prompt_encoder_from_a_local_folder(tmp_path, audio_version):
+    import json
+
+    import pytest
+
+    from model.text_encoder import RANDOM_MARKER, T5TextEncoder, TextEncoderError
+
+    t5 = tmp_path / "t5"  # transformers' layout, as a user's t5 download is: the stand-in saved, its marker removed
+    T5TextEncoder.stand_in("tiny", 16).save(t5)
+    t5_config = json.loads((t5 / "config.json").read_text())
+    del t5_config[RANDOM_MARKER]
+    (t5 / "config.json").write_text(json.dumps(t5_config))
+    train(config(tmp_path / "second", audio_version, max_steps=1, checkpoint_every=1, text_encoder=str(t5)))
+    folder = tmp_path / "second" / "checkpoints" / "step-00000001"
+    assert json.loads((folder / "config.json").read_text())["model"]["conditioning"]["prompt"]["path"] == str(t5)
+    assert not (folder / "text_encoder").exists()  # a real encoder stays where it is
+
+    # A fine-tune reads the folder's model with another encoder location (e.g. another machine's path).
+    settings = {k: v for k, v in config(tmp_path / "third", audio_version, max_steps=1).model_dump().items() if k != "model"}
+    with pytest.raises(TextEncoderError, match="no config.json"):
+        train(TrainConfig.model_validate({**settings, "init_from": str(folder), "text_encoder": str(tmp_path / "elsewhere")}))
+    tuned = train(TrainConfig.model_validate({**settings, "init_from": str(folder), "text_encoder": str(t5)}))
+    assert tuned["step"] == 1
