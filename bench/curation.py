@@ -7,9 +7,9 @@ only ratios mean something).
    Engine start (Ray, Beam) is printed apart; a cluster's engine is already up.
 2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s vs the
    floor of decoding the same files in-process with soundfile, same processes. Target >= 0.5.
-   Also measured in the same run: decoding plus FLAC-encoding alone (the two steps every
-   stored clip needs), whose ratio to the decode floor is the ceiling of any curation that
-   stores clips as FLAC.
+   Also measured in the same run: decoding, resampling to 44.1 kHz and FLAC-encoding alone
+   (what every stored clip needs), whose ratio to the decode floor is the ceiling of any
+   curation that stores clips as FLAC.
 3. Memory: peak RSS per worker for one file of 8, 32 and 128 minutes and for corpora of
    300 and 1,200 short files; it must stay flat.
 
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+import soxr
 
 # Run as a script, this file's folder is first on sys.path, and this file's name would
 # shadow the `curation` package: put the repository root there instead.
@@ -103,9 +104,12 @@ def _read_all(paths: list[str]) -> int:
 
 
 def _read_and_encode_all(paths: list[str]) -> int:
+    """What every stored clip needs at the least: decoded, at 44.1 kHz, FLAC-encoded."""
     for path in paths:
         pcm, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        encode_flac(quantize_pcm16(pcm), rate)
+        if rate != 44100:
+            pcm = soxr.resample(pcm, rate, 44100, quality="HQ")
+        encode_flac(quantize_pcm16(pcm), 44100)
     return len(paths)
 
 
@@ -209,10 +213,10 @@ def main() -> None:
         loads.append(os.getloadavg()[0])
         print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ratios[-1]:.2f}  "
               f"[{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; load {loads[-2]:.1f}]\n"
-              f"          decode + FLAC encode alone {with_flac:7.1f} files/s -> {ceilings[-1]:.2f} of the floor; "
+              f"          decode + resample + FLAC encode alone {with_flac:7.1f} files/s -> {ceilings[-1]:.2f} of the floor; "
               f"soundry is {ours / with_flac:.2f} of it")
     print(f"   local: {spread(ratios, loads)} (target >= {SHORT_TARGET})")
-    print(f"   ceiling while clips are stored as FLAC (decode + encode alone): {statistics.median(ceilings):.2f} of the floor")
+    print(f"   ceiling while clips are stored as FLAC (decode + resample + encode alone): {statistics.median(ceilings):.2f} of the floor")
 
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
