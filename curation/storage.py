@@ -21,6 +21,10 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 
+class OutputError(ValueError):
+    """An output that cannot be written where the user pointed it; the message names the path."""
+
+
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and the path inside it for a local path or an fsspec URL."""
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
@@ -42,7 +46,7 @@ def atomic_local_file(url: str, suffix: str = "") -> Iterator[str]:
     fs, path = filesystem(url)
     if isinstance(fs, LocalFileSystem):
         directory = os.path.dirname(path) or "."
-        os.makedirs(directory, exist_ok=True)
+        _make_folder(directory)
         # Same directory as the target so os.replace is a rename, never a copy.
         tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp{suffix}")
     else:
@@ -56,6 +60,18 @@ def atomic_local_file(url: str, suffix: str = "") -> Iterator[str]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def _make_folder(directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # A file stands on the way (an output option pointed at a file): name it, not the errno.
+        blocking = directory
+        while blocking and not os.path.exists(blocking):
+            blocking = os.path.dirname(blocking)
+        raise OutputError(f"{blocking} is a file, but the output needs a folder there; "
+                          "name another output folder or move the file away") from None
 
 
 def write_bytes_atomic(url: str, data: bytes) -> None:

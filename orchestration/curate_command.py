@@ -9,11 +9,12 @@ from rich.console import Console
 
 from curation.discover import LocationError
 from curation.ffmpeg_binary import FFmpegNotFound
+from curation.storage import OutputError
 from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
 from orchestration.curate_job import CurateJob, curate
 from orchestration.progress import print_summary
 
-USER_ERRORS = (ConfigError, LocationError, FFmpegNotFound)
+USER_ERRORS = (ConfigError, LocationError, FFmpegNotFound, OutputError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -13,6 +13,7 @@ from orchestration.encode_job import EncodeJob
 
 
 def USER_ERRORS() -> tuple[type[Exception], ...]:
+    from curation.storage import OutputError
     from model.checkpoint import CheckpointError
     from model.config import ModelConfigError
     from model.latent_encode import EncodeError
@@ -22,7 +23,7 @@ def USER_ERRORS() -> tuple[type[Exception], ...]:
     from shards.publish import PublishConflict, VersionExists
 
     return (EncodeError, CheckpointError, ModelConfigError, StateDictError, DerivationError, VersionError,
-            PublishConflict, VersionExists)
+            PublishConflict, VersionExists, OutputError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

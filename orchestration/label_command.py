@@ -12,12 +12,13 @@ from orchestration.config_cli import ConfigError, add_job_arguments, job_overrid
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from curation.storage import OutputError
     from labeling.clap import ClapError
     from labeling.embedding_cache import CacheError
     from labeling.label_units import ClipTableError
     from labeling.vocab_table import VocabularyError
 
-    return ConfigError, ClapError, CacheError, ClipTableError, VocabularyError
+    return ConfigError, ClapError, CacheError, ClipTableError, VocabularyError, OutputError
 
 
 USER_ERRORS = _user_errors()

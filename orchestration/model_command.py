@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from curation.storage import OutputError
 from model.config import PRESETS, ModelConfig, ModelConfigError, preset
 from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
 
@@ -19,7 +20,7 @@ class ModelCommandError(ValueError):
     """A model command's argument that cannot work; the message says which and what to do."""
 
 
-USER_ERRORS = (ConfigError, ModelConfigError, ModelCommandError)
+USER_ERRORS = (ConfigError, ModelConfigError, ModelCommandError, OutputError)
 
 
 def _reporting_model_errors(handler: Callable[[argparse.Namespace, Console], int]) -> Callable[[argparse.Namespace, Console], int]:

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from curation.storage import OutputError
 from orchestration.config_cli import add_job_arguments, job_overrides, resolve, to_yaml
 from orchestration.shard_job import ShardJob
 from shards.manifest import VersionError
@@ -17,7 +18,7 @@ from shards.publish import PublishConflict, VersionExists
 from shards.sample import UnsafeKey
 from shards.split import SplitFileError
 
-USER_ERRORS = (InputError, VersionExists, PublishConflict, VersionError, SplitFileError, UnsafeKey)
+USER_ERRORS = (InputError, VersionExists, PublishConflict, VersionError, SplitFileError, UnsafeKey, OutputError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from curation.storage import OutputError
 from labeling.clap import ClapError
 from labeling.llm import LLMError
 from labeling.songs import CorpusError
@@ -15,7 +16,7 @@ from labeling.text_tables import TableFileError
 from orchestration.config_cli import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
 from orchestration.vocab_job import VocabJob, build_vocabularies
 
-USER_ERRORS = (ConfigError, TableFileError, CorpusError, LLMError, ClapError)
+USER_ERRORS = (ConfigError, TableFileError, CorpusError, LLMError, ClapError, OutputError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

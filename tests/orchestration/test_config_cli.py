@@ -78,6 +78,15 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
     assert code == 2 and "decode.ffmpeg = '/no/ffmpeg' is not an executable" in capsys.readouterr().err
 
 
+def test_an_output_that_is_a_file_is_named(tmp_path, capsys):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    code = main(["curate", str(tmp_path), "--output", str(blocker)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{blocker} is a file" in err and "Traceback" not in err
+    assert blocker.read_text() == "mine"
+
+
 def test_cli_rejects_unknown_options(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["curate", str(tmp_path), "--segment.windw_s", "3"])

@@ -70,6 +70,7 @@ def test_publish_version_is_the_function_demo_calls(curated_demo, tmp_path):
     (["publish", "{curated}", "--root", "{root}", "--version", "v1", "--splits.fractions", "{{train: 0.5}}"], 2, "add up to 0.5"),
     (["publish", "{curated}", "--root", "{root}", "--version", "v1", "--licenses", "[MIT]"], 2, "by license"),
     (["versions", "show", "{root}/nothing"], 2, "no such dataset version"),
+    (["publish", "{curated}", "--root", "{curated}/summary.json", "--version", "v1"], 2, "summary.json is a file"),
 ])
 def test_user_errors_are_one_line(curated_demo, tmp_path, capsys, argv, code, message):
     root = tmp_path / "versions"
