@@ -335,11 +335,14 @@ def _sao_conditioning(conditioning: dict[str, Any], diffusion: dict[str, Any], t
 def read_model_config(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except OSError as error:
         raise SAOConfigError(f"{path}: cannot be read ({error.strerror})") from None
     except json.JSONDecodeError as error:
         raise SAOConfigError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise SAOConfigError(f"{path}: not a model_config.json (a JSON {type(data).__name__}, not an object)")
+    return data
 
 
 def _get(data: dict[str, Any], key: str, where: str) -> Any:

@@ -152,8 +152,10 @@ def _model_init(args: argparse.Namespace, console: Console) -> int:
     if args.sao_weights and not args.sao_config:
         raise ModelCommandError("--sao-weights needs --sao-config (the model_config.json published with the weights)")
     out = Path(args.out)
-    if (out / "config.json").exists():
-        raise ModelCommandError(f"{out} already holds a checkpoint; choose another folder or remove it")
+    # Saving replaces OUT whole (and deletes what was there), so OUT must be new or an empty folder.
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        held = "a checkpoint" if (out / "config.json").is_file() else "other files" if out.is_dir() else "a file"
+        raise ModelCommandError(f"{out} already holds {held}; model-init writes a new folder: choose another path or remove it")
     base = from_sao_model_config(args.sao_config).model_dump() if args.sao_config else preset(args.preset).model_dump()
     config = resolve(ModelConfig, args.config, job_overrides(args, ModelConfig), base=base)
     if args.print_config:
@@ -193,6 +195,12 @@ def _sample(args: argparse.Namespace, console: Console) -> int:
 
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise ModelCommandError(f"--sampler {args.sampler}: unknown; samplers: {', '.join(SAMPLERS)}")
+    if args.seconds_total is not None and args.seconds_total <= 0:
+        raise ModelCommandError(f"--seconds-total {args.seconds_total}: must be more than 0 (or left out for the model's full length)")
+    if args.seconds_start < 0:
+        raise ModelCommandError(f"--seconds-start {args.seconds_start}: must be 0 or more")
+    if args.steps is not None and args.steps < 1:
+        raise ModelCommandError(f"--steps {args.steps}: must be at least 1")
     info = read_checkpoint_info(args.checkpoint)
     if info.kind != "diffusion":
         raise ModelCommandError(f"{args.checkpoint} is a {info.kind} checkpoint; sampling needs a diffusion checkpoint")

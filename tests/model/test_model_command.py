@@ -30,3 +30,32 @@ def test_user_mistakes_are_one_line_errors(tmp_path, capsys):
     assert "embed_dim (128) must be a multiple of num_heads (3)" in capsys.readouterr().err
     assert main(["model-init", str(tmp_path / "m"), "--sao-weights", "model.safetensors"]) == 2
     assert "--sao-weights needs --sao-config" in capsys.readouterr().err
+
+
+def test_model_init_never_replaces_a_file_or_a_folder_of_other_files(tmp_path, capsys):
+    notes, data = tmp_path / "notes.txt", tmp_path / "data"
+    notes.write_text("mine")
+    data.mkdir()
+    (data / "song.wav").write_bytes(b"RIFF")
+    for out, held in ((notes, "a file"), (data, "other files")):
+        assert main(["model-init", str(out)]) == 2
+        assert f"{out} already holds {held}" in capsys.readouterr().err
+    assert notes.read_text() == "mine" and (data / "song.wav").read_bytes() == b"RIFF"
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert main(["model-init", str(tmp_path / "m"), "--sao-config", str(tmp_path / "list.json")]) == 2
+    assert "list.json: not a model_config.json" in capsys.readouterr().err
+
+
+def test_sample_refuses_lengths_and_steps_that_cannot_work(tmp_path, capsys):
+    checkpoint = tmp_path / "tiny"
+    assert main(["model-init", str(checkpoint), "--sample_size", str(2048 * 24)]) == 0
+    for option, value, said in (("-s", "0", "--seconds-total 0.0: must be more than 0"),
+                                ("-s", "-3", "--seconds-total -3.0: must be more than 0"),
+                                ("--seconds-start", "-1", "--seconds-start -1.0: must be 0 or more"),
+                                ("--steps", "0", "--steps 0: must be at least 1"),
+                                ("--steps", "-2", "--steps -2: must be at least 1")):
+        capsys.readouterr()
+        assert main(["sample", str(checkpoint), "-p", "x", option, value, "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
