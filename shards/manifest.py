@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 from importlib import metadata as package_metadata
 from typing import Any
 
@@ -19,6 +20,7 @@ from shards.plan import Plan
 from shards.writer import SHARDS_DIR, ShardResult
 
 MANIFEST = "manifest.json"
+PENDING = "pending.json"  # a publish under way: its config and input hashes
 FORMAT = "soundry-dataset-version/1"
 
 
@@ -28,14 +30,29 @@ class VersionError(ValueError):
 
 def read_manifest(version: str) -> dict[str, Any]:
     url = join(version, MANIFEST)
+    fs, path = filesystem(version)
     if not exists(url):
-        if exists(version):
+        if fs.isfile(path):
+            raise VersionError(f"{version} is a file; name the version's folder (the one that holds {MANIFEST})")
+        if not fs.isdir(path):
+            raise VersionError(f"{version}: no such dataset version")
+        if exists(join(version, PENDING)):
             raise VersionError(f"{version} has no {MANIFEST}: it is not a published version (a publish is under way "
                                "or was interrupted; run the same `soundry publish` again to complete it)")
-        raise VersionError(f"{version}: no such dataset version")
-    manifest = read_json(url)
-    if manifest.get("format") != FORMAT:
-        raise VersionError(f"{url} is not a soundry dataset manifest (format {manifest.get('format')!r}, expected {FORMAT})")
+        inside = sorted(p.rstrip("/").split("/")[-2] for p in fs.glob(f"{path.rstrip('/')}/*/{MANIFEST}"))
+        if inside:
+            raise VersionError(f"{version} is a folder of versions ({', '.join(inside)}), not a published version; "
+                               f"name one, e.g. {join(version, inside[-1])}")
+        raise VersionError(f"{version} is not a published version (no {MANIFEST}); name a folder `soundry publish` "
+                           "wrote, ROOT/VERSION")
+    try:
+        manifest = read_json(url)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise VersionError(f"{url} is damaged (not valid JSON: {error}); copy the version again from where it was "
+                           "published") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise VersionError(f"{url} is not a soundry dataset manifest (format {found!r}, expected {FORMAT})")
     return manifest
 
 

@@ -14,12 +14,11 @@ from typing import Any
 from curation.storage import exists, filesystem, join, read_json, remove_stale_temporaries, write_json_atomic
 from shards.card import write_card
 from shards.config import ShardConfig
-from shards.manifest import MANIFEST, build_manifest, lineage
+from shards.manifest import MANIFEST, PENDING, build_manifest, lineage
 from shards.plan import Plan, check_label_folder
 from shards.stats import compute_stats
 from shards.writer import ShardResult, version_url
 
-PENDING = "pending.json"
 STATS = "stats.json"
 
 

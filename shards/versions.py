@@ -10,8 +10,7 @@ import dataclasses
 from typing import Any
 
 from curation.storage import exists, filesystem, join, read_table
-from shards.manifest import MANIFEST, VersionError, file_sha256, read_manifest
-from shards.publish import PENDING
+from shards.manifest import MANIFEST, PENDING, VersionError, file_sha256, read_manifest
 
 
 def list_versions(root: str) -> list[dict[str, Any]]:

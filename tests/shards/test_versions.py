@@ -74,3 +74,21 @@ def test_verify_names_corrupt_and_missing_files(tmp_path, shard_inputs):
     problems = {(p.file, p.problem) for p in verify_version(str(version))}
     assert problems == {(first["tar"], "sha256"), (second["sidecar"], "missing"), (third["tar"], "size")}
     assert Path(version / "manifest.json").exists()
+
+
+def test_what_is_not_a_version_is_named(two_versions, tmp_path):
+    root, small, _, _ = two_versions
+    with pytest.raises(VersionError, match=r"is a folder of versions \(v1, v2\).*name one, e.g. .*v2"):
+        read_manifest(str(root))
+    with pytest.raises(VersionError, match="manifest.json is a file; name the version's folder"):
+        read_manifest(str(root / "v1" / "manifest.json"))
+    with pytest.raises(VersionError, match=r"not a published version \(no manifest.json\)"):
+        read_manifest(small.folder)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text((root / "v1" / "manifest.json").read_text()[:300])
+    with pytest.raises(VersionError, match="manifest.json is damaged"):
+        read_manifest(str(damaged))
+    (damaged / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(VersionError, match="not a soundry dataset manifest"):
+        read_manifest(str(damaged))
