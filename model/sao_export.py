@@ -40,6 +40,9 @@ class Export:
 def export_sao(checkpoint: str | Path, output: str | Path, *, use_ema: bool = True, overwrite: bool = False) -> Export:
     info = read_checkpoint_info(checkpoint)
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        # --overwrite replaces a folder; a file there is more likely a mistyped path than an old export.
+        raise ExportError(f"{output} is a file; export writes a folder: choose another path")
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise ExportError(f"{output} exists and is not empty; choose another folder or pass --overwrite")
     model = load_checkpoint(info.folder, use_ema=use_ema)

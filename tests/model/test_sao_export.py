@@ -73,3 +73,8 @@ def test_cli(tmp_path, trained, capsys):
     assert "no config.json" in capsys.readouterr().err
     with pytest.raises(ExportError):
         export_sao(trained, tmp_path / "out")
+    (tmp_path / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        assert main(["export", str(trained), str(tmp_path / "notes.txt"), *extra]) == 2
+        assert "notes.txt is a file; export writes a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
