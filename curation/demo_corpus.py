@@ -112,6 +112,10 @@ class DemoPiece:
         return cls(**{**row, "silence_gaps": [tuple(gap) for gap in row["silence_gaps"]]})
 
 
+class DemoCorpusError(ValueError):
+    """Corpus parameters or an output folder that cannot work; the message names the option."""
+
+
 @dataclasses.dataclass(frozen=True)
 class _Settings:
     """What the corpus is a function of; stored in the manifest to recognize it again."""
@@ -125,13 +129,13 @@ class _Settings:
 
     def __post_init__(self) -> None:
         if self.n_pieces < 1:
-            raise ValueError(f"n_pieces must be at least 1, got {self.n_pieces}")
+            raise DemoCorpusError(f"n_pieces (--pieces) must be at least 1, got {self.n_pieces}")
         if not 10.0 <= self.min_duration_s <= self.max_duration_s:
-            raise ValueError("durations must satisfy 10 <= min_duration_s <= max_duration_s "
-                             "(silence gaps need music on both sides), got "
-                             f"{self.min_duration_s}, {self.max_duration_s}")
+            raise DemoCorpusError("durations must satisfy 10 <= min_duration_s (--min-duration) <= max_duration_s "
+                                  "(--max-duration) (silence gaps need music on both sides), got "
+                                  f"{self.min_duration_s}, {self.max_duration_s}")
         if self.sample_rate < 16000:
-            raise ValueError(f"sample_rate must be at least 16000, got {self.sample_rate}")
+            raise DemoCorpusError(f"sample_rate must be at least 16000, got {self.sample_rate}")
 
 
 # Planning: which piece is what ---------------------------------------------------------
@@ -329,6 +333,8 @@ def generate_demo_corpus(out_dir: str | os.PathLike, n_pieces: int = 36, seed: i
     processes; the result is the same."""
     settings = _Settings(n_pieces, seed, float(min_duration_s), float(max_duration_s), sample_rate)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DemoCorpusError(f"{out} is a file; the demo corpus is written into a folder: choose another path")
     manifest = out / MANIFEST
     previous = _load_manifest(manifest)
     if previous is not None:

@@ -14,7 +14,12 @@ from orchestration.config_cli import ConfigError, add_job_arguments, job_overrid
 from orchestration.curate_job import CurateJob, curate
 from orchestration.progress import print_summary
 
-USER_ERRORS = (ConfigError, LocationError, FFmpegNotFound, OutputError)
+
+def USER_ERRORS() -> tuple[type[Exception], ...]:
+    # demo_corpus imports scipy: looked up only once a handler has run, so `--help` stays fast.
+    from curation.demo_corpus import DemoCorpusError
+
+    return ConfigError, LocationError, FFmpegNotFound, OutputError, DemoCorpusError
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

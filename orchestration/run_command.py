@@ -20,7 +20,7 @@ def USER_ERRORS() -> tuple[type[Exception], ...]:
     from orchestration.curate_command import USER_ERRORS as curate_errors
     from orchestration.train_command import USER_ERRORS as train_errors
 
-    return (ConfigError, *curate_errors, *train_errors())
+    return (ConfigError, *curate_errors(), *train_errors())
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -129,3 +129,23 @@ def test_rejects_bad_parameters(tmp_path, bad):
     with pytest.raises(ValueError):
         generate_demo_corpus(tmp_path, **bad)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv,said", [(["--pieces", "0"], "n_pieces (--pieces) must be at least 1"),
+                                       (["--min-duration", "30", "--max-duration", "10"], "(--max-duration)")])
+def test_cli_names_the_bad_option(tmp_path, capsys, argv, said):
+    from orchestration.cli import main
+
+    assert main(["demo-corpus", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_a_file_as_the_folder(tmp_path, capsys):
+    from orchestration.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo-corpus", str(tmp_path / "notes.txt"), "--pieces", "1"]) == 2
+    assert "notes.txt is a file" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
