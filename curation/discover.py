@@ -140,6 +140,8 @@ def _list_location(location: Location, index: int) -> list[tuple[str, int]]:
             raise LocationError(f"{where}: no such file or folder; fix the path or remove the entry")
     except (OSError, PermissionError) as error:
         raise LocationError(f"{where}: cannot be listed ({error})") from error
+    if not entries:
+        raise LocationError(f"{where}: no files there; fix the path or glob, or remove the entry")
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     local = protocol in ("file", "local")
     return [(p if local else fs.unstrip_protocol(p), int(info.get("size") or 0)) for p, info in entries.items()]

@@ -39,9 +39,12 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     clock = _PhaseClock()
     if config.decode.ffmpeg or config.decode.backend == "ffmpeg":
         find_ffmpeg(config.decode.ffmpeg)  # a wrong binary is the user's error, said once, not per file
+    # Inputs are listed before anything is written: a mistyped path must not leave an output folder behind.
+    plan = join(config.output, "plan.parquet")
+    files = None if exists(plan) else discover(config.inputs, config.follow_sidecars, exclude=config.output)
     _claim_output(config)
     remove_stale_temporaries(config.output)
-    units = _plan(config)
+    units = plan_from_table(read_table(plan)) if files is None else _plan(config, files)
     clock.lap("plan_s")
     runner = make_runner(job.runner)
     clock.lap("engine_start_s")
@@ -98,13 +101,9 @@ def _claim_output(config: CurationConfig) -> None:
     write_json_atomic(url, wanted)
 
 
-def _plan(config: CurationConfig) -> list:
-    url = join(config.output, "plan.parquet")
-    if exists(url):
-        return plan_from_table(read_table(url))
-    files = discover(config.inputs, config.follow_sidecars, exclude=config.output)
+def _plan(config: CurationConfig, files: list) -> list:
     units = plan_units(files, config.units)
-    write_table_atomic(url, plan_to_table(units))
+    write_table_atomic(join(config.output, "plan.parquet"), plan_to_table(units))
     return units
 
 

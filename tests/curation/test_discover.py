@@ -38,8 +38,16 @@ def test_output_inside_input_is_skipped(tree):
 
 
 def test_missing_location_names_the_entry(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
     with pytest.raises(LocationError, match=r"inputs\[1\].path = .*nope.*no such file or folder"):
         discover([Location(path=str(tmp_path)), Location(path=str(tmp_path / "nope"))])
+
+
+def test_a_location_with_no_files_names_the_entry(tree):
+    (tree / "empty").mkdir()
+    for path in (tree / "empty", tree / "a" / "*.mp9"):
+        with pytest.raises(LocationError, match=r"inputs\[1\].path = .*no files there"):
+            discover([Location(path=str(tree / "a")), Location(path=str(path))])
 
 
 @pytest.mark.parametrize("count,max_files,max_bytes,min_units", [(100, 7, 10**9, 1), (100, 1000, 2500, 1), (10, 1000, 10**9, 4), (3, 1000, 10**9, 16)])

@@ -72,6 +72,11 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "no such file or folder" in err and "inputs[0].path" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists(), "a mistyped input left an output folder behind"
+    (tmp_path / "empty").mkdir()
+    assert main(["curate", str(tmp_path / "empty"), "--output", str(tmp_path / "out")]) == 2
+    assert "inputs[0].path" in (err := capsys.readouterr().err) and "no files there" in err
+    assert not (tmp_path / "out").exists()
     code = main(["curate", str(tmp_path), "--output", str(tmp_path / "out"), "--segment.window_s", "zero"])
     assert code == 2 and "segment.window_s" in capsys.readouterr().err
     code = main(["curate", str(tmp_path), "--output", str(tmp_path / "out2"), "--decode.ffmpeg", "/no/ffmpeg"])
