@@ -28,6 +28,7 @@ from model.config import VAEConfig
 from model.encode_config import EncodeConfig
 from model.sao_checkpoint import load_sao_vae, sao_vae_format
 from model.vae import AudioVAE
+from model.weights import check_readable
 from shards.derive import DerivedShard, write_derived_shard
 from shards.reader import Sample
 from shards.sample import npy_bytes
@@ -67,6 +68,15 @@ def load_encoder(config: EncodeConfig, device: torch.device) -> tuple[AudioVAE, 
     form, path = vae_format(config), Path(config.vae)
     vae = load_vae(path, use_ema=True, device=device) if path.is_dir() else load_sao_vae(path, config.model, device=device)
     return vae.eval(), form
+
+
+def check_vae_weights(config: EncodeConfig) -> None:
+    """Refuse damaged VAE weights before a version is claimed: the model workers load them only
+    later, and a claimed version records them."""
+    path = Path(config.vae)
+    files = [path / "model.safetensors", *[p for p in (path / "ema.safetensors",) if p.is_file()]] if path.is_dir() else [path]
+    for file in files:
+        check_readable(file)
 
 
 def vae_weights_sha256(config: EncodeConfig) -> str:

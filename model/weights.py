@@ -9,6 +9,7 @@ load with a message naming it (the file's name for it, and the model's where the
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -72,12 +73,37 @@ def read_tensors(path: str | Path) -> dict[str, Tensor]:
             return load_file(path)
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # safetensors, zip, pickle and EOF errors alike: the bytes are not a whole file
-        raise UnreadableWeights(f"{path}: cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-                                "the file is truncated or damaged, or not a weights file: copy it again") from error
+        raise _unreadable(path, error) from error
     data = data.get("state_dict", data) if isinstance(data, dict) else data
     if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
         raise UnreadableWeights(f"{path}: not a mapping of tensor names to tensors")
     return data
+
+
+def check_readable(path: str | Path) -> None:
+    """Raise UnreadableWeights unless `path` looks like a whole weights file, reading only its
+    header (safetensors) or zip directory (torch), not its tensors: cheap even for SAO's 4.8 GB.
+    (A legacy, pre-zip torch file has no cheap check; its loader reports it.)"""
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableWeights(f"{path}: no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt"):
+                return
+        with path.open("rb") as f:
+            is_zip = f.read(2) == b"PK"
+        if is_zip:
+            zipfile.ZipFile(path).close()  # reads the central directory, which a truncated file lacks
+    except Exception as error:  # as in read_tensors
+        raise _unreadable(path, error) from error
+
+
+def _unreadable(path: Path, error: Exception) -> UnreadableWeights:
+    return UnreadableWeights(f"{path}: cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+                             "the file is truncated or damaged, or not a weights file: copy it again")
 
 
 def write_tensors(path: str | Path, tensors: Mapping[str, Tensor], metadata: dict[str, str] | None = None) -> None:

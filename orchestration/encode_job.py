@@ -34,7 +34,7 @@ class EncodeJob(EncodeConfig):
 
 def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, Any]:
     # torch and the shard writers load here, not with the command line.
-    from model.latent_encode import EncodeError, LatentEncoder, vae_format, vae_weights_sha256
+    from model.latent_encode import EncodeError, LatentEncoder, check_vae_weights, vae_format, vae_weights_sha256
     from orchestration.runners import ModelStage, make_runner, worker_count
     from shards.derive import claim_derived, derived_shards, finish_derived
     from shards.manifest import read_manifest
@@ -52,6 +52,7 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
         raise EncodeError(f"source {config.source} holds {audio['sample_rate']} Hz, {audio['channels']} channel(s) audio; "
                           f"the VAE {config.vae} takes {form.sample_rate} Hz, {form.channels} channel(s): publish a "
                           "version curated at the VAE's format (curation's sample_rate and channels)")
+    check_vae_weights(config)
     target = join(config.root, config.version)
     recorded = {**config.model_dump(mode="json", exclude=EXECUTION_FIELDS), "vae_sha256": vae_weights_sha256(config)}
     claim_derived(target, config.source, recorded)

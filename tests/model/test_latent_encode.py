@@ -17,7 +17,7 @@ from model.latent_encode import EncodeError
 from model.train_config import DataConfig
 from model.train_data import TrainDataError, loader_config
 from model.vae import AudioVAE
-from model.weights import read_tensors
+from model.weights import StateDictError, read_tensors
 from orchestration.cli import main
 from orchestration.encode_job import EncodeJob, encode_version
 from shards.derive import DerivationError
@@ -142,6 +142,13 @@ def test_bad_input_is_named(tmp_path, audio_version, vae):
         encode(audio_version, wrong, tmp_path, "x")
     with pytest.raises(EncodeError, match="no such checkpoint"):
         encode(audio_version, str(tmp_path / "missing"), tmp_path, "x")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(vae, damaged)
+    weights = (damaged / "model.safetensors").read_bytes()
+    (damaged / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(StateDictError, match="model.safetensors: cannot be read"):
+        encode(audio_version, str(damaged), tmp_path, "y")
+    assert not (tmp_path / "y").exists()  # refused before the version was claimed
     latents = encode(audio_version, vae, tmp_path, "latents")["version"]
     with pytest.raises(EncodeError, match="already carries latents"):
         encode(latents, vae, tmp_path, "again")
