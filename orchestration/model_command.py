@@ -84,6 +84,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     sample.add_argument("-o", "--out", default="samples", help="output folder (default: samples)")
     sample.add_argument("--no-ema", action="store_true", help="use the raw weights even when EMA weights are present")
+    sample.add_argument("--text-encoder", default=None, metavar="FOLDER",
+                        help="local T5 folder for the prompts, over the one the checkpoint names (e.g. another machine's path)")
     sample.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     sample.set_defaults(handler=_reporting_model_errors(_sample))
 
@@ -209,7 +211,7 @@ def _sample(args: argparse.Namespace, console: Console) -> int:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as error:
         raise ModelCommandError(f"--device {args.device}: not usable here ({error})") from None
-    model = load_checkpoint(args.checkpoint, use_ema=not args.no_ema, device=device).eval()
+    model = load_checkpoint(args.checkpoint, use_ema=not args.no_ema, device=device, text_encoder=args.text_encoder).eval()
     config = info.config
     seconds_total = args.seconds_total or config.sample_size / config.sample_rate
     if info.weights == "random":

@@ -59,3 +59,14 @@ def test_sample_refuses_lengths_and_steps_that_cannot_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_sample_reads_the_text_encoder_from_another_folder(tmp_path, capsys):
+    checkpoint, out = tmp_path / "tiny", tmp_path / "samples"
+    assert main(["model-init", str(checkpoint), "--sample_size", str(2048 * 24)]) == 0
+    assert main(["sample", str(checkpoint), "-p", "x", "--steps", "2", "--text-encoder", str(tmp_path / "gone"), "-o", str(out)]) == 2
+    assert f"text encoder folder {tmp_path / 'gone'}: no config.json" in capsys.readouterr().err
+    moved = tmp_path / "t5-here"
+    (checkpoint / "text_encoder").rename(moved)  # the encoder is somewhere else on this machine
+    assert main(["sample", str(checkpoint), "-p", "x", "--steps", "2", "-s", "0.5", "--text-encoder", str(moved), "-o", str(out)]) == 0
+    assert soundfile.info(out / "sample-0-00.wav").frames == 22050
