@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Callable, Iterator
 
@@ -57,7 +58,7 @@ def embed_in_batches(items: np.ndarray, size: int, forward: Callable[[np.ndarray
     return out
 
 
-class BatchedEmbedder:
+class BatchedEmbedder(abc.ABC):
     """embed_audio / embed_text of a backend, in batches of its configured sizes: a backend sets
     dim, audio_batch_size and text_batch_size and writes the two forward passes."""
 
@@ -71,8 +72,10 @@ class BatchedEmbedder:
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return embed_in_batches(np.asarray(texts, dtype=object), self.text_batch_size, self._text_forward, self.dim)
 
+    @abc.abstractmethod
     def _audio_forward(self, batch: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
+        """Embeddings of one batch of 48 kHz windows (batch, samples)."""
 
+    @abc.abstractmethod
     def _text_forward(self, texts: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
+        """Embeddings of one batch of captions."""

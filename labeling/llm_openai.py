@@ -10,6 +10,7 @@ Authorization header and appears nowhere else (not in identities, caches, logs o
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
 import os
@@ -129,10 +130,8 @@ def _content(data: Any) -> str:
 def retry_after_seconds(value: str, now: float | None = None) -> float | None:
     """A Retry-After header as seconds from now: delay-seconds or an HTTP date (RFC 9110);
     None for anything else, which leaves the wait to our own schedule."""
-    try:
+    with contextlib.suppress(ValueError):
         return float(value)
-    except ValueError:
-        pass
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
