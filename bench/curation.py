@@ -41,7 +41,7 @@ import soxr
 # Run as a script, this file's folder is first on sys.path, and this file's name would
 # shadow the `curation` package: put the repository root there instead.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
-from curation.demo_corpus import generate_demo_corpus  # noqa: E402
+from curation.demo.corpus import generate_demo_corpus  # noqa: E402
 from curation.encode import encode_flac, quantize_pcm16  # noqa: E402
 from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
 

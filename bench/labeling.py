@@ -31,12 +31,12 @@ import torch
 
 # Run as a script, this file's folder is first on sys.path: put the repository root there.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
-from labeling.balance import balanced_draws, draw_keys  # noqa: E402
-from labeling.clap import ClapConfig, load_clap  # noqa: E402
-from labeling.clap_audio import pool_windows, to_float  # noqa: E402
-from labeling.clap_mel import log_mel  # noqa: E402
-from labeling.topk import CaptionIndex  # noqa: E402
-from orchestration.runner_local import LocalRunner  # noqa: E402
+from labeling.labels.balance import balanced_draws, draw_keys  # noqa: E402
+from labeling.clap.backend import ClapConfig, load_clap  # noqa: E402
+from labeling.clap.audio import pool_windows, to_float  # noqa: E402
+from labeling.clap.mel import log_mel  # noqa: E402
+from labeling.labels.topk import CaptionIndex  # noqa: E402
+from orchestration.engines.local_runner import LocalRunner  # noqa: E402
 
 TARGETS = {"embedding_overhead": 1.15, "topk_over_matmul": 1.2}
 

@@ -1,7 +1,7 @@
 """Loader and shard-writing throughput against floors measured in the same run (machines
 here are noisy; only ratios mean something).
 
-1. Loader: samples/s of shards.reader (tar → shuffle buffer → FLAC decode → crop/pad →
+1. Loader: samples/s of shards.loader.loader (tar → shuffle buffer → FLAC decode → crop/pad →
    prompt → collate, 2 workers, as threads (the default) and as DataLoader processes) against
    the floor of reading the same tars and decoding every FLAC with nothing else, in as many
    processes. Target >= 0.8. The crop is
@@ -38,9 +38,9 @@ import soundfile
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 from rich.console import Console  # noqa: E402
 
-from curation.demo_corpus import generate_demo_corpus  # noqa: E402
-from orchestration.shard_job import ShardJob, write_shards  # noqa: E402
-from shards.reader import LoaderConfig, make_loader  # noqa: E402
+from curation.demo.corpus import generate_demo_corpus  # noqa: E402
+from orchestration.jobs.shard import ShardJob, write_shards  # noqa: E402
+from shards.loader.loader import LoaderConfig, make_loader  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / "build" / "bench"
 TARGET = 0.8

@@ -1,4 +1,4 @@
-"""Training throughput of the DiT through the real loop (model/train.py), against floors measured
+"""Training throughput of the DiT through the real loop (model/training/train.py), against floors measured
 in the same run (machines here are noisy; ratios measured in one run mean most).
 
 1. CPU, per preset (tiny, small): latent frames/s of `train()` on a published version with
@@ -56,9 +56,9 @@ def latent_version(name: str, device: str = "cpu") -> tuple[str, str]:
     is the model's latent length whatever the clip's."""
     from model.checkpoint import save_checkpoint
     from model.vae import AudioVAE
-    from orchestration.curate_job import CurateJob, curate
-    from orchestration.encode_job import EncodeJob, encode_version
-    from orchestration.shard_job import ShardJob, publish_version
+    from orchestration.jobs.curate import CurateJob, curate
+    from orchestration.jobs.encode import EncodeJob, encode_version
+    from orchestration.jobs.shard import ShardJob, publish_version
 
     base = CACHE / name
     latents, vae = base / "versions" / "latents", base / "vae"
@@ -85,7 +85,7 @@ def latent_version(name: str, device: str = "cpu") -> tuple[str, str]:
 
 
 def loop_config(name: str, version: str, vae: str, output: Path, batch: int, steps: int, device: str, **overrides):
-    from model.train_config import TrainConfig
+    from model.training.config import TrainConfig
 
     return TrainConfig.model_validate({
         "output": str(output), "model": name, "vae": vae, "device": device,
@@ -106,9 +106,9 @@ def floor_rate(config, steps: int) -> float:
     """Latent frames/s of the bare step: the loop's model, the loop's batches read beforehand (their
     prompts and timing: the text encoder's work depends on the prompts) with random latents of
     their shape, loss, backward, AdamW; nothing else."""
-    from model.train import build_model
-    from model.train_data import endless, loader_config, to_device
-    from shards.reader import make_loader
+    from model.training.train import build_model
+    from model.training.data import endless, loader_config, to_device
+    from shards.loader.loader import make_loader
 
     device = torch.device("cuda" if config.device == "cuda" else "cpu")
     model = build_model(config).to(device).train()
@@ -159,7 +159,7 @@ def available_gb() -> float:
 
 def cpu_case(name: str, batch: int, steps: int, threads: int) -> dict:
     """One preset's loop against its floor (run in its own process, see main)."""
-    from model.train import train
+    from model.training.train import train
 
     torch.set_num_threads(threads)
     version, vae = latent_version(name)
@@ -178,7 +178,7 @@ def cpu_case(name: str, batch: int, steps: int, threads: int) -> dict:
 
 def scaling_worker(name: str, batch: int, steps: int, parallel: str, output: str) -> None:
     """Under torchrun: the loop with this process's one thread; rank 0 writes the metrics."""
-    from model.train import train
+    from model.training.train import train
 
     torch.set_num_threads(1)
     version, vae = latent_version(name)
@@ -209,7 +209,7 @@ def scaling(name: str, batch: int, steps: int) -> list[dict]:
 def gpu(batch: int, steps: int) -> dict:
     """sao-1.0 in bf16 on CUDA: the loop against bench/model.py's bare step and matmul peak. Without
     CUDA: the same path on the CPU with tiny (a check of the code, not a measurement)."""
-    from model.train import train
+    from model.training.train import train
 
     cuda = torch.cuda.is_available()
     device, name = (torch.device("cuda"), "sao-1.0") if cuda else (torch.device("cpu"), "tiny")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.clip import Reject, rejects_to_table
-from curation.storage import exists, join, read_table, write_table_atomic
+from curation.core.storage import exists, join, read_table, write_table_atomic
 
 # What the grouping step reads from every clip part.
 KEY_COLUMNS = ["pcm_sha256", "clip_id", "source_uri"]

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from curation.config import Location, Partitioning
-from curation.storage import filesystem
+from curation.core.storage import filesystem
 
 PLAN_SCHEMA = pa.schema(
     [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from curation.storage import list_files, join, read_table
+from curation.core.storage import list_files, join, read_table
 from curation.unit import UnitStats
 
 

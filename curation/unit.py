@@ -32,7 +32,7 @@ from curation.heap import retain_freed_memory
 from curation.measure import measure
 from curation.probe import NotAudio, SourceFacts, probe
 from curation.segment import Piece, Segmenter, Windows
-from curation.storage import atomic_local_file, exists, filesystem, join, read_json, write_json_atomic, write_table_atomic
+from curation.core.storage import atomic_local_file, exists, filesystem, join, read_json, write_json_atomic, write_table_atomic
 
 # Sidecar keys that override the location's attributes; "tags" overrides container tags;
 # anything else is kept verbatim in metadata_json.

@@ -16,7 +16,7 @@ import soundfile
 import torch
 from torch import Tensor
 
-from curation.storage import atomic_local_file
+from curation.core.storage import atomic_local_file
 from model.latent_diffusion import LatentDiffusion
 from model.sampling import SAMPLERS, get_sigmas_polyexponential
 

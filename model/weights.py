@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from curation.storage import atomic_local_file
+from curation.core.storage import atomic_local_file
 
 MAX_LISTED = 8
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import yaml  # noqa: E402
 
-from curation.storage import join, write_bytes_atomic  # noqa: E402
+from curation.core.storage import join, write_bytes_atomic  # noqa: E402
 from shards.sample import sample_schema  # noqa: E402
 
 CARD = "README.md"
@@ -108,7 +108,7 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
                      f"(weights sha256 {latents['vae_sha256'][:16]}; {latents['mode']}, {latents['dtype']})")
     lines += ["", "## Reading it", "", textwrap.dedent(f"""\
         ```python
-        from shards.reader import LoaderConfig, make_loader
+        from shards.loader.loader import LoaderConfig, make_loader
         loader = make_loader("path/to/{manifest['version']}", LoaderConfig(split="train", batch_size=8))
         ```
 

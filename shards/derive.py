@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from curation.storage import atomic_local_file, join, read_json, read_table, write_json_atomic
+from curation.core.storage import atomic_local_file, join, read_json, read_table, write_json_atomic
 from shards.card import write_card
 from shards.manifest import MANIFEST, file_sha256, package_version, read_manifest
 from shards.publish import STATS, claim_version, commit_version
-from shards.reader import BrokenShard, Sample, read_tar_samples
+from shards.loader.loader import BrokenShard, Sample, read_tar_samples
 from shards.writer import ShardResult, add_member, find_written_shard, sidecar_url, tar_url, write_sidecar
 
 # A function from a shard's samples (in order) to each sample with its new members, as

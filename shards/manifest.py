@@ -14,7 +14,7 @@ import json
 from importlib import metadata as package_metadata
 from typing import Any
 
-from curation.storage import exists, filesystem, join, read_json
+from curation.core.storage import exists, filesystem, join, read_json
 from shards.config import ShardConfig
 from shards.plan import Plan
 from shards.writer import SHARDS_DIR, ShardResult

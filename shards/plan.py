@@ -15,8 +15,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from curation.storage import exists, filesystem, join, list_files, read_json, read_table
-from labeling.label_table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST as LABEL_MANIFEST
+from curation.core.storage import exists, filesystem, join, list_files, read_json, read_table
+from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST as LABEL_MANIFEST
 from shards.config import ShardConfig
 from shards.sample import check_key
 from shards.split import SplitAssigner, read_lines, source_names

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from curation.storage import exists, filesystem, join, read_json, remove_stale_temporaries, write_json_atomic
+from curation.core.storage import exists, filesystem, join, read_json, remove_stale_temporaries, write_json_atomic
 from shards.card import write_card
 from shards.config import ShardConfig
 from shards.manifest import MANIFEST, PENDING, build_manifest, lineage

@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from curation.clip import TAG_COLUMNS
-from labeling.label_table import ASPECT_VALUES, CANDIDATE, Candidate, LabelRow
-from labeling.vocab_table import caption_id, normalize_caption
+from labeling.labels.table import ASPECT_VALUES, CANDIDATE, Candidate, LabelRow
+from labeling.vocab.table import caption_id, normalize_caption
 
 # webdataset splits a member name at its first dot into key and extension, and treats a
 # slash as a folder: a key has neither.

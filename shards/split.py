@@ -13,7 +13,7 @@ import io
 import os
 from collections.abc import Mapping
 
-from curation.storage import filesystem
+from curation.core.storage import filesystem
 from shards.config import SPLIT_NAME, Splits
 
 

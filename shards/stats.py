@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.storage import exists, join, read_table
+from curation.core.storage import exists, join, read_table
 from shards.writer import ShardResult, sidecar_url
 
 CAPTION_FREQUENCY = "caption_frequency.parquet"

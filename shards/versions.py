@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from curation.storage import exists, filesystem, join, read_table
+from curation.core.storage import exists, filesystem, join, read_table
 from shards.manifest import MANIFEST, PENDING, VersionError, file_sha256, read_manifest
 
 

@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from curation.storage import atomic_local_file, exists, filesystem, join, list_files, write_table_atomic
-from labeling.label_table import CLIP_EMBEDDINGS_DIR, EMBEDDING_SCHEMA, LABEL_SCHEMA, LABELS_DIR, LabelRow, labels_from_table
+from curation.core.storage import atomic_local_file, exists, filesystem, join, list_files, write_table_atomic
+from labeling.labels.table import CLIP_EMBEDDINGS_DIR, EMBEDDING_SCHEMA, LABEL_SCHEMA, LABELS_DIR, LabelRow, labels_from_table
 from shards.config import ShardConfig
 from shards.plan import ShardTask
 from shards.sample import SIDECAR_SCHEMA, CaptionFilter, members, sample_json, sidecar_row

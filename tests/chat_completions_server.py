@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from labeling.llm import Prompt
-from labeling.llm_template import TemplateBackend
-from labeling.vocab_config import LLMConfig
+from labeling.vocab.llm.backend import Prompt
+from labeling.vocab.llm.templates import TemplateBackend
+from labeling.vocab.config import LLMConfig
 
 # behaviour(prompt_text, attempt number from 0) -> "ok", "429", "500", "malformed", "slow", "400"
 Behaviour = Callable[[str, int], str]

@@ -13,7 +13,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory):
     """A small demo corpus (7 pieces, 20-24 s, every format), made once per test session."""
-    from curation.demo_corpus import generate_demo_corpus
+    from curation.demo.corpus import generate_demo_corpus
 
     folder = tmp_path_factory.mktemp("demo-corpus")
     pieces = generate_demo_corpus(folder, n_pieces=7, seed=3, min_duration_s=20, max_duration_s=24)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import soundfile
 
 from curation.clip import CLIP_SCHEMA
-from labeling.vocab_table import VOCAB_SCHEMA, caption_id, vocabulary_version
+from labeling.vocab.table import VOCAB_SCHEMA, caption_id, vocabulary_version
 
 # (seconds, tone in Hz, title, artist, genre)
 CLIPS = [(4.0, 220.0, "Blue Hour", "The Quiet Trio", "Jazz"), (12.5, 440.0, "Static", "Noise Unit", "Rock; Metal"),

@@ -3,9 +3,9 @@ import json
 import pyarrow as pa
 import pytest
 
-from curation.storage import write_table_atomic
-from labeling.label_table import Candidate, LabelRow, labels_from_table, labels_to_table
-from labeling.vocab_table import (VOCAB_SCHEMA, VocabularyError, caption_id, read_vocabularies,
+from curation.core.storage import write_table_atomic
+from labeling.labels.table import Candidate, LabelRow, labels_from_table, labels_to_table
+from labeling.vocab.table import (VOCAB_SCHEMA, VocabularyError, caption_id, read_vocabularies,
                                   vocabulary_version)
 
 

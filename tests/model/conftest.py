@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from orchestration.curate_job import CurateJob, curate
-from orchestration.shard_job import ShardJob, publish_version
+from orchestration.jobs.curate import CurateJob, curate
+from orchestration.jobs.shard import ShardJob, publish_version
 
 
 def synthesize(folder: Path, files: int = 6, seconds: float = 2.0, rate: int = 44100) -> None:

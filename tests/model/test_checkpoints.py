@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from model.checkpoint import CheckpointError, load_checkpoint, load_vae, read_checkpoint_info, save_checkpoint
 from model.config import ModelConfig, SAOConfigError, from_sao_model_config, preset
 from model.latent_diffusion import LatentDiffusion
-from model.sao_checkpoint import (load_sao, load_sao_vae, load_sao_vae_weights, load_sao_weights,
+from model.sao.checkpoint import (load_sao, load_sao_vae, load_sao_vae_weights, load_sao_weights,
                                   sao_state_dict, save_sao_vae_weights, save_sao_weights)
 from model.vae import AudioVAE
 from model.weights import StateDictError
@@ -145,7 +145,7 @@ def test_load_sao_from_files(tmp_path):
 
 
 def test_model_init_converts_sao_files_into_a_checkpoint(tmp_path, capsys):
-    from orchestration.cli import main
+    from orchestration.cli.main import main
 
     config_file, weights, source = scaled_sao_files(tmp_path)
     assert main(["model-init", str(tmp_path / "ckpt"), "--sao-config", str(config_file), "--sao-weights", str(weights)]) == 0

@@ -4,7 +4,7 @@ from torch import nn
 
 from model.config import VAEConfig, VAELossConfig
 from model.vae import AudioVAE, WNConv1d, WNConvTranspose1d, kl_divergence, posterior, snake_beta
-from model.vae_losses import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses, stft_loss
+from model.training.vae_losses import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses, stft_loss
 
 # SAO's block structure at a fraction of the width: same strides (x2048), same reach.
 SMALL = VAEConfig(channels=2)

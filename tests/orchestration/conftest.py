@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from orchestration.runner_beam import BeamRunner
-from orchestration.runner_config import BeamOptions, RayOptions
-from orchestration.runner_local import LocalRunner
-from orchestration.runner_ray import RayRunner
+from orchestration.engines.beam_runner import BeamRunner
+from orchestration.engines.config import BeamOptions, RayOptions
+from orchestration.engines.local_runner import LocalRunner
+from orchestration.engines.ray_runner import RayRunner
 
 
 @pytest.fixture(scope="module")

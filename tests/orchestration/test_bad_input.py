@@ -14,7 +14,7 @@ from rich.console import Console
 
 from audio_files import encode, music_like, write_audio
 from curation.encode import decode_flac, pcm_sha256
-from orchestration.curate_job import CurateJob, curate
+from orchestration.jobs.curate import CurateJob, curate
 
 RATE = 44100
 

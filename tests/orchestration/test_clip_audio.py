@@ -12,7 +12,7 @@ import soundfile
 from rich.console import Console
 
 from audio_files import music_like, write_audio
-from orchestration.curate_job import CurateJob, curate
+from orchestration.jobs.curate import CurateJob, curate
 
 QUIET = Console(file=open("/dev/null", "w"))
 

@@ -18,8 +18,8 @@ import pytest
 
 from curation.clip import CLIP_SCHEMA, make_clip_id, seconds_start, seconds_total
 from curation.encode import encode_flac, pcm_sha256, quantize_pcm16
-from labeling.label_table import EMBEDDING_SCHEMA, Candidate, LabelRow, labels_to_table
-from labeling.vocab_table import caption_id
+from labeling.labels.table import EMBEDDING_SCHEMA, Candidate, LabelRow, labels_to_table
+from labeling.vocab.table import caption_id
 from shards.config import ShardConfig
 from shards.plan import make_plan
 from shards.publish import begin, finish

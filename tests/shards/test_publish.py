@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curation.storage import read_json
+from curation.core.storage import read_json
 from shards.config import ShardConfig
 from shards.manifest import VersionError, read_manifest
 from shards.plan import InputError, make_plan

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from labeling.vocab_table import caption_id
+from labeling.vocab.table import caption_id
 from shards.config import ShardConfig, Splits
 from shards.sample import RECORD_SCHEMA, CaptionFilter, UnsafeKey, check_key, members, sample_json
 from shards.split import SplitAssigner, SplitFileError, hashed_split, read_assignments

@@ -1,0 +1,72 @@
+"""`soundry label`: CLAP scores, frequency-balanced pseudo-labels and prompts for a clip table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestration.cli.options import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from curation.core.storage import OutputError
+    from labeling.clap.backend import ClapError
+    from labeling.clap.embedding_cache import CacheError
+    from labeling.labels.units import ClipTableError
+    from labeling.vocab.table import VocabularyError
+
+    return ConfigError, ClapError, CacheError, ClipTableError, VocabularyError, OutputError
+
+
+USER_ERRORS = _user_errors()
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    from orchestration.jobs.label import LabelJob
+
+    cmd = commands.add_parser(
+        "label", help="CLAP-score clips against caption vocabularies; frequency-balanced pseudo-labels and prompts",
+        description="Embed a clip table's audio and the vocabularies' captions with CLAP, keep each clip's top-K "
+        "captions per vocabulary, draw K' labels with probability proportional to 1 / caption frequency, and write "
+        "the label table with prompt candidates and structured fields. Options come from --config YAML, then from "
+        "the options below. Running the same command again resumes an interrupted run.",
+    )
+    add_job_arguments(cmd, LabelJob)
+    cmd.set_defaults(handler=_label)
+
+
+def _label(args: argparse.Namespace, console: Console) -> int:
+    from orchestration.jobs.label import LabelJob, label
+
+    job = resolve(LabelJob, args.config, job_overrides(args, LabelJob))
+    if args.print_config:
+        print(to_yaml(job), end="")
+        return 0
+    print_label_summary(label(job, console), console)
+    return 0
+
+
+def print_label_summary(summary: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"labeling summary: {summary['output']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("CLAP", summary["clap"]["description"])
+    table.add_row("runner", f"{summary['runner']} ({summary['workers']} workers, {summary['units']} units, "
+                            f"{summary['units_resumed']} resumed, {summary['units_audio_cached']} from the audio cache)")
+    table.add_row("clips labeled", f"{summary['clips_labeled']} ({summary['windows_embedded']} windows and "
+                                   f"{summary['captions_embedded']} captions embedded in this run)")
+    for name, v in summary["vocabularies"].items():
+        plain, balanced = v["plain"], v["balanced"]
+        table.add_row(name, f"{v['captions']} captions, {v['in_some_top_k']} in some top-K; K'={v['labels_per_clip']}")
+        for measure in ("distinct", "normalized_entropy", "gini", "top1pct_share"):
+            table.add_row(f"  {measure}", f"plain {_show(plain[measure])} → balanced {_show(balanced[measure])}")
+    table.add_row("plot", summary["plot"])
+    table.add_row("time", f"{summary['wall_s']:.1f} s wall · " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in summary["phases_s"].items()))
+    console.print(table)
+
+
+def _show(value: float | int) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.3f}"

@@ -1,0 +1,91 @@
+"""`soundry train`: the diffusion transformer on a published version, on one process, under
+torchrun (one process per GPU, one node or many), or on a Ray cluster through Ray Train."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from model.training.config import TrainConfig, VAETrainConfig
+from orchestration.cli.options import (
+    ConfigError,
+    add_job_arguments,
+    job_overrides,
+    resolve,
+    to_yaml,
+)
+
+
+def USER_ERRORS() -> tuple[type[Exception], ...]:
+    from model.checkpoint import CheckpointError
+    from model.config import SAOConfigError
+    from model.text_encoder import TextEncoderError
+    from model.training.train import TrainError
+    from model.training.data import TrainDataError
+    from model.weights import StateDictError
+    from shards.manifest import VersionError
+    from shards.loader.loader import LoaderError
+
+    return (ConfigError, TrainError, TrainDataError, CheckpointError, StateDictError, SAOConfigError, TextEncoderError, LoaderError,
+            VersionError)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="train the diffusion transformer on a published dataset version",
+        description="Train the DiT (on latents when the version has them, else on audio through the frozen VAE). "
+        "Run it as is, under torchrun (`torchrun --nproc_per_node 8 -m orchestration.cli train ...`), or on a "
+        "Ray cluster with --ray-address. Running the same command again resumes from the newest checkpoint.",
+    )
+    train.add_argument("--ray-address", metavar="ADDRESS", help="train on this Ray cluster with Ray Train (`auto`: the one this machine joined)")
+    train.add_argument("--ray-workers", type=int, default=1, metavar="N", help="Ray Train workers (one per GPU when the cluster has GPUs; default 1)")
+    add_job_arguments(train, TrainConfig)
+    train.set_defaults(handler=_train)
+
+    vae = commands.add_parser(
+        "train-vae", help="train the audio autoencoder (VAE) on a published dataset version",
+        description="Train the VAE with STFT, adversarial, feature-matching and KL losses. Runs as is or under "
+        "torchrun like `soundry train`; running the same command again resumes from the newest checkpoint.",
+    )
+    add_job_arguments(vae, VAETrainConfig)
+    vae.set_defaults(handler=_train_vae)
+
+
+def _train(args: argparse.Namespace, console: Console) -> int:
+    if args.ray_address:
+        from orchestration.jobs.train_ray import train_on_ray
+
+        return _run(args, console, TrainConfig, lambda config: train_on_ray(config, args.ray_address, args.ray_workers))
+    from model.training.train import train
+
+    return _run(args, console, TrainConfig, train)
+
+
+def _train_vae(args: argparse.Namespace, console: Console) -> int:
+    from model.training.train_vae import train_vae
+
+    return _run(args, console, VAETrainConfig, train_vae)
+
+
+def _run(args: argparse.Namespace, console: Console, model: type, trainer: Callable[[Any], dict[str, Any]]) -> int:
+    """Resolve the config; print it, or train with it and print rank 0's summary."""
+    config = resolve(model, args.config, job_overrides(args, model))
+    if args.print_config:
+        print(to_yaml(config), end="")
+        return 0
+    _log_to(console)
+    summary = trainer(config)
+    if summary.get("rank", 0) == 0:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _log_to(console: Console) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)],
+                        force=True)

@@ -1,0 +1,197 @@
+"""The Apache Beam engine: work units as a ParDo, the duplicate search as a GroupByKey.
+
+A Beam pipeline returns only when it is done, so results reach on_result at the end of
+the job, not as units finish; the pipeline's counters report progress to Beam's own UI.
+The result dicts come back through files: every pipeline ends in a WriteToText of JSON
+lines, which Beam commits exactly once even when bundles are retried.
+
+Beam's DirectRunner first tries the PrismRunner, which downloads a binary from GitHub
+(on a machine without internet access that fails, or hangs without a timeout). So a
+DirectRunner in the options runs on the FnApiRunner instead: the runner DirectRunner
+falls back to, honouring the same --direct_running_mode and --direct_num_workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, PipelineOptions, StandardOptions
+
+from curation.dedup import DUPLICATE_SCHEMA, KEY_COLUMNS, Member, duplicates_in_group
+from curation.core.storage import read_table
+from orchestration.engines.config import BeamOptions
+from orchestration.engines.base import Item, ModelStage, Result, read_key_sums, sum_table
+
+log = logging.getLogger(__name__)
+
+COUNTER_NAMESPACE = "soundry"
+
+
+class BeamRunner:
+    name = "beam"
+
+    def __init__(self, options: BeamOptions, workers: int) -> None:
+        self.options = _pipeline_options(options.pipeline_options, workers)
+
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        if not items:
+            return []
+        # Create emits everything from one bundle; the Reshuffle spreads it over workers.
+        results = self._run_and_collect(lambda p: p | beam.Create(items) | beam.Reshuffle() | beam.ParDo(_Apply(fn)))
+        for result in results:
+            on_result(result)
+        return results
+
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        """prepare as a Map, then BatchElements in front of a DoFn that loads the model in setup()."""
+        if not items:
+            return []
+        results = self._run_and_collect(
+            lambda p: p
+            | beam.Create(items)
+            | beam.Reshuffle()
+            | beam.Map(stage.prepare)
+            | beam.BatchElements(min_batch_size=1, max_batch_size=stage.batch_size)
+            | beam.ParDo(_ModelDoFn(stage.load))
+        )
+        for result in results:
+            on_result(result)
+        return results
+
+    def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
+        if not parts:
+            return sum_table({}, keys, value)
+        rows = self._run_and_collect(
+            lambda p: p
+            | beam.Create(parts)
+            | beam.Reshuffle()
+            | beam.FlatMap(functools.partial(_key_sums, keys=list(keys), value=value))
+            | beam.CombinePerKey(sum)
+            | beam.Map(lambda pair: {"key": list(pair[0]), "count": pair[1]})
+        )
+        return sum_table({tuple(r["key"]): r["count"] for r in rows}, keys, value)
+
+    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
+        if not parts:
+            return DUPLICATE_SCHEMA.empty_table()
+        # Parts are read by our own DoFn, not ReadFromParquet, so that every row names its
+        # part by exactly the string given.
+        rows = self._run_and_collect(
+            lambda p: p
+            | beam.Create(parts)
+            | beam.Reshuffle()
+            | beam.FlatMap(_read_keys)
+            | beam.GroupByKey()
+            | beam.FlatMap(_group_duplicates)
+        )
+        return pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)
+
+    def close(self) -> None:
+        """Nothing to release: every pipeline is finished when its run returns."""
+
+    def _run_and_collect(self, build: Callable[[beam.Pipeline], beam.PCollection]) -> list[dict[str, Any]]:
+        """Run the pipeline `build` makes; return its output elements (JSON-able dicts)."""
+        # Remote runners need the results folder where both their workers and this
+        # process can reach it: under --temp_location (e.g. gs://...) when given.
+        temp_location = self.options.view_as(GoogleCloudOptions).temp_location
+        folder = f"{temp_location.rstrip('/')}/soundry-{uuid.uuid4().hex}" if temp_location else tempfile.mkdtemp(prefix="soundry-beam-")
+        try:
+            pipeline = beam.Pipeline(options=self.options)
+            _ = build(pipeline) | beam.Map(json.dumps) | beam.io.WriteToText(f"{folder}/results", file_name_suffix=".jsonl")
+            result = pipeline.run()
+            result.wait_until_finish()
+            _log_counters(result)
+            return list(_read_json_lines(folder))
+        finally:
+            if temp_location:
+                # Best effort: a failed clean-up must not hide the pipeline's own error.
+                with contextlib.suppress(Exception):
+                    FileSystems.delete([f"{folder}/"])  # trailing slash: recursive
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pipeline_options(args: list[str], workers: int) -> PipelineOptions:
+    """The user's options, with the DirectRunner swapped for the FnApiRunner (see above)."""
+    options = PipelineOptions(args)
+    runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower().removesuffix("runner")
+    given = {arg.split("=")[0] for arg in args}
+    extra = []
+    if runner in ("direct", "switchingdirect"):
+        extra.append("--runner=FnApiRunner")  # the last --runner given wins
+    in_memory = options.view_as(DirectOptions).direct_running_mode == "in_memory"
+    if runner in ("direct", "switchingdirect", "fnapi") and not in_memory and "--direct_num_workers" not in given:
+        extra.append(f"--direct_num_workers={workers}")
+    return PipelineOptions([*args, *extra])
+
+
+class _Apply(beam.DoFn):
+    def __init__(self, fn: Callable[[Any], Result]) -> None:
+        self.fn = fn
+        self.units = Metrics.counter(COUNTER_NAMESPACE, "units")
+
+    def process(self, item: Any) -> Iterator[Result]:
+        result = self.fn(item)
+        self.units.inc()
+        for key, value in result.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                Metrics.counter(COUNTER_NAMESPACE, key).inc(value)
+        yield result
+
+
+class _ModelDoFn(beam.DoFn):
+    """The model is built once per DoFn instance (setup), then serves every batch it is given."""
+
+    def __init__(self, load: Callable[[], Callable[[Any], Result]]) -> None:
+        self.load = load
+        self.units = Metrics.counter(COUNTER_NAMESPACE, "model_units")
+
+    def setup(self) -> None:
+        self.model = self.load()
+
+    def process(self, batch: list[Any]) -> Iterator[Result]:
+        for payload in batch:
+            result = self.model(payload)
+            self.units.inc()
+            yield result
+
+
+def _key_sums(part: str, keys: list[str], value: str) -> Iterator[tuple[tuple[str, ...], int]]:
+    yield from read_key_sums(part, keys, value).items()
+
+
+def _read_keys(part: str) -> Iterator[tuple[str, Member]]:
+    keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
+    for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
+        yield digest, (clip_id, uri, part)
+
+
+def _group_duplicates(group: tuple[str, Iterable[Member]]) -> list[dict[str, str]]:
+    members = list(group[1])
+    return duplicates_in_group(members) if len(members) > 1 else []
+
+
+def _read_json_lines(folder: str) -> Iterator[dict[str, Any]]:
+    for match in FileSystems.match([f"{folder}/results*"])[0].metadata_list:
+        with FileSystems.open(match.path) as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def _log_counters(result: beam.runners.runner.PipelineResult) -> None:
+    for counter in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))["counters"]:
+        log.info("beam counter %s: %s", counter.key.metric.name, counter.result)

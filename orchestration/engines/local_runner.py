@@ -1,0 +1,93 @@
+"""The embedded default engine: this process, or a pool of worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+import pyarrow as pa
+
+from curation.dedup import find_duplicates_in_memory
+from orchestration.engines.base import WORKER_IMPORTS, Item, ModelStage, Result, read_key_sums, sum_table
+
+
+class LocalRunner:
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = None
+        if workers > 1:
+            # forkserver: workers start from a clean process, not a fork of one that may
+            # hold threads (the progress display) and their locks. The server imports the
+            # heavy modules once (seconds: scipy, pandas, pyarrow, PyAV) and every worker
+            # forks from it. The pool starts here, so a job's engine start is measured
+            # apart from its work, as Ray's cluster start is.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(WORKER_IMPORTS))
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            list(self._pool.map(_ready, range(workers)))
+
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        results: list[Result] = []
+        if self._pool is None or len(items) <= 1:
+            for item in items:
+                results.append(fn(item))
+                on_result(results[-1])
+            return results
+        # At most two items in flight per worker: results stream back steadily and a
+        # failure stops the job without queueing the whole corpus.
+        queue = list(reversed(items))
+        running: set = set()
+        while queue or running:
+            while queue and len(running) < 2 * self.workers:
+                running.add(self._pool.submit(fn, queue.pop()))
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                results.append(future.result())
+                on_result(results[-1])
+        return results
+
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+        """The pool prepares (decodes) while this process runs the one model: torch already
+        spreads a forward pass over every core, and a second replica would only double
+        the memory."""
+        if not items:
+            return []
+        model = stage.load()
+        results: list[Result] = []
+        if self._pool is None:
+            for item in items:
+                results.append(model(stage.prepare(item)))
+                on_result(results[-1])
+            return results
+        # Payloads finish out of order but are consumed in item order, which keeps at most
+        # 2 x workers decoded units in memory and the model's work in a fixed order.
+        queue = list(reversed(items))
+        pending: list = []
+        while queue or pending:
+            while queue and len(pending) < 2 * self.workers:
+                pending.append(self._pool.submit(stage.prepare, queue.pop()))
+            results.append(model(pending.pop(0).result()))
+            on_result(results[-1])
+        return results
+
+    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
+        return find_duplicates_in_memory(parts)
+
+    def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
+        totals: dict[tuple[str, ...], int] = {}
+        for part in parts:
+            for key, count in read_key_sums(part, keys, value).items():
+                totals[key] = totals.get(key, 0) + count
+        return sum_table(totals, keys, value)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _ready(_: int) -> None:
+    """Nothing: submitting it makes the pool start its worker processes now."""

@@ -1,0 +1,113 @@
+"""`soundry curate`: plan the units, run them on an engine, deduplicate, summarize.
+
+Every step's output is committed atomically and checked before the step runs, so a run
+killed anywhere (kill -9 included) is finished by running the same command again.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from pydantic import Field
+from rich.console import Console
+
+from curation.config import CurationConfig
+from curation.dedup import apply_duplicates
+from curation.ffmpeg_binary import find_ffmpeg
+from curation.discover import discover, plan_from_table, plan_to_table, plan_units
+from curation.core.storage import exists, join, read_json, read_table, remove_stale_temporaries, write_json_atomic, write_table_atomic
+from curation.summary import summarize
+from curation.unit import UnitStats, part_url, run_unit
+from orchestration.cli.options import ConfigError
+from orchestration.jobs.progress import CurationProgress
+from orchestration.engines.config import RunnerConfig
+from orchestration.engines.base import make_runner, worker_count
+
+
+class CurateJob(CurationConfig):
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the work units")
+
+    def stage_config(self) -> CurationConfig:
+        return CurationConfig.model_validate(self.model_dump(exclude={"runner"}))
+
+
+def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console(stderr=True)
+    config = job.stage_config()
+    clock = _PhaseClock()
+    if config.decode.ffmpeg or config.decode.backend == "ffmpeg":
+        find_ffmpeg(config.decode.ffmpeg)  # a wrong binary is the user's error, said once, not per file
+    # Inputs are listed before anything is written: a mistyped path must not leave an output folder behind.
+    plan = join(config.output, "plan.parquet")
+    files = None if exists(plan) else discover(config.inputs, config.follow_sidecars, exclude=config.output)
+    _claim_output(config)
+    remove_stale_temporaries(config.output)
+    units = plan_from_table(read_table(plan)) if files is None else _plan(config, files)
+    clock.lap("plan_s")
+    runner = make_runner(job.runner)
+    clock.lap("engine_start_s")
+    try:
+        with CurationProgress(len(units), console) as progress:
+            results = runner.map(functools.partial(_run_unit_dict, config=config), units, progress.unit_done)
+        clock.lap("units_s")
+        stats = [UnitStats.from_dict(r) for r in results]
+        if config.dedup:
+            parts = [part_url(config.output, "clips", u.id) for u in units]
+            apply_duplicates(config.output, lambda: runner.find_duplicates(parts))
+        clock.lap("dedup_s")
+    finally:
+        runner.close()
+    clock.lap("engine_stop_s")
+    summary = summarize(config.output, sorted(stats, key=lambda s: s.unit), clock.total(), clock.laps,
+                        runner.name, worker_count(job.runner))
+    # Written last: a folder with summary.json holds a complete clip table.
+    write_json_atomic(join(config.output, "summary.json"), summary)
+    return summary
+
+
+class _PhaseClock:
+    def __init__(self) -> None:
+        self.started = self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _run_unit_dict(unit, config: CurationConfig) -> dict[str, Any]:
+    return run_unit(unit, config).to_dict()
+
+
+def _claim_output(config: CurationConfig) -> None:
+    """Refuse to mix two configurations in one output folder; record this one."""
+    url = join(config.output, "config.json")
+    wanted = config.model_dump(mode="json")
+    if exists(url):
+        found = read_json(url)
+        if found != wanted:
+            changed = sorted(_differences(found, wanted))
+            raise ConfigError(
+                f"output {config.output} holds a run made with another configuration "
+                f"(differs in: {', '.join(changed)}); choose a new output folder or delete this one"
+            )
+        return
+    write_json_atomic(url, wanted)
+
+
+def _plan(config: CurationConfig, files: list) -> list:
+    units = plan_units(files, config.units)
+    write_table_atomic(join(config.output, "plan.parquet"), plan_to_table(units))
+    return units
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]

@@ -1,0 +1,93 @@
+"""`soundry encode`: a version's audio through a frozen VAE into a new version with latents.
+
+Every shard of the source is one unit for the engine's model workers (the VAE is loaded
+once per worker, on a GPU where the cluster has them): each streams the source tar and
+writes the derived one. Shards already written are found and skipped, so a killed run
+resumes; the new version is committed (stats, card, manifest last) when all are there.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from pydantic import Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from curation.core.storage import join
+from model.latents.config import EncodeConfig
+from orchestration.engines.config import RunnerConfig
+
+LATENT_MEMBER = "latent.npy"
+# Options that say how the work is spread, not what is computed: a resumed run may change them.
+EXECUTION_FIELDS = {"model_workers", "gpus_per_model_worker", "threads"}
+
+
+class EncodeJob(EncodeConfig):
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the VAE workers")
+
+    def stage_config(self) -> EncodeConfig:
+        return EncodeConfig.model_validate(self.model_dump(exclude={"runner"}))
+
+
+def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, Any]:
+    # torch and the shard writers load here, not with the command line.
+    from model.latents.encode import EncodeError, LatentEncoder, check_vae_weights, vae_format, vae_weights_sha256
+    from orchestration.engines.base import ModelStage, make_runner, worker_count
+    from shards.derive import claim_derived, derived_shards, finish_derived
+    from shards.manifest import read_manifest
+    from shards.writer import ShardResult, find_written_shard
+
+    console = console or Console(stderr=True)
+    config = job.stage_config()
+    started = time.perf_counter()
+    source = read_manifest(config.source)
+    form = vae_format(config)
+    if LATENT_MEMBER in source["members"]:
+        raise EncodeError(f"source {config.source} already carries latents; encode the version it was derived from")
+    audio = source["audio"]
+    if (audio["sample_rate"], audio["channels"]) != (form.sample_rate, form.channels):
+        raise EncodeError(f"source {config.source} holds {audio['sample_rate']} Hz, {audio['channels']} channel(s) audio; "
+                          f"the VAE {config.vae} takes {form.sample_rate} Hz, {form.channels} channel(s): publish a "
+                          "version curated at the VAE's format (curation's sample_rate and channels)")
+    check_vae_weights(config)
+    target = join(config.root, config.version)
+    recorded = {**config.model_dump(mode="json", exclude=EXECUTION_FIELDS), "vae_sha256": vae_weights_sha256(config)}
+    claim_derived(target, config.source, recorded)
+    shards = derived_shards(config.source, target)
+    found = {shard.name: find_written_shard(target, shard.name) for shard in shards}
+    results = [r for r in found.values() if r is not None]
+    pending = [shard for shard in shards if found[shard.name] is None]
+    if pending:
+        runner = make_runner(job.runner)
+        try:
+            with Progress(TextColumn("[bold]encode"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
+                          TimeElapsedColumn(), console=console) as progress:
+                bar = progress.add_task("encode", total=len(shards), completed=len(results))
+                stage = ModelStage(prepare=_shard_payload, load=functools.partial(LatentEncoder, config),
+                                   workers=config.model_workers, num_gpus=config.gpus_per_model_worker)
+                done = runner.map_model(stage, pending, lambda _: progress.advance(bar))
+        finally:
+            runner.close()
+        results += [ShardResult.from_dict(r) for r in done]
+    derivation = {"latents": {"source": config.source, "vae": config.vae, "vae_sha256": recorded["vae_sha256"],
+                              "mode": config.latents, "dtype": config.dtype, **form.lineage()}}
+    manifest = finish_derived(config.source, target, results, name=config.name or source["name"],
+                              description=config.description if config.description is not None else source["description"],
+                              added=[LATENT_MEMBER], derivation=derivation, config=recorded)
+    fresh = [r for r in results if not r.resumed]
+    return {
+        "version": target, "source": config.source, "vae": config.vae, "runner": job.runner.name,
+        "workers": worker_count(job.runner), "model_workers": config.model_workers,
+        "clips": manifest["totals"]["clips"], "hours": manifest["totals"]["hours"], "shards": len(results),
+        "shards_resumed": len(results) - len(fresh), "bytes": manifest["totals"]["bytes"],
+        "latent_rate": form.sample_rate / form.vae.downsampling_ratio, "latent_dim": form.vae.latent_dim,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def _shard_payload(shard: Any) -> Any:
+    """Nothing to prepare on CPU workers: the model worker streams its shard itself."""
+    return shard

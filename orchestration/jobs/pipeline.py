@@ -1,0 +1,233 @@
+"""`soundry run PIPELINE.yaml`: raw audio folders in; curation, vocabularies, labels, a
+published version, a VAE, the version's latents, the diffusion transformer and generated
+samples out.
+
+Each stage writes into its own folder under `run_dir` and records, last, in
+`run_dir/stages/<stage>.json` the fingerprint of what it was made from (its resolved config and its inputs' fingerprints):
+a stage whose folder holds the same fingerprint is skipped, so an interrupted run resumes
+(and the stages themselves resume inside: curation by unit, training by checkpoint). A
+changed config is refused for a finished stage instead of silently mixing two runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from curation.config import Location, StrictModel
+from curation.core.storage import write_json_atomic
+from orchestration.cli.options import ConfigError
+from orchestration.engines.config import RunnerConfig
+
+STAGES = "stages"
+
+
+class SampleStage(StrictModel):
+    prompts: list[str] = Field(["Genre: Ambient | Moods: Calm", "Drums, Bass, Energetic"], description="Prompts to generate")
+    seconds: float = Field(4.0, gt=0, description="Length of each sample")
+    steps: int = Field(30, ge=1, description="Sampler steps")
+    cfg_scale: float = Field(3.0, ge=0, description="Guidance scale")
+    seed: int = Field(0, description="Sampling seed")
+
+
+class PipelineConfig(StrictModel):
+    run_dir: str = Field(..., description="Folder that holds every stage's output and the report")
+    inputs: list[Location] = Field(..., min_length=1, description="Raw audio folders, globs or URLs")
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine for the data stages")
+    version: str = Field("v1", description="Name of the published dataset version")
+    curate: dict[str, Any] = Field(default_factory=dict, description="`soundry curate` options (its job YAML without inputs/output/runner)")
+    vocab: dict[str, Any] = Field(default_factory=dict, description="`soundry vocab` options (without output/corpus/runner)")
+    label: dict[str, Any] = Field(default_factory=lambda: {"clap": {"backend": "random"}},
+                                  description="`soundry label` options (without clips/vocab/output/runner)")
+    publish: dict[str, Any] = Field(default_factory=dict, description="`soundry publish` options (without clips/labels/root/version/runner)")
+    vae: dict[str, Any] = Field(default_factory=dict, description="`soundry train-vae` options (without output/data.version); "
+                                "or {checkpoint: PATH} to use a trained VAE (a train-vae folder or SAO's VAE file)")
+    latents: bool = Field(True, description="Pre-encode the version with the VAE (`soundry encode`) and train the DiT on "
+                          "its latents; false: the trainer encodes audio at every step")
+    encode: dict[str, Any] = Field(default_factory=dict, description="`soundry encode` options (without source/vae/root/version/runner)")
+    train: dict[str, Any] = Field(default_factory=dict, description="`soundry train` options (without output/data.version/vae)")
+    sample: SampleStage = Field(default_factory=SampleStage, description="Samples generated from the trained model")
+
+
+def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict[str, Any]:
+    from model.training.config import TrainConfig, VAETrainConfig
+    from orchestration.jobs.curate import CurateJob
+    from orchestration.jobs.encode import EncodeJob
+    from orchestration.jobs.label import LabelJob
+    from orchestration.jobs.shard import ShardJob
+    from orchestration.jobs.vocab import VocabJob
+
+    console = console or Console(stderr=True)
+    run = Path(config.run_dir)
+    runner = config.runner.model_dump(mode="json")
+    report: list[dict[str, Any]] = []
+
+    curate_job = _job(CurateJob, "curate", config.curate, inputs=[i.model_dump(mode="json") for i in config.inputs],
+                      output=str(run / "curated"), runner=runner)
+    curated = _stage(run, "curated", curate_job, [], report, console, _curate)
+    vocab_job = _job(VocabJob, "vocab", config.vocab, output=str(run / "vocab"), corpus=[str(run / "curated")], runner=runner)
+    vocab = _stage(run, "vocab", vocab_job, [curated], report, console, _vocab)
+    label_job = _job(LabelJob, "label", config.label, clips=str(run / "curated"), vocab=str(run / "vocab"),
+                     output=str(run / "labels"), runner=runner)
+    labels = _stage(run, "labels", label_job, [curated, vocab], report, console, _label)
+    publish_job = _job(ShardJob, "publish", config.publish, clips=str(run / "curated"), labels=str(run / "labels"),
+                       root=str(run / "versions"), version=config.version, runner=runner)
+    version = _stage(run, f"versions/{config.version}", publish_job, [curated, labels], report, console, _publish)
+    version_dir = str(run / "versions" / config.version)
+
+    if "checkpoint" in config.vae:
+        vae_checkpoint = str(config.vae["checkpoint"])
+        vae = hashlib.sha256(vae_checkpoint.encode()).hexdigest()
+        report.append({"stage": "vae", "status": "given", "seconds": 0.0, "output": vae_checkpoint})
+    else:
+        vae_job = _job(VAETrainConfig, "vae", config.vae, output=str(run / "vae"),
+                       data={"version": version_dir, **config.vae.get("data", {})})
+        vae = _stage(run, "vae", vae_job, [version], report, console, _train_vae)
+        vae_checkpoint = str(run / "vae" / "final")
+    train_version, train_data = version_dir, version
+    if config.latents:
+        latent_version = f"{config.version}-latents"
+        encode_job = _job(EncodeJob, "encode", config.encode, source=version_dir, vae=vae_checkpoint,
+                          root=str(run / "versions"), version=latent_version, runner=runner)
+        train_data = _stage(run, f"versions/{latent_version}", encode_job, [version, vae], report, console, _encode)
+        train_version = str(run / "versions" / latent_version)
+    train_job = _job(TrainConfig, "train", config.train, output=str(run / "train"), vae=vae_checkpoint,
+                     data={"version": train_version, **config.train.get("data", {})})
+    model = _stage(run, "train", train_job, [train_data, vae], report, console, _train)
+    _stage(run, "samples", config.sample, [model], report, console,
+           lambda job, out, console: _sample(job, str(run / "train" / "final"), out, console))
+
+    write_json_atomic(str(run / "report.json"), report)
+    _print_report(report, console)
+    return {"run_dir": str(run), "stages": report}
+
+
+def _job(model: type[StrictModel], section: str, options: dict[str, Any], **paths: Any) -> StrictModel:
+    """A stage's job: the pipeline's paths and engine, then the section's options over them."""
+    clash = sorted(set(options) & set(paths) - {"data"})
+    if clash:
+        raise ConfigError(f"{section}.{clash[0]}: set by the pipeline (it wires the stages together); remove it")
+    try:
+        # paths["data"], where there is one, already holds the section's own data options
+        return model.model_validate({**options, **paths})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{section}.{where}: {first['msg']}") from None
+
+
+def _fingerprint(job: StrictModel, upstream: list[str]) -> str:
+    text = json.dumps({"config": job.model_dump(mode="json"), "upstream": upstream}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stage(run: Path, name: str, job: StrictModel, upstream: list[str], report: list[dict[str, Any]], console: Console,
+           work: Callable[[Any, Path, Console], dict[str, Any]]) -> str:
+    out = run / name
+    fingerprint = _fingerprint(job, upstream)
+    record = run / STAGES / f"{name.replace('/', '-')}.json"
+    if record.exists():
+        found = json.loads(record.read_text())
+        if found["fingerprint"] == fingerprint:
+            report.append({"stage": name, "status": "skipped (done)", "seconds": 0.0, "output": str(out)})
+            return fingerprint
+        raise ConfigError(f"{out} was made from another configuration or other inputs; "
+                          f"choose a new run_dir, or delete {out} (and the stages after it) to redo it")
+    console.rule(f"[bold]{name}")
+    started = time.perf_counter()
+    summary = work(job, out, console)
+    seconds = time.perf_counter() - started
+    write_json_atomic(str(record), {"fingerprint": fingerprint, "seconds": seconds, "summary": summary})
+    report.append({"stage": name, "status": "ran", "seconds": round(seconds, 1), "output": str(out)})
+    return fingerprint
+
+
+def _curate(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from orchestration.jobs.curate import curate
+    from orchestration.jobs.progress import print_summary
+
+    summary = curate(job, console)
+    print_summary(summary, console)
+    return summary
+
+
+def _vocab(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from orchestration.jobs.vocab import build_vocabularies
+
+    return build_vocabularies(job, console)
+
+
+def _label(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from orchestration.jobs.label import label
+
+    return label(job, console)
+
+
+def _publish(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from orchestration.jobs.shard import publish_version
+
+    return publish_version(job, console)
+
+
+def _encode(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from orchestration.cli.encode import print_encode_summary
+    from orchestration.jobs.encode import encode_version
+
+    summary = encode_version(job, console)
+    print_encode_summary(summary, console)
+    return summary
+
+
+def _train_vae(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from model.training.train_vae import train_vae
+
+    return _finish_training(train_vae(job), out)
+
+
+def _train(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from model.training.train import train
+
+    return _finish_training(train(job), out)
+
+
+def _finish_training(summary: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Point `final` at the last checkpoint, so later stages name one stable path."""
+    if summary["stopped_early"]:
+        raise KeyboardInterrupt
+    final = out / "final"
+    final.unlink(missing_ok=True)
+    final.symlink_to(Path(summary["checkpoint"]).relative_to(out))
+    return summary
+
+
+def _sample(job: SampleStage, checkpoint: str, out: Path, console: Console) -> dict[str, Any]:
+    from model.checkpoint import load_checkpoint
+    from model.generate import generate, write_wav
+
+    model = load_checkpoint(checkpoint, use_ema=True).eval()
+    audio = generate(model, job.prompts, job.seconds, length_s=job.seconds, steps=job.steps, cfg_scale=job.cfg_scale,
+                     seed=job.seed)
+    files = []
+    for i, (prompt, clip) in enumerate(zip(job.prompts, audio, strict=True)):
+        path = out / f"sample-{i}.wav"
+        write_wav(path, clip, model.config.sample_rate)
+        files.append({"prompt": prompt, "file": str(path)})
+        console.print(f"{path}: {prompt!r}")
+    return {"samples": files}
+
+
+def _print_report(report: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="soundry run")
+    for column in ("stage", "status", "seconds", "output"):
+        table.add_column(column)
+    for row in report:
+        table.add_row(row["stage"], row["status"], f"{row['seconds']:.1f}", row["output"])
+    console.print(table)
