@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from curation.config import Location, Partitioning
 from curation.core.storage import filesystem
+from curation.core.errors import UserError
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -29,7 +30,7 @@ PLAN_SCHEMA = pa.schema(
 )
 
 
-class LocationError(ValueError):
+class LocationError(UserError):
     """A configured input location that cannot be read."""
 
 

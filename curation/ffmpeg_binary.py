@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+from curation.core.errors import UserError
 
 
-class FFmpegNotFound(RuntimeError):
+class FFmpegNotFound(UserError, RuntimeError):
     """No usable ffmpeg binary; the message says what to install or configure."""
 
 

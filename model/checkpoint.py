@@ -38,13 +38,14 @@ from model.config import ModelConfig
 from model.latent_diffusion import LatentDiffusion
 from model.vae import AudioVAE
 from model.weights import StateDictError, load_strict, read_tensors, write_tensors
+from curation.core.errors import UserError
 
 FORMAT = "soundry-checkpoint"
 FORMAT_VERSION = 1
 TEXT_ENCODER_DIR = "text_encoder"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A folder that is not a usable checkpoint; the message says which file and why."""
 
 

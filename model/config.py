@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
+from curation.core.errors import UserError
 
 # Shapes of the T5 encoders a config can name. With no local path, a random-weights encoder
 # of that shape stands in (tests, demos, parameter counts); with a path, the folder's own
@@ -30,7 +31,7 @@ T5_SHAPES: dict[str, dict[str, int]] = {
 CONDITION_IDS = ("prompt", "seconds_start", "seconds_total")
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(UserError):
     """A model configuration that cannot be built; names what and why."""
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from model.config import T5_SHAPES, TextEncoderConfig
+from curation.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ Sound effects: rain, thunder, wind, footsteps, door, birds, crowd, engine, water
 """
 
 
-class TextEncoderError(ValueError):
+class TextEncoderError(UserError):
     """A text encoder that cannot be loaded; names the folder and what is missing."""
 
 

@@ -17,11 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from curation.core.storage import atomic_local_file
+from curation.core.errors import UserError
 
 MAX_LISTED = 8
 
 
-class StateDictError(ValueError):
+class StateDictError(UserError):
     """Checkpoint tensors that do not fit the model; the message names each one."""
 
 

@@ -10,7 +10,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 
 # A split's name is the first part of its shard names ({split}-{n:06d}.tar): no dash, no dot.
 SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")

@@ -25,13 +25,14 @@ from shards.manifest import MANIFEST, file_sha256, package_version, read_manifes
 from shards.publish import STATS, claim_version, commit_version
 from shards.loader.loader import BrokenShard, Sample, read_tar_samples
 from shards.writer import ShardResult, add_member, find_written_shard, sidecar_url, tar_url, write_sidecar
+from curation.core.errors import UserError
 
 # A function from a shard's samples (in order) to each sample with its new members, as
 # (name suffix, bytes) pairs: ("latent.npy", ...) becomes "{key}.latent.npy".
 AddMembers = Callable[[Iterator[Sample]], Iterator[tuple[Sample, list[tuple[str, bytes]]]]]
 
 
-class DerivationError(ValueError):
+class DerivationError(UserError):
     """A source that cannot be derived from (a member already there, a shard that does not match its manifest)."""
 
 

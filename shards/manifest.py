@@ -18,13 +18,14 @@ from curation.core.storage import exists, filesystem, join, read_json
 from shards.config import ShardConfig
 from shards.plan import Plan
 from shards.writer import SHARDS_DIR, ShardResult
+from curation.core.errors import UserError
 
 MANIFEST = "manifest.json"
 PENDING = "pending.json"  # a publish under way: its config and input hashes
 FORMAT = "soundry-dataset-version/1"
 
 
-class VersionError(ValueError):
+class VersionError(UserError):
     """A version that is not there, not published, or not a soundry version; the message says which."""
 
 

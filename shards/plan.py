@@ -20,11 +20,12 @@ from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST as L
 from shards.config import ShardConfig
 from shards.sample import check_key
 from shards.split import SplitAssigner, read_lines, source_names
+from curation.core.errors import UserError
 
 _METADATA = ["clip_id", "source_id", "source_uri", "license", "split_hint", "num_samples", "pcm_sha256"]
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """A clip table or label folder that is missing, unfinished or inconsistent; the message names it."""
 
 

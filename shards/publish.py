@@ -18,15 +18,16 @@ from shards.manifest import MANIFEST, PENDING, build_manifest, lineage
 from shards.plan import Plan, check_label_folder
 from shards.stats import compute_stats
 from shards.writer import ShardResult, version_url
+from curation.core.errors import UserError
 
 STATS = "stats.json"
 
 
-class VersionExists(ValueError):
+class VersionExists(UserError):
     """Publishing onto a version that is already published."""
 
 
-class PublishConflict(ValueError):
+class PublishConflict(UserError):
     """An unfinished publish of other inputs or another configuration holds the version folder."""
 
 

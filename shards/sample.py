@@ -22,6 +22,7 @@ import pyarrow as pa
 from curation.clip import TAG_COLUMNS
 from labeling.labels.table import ASPECT_VALUES, CANDIDATE, Candidate, LabelRow
 from labeling.vocab.table import caption_id, normalize_caption
+from curation.core.errors import UserError
 
 # webdataset splits a member name at its first dot into key and extension, and treats a
 # slash as a folder: a key has neither.
@@ -101,7 +102,7 @@ def sample_schema(members: list[str]) -> pa.Schema:
     return pa.schema(fields + [pa.field(name, kind) for name, kind in OPTIONAL_MEMBERS.items() if name in members])
 
 
-class UnsafeKey(ValueError):
+class UnsafeKey(UserError):
     """A clip id that cannot be a WebDataset key."""
 
 

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 
 from curation.core.storage import filesystem
 from shards.config import SPLIT_NAME, Splits
+from curation.core.errors import UserError
 
 
-class SplitFileError(ValueError):
+class SplitFileError(UserError):
     """An assignment or exclusion file that cannot be read or holds a bad row; the message names it."""
 
 

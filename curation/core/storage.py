@@ -19,9 +19,10 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
+from curation.core.errors import UserError
 
 
-class OutputError(ValueError):
+class OutputError(UserError):
     """An output that cannot be written where the user pointed it; the message names the path."""
 
 

@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from curation.demo import synth as demo_synth
 from curation.ffmpeg_binary import find_ffmpeg
+from curation.core.errors import UserError
 
 # Bump when a change alters the audio, names or tags, so that existing corpora regenerate.
 GENERATOR_VERSION = 1
@@ -112,7 +113,7 @@ class DemoPiece:
         return cls(**{**row, "silence_gaps": [tuple(gap) for gap in row["silence_gaps"]]})
 
 
-class DemoCorpusError(ValueError):
+class DemoCorpusError(UserError):
     """Corpus parameters or an output folder that cannot work; the message names the option."""
 
 

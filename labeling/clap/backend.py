@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 from pydantic import Field, model_validator
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
+from curation.core.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +38,7 @@ CONTEXT_TOKENS = 77       # LAION CLAP's text length (CLIP's)
 Architecture = Literal["HTSAT-tiny", "HTSAT-base", "HTSAT-mini"]
 
 
-class ClapError(ValueError):
+class ClapError(UserError):
     """A CLAP model that cannot be loaded or used; the message names the file or option."""
 
 

@@ -23,13 +23,14 @@ import pyarrow as pa
 from curation.core.storage import exists, join, list_files, read_json, read_table, write_json_atomic, write_table_atomic
 from labeling.clap.backend import ClapIdentity
 from labeling.labels.table import EMBEDDING_SCHEMA
+from curation.core.errors import UserError
 
 
 # Rows per Arrow chunk: a list array's int32 offsets must stay below 2**31 values.
 CHUNK_ROWS = 1 << 20
 
 
-class CacheError(ValueError):
+class CacheError(UserError):
     """An embedding cache that does not match the model or lacks a vector; names the folder."""
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 from labeling.clap.backend import ClapConfig
 
 MetadataField = Literal["genre", "artist", "title", "album"]

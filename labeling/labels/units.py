@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 
 from curation.core.storage import exists, filesystem, join, list_files, read_table
 from labeling.clap.embedding_cache import content_key
+from curation.core.errors import UserError
 
 
-class ClipTableError(ValueError):
+class ClipTableError(UserError):
     """A clip table that is missing, unfinished or lacks a column; the message names it."""
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 from labeling.vocab.builtin_tags import ASPECTS
 from labeling.clap.backend import ClapConfig
 

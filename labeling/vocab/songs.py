@@ -18,11 +18,12 @@ from labeling.vocab.tag_aspects import aspect_of, parse_tags
 from labeling.vocab.text_tables import TableReader
 from labeling.vocab.config import SongList
 from labeling.vocab.table import normalize_caption
+from curation.core.errors import UserError
 
 CORPUS_COLUMNS = ["title", "artist", "album", "genre", "date"]
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError):
     """A corpus folder that holds no clip table; the message names it."""
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from curation.core.storage import exists, join, read_json, read_table
+from curation.core.errors import UserError
 
 Kind = Literal["long_form", "short_form"]
 
@@ -60,7 +61,7 @@ class Vocabulary:
     table: pa.Table
 
 
-class VocabularyError(ValueError):
+class VocabularyError(UserError):
     """A vocabulary folder that is missing, unpublished or damaged; the message names it."""
 
 

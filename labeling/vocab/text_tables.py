@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import pyarrow.parquet as pq
 
 from curation.core.storage import filesystem
+from curation.core.errors import UserError
 
 _CHUNK = 1 << 16
 _EXTENSIONS = {"csv": "csv", "tsv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "json",
@@ -25,7 +26,7 @@ _EXTENSIONS = {"csv": "csv", "tsv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", 
 _EXAMPLES_KEPT = 5
 
 
-class TableFileError(ValueError):
+class TableFileError(UserError):
     """A user's table file that cannot be read as asked; the message names the file and what to change."""
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 from shards.config import VERSION_NAME
 
 

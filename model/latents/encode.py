@@ -32,9 +32,10 @@ from model.weights import check_readable
 from shards.derive import DerivedShard, write_derived_shard
 from shards.loader.loader import Sample
 from shards.sample import npy_bytes
+from curation.core.errors import UserError
 
 
-class EncodeError(ValueError):
+class EncodeError(UserError):
     """Data and VAE that cannot be encoded together, or a VAE that cannot be loaded; names what to change."""
 
 

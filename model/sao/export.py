@@ -18,12 +18,13 @@ from model.checkpoint import checkpoint_writer, load_checkpoint, read_checkpoint
 from model.config import sao_autoencoder_config, to_sao_model_config
 from model.latent_diffusion import LatentDiffusion
 from model.sao.checkpoint import save_sao_vae_weights, save_sao_weights
+from curation.core.errors import UserError
 
 CONFIG = "model_config.json"
 WEIGHTS = "model.safetensors"
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export the user must change (an output folder in the way)."""
 
 

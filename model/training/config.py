@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 from model.config import VAELossConfig
 from model.training.lr_schedule import ScheduleConfig
 from shards.loader.prompt_choice import PromptWeights

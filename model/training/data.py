@@ -15,9 +15,10 @@ from model.config import ModelConfig
 from model.training.config import DataConfig
 from shards.manifest import read_manifest
 from shards.loader.loader import LoaderConfig, StreamingLoader
+from curation.core.errors import UserError
 
 
-class TrainDataError(ValueError):
+class TrainDataError(UserError):
     """Data and model that cannot train together; names the option to change."""
 
 

@@ -45,13 +45,14 @@ from model.training.state import (latest_checkpoint, load_training_state, prune_
                                set_rng_state, step_folder)
 from model.weights import load_strict, read_tensors
 from shards.loader.loader import make_loader
+from curation.core.errors import UserError
 
 log = logging.getLogger("soundry.train")
 
 SUMMARY = "summary.json"  # in the run folder, written by rank 0 when training ends or stops
 
 
-class TrainError(ValueError):
+class TrainError(UserError):
     """A training setup the user must fix (data and model disagree, a missing VAE); names what."""
 
 

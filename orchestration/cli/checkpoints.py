@@ -3,44 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
-from curation.core.storage import OutputError
-from model.config import PRESETS, ModelConfig, ModelConfigError, preset
-from orchestration.cli.options import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
+from model.config import PRESETS, ModelConfig, preset
+from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
+from curation.core.errors import UserError
 
 
-class ModelCommandError(ValueError):
+class ModelCommandError(UserError):
     """A model command's argument that cannot work; the message says which and what to do."""
 
 
-USER_ERRORS = (ConfigError, ModelConfigError, ModelCommandError, OutputError)
 
-
-def _reporting_model_errors(handler: Callable[[argparse.Namespace, Console], int]) -> Callable[[argparse.Namespace, Console], int]:
-    """The model's own user errors (a bad checkpoint, misfit tensors, a broken text encoder folder)
-    as ModelCommandError. Their modules import torch, so they are looked up only when a handler
-    runs: every `soundry` command imports this module, and `--help` must stay fast."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace, console: Console) -> int:
-        from model.checkpoint import CheckpointError
-        from model.sao.export import ExportError
-        from model.text_encoder import TextEncoderError
-        from model.weights import StateDictError
-
-        try:
-            return handler(args, console)
-        except (CheckpointError, StateDictError, TextEncoderError, ExportError) as error:
-            raise ModelCommandError(str(error)) from None
-
-    return run
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -50,7 +28,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     info.add_argument("presets", nargs="*", metavar="PRESET", help=f"presets to show (default: all of {', '.join(PRESETS)})")
     info.add_argument("--sao-config", metavar="JSON", help="also show the model a Stable Audio Open model_config.json describes")
-    info.set_defaults(handler=_reporting_model_errors(_model_info))
+    info.set_defaults(handler=_model_info)
 
     init = commands.add_parser(
         "model-init", help="write a model checkpoint folder: random weights from a preset, or Stable Audio Open's weights",
@@ -67,7 +45,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     init.add_argument("--vae-checkpoint", metavar="FOLDER", help="a soundry checkpoint folder whose VAE to use")
     init.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     add_job_arguments(init, ModelConfig)
-    init.set_defaults(handler=_reporting_model_errors(_model_init))
+    init.set_defaults(handler=_model_init)
 
     sample = commands.add_parser(
         "sample", help="generate audio from text prompts with a model checkpoint",
@@ -87,7 +65,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--text-encoder", default=None, metavar="FOLDER",
                         help="local T5 folder for the prompts, over the one the checkpoint names (e.g. another machine's path)")
     sample.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    sample.set_defaults(handler=_reporting_model_errors(_sample))
+    sample.set_defaults(handler=_sample)
 
     export = commands.add_parser(
         "export", help="write a checkpoint as Stable Audio Open's files (model_config.json, model.safetensors)",
@@ -99,7 +77,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("out", help="folder to write")
     export.add_argument("--no-ema", action="store_true", help="export the raw weights even when EMA weights are present")
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    export.set_defaults(handler=_reporting_model_errors(_export))
+    export.set_defaults(handler=_export)
 
 
 def _model_info(args: argparse.Namespace, console: Console) -> int:

@@ -7,19 +7,10 @@ from typing import Any
 
 from rich.console import Console
 
-from curation.discover import LocationError
-from curation.ffmpeg_binary import FFmpegNotFound
-from curation.core.storage import OutputError
-from orchestration.cli.options import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
+from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
 from orchestration.jobs.curate import CurateJob, curate
 from orchestration.jobs.progress import print_summary
 
-
-def USER_ERRORS() -> tuple[type[Exception], ...]:
-    # demo_corpus imports scipy: looked up only once a handler has run, so `--help` stays fast.
-    from curation.demo.corpus import DemoCorpusError
-
-    return ConfigError, LocationError, FFmpegNotFound, OutputError, DemoCorpusError
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

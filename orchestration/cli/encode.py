@@ -12,19 +12,6 @@ from orchestration.cli.options import add_job_arguments, job_overrides, resolve,
 from orchestration.jobs.encode import EncodeJob
 
 
-def USER_ERRORS() -> tuple[type[Exception], ...]:
-    from curation.core.storage import OutputError
-    from model.checkpoint import CheckpointError
-    from model.config import ModelConfigError
-    from model.latents.encode import EncodeError
-    from model.weights import StateDictError
-    from shards.derive import DerivationError
-    from shards.manifest import VersionError
-    from shards.publish import PublishConflict, VersionExists
-
-    return (EncodeError, CheckpointError, ModelConfigError, StateDictError, DerivationError, VersionError,
-            PublishConflict, VersionExists, OutputError)
-
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     summary = "pre-encode a version's audio with a frozen VAE: a new version whose samples add latent.npy"

@@ -8,20 +8,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestration.cli.options import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
+from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from curation.core.storage import OutputError
-    from labeling.clap.backend import ClapError
-    from labeling.clap.embedding_cache import CacheError
-    from labeling.labels.units import ClipTableError
-    from labeling.vocab.table import VocabularyError
 
-    return ConfigError, ClapError, CacheError, ClipTableError, VocabularyError, OutputError
-
-
-USER_ERRORS = _user_errors()
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

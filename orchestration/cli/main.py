@@ -1,11 +1,10 @@
 """The `soundry` command: one subcommand module per stage, listed in COMMAND_MODULES.
 
 A command module has `add_commands(commands)`, which adds its subparsers (each with a
-`handler(args, console) -> exit code` default), and `USER_ERRORS`, the exceptions that
-are the user's to fix: printed as one clear message, never a traceback. Modules import
-their heavy dependencies (torch, Ray, Beam) inside the handlers, so `--help` stays fast;
-such a module's USER_ERRORS is a function returning the classes, called only after its
-handler has imported them.
+`handler(args, console) -> exit code` default). A mistake the user can fix raises a
+`UserError` (curation/core/errors.py): printed as one line, exit status 2, never a
+traceback. Modules import their heavy dependencies (torch, Ray, Beam) inside the handlers,
+so `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ import os
 import sys
 
 from rich.console import Console
+
+from curation.core.errors import UserError
 
 COMMAND_MODULES = (
     "orchestration.cli.curate",
@@ -37,22 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         return args.handler(args, console)
-    except Exception as error:
-        if not isinstance(error, _user_errors(modules)):
-            raise
+    except UserError as error:
         console.print(f"[bold red]soundry {args.command}: error:[/] {error}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print(f"soundry {args.command}: interrupted; run the same command again to resume")
         return 130
 
-
-def _user_errors(modules: list) -> tuple[type[Exception], ...]:
-    found: list[type[Exception]] = []
-    for module in modules:
-        errors = module.USER_ERRORS
-        found += errors() if callable(errors) else errors
-    return tuple(found)
 
 
 def _parser(modules: list) -> argparse.ArgumentParser:

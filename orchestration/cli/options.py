@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from curation.core.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A user's config mistake; the message says which key and what to do."""
 
 

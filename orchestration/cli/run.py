@@ -16,12 +16,6 @@ from orchestration.cli.options import ConfigError, resolve
 from orchestration.jobs.pipeline import PipelineConfig
 
 
-def USER_ERRORS() -> tuple[type[Exception], ...]:
-    from orchestration.cli.curate import USER_ERRORS as curate_errors
-    from orchestration.cli.train import USER_ERRORS as train_errors
-
-    return (ConfigError, *curate_errors(), *train_errors())
-
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(

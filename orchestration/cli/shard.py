@@ -9,16 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from curation.core.storage import OutputError
 from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
 from orchestration.jobs.shard import ShardJob
-from shards.manifest import VersionError
-from shards.plan import InputError
-from shards.publish import PublishConflict, VersionExists
-from shards.sample import UnsafeKey
-from shards.split import SplitFileError
 
-USER_ERRORS = (InputError, VersionExists, PublishConflict, VersionError, SplitFileError, UnsafeKey, OutputError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -14,26 +14,12 @@ from rich.logging import RichHandler
 
 from model.training.config import TrainConfig, VAETrainConfig
 from orchestration.cli.options import (
-    ConfigError,
     add_job_arguments,
     job_overrides,
     resolve,
     to_yaml,
 )
 
-
-def USER_ERRORS() -> tuple[type[Exception], ...]:
-    from model.checkpoint import CheckpointError
-    from model.config import SAOConfigError
-    from model.text_encoder import TextEncoderError
-    from model.training.train import TrainError
-    from model.training.data import TrainDataError
-    from model.weights import StateDictError
-    from shards.manifest import VersionError
-    from shards.loader.loader import LoaderError
-
-    return (ConfigError, TrainError, TrainDataError, CheckpointError, StateDictError, SAOConfigError, TextEncoderError, LoaderError,
-            VersionError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

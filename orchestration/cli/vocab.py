@@ -8,15 +8,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from curation.core.storage import OutputError
-from labeling.clap.backend import ClapError
-from labeling.vocab.llm.backend import LLMError
-from labeling.vocab.songs import CorpusError
-from labeling.vocab.text_tables import TableFileError
-from orchestration.cli.options import ConfigError, add_job_arguments, job_overrides, resolve, to_yaml
+from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
 from orchestration.jobs.vocab import VocabJob, build_vocabularies
 
-USER_ERRORS = (ConfigError, TableFileError, CorpusError, LLMError, ClapError, OutputError)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 
 
 class RayOptions(StrictModel):

@@ -22,7 +22,8 @@ from pydantic import Field, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from curation.config import Location, StrictModel
+from curation.config import Location
+from curation.core.strict_model import StrictModel
 from curation.core.storage import write_json_atomic
 from orchestration.cli.options import ConfigError
 from orchestration.engines.config import RunnerConfig

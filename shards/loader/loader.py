@@ -43,11 +43,12 @@ import torch
 from pydantic import Field
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 from curation.core.storage import filesystem
 from shards.loader.crop import choose_crop, crop_seconds_start, pad
 from shards.manifest import read_manifest, shard_urls
 from shards.loader.prompt_choice import PromptWeights, choose_prompt
+from curation.core.errors import UserError
 
 log = logging.getLogger("soundry.loader")
 
@@ -83,7 +84,7 @@ class LoaderConfig(StrictModel):
     pin_memory: bool = Field(False, description="Pin batches in page-locked memory (for CUDA copies)")
 
 
-class LoaderError(ValueError):
+class LoaderError(UserError):
     """A loader asked for something its source or saved position cannot give; the message says what."""
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from curation.config import StrictModel
+from curation.core.strict_model import StrictModel
 from shards.loader.prompts import build_prompt
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from labeling.vocab.config import LLMConfig
+from curation.core.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,7 @@ class LLMBackend(Protocol):
         answers paid for are kept even when a later prompt fails."""
 
 
-class LLMError(RuntimeError):
+class LLMError(UserError, RuntimeError):
     """A backend that cannot answer (model folder unreadable, endpoint failing, key missing); the message says which."""
 
 
