@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from model.config import T5_SHAPES, TextEncoderConfig
 from curation.core.errors import UserError
+from curation.core.extras import needs_extra
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,10 @@ def load_text_encoder(config: TextEncoderConfig, relative_to: Path | None = None
     """The configured encoder: from its folder (a relative path is taken from `relative_to`,
     the checkpoint folder), else a random stand-in of the named shape."""
     encoder = TEXT_ENCODERS[config.kind]
-    if config.path is None:
-        return encoder.stand_in(config.name, config.max_length)
-    path = Path(config.path)
-    if not path.is_absolute() and relative_to is not None:
-        path = relative_to / path
-    return encoder.from_folder(path, config.max_length)
+    with needs_extra("train", "the T5 prompt encoder", "transformers", "tokenizers"):
+        if config.path is None:
+            return encoder.stand_in(config.name, config.max_length)
+        path = Path(config.path)
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
+        return encoder.from_folder(path, config.max_length)

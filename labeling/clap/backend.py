@@ -14,6 +14,7 @@ so the rest of the stage never knows which one ran. Nothing here reaches a model
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -26,6 +27,7 @@ from pydantic import Field, model_validator
 
 from curation.core.strict_model import StrictModel
 from curation.core.errors import UserError
+from curation.core.extras import needs_extra
 
 if TYPE_CHECKING:
     import torch
@@ -121,12 +123,20 @@ IDENTITIES = {
 def load_clap(config: ClapConfig) -> Clap:
     """The model for `config`, built once per process: the stage's steps (captions, then
     clips) and an engine's threads share it. Inference leaves it unchanged."""
-    return _resolve(BACKENDS[config.backend])(config)
+    with _needs_backend_extra(config):
+        return _resolve(BACKENDS[config.backend])(config)
 
 
 def clap_identity(config: ClapConfig) -> ClapIdentity:
     """The model's identity without building it (hashes the weight files)."""
-    return _resolve(IDENTITIES[config.backend])(config)
+    with _needs_backend_extra(config):
+        return _resolve(IDENTITIES[config.backend])(config)
+
+
+def _needs_backend_extra(config: ClapConfig) -> contextlib.AbstractContextManager[None]:
+    if config.backend == "laion":
+        return needs_extra("clap", "the laion CLAP backend", "laion_clap", "transformers")
+    return needs_extra("label", f"the {config.backend} CLAP backend", "transformers")
 
 
 def _resolve(target: str):

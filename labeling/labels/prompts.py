@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from curation.core.extras import needs_extra
 from labeling.labels.table import Candidate
 from labeling.vocab.table import normalize_caption
 
@@ -30,7 +31,8 @@ def token_counter(tokenizer_folder: str | None) -> TokenCount:
     """Counts a text's tokens with the training text encoder's tokenizer, or words without one."""
     if tokenizer_folder is None:
         return count_words
-    from transformers import AutoTokenizer
+    with needs_extra("label", "counting prompt tokens with labels.tokenizer", "transformers"):
+        from transformers import AutoTokenizer
 
     from labeling.clap.tokenizer import check_tokenizer
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from curation.core.extras import needs_extra
 from model.training.config import DEFAULT_MODEL
 
 log = logging.getLogger("soundry.train")
@@ -27,7 +28,8 @@ class TrainLog:
         self.last: dict[str, float] = {}
         self._writer = None
         if is_main:
-            from torch.utils.tensorboard import SummaryWriter
+            with needs_extra("train", "training logs", "tensorboard"):
+                from torch.utils.tensorboard import SummaryWriter
 
             run.mkdir(parents=True, exist_ok=True)
             self._writer = SummaryWriter(str(run / "tensorboard"))

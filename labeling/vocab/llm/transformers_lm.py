@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from curation.core.extras import needs_extra
 from labeling.vocab.llm.backend import Identity, LLMError, Prompt, source_of
 from labeling.vocab.config import LLMConfig
 
@@ -26,7 +27,9 @@ class TransformersBackend:
             raise LLMError(f"llm.model {config.model}: not a model folder (no config.json); give a local folder "
                            "with config.json, the weights and the tokenizer, e.g. one saved by save_pretrained")
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        with needs_extra("label", "the transformers LLM backend", "transformers"):
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
         options = config.transformers
         cuda = torch.cuda.is_available() and options.device != "cpu"
