@@ -30,7 +30,7 @@ from model.sao.checkpoint import load_sao_vae, sao_vae_format
 from model.vae import AudioVAE
 from model.weights import check_readable
 from shards.derive import DerivedShard, write_derived_shard
-from shards.loader.loader import Sample
+from shards.loader.tars import Sample
 from shards.sample import npy_bytes
 from curation.core.errors import UserError
 

@@ -14,7 +14,8 @@ from torch import Tensor
 from model.config import ModelConfig
 from model.training.config import DataConfig
 from shards.manifest import read_manifest
-from shards.loader.loader import LoaderConfig, StreamingLoader
+from shards.loader.config import LoaderConfig
+from shards.loader.loader import StreamingLoader
 from curation.core.errors import UserError
 
 
