@@ -44,6 +44,7 @@ from model.training.log import TrainLog
 from model.training.state import (latest_checkpoint, load_training_state, prune_checkpoints, resuming_from, rng_state, save_training_state,
                                set_rng_state, step_folder)
 from model.weights import load_strict, read_tensors
+from shards.loader.batch import TrainingBatch
 from shards.loader.loader import make_loader
 from curation.core.errors import UserError
 
@@ -63,7 +64,7 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: dict[str, Any], generator: torch.Generator) -> Tensor:
+    def forward(self, batch: TrainingBatch, generator: torch.Generator) -> Tensor:
         return self.model.loss(batch, generator)
 
 
