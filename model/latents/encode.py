@@ -1,5 +1,5 @@
 """`soundry encode`: a published version's audio through a frozen VAE, published as a new
-version whose samples also carry `latent.npy` (DESIGN.md, shard sample), so the DiT trains on
+version whose samples also carry `latent.npy` (README, "Sample format"), so the DiT trains on
 latents without running the encoder at every step.
 
 A clip's latents are its whole audio encoded, padded with silence to whole latent frames:
