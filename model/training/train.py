@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from curation.core.storage import write_json_atomic
 from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write_model_files
-from model.config import ModelConfig, from_sao_model_config, preset
+from model.config import ModelConfig, preset
 from model.training.distributed import (Distributed, any_rank, barrier, clip_gradients, close_distributed, full_model_state,
                                full_optimizer_state, gradient_sync, init_distributed, is_sharded, load_optimizer_state,
                                mean_over_ranks, uses_bf16, wrap_model)
@@ -37,6 +37,7 @@ from model.latent_diffusion import LatentDiffusion
 from model.training.lr_schedule import lr_factor
 from model.training.preemption import StopRequest
 from model.sao.checkpoint import load_sao_vae_weights, load_sao_weights
+from model.sao.config import from_sao_model_config
 from model.training.config import DEFAULT_MODEL, TrainConfig
 from model.training.data import endless, step_generator, to_device
 from model.training.data import loader_config as loader_config_for
