@@ -1,11 +1,11 @@
-"""Decoding one sample to a training example (audio or latents cropped, the crop's timing, the
-prompt), and collating examples into a training batch."""
+"""A sample decoded to a training example (cropped audio or latents, timing, prompt); examples collated."""
 
 from __future__ import annotations
 
 import io
 import json
 import random
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -18,6 +18,10 @@ from shards.loader.crop import choose_crop, crop_seconds_start, pad
 from shards.loader.prompts import choose_prompt
 from shards.loader.seed import stable_seed
 from shards.loader.tars import Sample
+
+# One decoded example: key, latent (or None: its audio is in an AudioRows row), mask, seconds_start,
+# seconds_total, prompt, clap (or None), __position__.
+Example = dict[str, Any]
 
 
 class AudioRows:
@@ -95,7 +99,7 @@ def decode_latents(sample: Sample, config: LoaderConfig, rng: random.Random) -> 
 
 
 def make_example(sample: Sample, config: LoaderConfig, seed: int, epoch: int, draw: tuple[int, ...],
-                 rows: AudioRows | None) -> Sample:
+                 rows: AudioRows | None) -> Example:
     """One training example; its audio goes to the next of `rows` (latents are small and kept here)."""
     record = json.loads(sample["json"])
     rng = random.Random(stable_seed(seed, "sample", epoch, *draw, sample["__key__"]))
@@ -122,7 +126,7 @@ def make_example(sample: Sample, config: LoaderConfig, seed: int, epoch: int, dr
     }
 
 
-def collate(examples: list[Sample], rows: AudioRows | None) -> TrainingBatch:
+def collate(examples: list[Example], rows: AudioRows | None) -> TrainingBatch:
     """The examples as one TrainingBatch (`clap` only when every example has one). default_collate
     stacks the small parts straight into shared memory inside a worker process."""
     if rows is None:

@@ -1,5 +1,4 @@
-"""One rank's stream of batches: the stage list each worker runs on its own slice of the shards,
-and the in-order round robin over worker threads."""
+"""One rank's batches: the stage list each worker runs on its slice, and the round robin over threads."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from curation.core.storage import filesystem
 Sample = dict[str, Any]
 
 # What a broken shard raises while read: missing, unreadable, truncated or garbled tar.
-BAD_SHARD = (OSError, EOFError, tarfile.TarError)
+_BAD_SHARD = (OSError, EOFError, tarfile.TarError)
 
 
 class BrokenShard(Exception):
@@ -42,7 +42,7 @@ def read_tar_samples(url: str) -> Iterator[Sample]:
                 if current is None:
                     current = {"__key__": key, "__url__": url}
                 current[extension.lower()] = archive.extractfile(member).read()
-    except BAD_SHARD as error:
+    except _BAD_SHARD as error:
         raise BrokenShard(url, error, current["__key__"] if current else None) from error
     if current is not None:
         yield current

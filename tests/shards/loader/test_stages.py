@@ -18,8 +18,10 @@ def run(stages):
 
 
 def test_nodes_times_workers_read_every_shard_once():
-    read = [url for rank in range(2) for worker in range(3)
-            for url in run([shard_list(URLS), shuffle_shards(7, 0), split_by_node(rank, 2), split_by_worker(worker, 3)])]
+    def slice_of(rank: int, worker: int) -> list[str]:
+        return run([shard_list(URLS), shuffle_shards(7, 0), split_by_node(rank, 2), split_by_worker(worker, 3)])
+
+    read = [url for rank in range(2) for worker in range(3) for url in slice_of(rank, worker)]
     assert sorted(read) == URLS
 
 
