@@ -40,7 +40,8 @@ from rich.console import Console  # noqa: E402
 
 from curation.demo.corpus import generate_demo_corpus  # noqa: E402
 from orchestration.jobs.shard import ShardJob, write_shards  # noqa: E402
-from shards.loader.loader import LoaderConfig, make_loader  # noqa: E402
+from shards.loader.config import LoaderConfig  # noqa: E402
+from shards.loader.loader import make_loader  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / "build" / "bench"
 TARGET = 0.8

@@ -108,6 +108,7 @@ def floor_rate(config, steps: int) -> float:
     their shape, loss, backward, AdamW; nothing else."""
     from model.training.train import build_model
     from model.training.data import endless, loader_config, to_device
+    from shards.loader.batch import TrainingBatch
     from shards.loader.loader import make_loader
 
     device = torch.device("cuda" if config.device == "cuda" else "cpu")
@@ -122,7 +123,7 @@ def floor_rate(config, steps: int) -> float:
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     generator = torch.Generator(device).manual_seed(0)
 
-    def step(batch: dict) -> None:
+    def step(batch: TrainingBatch) -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model.loss(batch, generator)

@@ -1,7 +1,7 @@
 """The clip table and the rejects table: typed rows and their Arrow schemas.
 
-These are the contract between curation and every later stage (../shared/DESIGN.md,
-"Clip table"). A row is built once, never mutated; Arrow is the only on-disk form.
+These are the contract between curation and every later stage (README, "Clip table (one row
+per clip)" and "Rejects table"). A row is built once, never mutated; Arrow is the only on-disk form.
 """
 
 from __future__ import annotations

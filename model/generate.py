@@ -41,8 +41,7 @@ def generate(model: LatentDiffusion, prompts: list[str], seconds_total: float, *
     cond = model.conditioners(list(prompts), [seconds_start] * batch, [seconds_total] * batch)
     x = torch.randn((batch, model.vae.latent_dim, frames), generator=generator).to(device) * sigma_max  # (B, C, L)
     sigmas = get_sigmas_polyexponential(steps, sigma_min, sigma_max, device=device)
-    options = {"generator": generator} if sampler == "dpmpp-3m-sde" else {}
-    latents = SAMPLERS[sampler](model.denoiser(cond, cfg_scale), x, sigmas, **options)
+    latents = SAMPLERS[sampler](model.denoiser(cond, cfg_scale), x, sigmas, generator=generator)
     audio = model.vae.decode(latents, chunk_frames=decode_chunk_frames)  # (B, C, L * ratio)
     return audio[..., :round(seconds_total * rate)].float().cpu()
 

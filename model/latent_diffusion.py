@@ -5,17 +5,12 @@
 the v-target, the DiT, the MSE. The training loop itself (optimizer, EMA, DDP, logging)
 belongs to the trainer; everything random here comes from the generator it passes.
 
-The training batch (DESIGN.md): `audio` (B, C, T) or `latents` (B, latent_dim, L),
-`padding_mask` (B, T) at the audio rate or (B, L) at the latent rate, True on real audio,
-`prompt` (list of str), `seconds_start` (B,), `seconds_total` (B,); `clap` and `key` are not
-used by this model.
+A batch is a `shards.loader.batch.TrainingBatch`; this model does not use its `clap` and `key`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +24,7 @@ from model.noise import gaussian_like
 from model.sampling import classifier_free_guidance
 from model.text_encoder import TextEncoder
 from model.vae import AudioVAE
+from shards.loader.batch import TrainingBatch
 
 
 class BatchError(ValueError):
@@ -78,14 +74,14 @@ class LatentDiffusion(nn.Module):
 
     # ------------------------------------------------------------ training
 
-    def condition(self, batch: Mapping[str, Any]) -> Conditioning:
+    def condition(self, batch: TrainingBatch) -> Conditioning:
         for field in ("prompt", "seconds_start", "seconds_total"):
             if field not in batch:
                 raise BatchError(f"training batch has no {field!r} field (has: {', '.join(batch)})")
         return self.conditioners(list(batch["prompt"]), batch["seconds_start"], batch["seconds_total"])
 
     @torch.no_grad()
-    def latents(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
+    def latents(self, batch: TrainingBatch, generator: torch.Generator | None = None) -> Tensor:
         """Pre-encoded latents, or a posterior sample of the frozen VAE for the audio."""
         if "latents" in batch:
             return batch["latents"]
@@ -93,7 +89,7 @@ class LatentDiffusion(nn.Module):
             raise BatchError(f"training batch has neither 'latents' nor 'audio' (has: {', '.join(batch)})")
         return self.vae.encode(batch["audio"], generator)
 
-    def loss(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> Tensor:
+    def loss(self, batch: TrainingBatch, generator: torch.Generator | None = None) -> Tensor:
         """The diffusion loss of one batch (a scalar to call backward on)."""
         x = self.latents(batch, generator)  # (B, C, L)
         device, b = x.device, x.shape[0]

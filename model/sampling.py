@@ -8,11 +8,16 @@ exponential-integrator form is exact for a constant denoiser.
 
 SDE noise is plain seeded Gaussian noise per step (k-diffusion draws it from a Brownian tree
 so that results agree across step counts; a fixed seed and step count reproduce here).
+
+Every sampler takes the same keywords, as k-diffusion's do: `generator` (the noise source) and
+`callback`, called once per step with a dict of `x` (before the step), `i`, `sigma` and `denoised`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -41,23 +46,35 @@ def classifier_free_guidance(conditional: Tensor, unconditional: Tensor, scale: 
     return unconditional + scale * (conditional - unconditional)
 
 
+StepCallback = Callable[[dict[str, Any]], None]
+
+
 def _denoise(denoiser: Denoiser, x: Tensor, sigma: Tensor) -> Tensor:
     return denoiser(x, sigma.to(x.device).expand(x.shape[0]))  # sigma () -> (B,)
 
 
-def sample_euler(denoiser: Denoiser, x: Tensor, sigmas: Tensor) -> Tensor:
+def sample_euler(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
+                 callback: StepCallback | None = None) -> Tensor:
     """Euler steps along the probability-flow ODE dx/dsigma = (x - D(x, sigma)) / sigma."""
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-        d = (x - _denoise(denoiser, x, sigma)) / sigma
+    # An ODE sampler draws no noise: `generator` is accepted so that every sampler is called alike.
+    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+        denoised = _denoise(denoiser, x, sigma)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
+        d = (x - denoised) / sigma
         x = x + d * (sigma_next - sigma)
     return x
 
 
-def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, sigmas: Tensor) -> Tensor:
+def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
+                    callback: StepCallback | None = None) -> Tensor:
     """DPM-Solver++(2M): second-order multistep, the previous denoised estimate extrapolated in lambda."""
+    # An ODE sampler draws no noise: `generator` is accepted so that every sampler is called alike.
     previous, h_previous = None, None
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
         denoised = _denoise(denoiser, x, sigma)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
         if sigma_next == 0:
             x = denoised
             continue
@@ -72,13 +89,15 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, sigmas: Tensor) -> Tensor:
 
 
 def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, eta: float = 1.0, s_noise: float = 1.0,
-                        generator: torch.Generator | None = None) -> Tensor:
+                        generator: torch.Generator | None = None, callback: StepCallback | None = None) -> Tensor:
     """DPM-Solver++(3M) SDE (SAO's sampler): third-order multistep in lambda with fresh noise
     each step (eta 1: the full reverse SDE; eta 0: the ODE). The first steps are 1st and 2nd order."""
     d1_prev, d2_prev = None, None  # the two previous denoised estimates
     h1_prev, h2_prev = None, None  # and their lambda steps
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
         denoised = _denoise(denoiser, x, sigma)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
         if sigma_next == 0:
             x = denoised
             continue

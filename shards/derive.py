@@ -23,7 +23,7 @@ from curation.core.storage import atomic_local_file, join, read_json, read_table
 from shards.card import write_card
 from shards.manifest import MANIFEST, file_sha256, package_version, read_manifest
 from shards.publish import STATS, claim_version, commit_version
-from shards.loader.loader import BrokenShard, Sample, read_tar_samples
+from shards.loader.tars import BrokenShard, Sample, read_tar_samples
 from shards.writer import ShardResult, add_member, find_written_shard, sidecar_url, tar_url, write_sidecar
 from curation.core.errors import UserError
 

@@ -1,5 +1,5 @@
 """`soundry encode`: a published version's audio through a frozen VAE, published as a new
-version whose samples also carry `latent.npy` (DESIGN.md, shard sample), so the DiT trains on
+version whose samples also carry `latent.npy` (README, "Sample format"), so the DiT trains on
 latents without running the encoder at every step.
 
 A clip's latents are its whole audio encoded, padded with silence to whole latent frames:
@@ -30,7 +30,7 @@ from model.sao.checkpoint import load_sao_vae, sao_vae_format
 from model.vae import AudioVAE
 from model.weights import check_readable
 from shards.derive import DerivedShard, write_derived_shard
-from shards.loader.loader import Sample
+from shards.loader.tars import Sample
 from shards.sample import npy_bytes
 from curation.core.errors import UserError
 

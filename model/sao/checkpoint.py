@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from model.config import VAEConfig, from_sao_model_config, preset, read_model_config, vae_config_from_sao
+from model.config import VAEConfig, preset
 from model.latent_diffusion import LatentDiffusion
+from model.sao.config import from_sao_model_config, read_model_config, vae_config_from_sao
 from model.text_encoder import load_text_encoder
 from model.vae import AudioVAE
 from model.weights import StateDictError, load_strict, read_tensors, write_tensors

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.checkpoint import checkpoint_writer, load_checkpoint, read_checkpoint_info
-from model.config import sao_autoencoder_config, to_sao_model_config
+from model.sao.config import sao_autoencoder_config, to_sao_model_config
 from model.latent_diffusion import LatentDiffusion
 from model.sao.checkpoint import save_sao_vae_weights, save_sao_weights
 from curation.core.errors import UserError

@@ -10,7 +10,7 @@ from pydantic import Field
 from curation.core.strict_model import StrictModel
 from model.config import VAELossConfig
 from model.training.lr_schedule import ScheduleConfig
-from shards.loader.prompt_choice import PromptWeights
+from shards.loader.config import PromptWeights
 
 
 class OptimizerConfig(StrictModel):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -14,7 +13,9 @@ from torch import Tensor
 from model.config import ModelConfig
 from model.training.config import DataConfig
 from shards.manifest import read_manifest
-from shards.loader.loader import LoaderConfig, StreamingLoader
+from shards.loader.batch import TrainingBatch
+from shards.loader.config import LoaderConfig
+from shards.loader.loader import StreamingLoader
 from curation.core.errors import UserError
 
 
@@ -43,7 +44,7 @@ def loader_config(data: DataConfig, model: ModelConfig, sample_size: int | None 
                         latent_hop=model.vae.downsampling_ratio)
 
 
-def endless(loader: StreamingLoader) -> Iterator[dict[str, Any]]:
+def endless(loader: StreamingLoader) -> Iterator[TrainingBatch]:
     """Batches across epochs (the loader moves to its next epoch when one ends). A loader
     restored at the very end of an epoch yields nothing from it; two empty epochs in a row
     mean the split has too few examples."""
@@ -59,7 +60,7 @@ def endless(loader: StreamingLoader) -> Iterator[dict[str, Any]]:
                                  "x data.workers? lower data.batch_size or data.workers")
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+def to_device(batch: TrainingBatch, device: torch.device) -> TrainingBatch:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from curation.core.storage import write_json_atomic
 from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write_model_files
-from model.config import ModelConfig, from_sao_model_config, preset
+from model.config import ModelConfig, preset
 from model.training.distributed import (Distributed, any_rank, barrier, clip_gradients, close_distributed, full_model_state,
                                full_optimizer_state, gradient_sync, init_distributed, is_sharded, load_optimizer_state,
                                mean_over_ranks, uses_bf16, wrap_model)
@@ -37,6 +37,7 @@ from model.latent_diffusion import LatentDiffusion
 from model.training.lr_schedule import lr_factor
 from model.training.preemption import StopRequest
 from model.sao.checkpoint import load_sao_vae_weights, load_sao_weights
+from model.sao.config import from_sao_model_config
 from model.training.config import DEFAULT_MODEL, TrainConfig
 from model.training.data import endless, step_generator, to_device
 from model.training.data import loader_config as loader_config_for
@@ -44,6 +45,7 @@ from model.training.log import TrainLog
 from model.training.state import (latest_checkpoint, load_training_state, prune_checkpoints, resuming_from, rng_state, save_training_state,
                                set_rng_state, step_folder)
 from model.weights import load_strict, read_tensors
+from shards.loader.batch import TrainingBatch
 from shards.loader.loader import make_loader
 from curation.core.errors import UserError
 
@@ -63,7 +65,7 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: dict[str, Any], generator: torch.Generator) -> Tensor:
+    def forward(self, batch: TrainingBatch, generator: torch.Generator) -> Tensor:
         return self.model.loss(batch, generator)
 
 

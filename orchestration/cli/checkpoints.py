@@ -83,8 +83,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _model_info(args: argparse.Namespace, console: Console) -> int:
     import torch
 
-    from model.config import from_sao_model_config
     from model.latent_diffusion import LatentDiffusion
+    from model.sao.config import from_sao_model_config
 
     unknown = [name for name in args.presets if name not in PRESETS]
     if unknown:
@@ -123,9 +123,9 @@ def _model_init(args: argparse.Namespace, console: Console) -> int:
     import torch
 
     from model.checkpoint import load_vae, save_checkpoint
-    from model.config import from_sao_model_config
     from model.latent_diffusion import LatentDiffusion
     from model.sao.checkpoint import load_sao_vae_weights, load_sao_weights
+    from model.sao.config import from_sao_model_config
     from model.text_encoder import load_text_encoder
     from model.weights import read_tensors
 

@@ -1,16 +1,21 @@
-"""Stable Audio style prompts from a clip's structured fields.
+"""The training prompt of one example, chosen at load time from its sample's candidates and fields.
 
-Stable Audio trained on prompts drawn anew for every example from the same metadata: a
-random subset of the fields in shuffled order, either structured
+Noise2Music trained on one candidate drawn per example (a long-form pseudo-label, or a chunk
+of short tags and metadata); Stable Audio on prompts drawn anew for every example from the
+same metadata: a random subset of the fields in shuffled order, either structured
 (`Genre: Jazz | Instruments: Piano, Double Bass | Moods: Calm`) or free-form
 (`Piano, Double Bass, Jazz, Calm`), so the model learns to follow either way of asking.
+Each kind has a weight; kinds a sample lacks are left out and the rest renormalized.
+Classifier-free guidance dropout is the trainer's, not the loader's.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
+
+from shards.loader.config import PromptWeights
 
 PromptStyle = Literal["structured", "free_form"]
 
@@ -36,3 +41,23 @@ def build_prompt(structured: Mapping[str, Sequence[str]], rng: random.Random, st
     if style == "structured":
         return " | ".join(f"{aspect_title(aspect)}: {', '.join(values)}" for aspect, values in picked)
     return ", ".join(value for _, values in picked for value in values)
+
+
+def choose_prompt(record: dict[str, Any], weights: PromptWeights, rng: random.Random) -> str:
+    """One prompt for a sample's json record; its `text` when it offers no kind with weight."""
+    structured = {field["aspect"]: field["values"] for field in record.get("structured") or [] if field["values"]}
+    available = {
+        "long_form": bool(record.get("long_form")),
+        "tag_chunk": bool(record.get("tag_chunks")),
+        "structured": bool(structured),
+        "free_form": bool(structured),
+    }
+    kinds = [kind for kind, present in available.items() if present and getattr(weights, kind) > 0]
+    if not kinds:
+        return record.get("text") or ""
+    kind = rng.choices(kinds, weights=[getattr(weights, kind) for kind in kinds])[0]
+    if kind == "long_form":
+        return rng.choice(record["long_form"])
+    if kind == "tag_chunk":
+        return rng.choice(record["tag_chunks"])
+    return build_prompt(structured, rng, kind)

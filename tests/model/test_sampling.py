@@ -4,8 +4,8 @@ probability-flow ODE's exact solution are known in closed form."""
 import pytest
 import torch
 
-from model.sampling import (classifier_free_guidance, get_sigmas_karras, get_sigmas_polyexponential, sample_dpmpp_2m,
-                            sample_dpmpp_3m_sde, sample_euler)
+from model.sampling import (SAMPLERS, classifier_free_guidance, get_sigmas_karras, get_sigmas_polyexponential,
+                            sample_dpmpp_2m, sample_dpmpp_3m_sde, sample_euler)
 
 MU, S = 0.5, 0.3
 SIGMA_MIN, SIGMA_MAX = 0.01, 80.0
@@ -52,6 +52,33 @@ def test_sde_sampler_draws_the_data_distribution():
     assert abs(samples.std().item() - S) < 0.01
     again = sample_dpmpp_3m_sde(gaussian_denoiser, x, sigmas, generator=torch.Generator().manual_seed(2))
     assert torch.equal(samples, again)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_sampler_takes_generator_and_calls_back_once_per_step(name):
+    x, _ = start_and_exact(n=64)
+    sigmas = get_sigmas_polyexponential(7, SIGMA_MIN, SIGMA_MAX)
+    steps = []
+    generator = torch.Generator().manual_seed(3)
+    out = SAMPLERS[name](gaussian_denoiser, x, sigmas, generator=generator, callback=steps.append)
+    assert [step["i"] for step in steps] == list(range(len(sigmas) - 1))
+    for i, step in enumerate(steps):
+        assert {"x", "i", "sigma", "denoised"} <= set(step)
+        assert step["sigma"] == sigmas[i] and step["x"].shape == step["denoised"].shape == x.shape
+    torch.testing.assert_close(steps[0]["x"], x)
+    torch.testing.assert_close(steps[-1]["denoised"], out)  # the last step lands on the denoised estimate
+    alone = SAMPLERS[name](gaussian_denoiser, x, sigmas, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out, alone), "a callback changes nothing"
+
+
+@pytest.mark.parametrize("sampler", [sample_euler, sample_dpmpp_2m])
+def test_samplers_that_draw_no_noise_ignore_the_generator(sampler):
+    x, _ = start_and_exact(n=64)
+    sigmas = get_sigmas_polyexponential(7, SIGMA_MIN, SIGMA_MAX)
+    generator = torch.Generator().manual_seed(3)
+    without = sampler(gaussian_denoiser, x, sigmas)
+    assert torch.equal(without, sampler(gaussian_denoiser, x, sigmas, generator=generator))
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(3).get_state())
 
 
 @pytest.mark.parametrize("schedule", [get_sigmas_polyexponential, get_sigmas_karras])

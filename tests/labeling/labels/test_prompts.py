@@ -3,14 +3,11 @@ metadata packed into chunks within the token limit, fields by aspect for the pro
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from labeling.clap.tokenizer import stand_in_tokenizer
 from labeling.labels.prompts import count_words, metadata_values, prompt_candidates, structured_fields, tag_chunks, token_counter
 from labeling.labels.table import Candidate
-from shards.loader.prompts import build_prompt
 
 TAGS = [Candidate("tags", f"t{i}", text, aspect, 0.3) for i, (text, aspect) in enumerate([
     ("jazz", "genre"), ("double bass", "instrument"), ("calm", "mood"), ("piano", "instrument"), ("Jazz", "genre"),
@@ -57,11 +54,3 @@ def test_structured_fields_group_tags_by_aspect_and_add_metadata():
     assert metadata_values("genre", " Rock / Pop ;Indie") == ["Rock", "Pop", "Indie"]
     assert metadata_values("title", "  ") == []
 
-
-def test_the_loader_builds_prompts_from_the_fields():
-    fields = structured_fields(TAGS, META, ["genre"])
-    values = {v for vs in fields.values() for v in vs}
-    for seed in range(30):
-        free = build_prompt(fields, random.Random(seed), "free_form").split(", ")
-        assert free and set(free) <= values
-        assert build_prompt(fields, random.Random(seed), "structured").split(": ")[0] in {"Genre", "Instruments", "Moods"}

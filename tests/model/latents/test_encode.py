@@ -23,7 +23,8 @@ from orchestration.jobs.encode import EncodeJob, encode_version
 from shards.derive import DerivationError
 from shards.manifest import read_manifest
 from shards.publish import PublishConflict, VersionExists
-from shards.loader.loader import make_loader, read_tar_samples
+from shards.loader.loader import make_loader
+from shards.loader.tars import read_tar_samples
 from shards.versions import verify_version
 
 

@@ -20,7 +20,8 @@ from model.vae import AudioVAE
 from orchestration.jobs.curate import CurateJob, curate
 from orchestration.jobs.encode import EncodeJob, encode_version
 from orchestration.jobs.shard import ShardJob, publish_version
-from shards.loader.loader import LoaderConfig, make_loader
+from shards.loader.config import LoaderConfig
+from shards.loader.loader import make_loader
 
 LATENT_FRAMES = 32
 

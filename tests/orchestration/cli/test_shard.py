@@ -12,7 +12,8 @@ from rich.console import Console
 from orchestration.cli.main import main
 from orchestration.jobs.curate import CurateJob, curate
 from orchestration.jobs.shard import ShardJob, publish_version
-from shards.loader.loader import LoaderConfig, make_loader
+from shards.loader.config import LoaderConfig
+from shards.loader.loader import make_loader
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import torch
 
 from shards.config import ShardConfig
 from shards.manifest import VersionError
-from shards.loader.prompt_choice import PromptWeights
-from shards.loader.loader import LoaderConfig, LoaderError, make_loader
+from shards.loader.config import LoaderConfig, PromptWeights
+from shards.loader.loader import LoaderError, make_loader
 from shards.sample import members, sample_json
 
 RATE = 8000  # the synthetic clip table's rate (conftest.make_curated)

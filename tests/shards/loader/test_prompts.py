@@ -1,10 +1,19 @@
+"""Prompt choice at load time: Stable Audio style prompts built from fields, and the weighted
+choice among a sample's kinds of candidates."""
+
 import random
 
 import pytest
 
-from shards.loader.prompts import build_prompt
+from labeling.labels.prompts import structured_fields
+from labeling.labels.table import Candidate
+from shards.loader.config import PromptWeights
+from shards.loader.prompts import build_prompt, choose_prompt
 
 FIELDS = {"genre": ["Jazz"], "instrument": ["Piano", "Double Bass"], "mood": ["Calm", "Warm"], "tempo": []}
+RECORD = {"text": "jazz trio", "long_form": ["A calm jazz trio."], "tag_chunks": ["jazz, piano, calm"],
+          "structured": [{"aspect": "genre", "values": ["Jazz"]}, {"aspect": "mood", "values": ["Calm"]},
+                         {"aspect": "tempo", "values": []}]}
 
 
 def parse_structured(prompt: str) -> dict[str, list[str]]:
@@ -35,10 +44,43 @@ def test_same_seed_same_prompt_and_variety_across_seeds(style):
 
 
 def test_every_field_and_order_appears():
-    seen_last = {parse_structured(build_prompt(FIELDS, random.Random(s), "structured")).popitem()[0] for s in range(300)}
+    prompts = [build_prompt(FIELDS, random.Random(seed), "structured") for seed in range(300)]
+    seen_last = {parse_structured(prompt).popitem()[0] for prompt in prompts}
     assert seen_last == {"Genre", "Instruments", "Moods"}
 
 
 def test_no_fields_gives_the_unconditional_prompt():
     assert build_prompt({}, random.Random(0), "free_form") == ""
     assert build_prompt({"genre": []}, random.Random(0), "structured") == ""
+
+
+def test_the_loader_builds_prompts_from_the_fields():
+    tags = [Candidate("tags", f"t{i}", text, aspect, 0.3) for i, (text, aspect) in enumerate([
+        ("jazz", "genre"), ("double bass", "instrument"), ("calm", "mood"), ("piano", "instrument"), ("Jazz", "genre"),
+        ("brushed drums", "instrument")])]
+    metadata = {"title": "Blue Hour", "artist": "The Quiet Trio", "album": "Night", "genre": "Jazz; Cool Jazz"}
+    fields = structured_fields(tags, metadata, ["genre"])
+    values = {v for vs in fields.values() for v in vs}
+    for seed in range(30):
+        free = build_prompt(fields, random.Random(seed), "free_form").split(", ")
+        assert free and set(free) <= values
+        structured = build_prompt(fields, random.Random(seed), "structured")
+        assert structured.split(": ")[0] in {"Genre", "Instruments", "Moods"}
+
+
+@pytest.mark.parametrize("kind,check", [
+    ("long_form", lambda p: p in RECORD["long_form"]),
+    ("tag_chunk", lambda p: p in RECORD["tag_chunks"]),
+    ("structured", lambda p: set(parse_structured(p)) <= {"Genre", "Moods"}),
+    ("free_form", lambda p: ":" not in p and set(p.split(", ")) <= {"Jazz", "Calm"}),
+])
+def test_a_kind_with_all_the_weight_is_always_chosen(kind, check):
+    weights = PromptWeights(**{name: float(name == kind) for name in PromptWeights.model_fields})
+    assert all(check(choose_prompt(RECORD, weights, random.Random(seed))) for seed in range(20))
+
+
+def test_kinds_a_sample_lacks_are_left_out_and_text_is_the_last_resort():
+    only_long = {"text": "jazz trio", "long_form": ["A calm jazz trio."]}
+    assert {choose_prompt(only_long, PromptWeights(), random.Random(s)) for s in range(20)} == {"A calm jazz trio."}
+    assert choose_prompt({"text": "jazz trio"}, PromptWeights(), random.Random(0)) == "jazz trio"
+    assert choose_prompt({}, PromptWeights(), random.Random(0)) == ""
