@@ -1,7 +1,9 @@
 """The training batch: what the loader's collate returns and every trainer and model step takes."""
 
 # No `from __future__ import annotations`: TypedDict reads NotRequired only from evaluated annotations.
-from typing import NotRequired, TypedDict
+from typing import TypedDict
+
+from typing_extensions import NotRequired  # typing has it from Python 3.11
 
 from torch import Tensor
 
