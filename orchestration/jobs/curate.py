@@ -14,7 +14,7 @@ from pydantic import Field
 from rich.console import Console
 
 from curation.config import CurationConfig
-from curation.dedup import apply_duplicates
+from curation.dedup import apply_duplicates, decide_group, read_members
 from curation.ffmpeg_binary import find_ffmpeg
 from curation.discover import discover, plan_from_table, plan_to_table, plan_units
 from curation.core.storage import exists, join, read_json, read_table, remove_stale_temporaries, write_json_atomic, write_table_atomic
@@ -23,7 +23,11 @@ from curation.unit import UnitStats, part_url, run_unit
 from orchestration.cli.options import ConfigError
 from orchestration.jobs.progress import CurationProgress
 from orchestration.engines.config import RunnerConfig
-from orchestration.engines.base import make_runner, worker_count
+from orchestration.engines.registry import make_runner, worker_count
+
+# What a unit's worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports
+# pandas at its first table conversion), imported while the engine starts.
+WORKER_IMPORTS = ("curation.unit", "pandas")
 
 
 class CurateJob(CurationConfig):
@@ -46,7 +50,7 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     remove_stale_temporaries(config.output)
     units = plan_from_table(read_table(plan)) if files is None else _plan(config, files)
     clock.lap("plan_s")
-    runner = make_runner(job.runner)
+    runner = make_runner(job.runner, WORKER_IMPORTS)
     clock.lap("engine_start_s")
     try:
         with CurationProgress(len(units), console) as progress:
@@ -55,7 +59,7 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
         stats = [UnitStats.from_dict(r) for r in results]
         if config.dedup:
             parts = [part_url(config.output, "clips", u.id) for u in units]
-            apply_duplicates(config.output, lambda: runner.find_duplicates(parts))
+            apply_duplicates(config.output, lambda: runner.group_by_key(parts, read_members, decide_group))
         clock.lap("dedup_s")
     finally:
         runner.close()

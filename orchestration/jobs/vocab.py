@@ -47,8 +47,13 @@ from labeling.vocab.prompts import combination_prompts, song_prompt
 from labeling.vocab.tags import TagCollector
 from labeling.vocab.writer import VocabularyWriter, write_manifest
 from orchestration.engines.config import RunnerConfig
+from orchestration.engines.base import ModelStage, Runner
 from orchestration.engines.local_runner import LocalRunner
-from orchestration.engines.base import ModelStage, Runner, make_runner, worker_count
+from orchestration.engines.registry import make_runner, worker_count
+
+# What the generation workers import before their first unit (pyarrow imports pandas at its
+# first table conversion), imported while the engine starts.
+WORKER_IMPORTS = ("labeling.vocab.generation", "pandas")
 
 
 # Rater sentences the CLAP check embeds together (the model splits them into its text batches).
@@ -238,7 +243,7 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer:
         work=join(_work_root(config.output), _work_key(config)),
     )
     engine = config.llm.backend != "template"
-    runner = make_runner(job.runner) if engine and units else LocalRunner(1)
+    runner = make_runner(job.runner, WORKER_IMPORTS) if engine and units else LocalRunner(1)
     try:
         with _GenerationProgress(len(units), console) as progress:
             if config.llm.backend == "transformers":
