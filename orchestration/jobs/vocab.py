@@ -30,6 +30,7 @@ from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from curation.clip import clip_parts
 from curation.core.storage import filesystem, join, list_files, read_table, remove_stale_temporaries
 from labeling.vocab.builtin_tags import FILE as BUILTIN_FILE
 from labeling.vocab.builtin_tags import builtin_tags_sha256, load_builtin_tags
@@ -39,7 +40,7 @@ from labeling.vocab.llm.backend import Prompt, source_of
 from labeling.vocab.cleaning.music_check import BINS, RULE, music_check, similarity_quantiles
 from labeling.vocab.rater_captions import caption_reader, rater_items
 from labeling.vocab.cleaning.sentences import split_sentences
-from labeling.vocab.songs import Song, corpus_parts, corpus_songs, list_songs
+from labeling.vocab.songs import Song, corpus_songs, list_songs
 from labeling.vocab.text_tables import TableReader
 from labeling.vocab.config import VocabConfig
 from labeling.vocab.generation import GenerationTask, GenerationUnit, UnitGenerator, generate_unit, part_url
@@ -74,7 +75,7 @@ def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[st
     config = job.stage_config()
     names = config.names
     for folder in config.corpus:
-        corpus_parts(folder)  # a wrong corpus folder is said before any work
+        clip_parts(folder)  # a wrong corpus folder is said before any work
     remove_stale_temporaries(config.output)
     writers = {names.llm_long: VocabularyWriter(names.llm_long, "long_form"),
                names.rater_long: VocabularyWriter(names.rater_long, "long_form"),

@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curation.clip import ClipTableError
 from labeling.vocab.rater_captions import caption_reader, rater_items
-from labeling.vocab.songs import CorpusError, corpus_songs, era_of, list_songs, split_genres
+from labeling.vocab.songs import corpus_songs, era_of, list_songs, split_genres
 from labeling.vocab.text_tables import TableFileError, TableReader
 from labeling.vocab.config import CaptionSource, CleaningConfig, SongList
 
@@ -139,9 +140,10 @@ def test_corpus_songs_are_distinct_and_read_from_the_tag_columns(tmp_path):
     rows = [{"clip_id": f"c{i}", "title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987-02-01"}
             for i in range(3)] + [{"clip_id": "d", "title": None, "artist": None, "album": None, "genre": None, "date": None}]
     pq.write_table(pa.Table.from_pylist(rows), clips / "part-000000.parquet")
+    (tmp_path / "curated" / "summary.json").write_text("{}")
     songs = list(corpus_songs(str(tmp_path / "curated")))
     assert len(songs) == 1 and songs[0].facts == {"genre": ("Rock", "Pop"), "era": ("1980s",)}
-    with pytest.raises(CorpusError, match="no clip table"):
+    with pytest.raises(ClipTableError, match="no clip table"):
         list(corpus_songs(str(tmp_path)))
 
 
