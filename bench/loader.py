@@ -38,6 +38,8 @@ import soundfile
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 from rich.console import Console  # noqa: E402
 
+from curation.clip import clip_parts, summary_url  # noqa: E402
+from curation.core.storage import exists  # noqa: E402
 from curation.demo.corpus import generate_demo_corpus  # noqa: E402
 from orchestration.jobs.shard import ShardJob, write_shards  # noqa: E402
 from shards.loader.config import LoaderConfig  # noqa: E402
@@ -56,7 +58,7 @@ def soundry(*args: str) -> None:
 def prepare(corpus: Path, workers: int) -> tuple[Path, Path]:
     """The curated corpus (cached) and a fresh version published from it."""
     curated = CACHE / "loader" / "curated"
-    if not (curated / "summary.json").exists():
+    if not exists(summary_url(str(curated))):
         soundry("curate", str(corpus), "--output", str(curated), "--runner.workers", str(workers))
     return curated, CACHE / "loader" / "versions"
 
@@ -110,7 +112,7 @@ def _copy_into_tars(job: tuple[list[str], str]) -> int:
 
 
 def plain_tar_mb_per_s(curated: Path, scratch: Path, workers: int) -> float:
-    parts = sorted(str(p) for p in (curated / "clips").glob("part-*.parquet"))
+    parts = clip_parts(str(curated))
     scratch.mkdir(parents=True, exist_ok=True)
     jobs = [(parts[i::workers], str(scratch / f"plain-{i}.tar")) for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:

@@ -1,4 +1,4 @@
-"""The clip table and the rejects table: typed rows and their Arrow schemas.
+"""The clip table and the rejects table: typed rows, their Arrow schemas, and where a curate output keeps them.
 
 These are the contract between curation and every later stage (README, "Clip table (one row
 per clip)" and "Rejects table"). A row is built once, never mutated; Arrow is the only on-disk form.
@@ -11,6 +11,12 @@ import math
 from typing import Any
 
 import pyarrow as pa
+
+from curation.core.errors import UserError
+from curation.core.storage import exists, join, list_files
+
+# These are the contract between curation and every later stage (../shared/DESIGN.md, "Clip
+# table"). A row is built once, never mutated; Arrow is the only on-disk form.
 
 # Container tags promoted to their own columns; every tag is kept in `tags_json` too.
 TAG_COLUMNS = ("title", "artist", "album", "genre", "date", "comment")
@@ -117,3 +123,60 @@ def rejects_to_table(rejects: list[Reject]) -> pa.Table:
 
 def rows_to_clip_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=CLIP_SCHEMA)
+
+
+# A curate output holds the clip table as one part per work unit in clips/, and summary.json,
+# which `soundry curate` writes last: its presence is the commit of the whole table.
+CLIPS_DIR = "clips"
+SUMMARY = "summary.json"
+
+
+class ClipTableError(UserError):
+    """A folder that holds no finished clip table, or a part that is not one; the message names it."""
+
+
+def clips_folder(output: str) -> str:
+    return join(output, CLIPS_DIR)
+
+
+def clip_part_url(output: str, unit_id: str) -> str:
+    return join(output, CLIPS_DIR, f"part-{unit_id}.parquet")
+
+
+def summary_url(output: str) -> str:
+    return join(output, SUMMARY)
+
+
+def written_clip_parts(output: str) -> list[str]:
+    """The clip parts in `output` so far, in name order, finished or not: the writer's view."""
+    return [url for url in list_files(clips_folder(output), ".parquet")
+            if url.rstrip("/").rsplit("/", 1)[-1].startswith("part-")]
+
+
+def curated_output(folder: str) -> str:
+    """The curate output `folder` names: itself, or its parent when it is that output's clips/ folder."""
+    parent, _, name = folder.rstrip("/").rpartition("/")
+    if name == CLIPS_DIR and parent and not exists(clips_folder(folder)):
+        return parent
+    return folder
+
+
+def clip_parts(folder: str) -> list[str]:
+    """The parts of the finished clip table in `folder` (a curate output or its clips/ folder),
+    in name order: the one check every reader of a clip table makes.
+
+    Finished means summary.json is written (curation writes it after deduplication has
+    rewritten the parts) and clips/ holds parts; anything else is refused with what to do.
+    """
+    output = curated_output(folder)
+    parts = written_clip_parts(output)
+    if not exists(summary_url(output)):
+        if parts:
+            raise ClipTableError(f"{output}: curation has not finished here (no {SUMMARY}); "
+                                 "run `soundry curate` again to complete it")
+        raise ClipTableError(f"{output}: no clip table here (no {SUMMARY}, no {CLIPS_DIR}/part-*.parquet); "
+                             "give the output folder of `soundry curate`")
+    if not parts:
+        raise ClipTableError(f"{output}: {SUMMARY} is there but no {CLIPS_DIR}/part-*.parquet; the clip table "
+                             "was moved or deleted: run `soundry curate` into a new folder")
+    return parts

@@ -1,20 +1,19 @@
-"""Exact duplicates across the corpus: clips whose stored PCM is the same.
-
-The decision is a pure function of each group of clips sharing a `pcm_sha256`; the
-grouping itself is the one global step, written once per runner (orchestration). The
-decision is recorded before any part is rewritten, so a crash midway resumes by
-re-applying the same decision.
-"""
+"""Exact duplicates across the corpus: clips whose stored PCM is the same, and the decision which to keep."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation.clip import Reject, rejects_to_table
 from curation.core.storage import exists, join, read_table, write_table_atomic
+
+# The grouping is the one global step, an engine's group-by (orchestration): read_members is
+# its read, decide_group its reduce. The decision is a pure function of each group of clips
+# sharing a pcm_sha256, and it is recorded before any part is rewritten, so a crash midway
+# resumes by re-applying the same decision.
 
 # What the grouping step reads from every clip part.
 KEY_COLUMNS = ["pcm_sha256", "clip_id", "source_uri"]
@@ -32,12 +31,23 @@ DUPLICATE_SCHEMA = pa.schema(
 Member = tuple[str, str, str]  # (clip_id, source_uri, part)
 
 
-def duplicates_in_group(members: Iterable[Member]) -> list[dict[str, str]]:
-    """Keep the member with the smallest (clip_id, source_uri); the rest are duplicates.
+def read_members(part: str) -> Iterator[tuple[str, Member]]:
+    """Every clip of a part as (pcm_sha256, member), reading only the key columns; the member
+    names its part by exactly the string given."""
+    keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
+    for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
+        yield digest, (clip_id, uri, part)
+
+
+def decide_group(members: list[Member]) -> list[dict[str, str]]:
+    """The decision rows (DUPLICATE_SCHEMA) of one pcm_sha256: none for a clip alone; else
+    the member with the smallest (clip_id, source_uri) is kept and the rest are duplicates.
 
     The order is a property of the members alone (part breaks the last tie), so every
     runner and partitioning keeps the same one.
     """
+    if len(members) < 2:
+        return []
     ordered = sorted(members)
     keeper = ordered[0]
     return [
@@ -50,9 +60,9 @@ def decision_url(output: str) -> str:
     return join(output, "dedup.parquet")
 
 
-def apply_duplicates(output: str, find: Callable[[], pa.Table]) -> pa.Table:
-    """Decide once (`find` runs the runner's grouping), record the decision, then drop
-    the duplicates from their clip parts and list them as rejects.
+def apply_duplicates(output: str, find: Callable[[], list[dict[str, str]]]) -> pa.Table:
+    """Decide once (`find` runs the engine's grouping and returns the decision rows), record
+    the decision, then drop the duplicates from their clip parts and list them as rejects.
 
     A rerun after a crash anywhere in here reads the recorded decision instead of
     deciding again (the parts may already be rewritten) and re-applies it: idempotent.
@@ -61,7 +71,7 @@ def apply_duplicates(output: str, find: Callable[[], pa.Table]) -> pa.Table:
     if exists(url):
         decision = read_table(url)
     else:
-        decision = find()
+        decision = pa.Table.from_pylist(find(), schema=DUPLICATE_SCHEMA)
         write_table_atomic(url, decision)
     _drop_from_parts(decision)
     rejects = [
@@ -86,14 +96,3 @@ def _drop_from_parts(duplicates: pa.Table) -> None:
         keep = pa.array([key not in losers for key in keys], type=pa.bool_())
         if not pc.all(keep).as_py():
             write_table_atomic(part, table.filter(keep))
-
-
-def find_duplicates_in_memory(parts: Sequence[str]) -> pa.Table:
-    """The grouping step on one machine: reads only the key columns, one part at a time."""
-    groups: dict[str, list[Member]] = {}
-    for part in parts:
-        keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
-        for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
-            groups.setdefault(digest, []).append((clip_id, uri, part))
-    rows = [row for members in groups.values() if len(members) > 1 for row in duplicates_in_group(members)]
-    return pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from curation.core.storage import list_files, join, read_table
+from curation.clip import written_clip_parts
+from curation.core.storage import join, list_files, read_table
 from curation.unit import UnitStats
 
 
@@ -17,7 +18,7 @@ def summarize(output: str, stats: Sequence[UnitStats], wall_s: float, phases: di
     """Kept clips are counted from the clip table itself, after deduplication."""
     kept_clips = 0
     kept_seconds = 0.0
-    for part in list_files(join(output, "clips"), ".parquet"):
+    for part in written_clip_parts(output):
         durations = read_table(part, columns=["duration_s"]).column("duration_s")
         kept_clips += len(durations)
         kept_seconds += pc.sum(durations).as_py() or 0.0

@@ -62,14 +62,10 @@ class UnitStats:
         return cls(**data)
 
 
-def part_url(output: str, table: str, unit_id: str) -> str:
-    suffix = "json" if table == "stats" else "parquet"
-    return join(output, table, f"part-{unit_id}.{suffix}")
-
-
 def run_unit(unit: WorkUnit, config: CurationConfig) -> UnitStats:
-    clips_url = part_url(config.output, "clips", unit.id)
-    stats_url = part_url(config.output, "stats", unit.id)
+    clips_url = cliprow.clip_part_url(config.output, unit.id)
+    rejects_url = join(config.output, "rejects", f"part-{unit.id}.parquet")
+    stats_url = join(config.output, "stats", f"part-{unit.id}.json")
     if exists(clips_url):
         return dataclasses.replace(UnitStats.from_dict(read_json(stats_url)), resumed=True)
     retain_freed_memory()
@@ -95,7 +91,7 @@ def run_unit(unit: WorkUnit, config: CurationConfig) -> UnitStats:
             counts[reject.reason] = counts.get(reject.reason, 0) + 1
         stats.wall_s = time.perf_counter() - started
         stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        write_table_atomic(part_url(config.output, "rejects", unit.id), cliprow.rejects_to_table(rejects))
+        write_table_atomic(rejects_url, cliprow.rejects_to_table(rejects))
         write_json_atomic(stats_url, stats.to_dict())
         # leaving the block moves the clip part into place: the commit
     return stats

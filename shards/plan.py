@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from curation.clip import clip_parts
 from curation.core.storage import exists, filesystem, join, list_files, read_json, read_table
 from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST as LABEL_MANIFEST
 from shards.config import ShardConfig
@@ -26,7 +27,7 @@ _METADATA = ["clip_id", "source_id", "source_uri", "license", "split_hint", "num
 
 
 class InputError(UserError):
-    """A clip table or label folder that is missing, unfinished or inconsistent; the message names it."""
+    """A label folder that is missing or unfinished, or inputs that do not fit together; the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,15 +68,6 @@ class _Clip:
     split: str
     est_bytes: float
     order: int
-
-
-def clip_parts(curated: str) -> list[str]:
-    if not exists(join(curated, "summary.json")):
-        raise InputError(f"{curated}: no summary.json, so no finished clip table; run (or finish) `soundry curate` first")
-    parts = list_files(join(curated, "clips"), ".parquet")
-    if not parts:
-        raise InputError(f"{curated}/clips holds no clip table parts; run `soundry curate` first")
-    return parts
 
 
 def check_label_folder(labels: str) -> dict[str, Any]:

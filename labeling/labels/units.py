@@ -17,13 +17,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.core.storage import exists, filesystem, join, list_files, read_table
+from curation.clip import ClipTableError, clip_parts, clips_folder, curated_output
+from curation.core.storage import filesystem, read_table
 from labeling.clap.embedding_cache import content_key
-from curation.core.errors import UserError
-
-
-class ClipTableError(UserError):
-    """A clip table that is missing, unfinished or lacks a column; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -49,21 +45,10 @@ class ClipTable:
     clips: int
 
 
-def find_clip_table(root: str) -> str:
-    """The clips/ folder of a curated output, or the folder itself if it holds the parts."""
-    folder = join(root, "clips")
-    if list_files(folder, ".parquet"):
-        if not exists(join(root, "summary.json")):
-            raise ClipTableError(f"{root}: curation has not finished here (no summary.json); run `soundry curate` again to complete it")
-        return folder
-    if list_files(root, ".parquet"):
-        return root
-    raise ClipTableError(f"{root}: no clip table (clips/part-*.parquet); point clips at the output of `soundry curate`")
-
-
 def plan_units(root: str, clips_per_unit: int) -> tuple[ClipTable, list[LabelUnit]]:
-    folder = find_clip_table(root)
-    parts = [p for p in list_files(folder, ".parquet") if os.path.basename(p).startswith("part-")]
+    """`root`: a curate output or its clips/ folder, holding a finished clip table."""
+    parts = clip_parts(root)
+    folder = clips_folder(curated_output(root))
     digest = hashlib.sha256()
     units: list[LabelUnit] = []
     pending: list[tuple[Segment, list[str], list[str]]] = []   # the unit being filled

@@ -1,4 +1,4 @@
-"""One work unit of long-form generation: prompts in, answers (cached), sentences cleaned, one part file out.
+"""Long-form generation in work units: prompts in, answers (cached), sentences cleaned, one part file out per unit.
 
 Two ways to run units, both writing the same part files:
 - `generate_unit`, mapped over units by an engine's plain workers: a worker process loads
@@ -7,7 +7,8 @@ Two ways to run units, both writing the same part files:
   built once per worker, it loads the model and then writes every unit it is handed.
 Each answer is put in the cache the moment it arrives, and each unit's part file is written
 atomically, so a crashed run resumes with nothing paid twice: finished units are skipped
-whole, and a half-finished one asks only for the answers it is missing.
+whole, and a half-finished one asks only for the answers it is missing. The part files are
+then read in unit order for the corpus-wide rules.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.core.storage import atomic_local_file, exists, filesystem, join
+from curation.core.storage import atomic_local_file, exists, filesystem, join, read_table
+from labeling.clap.backend import clap_identity
+from labeling.vocab.cleaning.corpus_rules import Deduplicator
 from labeling.vocab.cleaning.rules import SentenceRules
-from labeling.vocab.llm.backend import LLMBackend, Prompt, make_backend
+from labeling.vocab.llm.backend import LLMBackend, Prompt, make_backend, source_of
 from labeling.vocab.llm.cache import AnswerCache, answer_key
 from labeling.vocab.cleaning.music_check import BINS, RULE, MusicSimilarityCheck, music_check
 from labeling.vocab.cleaning.sentences import split_sentences
-from labeling.vocab.config import CleaningConfig, LLMConfig
+from labeling.vocab.config import CleaningConfig, LLMConfig, VocabConfig
+from labeling.vocab.writer import VocabularyWriter
 
 PART_SCHEMA = pa.schema([
     pa.field("text", pa.string(), nullable=False),
@@ -64,6 +68,23 @@ class GenerationTask:
     seed: int
     cache: str | None  # None: answers are not cached (the template backend costs nothing)
     work: str  # folder of the part files
+
+
+def generation_task(config: VocabConfig) -> GenerationTask:
+    """The run's task: its answer cache (none for the template backend) and the folder of its
+    part files, which is named for the settings that made them."""
+    return GenerationTask(
+        llm=config.llm, cleaning=config.cleaning, seed=config.seed,
+        cache=None if config.llm.backend == "template" else (config.llm.cache or join(config.output, "llm_cache")),
+        work=join(_work_root(config.output), _work_key(config)),
+    )
+
+
+def remove_work(output: str) -> None:
+    """Every run's part files, gone once the vocabularies are published."""
+    fs, path = filesystem(_work_root(output))
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def part_url(task: GenerationTask, unit: GenerationUnit) -> str:
@@ -162,3 +183,35 @@ def read_unit_stats(url: str) -> dict[str, Any]:
     fs, path = filesystem(url)
     with fs.open(path, "rb") as f:
         return json.loads(pq.read_schema(f).metadata[_STATS_KEY])
+
+
+def add_unit_sentences(task: GenerationTask, units: list[GenerationUnit], writer: VocabularyWriter,
+                       dedup: Deduplicator, removed: collections.Counter[str]) -> None:
+    """The units' sentences into the long-form vocabulary through the corpus-wide rules, in
+    unit order, not completion order: the same sentences win every run."""
+    source = source_of(task.llm)
+    for unit in units:
+        for row in read_table(part_url(task, unit)).to_pylist():
+            reason = dedup.check(row["text"])
+            if reason:
+                removed[reason] += 1
+            else:
+                writer.add(row["text"], source, {"answer": row["answer"], "origin": row["origin"],
+                                                 "sentence": row["sentence"]})
+
+
+def _work_root(output: str) -> str:
+    return join(output, "work")
+
+
+def _work_key(config: VocabConfig) -> str:
+    """Part files are valid only for the generation and cleaning settings that made them
+    (and the CLAP weights, when the CLAP check is on); how many workers made them does not matter."""
+    llm = config.llm.model_dump(mode="json", exclude={"transformers": {"model_workers", "gpus_per_model_worker"}})
+    check = config.cleaning.clap_check
+    # Without the CLAP check the key is what it was before the check existed: unfinished work still resumes.
+    material = [llm, config.cleaning.model_dump(mode="json", exclude={"clap_check"} if check is None else None),
+                config.seed]
+    if check is not None:
+        material.append(clap_identity(check.clap).model_id)
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]

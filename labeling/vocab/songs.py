@@ -13,18 +13,14 @@ from collections.abc import Callable, Iterator
 
 import pyarrow.parquet as pq
 
-from curation.core.storage import filesystem, join, list_files
+from curation.clip import clip_parts
+from curation.core.storage import filesystem
 from labeling.vocab.tag_aspects import aspect_of, parse_tags
 from labeling.vocab.text_tables import TableReader
 from labeling.vocab.config import SongList
 from labeling.vocab.table import normalize_caption
-from curation.core.errors import UserError
 
 CORPUS_COLUMNS = ["title", "artist", "album", "genre", "date"]
-
-
-class CorpusError(UserError):
-    """A corpus folder that holds no clip table; the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,17 +52,10 @@ def era_of(date: str | None) -> str | None:
     return f"{match.group(1)[:3]}0s" if match else None
 
 
-def corpus_parts(folder: str) -> list[str]:
-    parts = list_files(join(folder, "clips"), ".parquet")
-    if not parts:
-        raise CorpusError(f"{folder}: no clip table (clips/part-*.parquet); point corpus at the output folder of `soundry curate`")
-    return parts
-
-
 def corpus_songs(folder: str) -> Iterator[Song]:
     """Distinct songs of a curated clip table, in part order, reading only the tag columns."""
     seen: set[tuple[str | None, ...]] = set()
-    for part in corpus_parts(folder):
+    for part in clip_parts(folder):
         fs, path = filesystem(part)
         with fs.open(path, "rb") as f:
             parquet = pq.ParquetFile(f)

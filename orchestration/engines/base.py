@@ -1,32 +1,21 @@
-"""The engines that run a stage's work units: one small interface, three implementations.
-
-A stage hands a runner a picklable function over work items and gets the items'
-results back (JSON-able dicts) as they finish. A stage that holds a model hands a
-ModelStage instead: a CPU step (decoding) and a model loaded once per model worker, which
-each engine scales apart. The corpus-wide steps (the duplicate search, the caption
-frequency count) are the grouping steps each engine writes in its own idiom. Only this
-package imports Ray or Beam, and only when that engine is chosen.
-"""
+"""What every engine implements and shares: the Runner protocol, the model stage, the corpus-wide sum's helpers."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
 from curation.core.storage import read_table
-from orchestration.engines.config import RunnerConfig
-
-# What a worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports pandas
-# at its first table conversion). Engines import it while they start, so that a job's
-# engine start is measured apart from its work.
-WORKER_IMPORTS = ("curation.unit", "pandas")
 
 Item = TypeVar("Item")
 Result = dict[str, Any]
+# A corpus-wide group-by in two functions: `read(part)` gives the part's (key, value) pairs and
+# `reduce(values)` turns one key's values into result rows.
+Read = Callable[[str], Iterable[tuple[str, Any]]]
+Reduce = Callable[[list[Any]], list[Result]]
 
 
 @dataclass(frozen=True)
@@ -43,16 +32,29 @@ class ModelStage:
 
 
 class Runner(Protocol):
+    """Runs a stage's work units on one engine (local processes, Ray or Beam).
+
+    A stage hands a runner a picklable function over work items and gets the items' results
+    back (JSON-able dicts) as they finish; a stage holding a model hands a ModelStage, whose
+    CPU step and model workers each engine scales apart. The two corpus-wide steps, a group-by
+    and a sum, are each written in the engine's own idiom; what is grouped and how a group
+    decides is the stage's, passed in as functions. Only this package imports Ray or Beam.
+    """
+
     name: str
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_result: Callable[[Result], None]) -> list[Result]:
         """fn(item) for every item, in parallel; on_result called in this process as each ends."""
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item],
+                  on_result: Callable[[Result], None]) -> list[Result]:
         """stage.prepare then the loaded model for every item; on_result called in this process as each ends."""
 
-    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
-        """Group the clip parts' rows by pcm_sha256; curation.dedup.DUPLICATE_SCHEMA rows out."""
+    def group_by_key(self, parts: Sequence[str], read: Read, reduce: Reduce) -> list[Result]:
+        """The (key, value) pairs read from every part, grouped by key over all parts; reduce
+        called once per key with its values, in no fixed order. Its rows, concatenated, in no
+        fixed order. `read` and `reduce` must be picklable and the rows JSON-able."""
 
     def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
         """The parts' rows grouped by the key columns, `value` summed (int64); sorted by key."""
@@ -73,21 +75,3 @@ def read_key_sums(part: str, keys: Sequence[str], value: str) -> dict[tuple[str,
     table = read_table(part, columns=[*keys, value]).group_by(list(keys)).aggregate([(value, "sum")])
     data = table.to_pydict()
     return {tuple(data[k][i] for k in keys): int(data[f"{value}_sum"][i]) for i in range(table.num_rows)}
-
-
-def worker_count(config: RunnerConfig) -> int:
-    return config.workers or os.cpu_count() or 1
-
-
-def make_runner(config: RunnerConfig) -> Runner:
-    if config.name == "local":
-        from orchestration.engines.local_runner import LocalRunner
-
-        return LocalRunner(worker_count(config))
-    if config.name == "ray":
-        from orchestration.engines.ray_runner import RayRunner
-
-        return RayRunner(config.ray, worker_count(config))
-    from orchestration.engines.beam_runner import BeamRunner
-
-    return BeamRunner(config.beam, worker_count(config))

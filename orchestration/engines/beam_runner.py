@@ -1,15 +1,4 @@
-"""The Apache Beam engine: work units as a ParDo, the duplicate search as a GroupByKey.
-
-A Beam pipeline returns only when it is done, so results reach on_result at the end of
-the job, not as units finish; the pipeline's counters report progress to Beam's own UI.
-The result dicts come back through files: every pipeline ends in a WriteToText of JSON
-lines, which Beam commits exactly once even when bundles are retried.
-
-Beam's DirectRunner first tries the PrismRunner, which downloads a binary from GitHub
-(on a machine without internet access that fails, or hangs without a timeout). So a
-DirectRunner in the options runs on the FnApiRunner instead: the runner DirectRunner
-falls back to, honouring the same --direct_running_mode and --direct_num_workers.
-"""
+"""The Apache Beam engine: work units as a ParDo, the group-by as a GroupByKey, the sum as a CombinePerKey."""
 
 from __future__ import annotations
 
@@ -30,10 +19,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, PipelineOptions, StandardOptions
 
-from curation.dedup import DUPLICATE_SCHEMA, KEY_COLUMNS, Member, duplicates_in_group
-from curation.core.storage import read_table
+from orchestration.engines.base import Item, ModelStage, Read, Reduce, Result, read_key_sums, sum_table
 from orchestration.engines.config import BeamOptions
-from orchestration.engines.base import Item, ModelStage, Result, read_key_sums, sum_table
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +28,18 @@ COUNTER_NAMESPACE = "soundry"
 
 
 class BeamRunner:
+    """A Beam pipeline returns only when it is done, so results reach on_result at the end of
+    the job, not as units finish; the pipeline's counters report progress to Beam's own UI.
+    The result dicts come back through files: every pipeline ends in a WriteToText of JSON
+    lines, which Beam commits exactly once even when bundles are retried."""
+
     name = "beam"
 
     def __init__(self, options: BeamOptions, workers: int) -> None:
         self.options = _pipeline_options(options.pipeline_options, workers)
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_result: Callable[[Result], None]) -> list[Result]:
         if not items:
             return []
         # Create emits everything from one bundle; the Reshuffle spreads it over workers.
@@ -55,7 +48,8 @@ class BeamRunner:
             on_result(result)
         return results
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item],
+                  on_result: Callable[[Result], None]) -> list[Result]:
         """prepare as a Map, then BatchElements in front of a DoFn that loads the model in setup()."""
         if not items:
             return []
@@ -84,20 +78,19 @@ class BeamRunner:
         )
         return sum_table({tuple(r["key"]): r["count"] for r in rows}, keys, value)
 
-    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
+    def group_by_key(self, parts: Sequence[str], read: Read, reduce: Reduce) -> list[Result]:
         if not parts:
-            return DUPLICATE_SCHEMA.empty_table()
-        # Parts are read by our own DoFn, not ReadFromParquet, so that every row names its
-        # part by exactly the string given.
-        rows = self._run_and_collect(
+            return []
+        # Parts are read by the stage's own function, not ReadFromParquet, so that what it
+        # reads can name its part by exactly the string given.
+        return self._run_and_collect(
             lambda p: p
             | beam.Create(parts)
             | beam.Reshuffle()
-            | beam.FlatMap(_read_keys)
+            | beam.FlatMap(read)
             | beam.GroupByKey()
-            | beam.FlatMap(_group_duplicates)
+            | beam.FlatMap(functools.partial(_reduce_group, reduce=reduce))
         )
-        return pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)
 
     def close(self) -> None:
         """Nothing to release: every pipeline is finished when its run returns."""
@@ -107,10 +100,12 @@ class BeamRunner:
         # Remote runners need the results folder where both their workers and this
         # process can reach it: under --temp_location (e.g. gs://...) when given.
         temp_location = self.options.view_as(GoogleCloudOptions).temp_location
-        folder = f"{temp_location.rstrip('/')}/soundry-{uuid.uuid4().hex}" if temp_location else tempfile.mkdtemp(prefix="soundry-beam-")
+        folder = (f"{temp_location.rstrip('/')}/soundry-{uuid.uuid4().hex}" if temp_location
+                  else tempfile.mkdtemp(prefix="soundry-beam-"))
         try:
             pipeline = beam.Pipeline(options=self.options)
-            _ = build(pipeline) | beam.Map(json.dumps) | beam.io.WriteToText(f"{folder}/results", file_name_suffix=".jsonl")
+            _ = (build(pipeline) | beam.Map(json.dumps)
+                 | beam.io.WriteToText(f"{folder}/results", file_name_suffix=".jsonl"))
             result = pipeline.run()
             result.wait_until_finish()
             _log_counters(result)
@@ -125,7 +120,13 @@ class BeamRunner:
 
 
 def _pipeline_options(args: list[str], workers: int) -> PipelineOptions:
-    """The user's options, with the DirectRunner swapped for the FnApiRunner (see above)."""
+    """The user's options, with the DirectRunner swapped for the FnApiRunner.
+
+    Beam's DirectRunner first tries the PrismRunner, which downloads a binary from GitHub (on
+    a machine without internet access that fails, or hangs without a timeout). So a
+    DirectRunner in the options runs on the FnApiRunner instead: the runner DirectRunner
+    falls back to, honouring the same --direct_running_mode and --direct_num_workers.
+    """
     options = PipelineOptions(args)
     runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower().removesuffix("runner")
     given = {arg.split("=")[0] for arg in args}
@@ -173,15 +174,8 @@ def _key_sums(part: str, keys: list[str], value: str) -> Iterator[tuple[tuple[st
     yield from read_key_sums(part, keys, value).items()
 
 
-def _read_keys(part: str) -> Iterator[tuple[str, Member]]:
-    keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
-    for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
-        yield digest, (clip_id, uri, part)
-
-
-def _group_duplicates(group: tuple[str, Iterable[Member]]) -> list[dict[str, str]]:
-    members = list(group[1])
-    return duplicates_in_group(members) if len(members) > 1 else []
+def _reduce_group(group: tuple[str, Iterable[Any]], reduce: Reduce) -> list[Result]:
+    return reduce(list(group[1]))
 
 
 def _read_json_lines(folder: str) -> Iterator[dict[str, Any]]:

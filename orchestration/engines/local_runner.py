@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
 
 import pyarrow as pa
 
-from curation.dedup import find_duplicates_in_memory
-from orchestration.engines.base import WORKER_IMPORTS, Item, ModelStage, Result, read_key_sums, sum_table
+from orchestration.engines.base import Item, ModelStage, Read, Reduce, Result, read_key_sums, sum_table
 
 
 class LocalRunner:
     name = "local"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, warm_imports: Sequence[str] = ()) -> None:
         self.workers = workers
         self._pool = None
         if workers > 1:
             # forkserver: workers start from a clean process, not a fork of one that may
             # hold threads (the progress display) and their locks. The server imports the
-            # heavy modules once (seconds: scipy, pandas, pyarrow, PyAV) and every worker
-            # forks from it. The pool starts here, so a job's engine start is measured
-            # apart from its work, as Ray's cluster start is.
+            # job's heavy modules once (seconds for curation's: scipy, pandas, PyAV) and every
+            # worker forks from it. The server outlives the pool, so a later job in this
+            # process forks from one preloaded for the first: its workers import their own
+            # modules at the start too. The pool starts here, so a job's engine start is
+            # measured apart from its work, as Ray's cluster start is.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(list(WORKER_IMPORTS))
+            context.set_forkserver_preload(list(warm_imports))
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-            list(self._pool.map(_ready, range(workers)))
+            list(self._pool.map(_import, [tuple(warm_imports)] * workers))
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_result: Callable[[Result], None]) -> list[Result]:
         results: list[Result] = []
         if self._pool is None or len(items) <= 1:
             for item in items:
@@ -49,7 +53,8 @@ class LocalRunner:
                 on_result(results[-1])
         return results
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item],
+                  on_result: Callable[[Result], None]) -> list[Result]:
         """The pool prepares (decodes) while this process runs the one model: torch already
         spreads a forward pass over every core, and a second replica would only double
         the memory."""
@@ -73,8 +78,14 @@ class LocalRunner:
             on_result(results[-1])
         return results
 
-    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
-        return find_duplicates_in_memory(parts)
+    def group_by_key(self, parts: Sequence[str], read: Read, reduce: Reduce) -> list[Result]:
+        """In this process, one part at a time: the grouped pairs are small (a few short
+        strings per row), and the parts' order gives the rows' order."""
+        groups: dict[str, list[Any]] = {}
+        for part in parts:
+            for key, value in read(part):
+                groups.setdefault(key, []).append(value)
+        return [row for values in groups.values() for row in reduce(values)]
 
     def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
         totals: dict[tuple[str, ...], int] = {}
@@ -89,5 +100,7 @@ class LocalRunner:
             self._pool = None
 
 
-def _ready(_: int) -> None:
-    """Nothing: submitting it makes the pool start its worker processes now."""
+def _import(modules: tuple[str, ...]) -> None:
+    """Imports what the forkserver has not; submitting it makes the pool start its workers now."""
+    for module in modules:
+        importlib.import_module(module)

@@ -1,9 +1,4 @@
-"""The Ray engine: work units as Ray tasks, the duplicate search as a two-round hash shuffle.
-
-Joins the cluster named by RayOptions.address or RAY_ADDRESS; without one it starts a
-local Ray for the job and stops it again in close(). The CLI draws the job's progress
-from the results streaming back as units finish.
-"""
+"""The Ray engine: work units as Ray tasks, the corpus-wide steps as two-round hash shuffles of tasks."""
 
 from __future__ import annotations
 
@@ -18,16 +13,18 @@ import pyarrow as pa
 import ray
 from ray.util import ActorPool
 
-from curation.dedup import DUPLICATE_SCHEMA, KEY_COLUMNS, Member, duplicates_in_group
-from curation.core.storage import read_table
+from orchestration.engines.base import Item, ModelStage, Read, Reduce, Result, read_key_sums, sum_table
 from orchestration.engines.config import RayOptions
-from orchestration.engines.base import WORKER_IMPORTS, Item, ModelStage, Result, read_key_sums, sum_table
 
 
 class RayRunner:
+    """Joins the cluster named by RayOptions.address or RAY_ADDRESS; without one it starts a
+    local Ray for the job and stops it again in close(). The CLI draws the job's progress
+    from the results streaming back as units finish."""
+
     name = "ray"
 
-    def __init__(self, options: RayOptions, workers: int) -> None:
+    def __init__(self, options: RayOptions, workers: int, warm_imports: Sequence[str] = ()) -> None:
         self.workers = workers
         # Only a Ray this runner connected to is shut down in close(); one the caller
         # already set up in this process is reused and left running.
@@ -46,12 +43,13 @@ class RayRunner:
                     log_to_driver=False,
                     logging_level=logging.WARNING,
                 )
-        # Import the stage's heavy modules (seconds: scipy, pandas, PyAV) in every worker
-        # now, so the engine's start is measured apart from the work, as the local pool's.
+        # Import the job's heavy modules (seconds for curation's: scipy, pandas, PyAV) in every
+        # worker now, so the engine's start is measured apart from the work, as the local pool's.
         # The imports take long enough that the tasks land on distinct worker processes.
-        ray.get([_warm_up.remote(WORKER_IMPORTS) for _ in range(workers)])
+        ray.get([_warm_up.remote(tuple(warm_imports)) for _ in range(workers)])
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_result: Callable[[Result], None]) -> list[Result]:
         # Plain tasks, not Ray Data: a unit is coarse (seconds to minutes) and writes its own
         # output, so there is nothing to stream between operators, and on the demo corpus
         # Ray Data's executor took 21.6 s where the same units as tasks took 13.1 s.
@@ -69,7 +67,8 @@ class RayRunner:
             on_result(results[-1])
         return results
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item],
+                  on_result: Callable[[Result], None]) -> list[Result]:
         """CPU tasks prepare (decode), a pool of model actors (with GPUs where the cluster has
         them) consumes their payloads: two stages scaled apart, as Ray Data's map_batches
         with an actor pool would run them, without its per-block overhead on coarse units.
@@ -99,8 +98,8 @@ class RayRunner:
         return results
 
     def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
-        """The global count as a two-round hash shuffle, as find_duplicates: readers sum their
-        parts and split the sums by key digest; each reducer adds up one bucket."""
+        """The shuffle of group_by_key with the sums combined on both sides of it: readers sum
+        their parts and split the sums by key digest; each reducer adds up one bucket."""
         if not parts:
             return sum_table({}, keys, value)
         buckets = max(2, self.workers)
@@ -111,22 +110,22 @@ class RayRunner:
         totals = {key: count for bucket in ray.get(reduced) for key, count in bucket}
         return sum_table(totals, keys, value)
 
-    def find_duplicates(self, parts: Sequence[str]) -> pa.Table:
-        """A hash shuffle in two rounds of tasks: each reader splits its parts' keys into
-        one bucket per reducer by digest; each reducer groups one bucket from every reader.
+    def group_by_key(self, parts: Sequence[str], read: Read, reduce: Reduce) -> list[Result]:
+        """A hash shuffle in two rounds of tasks: each reader splits its parts' pairs into one
+        bucket per reducer by key digest; each reducer groups one bucket from every reader.
 
-        Plain tasks rather than a Ray Data groupby: the grouped rows are three short
-        strings per clip, and on the demo corpus Ray Data's groupby cost 6.7 s where this
-        costs well under one. Memory per task is one bucket: corpus keys / reducers.
+        Plain tasks rather than a Ray Data groupby: for the duplicate search the grouped pairs
+        are three short strings per clip, and on the demo corpus Ray Data's groupby cost 6.7 s
+        where this costs well under one. Memory per task is one bucket: corpus pairs / reducers.
         """
         if not parts:
-            return DUPLICATE_SCHEMA.empty_table()
+            return []
         buckets = max(2, self.workers)  # two at least: one return value is not a list
         readers = min(len(parts), 4 * self.workers)
-        split = [_read_keys.options(num_returns=buckets).remote(list(parts[i::readers]), buckets) for i in range(readers)]
-        reduced = [_group_duplicates.remote(*[refs[b] for refs in split]) for b in range(buckets)]
-        rows = [row for bucket in ray.get(reduced) for row in bucket]
-        return pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)
+        split = [_read_split.options(num_returns=buckets).remote(read, list(parts[i::readers]), buckets)
+                 for i in range(readers)]
+        reduced = [_reduce_groups.remote(reduce, *[refs[b] for refs in split]) for b in range(buckets)]
+        return [row for bucket in ray.get(reduced) for row in bucket]
 
     def close(self) -> None:
         if self._connected and ray.is_initialized():
@@ -146,23 +145,22 @@ def _apply(fn: Callable[[Any], Result], item: Any) -> Result:
 
 
 @ray.remote(num_cpus=1)
-def _read_keys(parts: list[str], buckets: int) -> list[list[tuple[str, Member]]]:
-    split: list[list[tuple[str, Member]]] = [[] for _ in range(buckets)]
+def _read_split(read: Read, parts: list[str], buckets: int) -> list[list[tuple[str, Any]]]:
+    split: list[list[tuple[str, Any]]] = [[] for _ in range(buckets)]
     for part in parts:
-        keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
-        for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
+        for key, value in read(part):
             # crc32, not hash(): the bucket must be the same in every worker process
-            split[zlib.crc32(digest.encode()) % buckets].append((digest, (clip_id, uri, part)))
+            split[zlib.crc32(key.encode()) % buckets].append((key, value))
     return split
 
 
 @ray.remote(num_cpus=1)
-def _group_duplicates(*buckets: list[tuple[str, Member]]) -> list[dict[str, str]]:
-    groups: dict[str, list[Member]] = {}
+def _reduce_groups(reduce: Reduce, *buckets: list[tuple[str, Any]]) -> list[Result]:
+    groups: dict[str, list[Any]] = {}
     for bucket in buckets:
-        for digest, member in bucket:
-            groups.setdefault(digest, []).append(member)
-    return [row for members in groups.values() if len(members) > 1 for row in duplicates_in_group(members)]
+        for key, value in bucket:
+            groups.setdefault(key, []).append(value)
+    return [row for values in groups.values() for row in reduce(values)]
 
 
 # No CPU reserved: an actor holding one while it waits for a payload that only a CPU task
@@ -180,7 +178,8 @@ class _ModelWorker:
 
 
 @ray.remote(num_cpus=1)
-def _read_sums(parts: list[str], keys: list[str], value: str, buckets: int) -> list[list[tuple[tuple[str, ...], int]]]:
+def _read_sums(parts: list[str], keys: list[str], value: str,
+               buckets: int) -> list[list[tuple[tuple[str, ...], int]]]:
     split: list[dict[tuple[str, ...], int]] = [{} for _ in range(buckets)]
     for part in parts:
         for key, count in read_key_sums(part, keys, value).items():

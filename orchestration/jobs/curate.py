@@ -13,17 +13,23 @@ from typing import Any
 from pydantic import Field
 from rich.console import Console
 
+from curation.clip import clip_part_url, summary_url
 from curation.config import CurationConfig
-from curation.dedup import apply_duplicates
+from curation.dedup import apply_duplicates, decide_group, read_members
 from curation.ffmpeg_binary import find_ffmpeg
 from curation.discover import discover, plan_from_table, plan_to_table, plan_units
-from curation.core.storage import exists, join, read_json, read_table, remove_stale_temporaries, write_json_atomic, write_table_atomic
+from curation.core.storage import (exists, join, read_json, read_table, remove_stale_temporaries, write_json_atomic,
+                                   write_table_atomic)
 from curation.summary import summarize
-from curation.unit import UnitStats, part_url, run_unit
+from curation.unit import UnitStats, run_unit
 from orchestration.cli.options import ConfigError
 from orchestration.jobs.progress import CurationProgress
 from orchestration.engines.config import RunnerConfig
-from orchestration.engines.base import make_runner, worker_count
+from orchestration.engines.registry import make_runner, worker_count
+
+# What a unit's worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports
+# pandas at its first table conversion), imported while the engine starts.
+WORKER_IMPORTS = ("curation.unit", "pandas")
 
 
 class CurateJob(CurationConfig):
@@ -46,7 +52,7 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     remove_stale_temporaries(config.output)
     units = plan_from_table(read_table(plan)) if files is None else _plan(config, files)
     clock.lap("plan_s")
-    runner = make_runner(job.runner)
+    runner = make_runner(job.runner, WORKER_IMPORTS)
     clock.lap("engine_start_s")
     try:
         with CurationProgress(len(units), console) as progress:
@@ -54,8 +60,8 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
         clock.lap("units_s")
         stats = [UnitStats.from_dict(r) for r in results]
         if config.dedup:
-            parts = [part_url(config.output, "clips", u.id) for u in units]
-            apply_duplicates(config.output, lambda: runner.find_duplicates(parts))
+            parts = [clip_part_url(config.output, u.id) for u in units]
+            apply_duplicates(config.output, lambda: runner.group_by_key(parts, read_members, decide_group))
         clock.lap("dedup_s")
     finally:
         runner.close()
@@ -63,7 +69,7 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     summary = summarize(config.output, sorted(stats, key=lambda s: s.unit), clock.total(), clock.laps,
                         runner.name, worker_count(job.runner))
     # Written last: a folder with summary.json holds a complete clip table.
-    write_json_atomic(join(config.output, "summary.json"), summary)
+    write_json_atomic(summary_url(config.output), summary)
     return summary
 
 

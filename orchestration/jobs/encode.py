@@ -35,7 +35,8 @@ class EncodeJob(EncodeConfig):
 def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, Any]:
     # torch and the shard writers load here, not with the command line.
     from model.latents.encode import EncodeError, LatentEncoder, check_vae_weights, vae_format, vae_weights_sha256
-    from orchestration.engines.base import ModelStage, make_runner, worker_count
+    from orchestration.engines.base import ModelStage
+    from orchestration.engines.registry import make_runner, worker_count
     from shards.derive import claim_derived, derived_shards, finish_derived
     from shards.manifest import read_manifest
     from shards.writer import ShardResult, find_written_shard
@@ -61,7 +62,7 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
     results = [r for r in found.values() if r is not None]
     pending = [shard for shard in shards if found[shard.name] is None]
     if pending:
-        runner = make_runner(job.runner)
+        runner = make_runner(job.runner)  # no warm imports: the CPU step passes the shard on as it is
         try:
             with Progress(TextColumn("[bold]encode"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
                           TimeElapsedColumn(), console=console) as progress:

@@ -41,9 +41,13 @@ from labeling.labels.units import ClipTable, plan_units
 from labeling.vocab.table import Vocabulary, read_vocabularies
 from orchestration.cli.options import ConfigError
 from orchestration.engines.config import RunnerConfig
-from orchestration.engines.base import ModelStage, make_runner, worker_count
+from orchestration.engines.base import ModelStage
+from orchestration.engines.registry import make_runner, worker_count
 
 PLOT = "caption_frequency.png"
+# What the units' workers import before their first unit (pyarrow imports pandas at its first
+# table conversion), imported while the engine starts.
+WORKER_IMPORTS = ("labeling.labels.score", "labeling.labels.assemble", "pandas")
 
 
 class LabelJob(LabelConfig):
@@ -74,7 +78,7 @@ def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:
     model = ModelSettings(config.clap, identity, config.cache_root())
     stage = functools.partial(ModelStage, workers=config.model_workers, num_gpus=config.gpus_per_model_worker)
     with _phase(phases, "engine_start_s"):
-        runner = make_runner(job.runner)
+        runner = make_runner(job.runner, WORKER_IMPORTS)
     stats: dict[str, list[dict[str, Any]]] = {}
     try:
         with LabelProgress(console) as progress:

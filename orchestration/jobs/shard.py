@@ -19,11 +19,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestration.engines.config import RunnerConfig
-from orchestration.engines.base import make_runner, worker_count
+from orchestration.engines.registry import make_runner, worker_count
 from shards.config import ShardConfig
 from shards.plan import Plan, ShardTask, make_plan
 from shards.publish import begin, finish
 from shards.writer import ShardResult, version_url, write_shard, written_shard
+
+# What the shard writers import before their first shard, imported while the engine starts.
+WORKER_IMPORTS = ("shards.writer",)
 
 
 class ShardJob(ShardConfig):
@@ -69,7 +72,7 @@ def _run(plan: Plan, config: ShardConfig, runner_config: RunnerConfig, console: 
     if not pending:
         return done
     with _phase(phases, "engine_start_s"):
-        runner = make_runner(runner_config)
+        runner = make_runner(runner_config, WORKER_IMPORTS)
     try:
         with Progress(TextColumn("[bold]shard"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
                       TimeElapsedColumn(), console=console) as progress:

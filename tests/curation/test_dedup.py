@@ -1,15 +1,16 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.dedup import DUPLICATE_SCHEMA, apply_duplicates, duplicates_in_group, find_duplicates_in_memory
+from curation.dedup import DUPLICATE_SCHEMA, apply_duplicates, decide_group, read_members
 
 
 def test_keeper_is_the_smallest_clip_whatever_the_order():
     members = [("b-2", "/x/b.wav", "p1"), ("a-1", "/y/a.wav", "p2"), ("a-1", "/x/a copy.wav", "p3")]
     for order in (members, members[::-1], members[1:] + members[:1]):
-        rows = duplicates_in_group(order)
+        rows = decide_group(order)
         assert {(r["clip_id"], r["source_uri"]) for r in rows} == {("b-2", "/x/b.wav"), ("a-1", "/y/a.wav")}
         assert {r["duplicate_of_uri"] for r in rows} == {"/x/a copy.wav"}
+    assert decide_group(members[:1]) == []
 
 
 def write_part(path, rows):
@@ -20,19 +21,33 @@ def write_part(path, rows):
     return str(path)
 
 
+def group_in_memory(parts, read, reduce):
+    """An engine's group-by in its plainest form (the engines are tested in tests/orchestration/engines)."""
+    groups = {}
+    for part in parts:
+        for key, value in read(part):
+            groups.setdefault(key, []).append(value)
+    return [row for values in groups.values() for row in reduce(values)]
+
+
+def test_members_are_read_with_their_part_as_given(tmp_path):
+    part = write_part(tmp_path / "part-1.parquet", [("a", "/a", "h1"), ("b", "/b", "h2")])
+    url = f"file://{part}"
+    assert list(read_members(url)) == [("h1", ("a", "/a", url)), ("h2", ("b", "/b", url))]
+
+
 def test_apply_is_idempotent_after_a_crash(tmp_path):
     p1 = write_part(tmp_path / "part-1.parquet", [("a", "/a", "h1"), ("b", "/b", "h2")])
     p2 = write_part(tmp_path / "part-2.parquet", [("c", "/c", "h1"), ("d", "/d", "h3"), ("e", "/e", "h2")])
-    found = find_duplicates_in_memory([p1, p2])
-    assert found.schema == DUPLICATE_SCHEMA
-    assert sorted(found.column("clip_id").to_pylist()) == ["c", "e"]
     calls = []
 
     def find():
         calls.append(1)
-        return found
+        return group_in_memory([p1, p2], read_members, decide_group)
 
-    apply_duplicates(str(tmp_path), find)
+    found = apply_duplicates(str(tmp_path), find)
+    assert found.schema == DUPLICATE_SCHEMA
+    assert sorted(found.column("clip_id").to_pylist()) == ["c", "e"]
     assert pq.read_table(p2).column("clip_id").to_pylist() == ["d"]
     # a rerun reads the recorded decision instead of deciding from rewritten parts
     decision = apply_duplicates(str(tmp_path), find)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from curation.clip import ClipTableError
 from curation.core.storage import read_json
 from shards.config import ShardConfig
 from shards.manifest import VersionError, read_manifest
@@ -199,7 +200,7 @@ def test_bad_inputs_are_named(curated, tmp_path, problem, match, shard_inputs):
     else:
         (tmp_path / "splits.csv").write_text("file,where\na,b\n")
         overrides["splits"] = {"assignments": str(tmp_path / "splits.csv")}
-    with pytest.raises((InputError, SplitFileError), match=match):
+    with pytest.raises((ClipTableError, InputError, SplitFileError), match=match):
         make_plan(config_for(curated, tmp_path, **overrides))
 
 

@@ -1,16 +1,22 @@
-"""User tables (caption datasets, song lists, evaluation captions): a clear error or a counted skip."""
+"""User tables (caption datasets, song lists, evaluation captions): a clear error or a counted skip; and the
+build's inputs read from them, each recorded with its digest."""
 
 import collections
+import hashlib
 import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curation.clip import ClipTableError
+from labeling.vocab.inputs import file_sha256, rater_sentences, read_exclusions, song_prompts
 from labeling.vocab.rater_captions import caption_reader, rater_items
-from labeling.vocab.songs import CorpusError, corpus_songs, era_of, list_songs, split_genres
+from labeling.vocab.songs import corpus_songs, era_of, list_songs, split_genres
+from labeling.vocab.tags import TagCollector
 from labeling.vocab.text_tables import TableFileError, TableReader
-from labeling.vocab.config import CaptionSource, CleaningConfig, SongList
+from labeling.vocab.config import CaptionSource, CleaningConfig, SongList, VocabConfig
+from labeling.vocab.writer import VocabularyWriter
 
 
 def read(path, required=("caption",), optional=(), **options):
@@ -139,9 +145,10 @@ def test_corpus_songs_are_distinct_and_read_from_the_tag_columns(tmp_path):
     rows = [{"clip_id": f"c{i}", "title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987-02-01"}
             for i in range(3)] + [{"clip_id": "d", "title": None, "artist": None, "album": None, "genre": None, "date": None}]
     pq.write_table(pa.Table.from_pylist(rows), clips / "part-000000.parquet")
+    (tmp_path / "curated" / "summary.json").write_text("{}")
     songs = list(corpus_songs(str(tmp_path / "curated")))
     assert len(songs) == 1 and songs[0].facts == {"genre": ("Rock", "Pop"), "era": ("1980s",)}
-    with pytest.raises(CorpusError, match="no clip table"):
+    with pytest.raises(ClipTableError, match="no clip table"):
         list(corpus_songs(str(tmp_path)))
 
 
@@ -153,3 +160,65 @@ def test_genre_tags_split(value, expected):
 @pytest.mark.parametrize("value,expected", [("2019", "2010s"), ("1969-07-20", "1960s"), ("n/a", None), (None, None), ("2999", None)])
 def test_dates_become_decades(value, expected):
     assert era_of(value) == expected
+
+
+def write_corpus(folder, rows):
+    """A finished curate output holding only the tag columns the vocabulary reads."""
+    (folder / "clips").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "clips" / "part-000000.parquet")
+    (folder / "summary.json").write_text("{}")
+    return str(folder)
+
+
+def test_evaluation_captions_are_read_whole_and_in_sentences_and_recorded(tmp_path):
+    path = tmp_path / "eval.csv"
+    path.write_text("caption,id\n\"A mellow piano melody plays. Soft strings join it.\",a\n,b\n")
+    config = VocabConfig(output=str(tmp_path / "out"), cleaning=CleaningConfig(exclude=[CaptionSource(path=str(path))]))
+    inputs = {}
+    eval_captions = read_exclusions(config, inputs)
+    assert len(eval_captions) == 3  # the caption and its two sentences
+    assert inputs == {str(path): {"role": "eval_exclusion", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                  "rows": 1, "skipped": {"empty_caption": 1}, "examples": ["line 3: empty_caption"]}}
+
+
+def test_songs_are_prompted_once_and_their_genres_become_tags(tmp_path):
+    corpus = write_corpus(tmp_path / "curated", [
+        {"title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987"},
+        {"title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987"},
+        {"title": "Untitled", "artist": None, "album": None, "genre": "Ambient", "date": None},
+    ])
+    songs = tmp_path / "songs.csv"
+    songs.write_text("title,artist\nTIDE,saltmarsh\nSo What,Miles Davis\n")
+    config = VocabConfig(output=str(tmp_path / "out"), corpus=[corpus], songs=[SongList(path=str(songs))])
+    tags = TagCollector(VocabularyWriter("tags", "short_form"), config.cleaning)
+    inputs = {}
+    prompts, counts = song_prompts(config, tags, inputs)
+    assert [p.origin for p in prompts] == [f"corpus:{corpus}", f"songs:{songs}"]
+    assert counts == {"prompted": 2, "repeated": 1, "without_title_or_artist": 1}
+    assert tags.summary()["kept"] == 3  # Rock, Pop, Ambient
+    assert inputs[f"corpus:{corpus}"]["songs"] == 2
+    assert inputs[str(songs)]["sha256"] == file_sha256(str(songs)) and inputs[str(songs)]["rows"] == 2
+
+
+def test_rater_sentences_pass_the_rules_and_the_evaluation_exclusion(tmp_path):
+    path = tmp_path / "musiccaps.csv"
+    path.write_text("caption,aspect_list\n"
+                    "\"A mellow piano melody plays over soft strings. A fast techno beat pounds under a synth.\","
+                    "\"['techno', 'piano']\"\n")
+    excluded = tmp_path / "eval.csv"
+    excluded.write_text("caption\nA mellow piano melody plays over soft strings.\n")
+    config = VocabConfig(output=str(tmp_path / "out"), captions=[CaptionSource(path=str(path), tags_column="aspect_list")],
+                         cleaning=CleaningConfig(exclude=[CaptionSource(path=str(excluded))]))
+    inputs = {}
+    writer = VocabularyWriter("rater_long", "long_form")
+    tags = TagCollector(VocabularyWriter("tags", "short_form"), config.cleaning)
+    summary = rater_sentences(config, writer, tags, read_exclusions(config, inputs), inputs)
+    assert summary == {"captions": 1, "sentences": 2, "removed": {"eval_overlap": 1}, "kept": 1}
+    assert writer.sources == {"rater:musiccaps": 1} and tags.summary()["kept"] == 2
+    assert inputs[str(path)]["role"] == "captions" and inputs[str(path)]["rows"] == 1
+
+
+def test_file_digests_stream_the_whole_file(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(range(256)) * 9000)  # over one read chunk
+    assert file_sha256(str(path)) == hashlib.sha256(path.read_bytes()).hexdigest()

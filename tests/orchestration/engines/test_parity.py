@@ -53,3 +53,15 @@ def test_demo_duplicate_found_on_every_engine(curated):
     for engine, path in curated.items():
         rejects = rows(path, "rejects")
         assert any(r["reason"] == "duplicate" for r in rejects), engine
+
+
+@pytest.mark.parametrize("engine", ["ray", "beam"])
+def test_same_duplicate_decision_as_local(curated, engine):
+    def decision(path):
+        rows = pq.read_table(path / "dedup.parquet").to_pylist()
+        # A row names its clip part by URL, and each engine curated into a folder of its own.
+        return sorted((r["clip_id"], r["source_uri"], r["part"].rsplit("/", 1)[-1], r["duplicate_of"],
+                       r["duplicate_of_uri"]) for r in rows)
+
+    local = decision(curated["local"])
+    assert local and decision(curated[engine]) == local

@@ -1,4 +1,4 @@
-"""Every engine runs the same work units and finds the same duplicates as the reference.
+"""Every engine runs the same work units, groups the same pairs and finds the same duplicates.
 
 One Ray is started for the whole module (it takes seconds); a Beam pipeline per test.
 """
@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.dedup import DUPLICATE_SCHEMA, find_duplicates_in_memory
+from curation.core.storage import read_table
+from curation.dedup import decide_group, read_members
 from curation.discover import PlannedFile, WorkUnit
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
@@ -51,6 +52,15 @@ def _fail_on_unit_3(unit: WorkUnit) -> dict[str, Any]:
     if unit.id == "unit-3":
         raise ValueError("unit-3 is unreadable: truncated header")
     return {"item": unit.id}
+
+
+def _digest_and_clip(part: str) -> list[tuple[str, str]]:
+    table = read_table(part, columns=["pcm_sha256", "clip_id"]).to_pydict()
+    return list(zip(table["pcm_sha256"], table["clip_id"]))
+
+
+def _members(clip_ids: list[str]) -> list[dict[str, Any]]:
+    return [{"members": sorted(clip_ids)}]
 
 
 def _units(count: int) -> list[WorkUnit]:
@@ -87,10 +97,6 @@ def parts(tmp_path: Any) -> list[str]:
     return paths
 
 
-def _rows(table: pa.Table) -> list[dict[str, str]]:
-    return sorted(table.to_pylist(), key=lambda row: sorted(row.items()))
-
-
 def test_map_runs_every_unit_once(runner: Any, tmp_path: Any) -> None:
     units = _units(6)
     folder = str(tmp_path / "out")
@@ -102,14 +108,26 @@ def test_map_runs_every_unit_once(runner: Any, tmp_path: Any) -> None:
     assert sorted(os.listdir(folder)) == sorted(f"{unit.id}.json" for unit in units)
 
 
-def test_find_duplicates_matches_in_memory(runner: Any, parts: list[str]) -> None:
-    expected = find_duplicates_in_memory(parts)
-    # The fixture's groups: h-a (3 members over 3 parts), h-b (2), h-c (3 over 2 parts).
-    assert expected.num_rows == 5
-    assert any(row["part"].startswith("file://") for row in expected.to_pylist())
-    found = runner.find_duplicates(parts)
-    assert found.schema == DUPLICATE_SCHEMA
-    assert _rows(found) == _rows(expected)
+def test_group_by_key_reduces_every_key_once(runner: Any, parts: list[str]) -> None:
+    groups = runner.group_by_key(parts, _ByValue(_digest_and_clip), _ByValue(_members))
+    assert sorted(group["members"] for group in groups) == [
+        ["c-0", "c-5", "c-7"], ["c-1", "c-1", "c-9"], ["c-2", "c-3"], ["c-4"], ["c-6"], ["c-8"]]
+
+
+def test_duplicates_are_the_same_on_every_engine(runner: Any, parts: list[str]) -> None:
+    # The fixture's groups: h-a (3 members over 3 parts), h-b (2), h-c (3 over 2 parts); each
+    # keeps its smallest (clip_id, source_uri), and a row names its part as given, URL and all.
+    expected = [
+        ("c-1", "/src/a.wav", parts[0], "c-1", "/mirror/a.wav"),
+        ("c-3", "/src/b.wav", parts[0], "c-2", "/src/a.wav"),
+        ("c-5", "/src/c.wav", parts[1], "c-0", "/src/d.wav"),
+        ("c-7", "/src/e.wav", parts[2], "c-0", "/src/d.wav"),
+        ("c-9", "/src/f.wav", parts[2], "c-1", "/mirror/a.wav"),
+    ]
+    found = runner.group_by_key(parts, read_members, decide_group)
+    columns = ("clip_id", "source_uri", "part", "duplicate_of", "duplicate_of_uri")
+    assert sorted(tuple(row[c] for c in columns) for row in found) == expected
+    assert parts[1].startswith("file://")
 
 
 def test_failure_in_a_unit_fails_the_job(runner: Any) -> None:
@@ -119,5 +137,4 @@ def test_failure_in_a_unit_fails_the_job(runner: Any) -> None:
 
 def test_nothing_to_do(runner: Any) -> None:
     assert runner.map(_ByValue(_fail_on_unit_3), [], lambda result: None) == []
-    found = runner.find_duplicates([])
-    assert found.schema == DUPLICATE_SCHEMA and found.num_rows == 0
+    assert runner.group_by_key([], read_members, decide_group) == []

@@ -30,6 +30,7 @@ def inputs(tmp_path):
         rows = [{"clip_id": f"{title}-{i}", "title": title, "artist": artist, "album": album, "genre": genre, "date": date}
                 for title, artist, album, genre, date in songs for i in range(2)]
         pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema(fields)), clips / f"part-{part:06d}.parquet")
+    (tmp_path / "curated" / "summary.json").write_text("{}")
     captions = tmp_path / "musiccaps.csv"
     captions.write_text(
         "ytid,caption,aspect_list\n"
