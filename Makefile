@@ -24,7 +24,7 @@ bench: $(VENV)/.synced
 $(VENV)/.synced: requirements.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip sync --python $(VENV)/bin/python $(UV_LINKS) requirements.lock
+	$(UV) pip sync --python $(VENV)/bin/python --compile-bytecode $(UV_LINKS) requirements.lock
 	@touch $@
 
 # Re-resolve the lock after changing dependencies in pyproject.toml or requirements.in.

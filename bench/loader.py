@@ -41,7 +41,8 @@ from rich.console import Console  # noqa: E402
 from curation.clip import clip_parts, summary_url  # noqa: E402
 from curation.core.storage import exists  # noqa: E402
 from curation.demo.corpus import generate_demo_corpus  # noqa: E402
-from orchestration.jobs.shard import ShardJob, write_shards  # noqa: E402
+from orchestration.configs.jobs import ShardJob  # noqa: E402
+from orchestration.jobs.shard import write_shards  # noqa: E402
 from shards.loader.config import LoaderConfig  # noqa: E402
 from shards.loader.loader import make_loader  # noqa: E402
 

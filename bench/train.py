@@ -56,9 +56,12 @@ def latent_version(name: str, device: str = "cpu") -> tuple[str, str]:
     is the model's latent length whatever the clip's."""
     from model.checkpoint import save_checkpoint
     from model.vae import AudioVAE
-    from orchestration.jobs.curate import CurateJob, curate
-    from orchestration.jobs.encode import EncodeJob, encode_version
-    from orchestration.jobs.shard import ShardJob, publish_version
+    from orchestration.configs.jobs import CurateJob
+    from orchestration.jobs.curate import curate
+    from orchestration.configs.jobs import EncodeJob
+    from orchestration.jobs.encode import encode_version
+    from orchestration.configs.jobs import ShardJob
+    from orchestration.jobs.shard import publish_version
 
     base = CACHE / name
     latents, vae = base / "versions" / "latents", base / "vae"

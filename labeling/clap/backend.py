@@ -22,7 +22,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-import numpy as np
+
 from pydantic import Field, model_validator
 
 from curation.core.strict_model import StrictModel
@@ -30,6 +30,7 @@ from curation.core.errors import UserError
 from curation.core.extras import needs_extra
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 SAMPLE_RATE = 48_000      # CLAP's audio rate

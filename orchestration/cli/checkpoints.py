@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 import logging
 import time
 from pathlib import Path
 
-from rich.console import Console
 
-from model.config import PRESETS, ModelConfig, preset
-from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
+from orchestration.cli.options import add_job_arguments, defer_options, job_overrides
 from curation.core.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class ModelCommandError(UserError):
@@ -26,8 +28,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "model-info", help="parameter counts and shapes of the model presets (or of a SAO model_config.json)",
         description="Build each preset on the meta device (no memory, no weights) and print its parameter counts.",
     )
-    info.add_argument("presets", nargs="*", metavar="PRESET", help=f"presets to show (default: all of {', '.join(PRESETS)})")
-    info.add_argument("--sao-config", metavar="JSON", help="also show the model a Stable Audio Open model_config.json describes")
+    defer_options(info, _model_info_options)
     info.set_defaults(handler=_model_info)
 
     init = commands.add_parser(
@@ -38,13 +39,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "DiT, VAE and timing conditioners come from SAO's model.safetensors, loaded strictly.",
     )
     init.add_argument("out", help="checkpoint folder to write")
-    init.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base configuration (default: tiny)")
+    defer_options(init, _preset_option)
     init.add_argument("--sao-config", metavar="JSON", help="Stable Audio Open model_config.json to build instead of a preset")
     init.add_argument("--sao-weights", metavar="FILE", help="SAO model.safetensors (or .ckpt) to load, strictly")
     init.add_argument("--sao-vae", metavar="FILE", help="SAO VAE-only checkpoint to load into the VAE, strictly")
     init.add_argument("--vae-checkpoint", metavar="FOLDER", help="a soundry checkpoint folder whose VAE to use")
     init.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
-    add_job_arguments(init, ModelConfig)
+    add_job_arguments(init, "model.config:ModelConfig")
     init.set_defaults(handler=_model_init)
 
     sample = commands.add_parser(
@@ -80,9 +81,23 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=_export)
 
 
+def _model_info_options(parser: argparse.ArgumentParser) -> None:
+    from model.config import PRESETS
+
+    parser.add_argument("presets", nargs="*", metavar="PRESET", help=f"presets to show (default: all of {', '.join(PRESETS)})")
+    parser.add_argument("--sao-config", metavar="JSON", help="also show the model a Stable Audio Open model_config.json describes")
+
+
+def _preset_option(parser: argparse.ArgumentParser) -> None:
+    from model.config import PRESETS
+
+    parser.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base configuration (default: tiny)")
+
+
 def _model_info(args: argparse.Namespace, console: Console) -> int:
     import torch
 
+    from model.config import PRESETS, preset
     from model.latent_diffusion import LatentDiffusion
     from model.sao.config import from_sao_model_config
 
@@ -122,6 +137,9 @@ def _millions(n: int) -> str:
 def _model_init(args: argparse.Namespace, console: Console) -> int:
     import torch
 
+    from model.config import preset
+    from orchestration.configs.resolve import resolve, to_yaml
+
     from model.checkpoint import load_vae, save_checkpoint
     from model.latent_diffusion import LatentDiffusion
     from model.sao.checkpoint import load_sao_vae_weights, load_sao_weights
@@ -137,7 +155,7 @@ def _model_init(args: argparse.Namespace, console: Console) -> int:
         held = "a checkpoint" if (out / "config.json").is_file() else "other files" if out.is_dir() else "a file"
         raise ModelCommandError(f"{out} already holds {held}; model-init writes a new folder: choose another path or remove it")
     base = from_sao_model_config(args.sao_config).model_dump() if args.sao_config else preset(args.preset).model_dump()
-    config = resolve(ModelConfig, args.config, job_overrides(args, ModelConfig), base=base)
+    config = resolve(args.job_model, args.config, job_overrides(args), base=base)
     if args.print_config:
         print(to_yaml(config), end="")
         return 0

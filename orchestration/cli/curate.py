@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 from typing import Any
 
-from rich.console import Console
 
-from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
-from orchestration.jobs.curate import CurateJob, curate
-from orchestration.jobs.progress import print_summary
+from orchestration.cli.options import add_job_arguments, job_overrides
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 
@@ -21,7 +22,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "Running the same command again resumes an interrupted run.",
     )
     curate_cmd.add_argument("paths", nargs="*", metavar="INPUT", help="input folders, globs or URLs (added to the config's inputs)")
-    add_job_arguments(curate_cmd, CurateJob)
+    add_job_arguments(curate_cmd, "orchestration.configs.jobs:CurateJob")
     curate_cmd.set_defaults(handler=_curate)
 
     corpus = commands.add_parser("demo-corpus", help="write the procedural demo corpus to a folder",
@@ -35,10 +36,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_curation(args: argparse.Namespace, console: Console, base: dict[str, Any]) -> int:
-    job = resolve(CurateJob, args.config, job_overrides(args, CurateJob), base=base)
+    from orchestration.configs.resolve import resolve, to_yaml
+
+    job = resolve(args.job_model, args.config, job_overrides(args), base=base)
     if args.print_config:
         print(to_yaml(job), end="")
         return 0
+    from orchestration.jobs.curate import curate  # the stage's code (scipy, PyAV): not for --help
+    from orchestration.jobs.progress import print_summary
+
     summary = curate(job, console)
     print_summary(summary, console)
     return 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 
-from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
-from orchestration.jobs.encode import EncodeJob
+from orchestration.cli.options import add_job_arguments, job_overrides
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 
@@ -23,15 +24,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "resumes; a published version is never overwritten.",
     )
     parser.add_argument("source_version", nargs="?", metavar="VERSION", help="published version to encode (sets --source)")
-    add_job_arguments(parser, EncodeJob)
+    add_job_arguments(parser, "orchestration.configs.jobs:EncodeJob")
     parser.set_defaults(handler=_encode)
 
 
 def _encode(args: argparse.Namespace, console: Console) -> int:
+    from orchestration.configs.resolve import resolve, to_yaml
+
     from orchestration.jobs.encode import encode_version
 
     base = {"source": args.source_version} if args.source_version else {}
-    job = resolve(EncodeJob, args.config, job_overrides(args, EncodeJob), base=base)
+    job = resolve(args.job_model, args.config, job_overrides(args), base=base)
     if args.print_config:
         print(to_yaml(job), end="")
         return 0
@@ -40,6 +43,8 @@ def _encode(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_encode_summary(summary: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"published: {summary['version']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 
-from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
+from orchestration.cli.options import add_job_arguments, job_overrides
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    from orchestration.jobs.label import LabelJob
 
     cmd = commands.add_parser(
         "label", help="CLAP-score clips against caption vocabularies; frequency-balanced pseudo-labels and prompts",
@@ -24,14 +25,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "the label table with prompt candidates and structured fields. Options come from --config YAML, then from "
         "the options below. Running the same command again resumes an interrupted run.",
     )
-    add_job_arguments(cmd, LabelJob)
+    add_job_arguments(cmd, "orchestration.configs.jobs:LabelJob")
     cmd.set_defaults(handler=_label)
 
 
 def _label(args: argparse.Namespace, console: Console) -> int:
-    from orchestration.jobs.label import LabelJob, label
+    from orchestration.configs.resolve import resolve, to_yaml
 
-    job = resolve(LabelJob, args.config, job_overrides(args, LabelJob))
+    from orchestration.jobs.label import label
+
+    job = resolve(args.job_model, args.config, job_overrides(args))
     if args.print_config:
         print(to_yaml(job), end="")
         return 0
@@ -40,6 +43,8 @@ def _label(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_label_summary(summary: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"labeling summary: {summary['output']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()

@@ -14,9 +14,8 @@ import importlib
 import os
 import sys
 
-from rich.console import Console
-
 from curation.core.errors import UserError
+from orchestration.cli.options import build_chosen_options
 
 COMMAND_MODULES = (
     "orchestration.cli.curate",
@@ -33,8 +32,13 @@ COMMAND_MODULES = (
 def main(argv: list[str] | None = None) -> int:
     # Model hubs are unreachable on many clusters; never let a library wait on one.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    argv = sys.argv[1:] if argv is None else argv
     modules = [importlib.import_module(name) for name in COMMAND_MODULES]
-    args = _parser(modules).parse_args(argv)
+    parser, commands = _parser(modules)
+    build_chosen_options(commands, argv)
+    args = parser.parse_args(argv)
+    from rich.console import Console  # a tenth of a second: not for --help
+
     console = Console(stderr=True)
     try:
         return args.handler(args, console)
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-def _parser(modules: list) -> argparse.ArgumentParser:
+def _parser(modules: list) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(
         prog="soundry",
         description="Curate raw audio into pseudo-labeled, versioned WebDatasets and train text-to-audio models on them.",
@@ -55,7 +59,7 @@ def _parser(modules: list) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in modules:
         module.add_commands(commands)
-    return parser
+    return parser, commands
 
 
 if __name__ == "__main__":

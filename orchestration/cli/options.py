@@ -1,32 +1,30 @@
-"""One validated config per job: a YAML file, every value overridable on the command line.
+"""Every field of a job's config as a command-line option (`--segment.window_s 10`).
 
-Options are generated from the pydantic models (`--segment.window_s 10`), so `--help`
-lists every field with its description and default, and a field added to a model is on
-the command line at once. Errors name the key and where it came from.
+Options are generated from the pydantic models, so `--help` lists every field with its
+description and default, and a field added to a model is on the command line at once.
+Resolving the layers (defaults, YAML, options) is orchestration/configs/resolve.py's job.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
-import types
+import importlib
 import typing
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
-from curation.core.errors import UserError
+from typing import TYPE_CHECKING
 
-
-class ConfigError(UserError):
-    """A user's config mistake; the message says which key and what to do."""
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], prefix: str = "") -> None:
+    from orchestration.configs.resolve import nested_model
+
     group = parser.add_argument_group(f"{prefix.rstrip('.') or 'job'} options") if not prefix else parser
     for name, field in model.model_fields.items():
-        nested = _nested_model(field.annotation)
+        nested = nested_model(field.annotation)
         key = f"{prefix}{name}"
         if nested is not None:
             add_model_options(parser, nested, f"{key}.")
@@ -39,132 +37,55 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], p
         )
 
 
-def add_job_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
-    """--config, --print-config and one option per field of the job's model."""
+def defer_options(parser: argparse.ArgumentParser, build: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add `parser`'s options with `build` only when its command is the one run (main calls
+    build_chosen_options): a config model and what it imports stay unloaded for every other
+    command and for `soundry --help`."""
+    earlier = parser.get_default("build_options")
+
+    def build_all(chosen: argparse.ArgumentParser) -> None:
+        if earlier is not None:
+            earlier(chosen)
+        build(chosen)
+
+    parser.set_defaults(build_options=build_all)
+
+
+def build_chosen_options(commands: argparse._SubParsersAction, argv: list[str]) -> None:
+    chosen = commands.choices.get(argv[0]) if argv else None
+    build = chosen.get_default("build_options") if chosen is not None else None
+    if build is not None:
+        build(chosen)
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, model: str) -> None:
+    """--config, --print-config and one option per field of the job's model, named "module:Class".
+
+    The model is imported only when this command is the one run; its class is then the
+    namespace's `job_model`, which the handler resolves.
+    """
     parser.add_argument("-c", "--config", metavar="YAML", help="job configuration file")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configuration as YAML and exit")
-    add_model_options(parser, model)
+
+    def build(chosen: argparse.ArgumentParser) -> None:
+        module, name = model.split(":")
+        job_model = getattr(importlib.import_module(module), name)
+        add_model_options(chosen, job_model)
+        chosen.set_defaults(job_model=job_model)
+
+    defer_options(parser, build)
 
 
-def job_overrides(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, str]:
-    """The model options given on the command line (argparse leaves the others unset)."""
-    fields = set(model.model_fields)
+def job_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The job model's options given on the command line (argparse leaves the others unset)."""
+    fields = set(args.job_model.model_fields)
     return {k: v for k, v in vars(args).items() if "." in k or k in fields}
 
 
-def resolve(model: type[BaseModel], config_file: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> BaseModel:
-    """base (built-in defaults of an entry point) < YAML file < command-line options."""
-    data: dict[str, Any] = dict(base or {})
-    origin = "the built-in defaults"
-    if config_file:
-        data = _merge(data, _load_yaml(config_file))
-        origin = config_file
-    for dotted, text in overrides.items():
-        _set(data, dotted.split("."), _parse_value(model, dotted, text))
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(_explain(error, model, origin, overrides)) from None
-
-
-def to_yaml(config: BaseModel) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-
-
-def _load_yaml(path: str) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
-    return data
-
-
-def _parse_value(model: type[BaseModel], dotted: str, text: str) -> Any:
-    annotation = _field_annotation(model, dotted.split("."))
-    if annotation is not None and _allows_str_only(annotation):
-        return None if text in ("", "null", "~") and _optional(annotation) else text
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def _explain(error: ValidationError, model: type[BaseModel], origin: str, overrides: dict[str, str]) -> str:
-    lines = []
-    for problem in error.errors():
-        loc = ".".join(str(part) for part in problem["loc"])
-        where = f"--{loc}" if loc in overrides else origin
-        if problem["type"] == "extra_forbidden":
-            known = _known_keys(model, [str(p) for p in problem["loc"][:-1]])
-            guess = difflib.get_close_matches(str(problem["loc"][-1]), known, n=1)
-            hint = f"; did you mean {guess[0]!r}?" if guess else f"; known keys here: {', '.join(known)}"
-            lines.append(f"  {loc}: unknown key (in {where}){hint}")
-        elif problem["type"] == "missing":
-            lines.append(f"  {loc}: required; set it in the config file or with --{loc}")
-        else:
-            lines.append(f"  {loc} = {problem.get('input')!r} (in {where}): {problem['msg']}")
-    return "invalid configuration:\n" + "\n".join(lines)
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds, itself or optional; a list of models is one YAML option."""
-    if not (_is_union(annotation) or isinstance(annotation, type)):
-        return None
-    for candidate in (annotation, *typing.get_args(annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
-def _field_annotation(model: type[BaseModel], path: list[str]) -> Any:
-    current: Any = model
-    for part in path:
-        nested = _nested_model(current) if not (isinstance(current, type) and issubclass(current, BaseModel)) else current
-        if nested is None or part not in nested.model_fields:
-            return None
-        current = nested.model_fields[part].annotation
-    return current
-
-
-def _known_keys(model: type[BaseModel], path: list[str]) -> list[str]:
-    current: Any = model
-    for part in path:
-        if part.isdigit():
-            continue
-        annotation = _field_annotation(current, [part]) if isinstance(current, type) else None
-        inner = _nested_model(annotation) or _nested_model(_list_item(annotation))
-        if inner is None:
-            return []
-        current = inner
-    return list(current.model_fields)
-
-
-def _list_item(annotation: Any) -> Any:
-    args = typing.get_args(annotation)
-    return args[0] if args else None
-
-
-def _optional(annotation: Any) -> bool:
-    return type(None) in typing.get_args(annotation)
-
-
-def _allows_str_only(annotation: Any) -> bool:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] if _is_union(annotation) else [annotation]
-    return args == [str]
-
-
-def _is_union(annotation: Any) -> bool:
-    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
-
-
 def _metavar(annotation: Any) -> str:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] if _is_union(annotation) else [annotation]
+    from orchestration.configs.resolve import is_union
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] if is_union(annotation) else [annotation]
     if typing.get_origin(args[0]) is typing.Literal:
         return "{" + ",".join(map(str, typing.get_args(args[0]))) + "}"
     name = getattr(args[0], "__name__", str(args[0]))
@@ -172,25 +93,6 @@ def _metavar(annotation: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, BaseModel):
+    if hasattr(value, "model_fields"):  # a nested model: its own options list its fields
         return "..."
     return "empty" if value is None else str(value)
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _set(data: dict[str, Any], path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        child = data.get(part)
-        if not isinstance(child, dict):
-            child = data[part] = {}
-        data = child
-    data[path[-1]] = value

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 import logging
 import os
 from importlib import resources
 from pathlib import Path
 
-import yaml
-from rich.console import Console
-from rich.logging import RichHandler
 
-from orchestration.cli.options import ConfigError, resolve
-from orchestration.jobs.pipeline import PipelineConfig
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from orchestration.configs.pipeline import PipelineConfig
 
 
 
@@ -41,11 +42,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from orchestration.configs.pipeline import PipelineConfig
+    from orchestration.configs.resolve import resolve
+
     return _execute(resolve(PipelineConfig, args.config, _overrides(args.set)), console)
 
 
 def _demo(args: argparse.Namespace, console: Console) -> int:
+    import yaml
+
     from curation.demo.corpus import generate_demo_corpus, write_demo_captions
+    from orchestration.configs.pipeline import PipelineConfig
+    from orchestration.configs.resolve import resolve
 
     corpus = Path(args.dir) / "corpus"
     console.print(f"demo corpus: {corpus} ({args.pieces} pieces)")
@@ -61,6 +69,8 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def _execute(config: PipelineConfig, console: Console) -> int:
+    from rich.logging import RichHandler
+
     from orchestration.jobs.pipeline import run_pipeline
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)],
@@ -70,6 +80,8 @@ def _execute(config: PipelineConfig, console: Console) -> int:
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
+    from orchestration.configs.resolve import ConfigError
+
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

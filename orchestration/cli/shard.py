@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 import json
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 
-from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
-from orchestration.jobs.shard import ShardJob
+from orchestration.cli.options import add_job_arguments, job_overrides
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from orchestration.configs.jobs import ShardJob
 
 
 
@@ -26,7 +28,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             "Running the same command again resumes; a published version is never overwritten.",
         )
         parser.add_argument("clips_folder", nargs="?", metavar="CURATED", help="curated folder (sets --clips)")
-        add_job_arguments(parser, ShardJob)
+        add_job_arguments(parser, "orchestration.configs.jobs:ShardJob")
         parser.set_defaults(handler=handler)
 
     versions = commands.add_parser("versions", help="list, show, diff and verify published dataset versions")
@@ -47,11 +49,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _job(args: argparse.Namespace) -> ShardJob:
+    from orchestration.configs.resolve import resolve
+
     base = {"clips": args.clips_folder} if args.clips_folder else {}
-    return resolve(ShardJob, args.config, job_overrides(args, ShardJob), base=base)
+    return resolve(args.job_model, args.config, job_overrides(args), base=base)
 
 
 def _shard(args: argparse.Namespace, console: Console) -> int:
+    from orchestration.configs.resolve import to_yaml
+
     from orchestration.jobs.shard import write_shards
 
     job = _job(args)
@@ -63,6 +69,8 @@ def _shard(args: argparse.Namespace, console: Console) -> int:
 
 
 def _publish(args: argparse.Namespace, console: Console) -> int:
+    from orchestration.configs.resolve import to_yaml
+
     from orchestration.jobs.shard import publish_version
 
     job = _job(args)
@@ -74,6 +82,8 @@ def _publish(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_shard_summary(summary: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
     title = "published" if summary["published"] else "sharded (not yet published: run `soundry publish`)"
     table = Table(title=f"{title}: {summary['version']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -126,6 +136,8 @@ def _versions(args: argparse.Namespace, console: Console) -> int:
 
 
 def _list(listed: list[dict[str, Any]], root: str, console: Console) -> int:
+    from rich.table import Table
+
     table = Table(title=f"dataset versions in {root}", title_justify="left")
     for column in ("version", "state", "created", "clips", "hours", "shards", "MB", "splits", "labels"):
         table.add_column(column)
@@ -140,6 +152,8 @@ def _list(listed: list[dict[str, Any]], root: str, console: Console) -> int:
 
 
 def _show(manifest: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{manifest['name']} {manifest['version']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()

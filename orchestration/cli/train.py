@@ -4,21 +4,17 @@ torchrun (one process per GPU, one node or many), or on a Ray cluster through Ra
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
-from rich.logging import RichHandler
 
-from model.training.config import TrainConfig, VAETrainConfig
-from orchestration.cli.options import (
-    add_job_arguments,
-    job_overrides,
-    resolve,
-    to_yaml,
-)
+from orchestration.cli.options import add_job_arguments, job_overrides
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 
@@ -31,7 +27,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--ray-address", metavar="ADDRESS", help="train on this Ray cluster with Ray Train (`auto`: the one this machine joined)")
     train.add_argument("--ray-workers", type=int, default=1, metavar="N", help="Ray Train workers (one per GPU when the cluster has GPUs; default 1)")
-    add_job_arguments(train, TrainConfig)
+    add_job_arguments(train, "model.training.config:TrainConfig")
     train.set_defaults(handler=_train)
 
     vae = commands.add_parser(
@@ -39,7 +35,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Train the VAE with STFT, adversarial, feature-matching and KL losses. Runs as is or under "
         "torchrun like `soundry train`; running the same command again resumes from the newest checkpoint.",
     )
-    add_job_arguments(vae, VAETrainConfig)
+    add_job_arguments(vae, "model.training.config:VAETrainConfig")
     vae.set_defaults(handler=_train_vae)
 
 
@@ -47,21 +43,23 @@ def _train(args: argparse.Namespace, console: Console) -> int:
     if args.ray_address:
         from orchestration.jobs.train_ray import train_on_ray
 
-        return _run(args, console, TrainConfig, lambda config: train_on_ray(config, args.ray_address, args.ray_workers))
+        return _run(args, console, lambda config: train_on_ray(config, args.ray_address, args.ray_workers))
     from model.training.train import train
 
-    return _run(args, console, TrainConfig, train)
+    return _run(args, console, train)
 
 
 def _train_vae(args: argparse.Namespace, console: Console) -> int:
     from model.training.train_vae import train_vae
 
-    return _run(args, console, VAETrainConfig, train_vae)
+    return _run(args, console, train_vae)
 
 
-def _run(args: argparse.Namespace, console: Console, model: type, trainer: Callable[[Any], dict[str, Any]]) -> int:
+def _run(args: argparse.Namespace, console: Console, trainer: Callable[[Any], dict[str, Any]]) -> int:
     """Resolve the config; print it, or train with it and print rank 0's summary."""
-    config = resolve(model, args.config, job_overrides(args, model))
+    from orchestration.configs.resolve import resolve, to_yaml
+
+    config = resolve(args.job_model, args.config, job_overrides(args))
     if args.print_config:
         print(to_yaml(config), end="")
         return 0
@@ -73,5 +71,7 @@ def _run(args: argparse.Namespace, console: Console, model: type, trainer: Calla
 
 
 def _log_to(console: Console) -> None:
+    from rich.logging import RichHandler
+
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)],
                         force=True)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 
-from orchestration.cli.options import add_job_arguments, job_overrides, resolve, to_yaml
-from orchestration.jobs.vocab import VocabJob, build_vocabularies
+from orchestration.cli.options import add_job_arguments, job_overrides
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from orchestration.configs.jobs import VocabJob
 
 
 
@@ -28,16 +30,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="a song list with `title` and `artist` columns, added to the config's songs; repeatable")
     vocab.add_argument("--exclude-file", action="append", default=[], metavar="PATH",
                        help="evaluation captions (a `caption` column) no sentence may match, added to cleaning.exclude; repeatable")
-    add_job_arguments(vocab, VocabJob)
+    add_job_arguments(vocab, "orchestration.configs.jobs:VocabJob")
     vocab.set_defaults(handler=_vocab)
 
 
 def _vocab(args: argparse.Namespace, console: Console) -> int:
-    job = resolve(VocabJob, args.config, job_overrides(args, VocabJob))
+    from orchestration.configs.resolve import resolve, to_yaml
+
+    job = resolve(args.job_model, args.config, job_overrides(args))
     job = _with_files(job, args)
     if args.print_config:
         print(to_yaml(job), end="")
         return 0
+    from orchestration.jobs.vocab import build_vocabularies  # the stage's code: not for --help
+
     summary = build_vocabularies(job, console)
     print_vocab_summary(summary, console)
     return 0
@@ -45,15 +51,19 @@ def _vocab(args: argparse.Namespace, console: Console) -> int:
 
 def _with_files(job: VocabJob, args: argparse.Namespace) -> VocabJob:
     """The job with the files named on the command line added to its lists."""
+    from orchestration.configs.resolve import resolve
+
     data = job.model_dump()
     data["corpus"] += [p for p in args.corpus_paths if p not in data["corpus"]]
     data["captions"] += [{"path": p} for p in args.captions_file]
     data["songs"] += [{"path": p} for p in args.songs_file]
     data["cleaning"]["exclude"] += [{"path": p} for p in args.exclude_file]
-    return resolve(VocabJob, None, {}, base=data)
+    return resolve(type(job), None, {}, base=data)
 
 
 def print_vocab_summary(summary: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"vocabularies: {summary['output']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()

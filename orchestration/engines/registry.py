@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from curation.core.extras import needs_extra
 from orchestration.engines.base import Runner
 from orchestration.engines.config import RunnerConfig
 from orchestration.engines.local_runner import LocalRunner
@@ -22,9 +23,11 @@ def make_runner(config: RunnerConfig, warm_imports: Sequence[str] = ()) -> Runne
     if config.name == "local":
         return LocalRunner(worker_count(config), warm_imports)
     if config.name == "ray":
-        from orchestration.engines.ray_runner import RayRunner
+        with needs_extra("ray", "--runner.name ray", "ray"):
+            from orchestration.engines.ray_runner import RayRunner
 
         return RayRunner(config.ray, worker_count(config), warm_imports)
-    from orchestration.engines.beam_runner import BeamRunner
+    with needs_extra("beam", "--runner.name beam", "apache_beam"):
+        from orchestration.engines.beam_runner import BeamRunner
 
     return BeamRunner(config.beam, worker_count(config))

@@ -10,7 +10,6 @@ import functools
 import time
 from typing import Any
 
-from pydantic import Field
 from rich.console import Console
 
 from curation.clip import clip_part_url, summary_url
@@ -22,21 +21,15 @@ from curation.core.storage import (exists, join, read_json, read_table, remove_s
                                    write_table_atomic)
 from curation.summary import summarize
 from curation.unit import UnitStats, run_unit
-from orchestration.cli.options import ConfigError
+from orchestration.configs.resolve import ConfigError
 from orchestration.jobs.progress import CurationProgress
-from orchestration.engines.config import RunnerConfig
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.configs.jobs import CurateJob
 
 # What a unit's worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports
 # pandas at its first table conversion), imported while the engine starts.
 WORKER_IMPORTS = ("curation.unit", "pandas")
 
-
-class CurateJob(CurationConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the work units")
-
-    def stage_config(self) -> CurationConfig:
-        return CurationConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:

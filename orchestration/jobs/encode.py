@@ -12,24 +12,16 @@ import functools
 import time
 from typing import Any
 
-from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from curation.core.storage import join
-from model.latents.config import EncodeConfig
-from orchestration.engines.config import RunnerConfig
+from orchestration.configs.jobs import EncodeJob
 
 LATENT_MEMBER = "latent.npy"
 # Options that say how the work is spread, not what is computed: a resumed run may change them.
 EXECUTION_FIELDS = {"model_workers", "gpus_per_model_worker", "threads"}
 
-
-class EncodeJob(EncodeConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the VAE workers")
-
-    def stage_config(self) -> EncodeConfig:
-        return EncodeConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, Any]:

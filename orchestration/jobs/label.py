@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,22 +38,16 @@ from labeling.labels.stats import FREQUENCY_SCHEMA, distribution_stats, plot_cap
 from labeling.labels.table import MANIFEST
 from labeling.labels.units import ClipTable, plan_units
 from labeling.vocab.table import Vocabulary, read_vocabularies
-from orchestration.cli.options import ConfigError
-from orchestration.engines.config import RunnerConfig
+from orchestration.configs.resolve import ConfigError
 from orchestration.engines.base import ModelStage
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.configs.jobs import LabelJob
 
 PLOT = "caption_frequency.png"
 # What the units' workers import before their first unit (pyarrow imports pandas at its first
 # table conversion), imported while the engine starts.
 WORKER_IMPORTS = ("labeling.labels.score", "labeling.labels.assemble", "pandas")
 
-
-class LabelJob(LabelConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the work units")
-
-    def stage_config(self) -> LabelConfig:
-        return LabelConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:

@@ -18,53 +18,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from curation.config import Location
 from curation.core.strict_model import StrictModel
 from curation.core.storage import write_json_atomic
-from orchestration.cli.options import ConfigError
-from orchestration.engines.config import RunnerConfig
+from orchestration.configs.pipeline import PipelineConfig, SampleStage
+from orchestration.configs.resolve import ConfigError
 
 STAGES = "stages"
 
 
-class SampleStage(StrictModel):
-    prompts: list[str] = Field(["Genre: Ambient | Moods: Calm", "Drums, Bass, Energetic"], description="Prompts to generate")
-    seconds: float = Field(4.0, gt=0, description="Length of each sample")
-    steps: int = Field(30, ge=1, description="Sampler steps")
-    cfg_scale: float = Field(3.0, ge=0, description="Guidance scale")
-    seed: int = Field(0, description="Sampling seed")
-
-
-class PipelineConfig(StrictModel):
-    run_dir: str = Field(..., description="Folder that holds every stage's output and the report")
-    inputs: list[Location] = Field(..., min_length=1, description="Raw audio folders, globs or URLs")
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine for the data stages")
-    version: str = Field("v1", description="Name of the published dataset version")
-    curate: dict[str, Any] = Field(default_factory=dict, description="`soundry curate` options (its job YAML without inputs/output/runner)")
-    vocab: dict[str, Any] = Field(default_factory=dict, description="`soundry vocab` options (without output/corpus/runner)")
-    label: dict[str, Any] = Field(default_factory=lambda: {"clap": {"backend": "random"}},
-                                  description="`soundry label` options (without clips/vocab/output/runner)")
-    publish: dict[str, Any] = Field(default_factory=dict, description="`soundry publish` options (without clips/labels/root/version/runner)")
-    vae: dict[str, Any] = Field(default_factory=dict, description="`soundry train-vae` options (without output/data.version); "
-                                "or {checkpoint: PATH} to use a trained VAE (a train-vae folder or SAO's VAE file)")
-    latents: bool = Field(True, description="Pre-encode the version with the VAE (`soundry encode`) and train the DiT on "
-                          "its latents; false: the trainer encodes audio at every step")
-    encode: dict[str, Any] = Field(default_factory=dict, description="`soundry encode` options (without source/vae/root/version/runner)")
-    train: dict[str, Any] = Field(default_factory=dict, description="`soundry train` options (without output/data.version/vae)")
-    sample: SampleStage = Field(default_factory=SampleStage, description="Samples generated from the trained model")
-
 
 def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict[str, Any]:
     from model.training.config import TrainConfig, VAETrainConfig
-    from orchestration.jobs.curate import CurateJob
-    from orchestration.jobs.encode import EncodeJob
-    from orchestration.jobs.label import LabelJob
-    from orchestration.jobs.shard import ShardJob
-    from orchestration.jobs.vocab import VocabJob
+    from orchestration.configs.jobs import CurateJob
+    from orchestration.configs.jobs import EncodeJob
+    from orchestration.configs.jobs import LabelJob
+    from orchestration.configs.jobs import ShardJob
+    from orchestration.configs.jobs import VocabJob
 
     console = console or Console(stderr=True)
     run = Path(config.run_dir)

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -24,16 +23,11 @@ from shards.config import ShardConfig
 from shards.plan import Plan, ShardTask, make_plan
 from shards.publish import begin, finish
 from shards.writer import ShardResult, version_url, write_shard, written_shard
+from orchestration.configs.jobs import ShardJob
 
 # What the shard writers import before their first shard, imported while the engine starts.
 WORKER_IMPORTS = ("shards.writer",)
 
-
-class ShardJob(ShardConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that writes the shards")
-
-    def stage_config(self) -> ShardConfig:
-        return ShardConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 def write_shards(job: ShardJob, console: Console | None = None) -> dict[str, Any]:

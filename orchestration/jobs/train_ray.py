@@ -8,14 +8,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from curation.core.extras import needs_extra
 from model.training.train import SUMMARY
 from model.training.config import TrainConfig
 
 
 def train_on_ray(config: TrainConfig, address: str, workers: int) -> dict[str, Any]:
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    with needs_extra("ray", "--ray-address", "ray"):
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
 
     ray.init(address=None if address == "local" else address, ignore_reinit_error=True)
     use_gpu = config.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= workers

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -26,20 +25,14 @@ from labeling.vocab.prompts import combination_prompts
 from labeling.vocab.tags import TagCollector
 from labeling.vocab.writer import VocabularyWriter, write_manifest
 from orchestration.engines.base import ModelStage, Runner
-from orchestration.engines.config import RunnerConfig
 from orchestration.engines.local_runner import LocalRunner
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.configs.jobs import VocabJob
 
 # What the generation workers import before their first unit (pyarrow imports pandas at its
 # first table conversion), imported while the engine starts.
 WORKER_IMPORTS = ("labeling.vocab.generation", "pandas")
 
-
-class VocabJob(VocabConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs LLM generation (the template backend runs in this process)")
-
-    def stage_config(self) -> VocabConfig:
-        return VocabConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[str, Any]:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from orchestration.jobs.curate import CurateJob, curate
-from orchestration.jobs.shard import ShardJob, publish_version
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs.curate import curate
+from orchestration.configs.jobs import ShardJob
+from orchestration.jobs.shard import publish_version
 
 
 def synthesize(folder: Path, files: int = 6, seconds: float = 2.0, rate: int = 44100) -> None:

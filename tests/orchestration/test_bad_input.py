@@ -14,7 +14,8 @@ from rich.console import Console
 
 from audio_files import encode, music_like, write_audio
 from curation.encode import decode_flac, pcm_sha256
-from orchestration.jobs.curate import CurateJob, curate
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs.curate import curate
 
 RATE = 44100
 

@@ -12,7 +12,8 @@ import soundfile
 from rich.console import Console
 
 from audio_files import music_like, write_audio
-from orchestration.jobs.curate import CurateJob, curate
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs.curate import curate
 
 QUIET = Console(file=open("/dev/null", "w"))
 

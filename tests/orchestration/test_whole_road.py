@@ -9,8 +9,9 @@ import soundfile
 from rich.console import Console
 
 from audio_files import music_like, write_audio
-from orchestration.cli.options import ConfigError
-from orchestration.jobs.pipeline import PipelineConfig, run_pipeline
+from orchestration.configs.resolve import ConfigError
+from orchestration.configs.pipeline import PipelineConfig
+from orchestration.jobs.pipeline import run_pipeline
 from shards.manifest import read_manifest
 
 STAGES = ["curated", "vocab", "labels", "versions/v1", "vae", "versions/v1-latents", "train", "samples"]

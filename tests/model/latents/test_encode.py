@@ -19,7 +19,8 @@ from model.training.data import TrainDataError, loader_config
 from model.vae import AudioVAE
 from model.weights import StateDictError, read_tensors
 from orchestration.cli.main import main
-from orchestration.jobs.encode import EncodeJob, encode_version
+from orchestration.configs.jobs import EncodeJob
+from orchestration.jobs.encode import encode_version
 from shards.derive import DerivationError
 from shards.manifest import read_manifest
 from shards.publish import PublishConflict, VersionExists

@@ -17,9 +17,12 @@ from model.training.train import train
 from model.training.config import TrainConfig
 from model.training.data import to_device
 from model.vae import AudioVAE
-from orchestration.jobs.curate import CurateJob, curate
-from orchestration.jobs.encode import EncodeJob, encode_version
-from orchestration.jobs.shard import ShardJob, publish_version
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs.curate import curate
+from orchestration.configs.jobs import EncodeJob
+from orchestration.jobs.encode import encode_version
+from orchestration.configs.jobs import ShardJob
+from orchestration.jobs.shard import publish_version
 from shards.loader.config import LoaderConfig
 from shards.loader.loader import make_loader
 

@@ -6,8 +6,8 @@ import pytest
 
 from curation.config import CurationConfig
 from orchestration.cli.main import main
-from orchestration.cli.options import ConfigError, resolve
-from orchestration.jobs.curate import CurateJob
+from orchestration.configs.resolve import ConfigError, resolve
+from orchestration.configs.jobs import CurateJob
 
 
 def write(path: Path, text: str) -> str:

@@ -10,8 +10,10 @@ import pytest
 from rich.console import Console
 
 from orchestration.cli.main import main
-from orchestration.jobs.curate import CurateJob, curate
-from orchestration.jobs.shard import ShardJob, publish_version
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs.curate import curate
+from orchestration.configs.jobs import ShardJob
+from orchestration.jobs.shard import publish_version
 from shards.loader.config import LoaderConfig
 from shards.loader.loader import make_loader
 

@@ -37,6 +37,5 @@ def test_every_command_is_covered():
     from orchestration.cli.main import COMMAND_MODULES, _parser
     import importlib
 
-    parser = _parser([importlib.import_module(name) for name in COMMAND_MODULES])
-    commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {argv[0] for argv in COMMANDS if argv}
+    _, commands = _parser([importlib.import_module(name) for name in COMMAND_MODULES])
+    assert set(commands.choices) == {argv[0] for argv in COMMANDS if argv}

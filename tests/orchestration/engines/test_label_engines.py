@@ -18,7 +18,8 @@ import pytest
 from label_inputs import label_job_settings, write_clip_table, write_vocabularies
 from rich.console import Console
 
-from orchestration.jobs.label import LabelJob, label
+from orchestration.configs.jobs import LabelJob
+from orchestration.jobs.label import label
 from orchestration.engines.base import ModelStage
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]

@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
-from orchestration.jobs.curate import CurateJob, curate
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs.curate import curate
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,9 @@ from rich.console import Console
 
 from labeling.labels.table import EMBEDDING_SCHEMA, LABEL_SCHEMA, labels_from_table
 from orchestration.cli.main import main
-from orchestration.cli.options import ConfigError
-from orchestration.jobs.label import LabelJob, label
+from orchestration.configs.resolve import ConfigError
+from orchestration.configs.jobs import LabelJob
+from orchestration.jobs.label import label
 
 QUIET = Console(file=open("/dev/null", "w"))
 

@@ -2,8 +2,8 @@ import pytest
 from rich.console import Console
 
 from model.training.config import TrainConfig
-from orchestration.cli.options import ConfigError
-from orchestration.jobs.curate import CurateJob
+from orchestration.configs.resolve import ConfigError
+from orchestration.configs.jobs import CurateJob
 from orchestration.jobs.pipeline import _job, _stage
 
 

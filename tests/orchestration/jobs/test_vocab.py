@@ -13,7 +13,8 @@ from curation.demo.corpus import write_demo_captions
 from labeling.vocab.llm.backend import LLMError
 from labeling.vocab.table import read_vocabularies
 from orchestration.cli.main import main
-from orchestration.jobs.vocab import VocabJob, build_vocabularies
+from orchestration.configs.jobs import VocabJob
+from orchestration.jobs.vocab import build_vocabularies
 
 SONGS = [("Paper Signal", "Saltmarsh", "Sea Charts", "ambient", "2019"),
          ("Silver Signal", "Neon Cartographer", "Low Light", "techno", "1996"),

@@ -17,7 +17,8 @@ from labeling.vocab.llm.cache import AnswerCache, answer_key
 from labeling.vocab.cleaning.sentences import split_sentences
 from labeling.vocab.prompts import combination_prompts
 from labeling.vocab.table import read_vocabularies
-from orchestration.jobs.vocab import VocabJob, build_vocabularies
+from orchestration.configs.jobs import VocabJob
+from orchestration.jobs.vocab import build_vocabularies
 
 PROMPTS = 6
 PER_UNIT = 2
