@@ -16,13 +16,13 @@ class MissingExtra(UserError):
 def needs_extra(extra: str, purpose: str, *packages: str) -> Iterator[None]:
     """Turn the import of a missing `packages` inside the block into a MissingExtra naming `extra`.
 
-    Only the named top-level packages are translated: a module missing inside an installed
+    Only the named packages themselves are translated: a module missing inside an installed
     package is a broken installation, and its own error says more than ours would.
     """
     try:
         yield
     except ModuleNotFoundError as error:
-        if (error.name or "").split(".")[0] not in packages:
+        if error.name not in packages:
             raise
         raise MissingExtra(f"{purpose} needs the {error.name} package, which is not installed: "
                            f"pip install 'soundry[{extra}]' (or soundry[all])") from None

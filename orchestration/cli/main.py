@@ -38,12 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     build_chosen_options(commands, argv)
     args = parser.parse_args(argv)
     from rich.console import Console  # a tenth of a second: not for --help
+    from rich.markup import escape
 
     console = Console(stderr=True)
     try:
         return args.handler(args, console)
     except UserError as error:
-        console.print(f"[bold red]soundry {args.command}: error:[/] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]soundry {args.command}: error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print(f"soundry {args.command}: interrupted; run the same command again to resume")

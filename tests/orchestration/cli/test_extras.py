@@ -1,0 +1,65 @@
+"""The core install: curation on the local engine works without any extra, and a command that
+needs a missing extra says which one to install."""
+
+import subprocess
+import sys
+
+import pytest
+
+from curation.core.extras import MissingExtra, needs_extra
+
+# A process where the optional packages cannot be imported, as after `pip install soundry` alone.
+SCRIPT = """
+import importlib.abc, sys
+blocked = set(sys.argv[1].split(","))
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from orchestration.cli.main import main
+code = main(sys.argv[2:])
+loaded = sorted(blocked & {name.split(".")[0] for name in sys.modules})
+print("LOADED", ",".join(loaded))
+sys.exit(code)
+"""
+EXTRAS = "ray,apache_beam,laion_clap,transformers,tensorboard,wandb"
+
+
+def soundry_without_extras(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, EXTRAS, *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("core") / "corpus"
+    done = soundry_without_extras("demo-corpus", str(folder), "--pieces", "2", "--min-duration", "10",
+                                  "--max-duration", "11")
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_local_curation_needs_no_extra(corpus, tmp_path):
+    done = soundry_without_extras("curate", str(corpus), "--output", str(tmp_path / "out"), "--runner.workers", "1")
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "out" / "clips").glob("part-*.parquet"))
+    assert "LOADED \n" in done.stdout
+
+
+@pytest.mark.parametrize(("engine", "extra"), [("ray", "soundry[ray]"), ("beam", "soundry[beam]")])
+def test_an_engine_without_its_extra_names_it(corpus, tmp_path, engine, extra):
+    done = soundry_without_extras("curate", str(corpus), "--output", str(tmp_path / "out"), "--runner.name", engine)
+    assert done.returncode == 2
+    assert extra in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_package_inside_an_installed_one_is_not_blamed_on_an_extra():
+    with pytest.raises(ModuleNotFoundError):
+        with needs_extra("ray", "a test", "ray"):
+            import ray._no_such_module  # noqa: F401  ray is installed here; its part is not
+    with pytest.raises(MissingExtra, match=r"pip install 'soundry\[ray\]'"):
+        with needs_extra("ray", "a test", "ray"):
+            raise ModuleNotFoundError("No module named 'ray'", name="ray")
