@@ -16,6 +16,8 @@ demo: $(VENV)/.synced
 	$(VENV)/bin/soundry demo
 
 test: $(VENV)/.synced
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(VENV)/.synced

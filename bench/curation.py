@@ -56,9 +56,24 @@ def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str) -
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     try:
         subprocess.run(
-            [sys.executable, "-m", "orchestration.cli", "curate", str(inputs), "--output", str(output),
-             "--runner.name", engine, "--runner.workers", str(workers), *extra],
-            check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "orchestration.cli",
+                "curate",
+                str(inputs),
+                "--output",
+                str(output),
+                "--runner.name",
+                engine,
+                "--runner.workers",
+                str(workers),
+                *extra,
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         return json.loads((output / "summary.json").read_text())
     finally:
@@ -73,8 +88,10 @@ def work_seconds(summary: dict) -> float:
 
 def spread(ratios: list[float], loads: list[float]) -> str:
     ordered = sorted(ratios)
-    return (f"ratio {statistics.median(ordered):.2f} (min {ordered[0]:.2f}, max {ordered[-1]:.2f}, {len(ordered)} runs; "
-            f"load {min(loads):.1f}-{max(loads):.1f})")
+    return (
+        f"ratio {statistics.median(ordered):.2f} (min {ordered[0]:.2f}, max {ordered[-1]:.2f}, {len(ordered)} runs; "
+        f"load {min(loads):.1f}-{max(loads):.1f})"
+    )
 
 
 def audio_files(folder: Path) -> list[Path]:
@@ -88,8 +105,27 @@ def ffmpeg_floor(files: list[Path], workers: int, scratch: Path) -> float:
 
     def one(item: tuple[int, Path]) -> None:
         index, path = item
-        subprocess.run([binary, "-nostdin", "-v", "fatal", "-y", "-i", str(path), "-ar", "44100", "-ac", "2",
-                        "-af", "aresample=resampler=soxr", "-c:a", "flac", str(scratch / f"{index}.flac")], check=True)
+        subprocess.run(
+            [
+                binary,
+                "-nostdin",
+                "-v",
+                "fatal",
+                "-y",
+                "-i",
+                str(path),
+                "-ar",
+                "44100",
+                "-ac",
+                "2",
+                "-af",
+                "aresample=resampler=soxr",
+                "-c:a",
+                "flac",
+                str(scratch / f"{index}.flac"),
+            ],
+            check=True,
+        )
 
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:  # each thread waits on its own ffmpeg process
@@ -136,7 +172,9 @@ def make_short_files(folder: Path, count: int, seed: int = 0) -> Path:
         rate = 44100 if i % 3 else 48000
         n = int(rng.uniform(1.0, 3.0) * rate)
         t = np.arange(n) / rate
-        body = np.sin(2 * np.pi * rng.uniform(80, 3000) * t * (1 + rng.uniform(-0.3, 0.3) * t)) + rng.standard_normal(n) * rng.uniform(0.05, 0.5)
+        body = np.sin(2 * np.pi * rng.uniform(80, 3000) * t * (1 + rng.uniform(-0.3, 0.3) * t)) + rng.standard_normal(
+            n
+        ) * rng.uniform(0.05, 0.5)
         envelope = np.exp(-t * rng.uniform(0.5, 4.0)) * np.minimum(1, t * 200)
         pcm = (np.stack([body, np.roll(body, 7)], 1) * envelope[:, None] * 0.4).astype(np.float32)
         extension, subtype = formats[i % len(formats)]
@@ -192,10 +230,14 @@ def main() -> None:
             ratios.append(ours_x / floor_x)
             loads.append(os.getloadavg()[0])
             phases = summary["phases_s"]
-            print(f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio {ratios[-1]:.2f}  "
-                  f"[engine start {phases['engine_start_s']:.1f} s, stop {phases['engine_stop_s']:.1f} s, "
-                  f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; "
-                  f"load {loads[-2]:.1f}]")
+            print(
+                f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio "
+                f"{ratios[-1]:.2f}  "
+                f"[engine start {phases['engine_start_s']:.1f} s, stop {phases['engine_stop_s']:.1f} s, "
+                f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker "
+                f"{summary['peak_rss_mb_per_worker']:.0f} MB; "
+                f"load {loads[-2]:.1f}]"
+            )
         print(f"   {engine:5s}: {spread(ratios, loads)} (target >= {TARGETS[engine]})")
 
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
@@ -211,30 +253,47 @@ def main() -> None:
         ratios.append(ours / floor)
         ceilings.append(with_flac / floor)
         loads.append(os.getloadavg()[0])
-        print(f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio {ratios[-1]:.2f}  "
-              f"[{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; load {loads[-2]:.1f}]\n"
-              f"          decode + resample + FLAC encode alone {with_flac:7.1f} files/s -> {ceilings[-1]:.2f} of the floor; "
-              f"soundry is {ours / with_flac:.2f} of it")
+        print(
+            f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio "
+            f"{ratios[-1]:.2f}  "
+            f"[{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; "
+            f"load {loads[-2]:.1f}]\n"
+            f"          decode + resample + FLAC encode alone {with_flac:7.1f} files/s -> {ceilings[-1]:.2f} of the "
+            f"floor; "
+            f"soundry is {ours / with_flac:.2f} of it"
+        )
     print(f"   local: {spread(ratios, loads)} (target >= {SHORT_TARGET})")
-    print(f"   ceiling while clips are stored as FLAC (decode + resample + encode alone): {statistics.median(ceilings):.2f} of the floor")
+    print(
+        f"   ceiling while clips are stored as FLAC (decode + resample + encode alone): "
+        f"{statistics.median(ceilings):.2f} of the floor"
+    )
 
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
-    by_corpus = {"300 short files": curate(small, scratch / "mem-300", "local", args.workers, "--segment.min_clip_s", "0.5")["peak_rss_mb_per_worker"],
-                 "1200 short files": summary["peak_rss_mb_per_worker"]}
+    by_corpus = {
+        "300 short files": curate(small, scratch / "mem-300", "local", args.workers, "--segment.min_clip_s", "0.5")[
+            "peak_rss_mb_per_worker"
+        ],
+        "1200 short files": summary["peak_rss_mb_per_worker"],
+    }
     _print_growth("as the corpus grows", by_corpus)
     if not args.skip_memory:
         by_length = {}
         for minutes in (8, 32, 128):  # all longer than two row groups of clips
             long_file = make_long_file(CACHE / f"long-{minutes}min.wav", minutes)
-            by_length[f"one {minutes} min file"] = curate(long_file, scratch / f"mem-{minutes}", "local", 1)["peak_rss_mb_per_worker"]
+            by_length[f"one {minutes} min file"] = curate(long_file, scratch / f"mem-{minutes}", "local", 1)[
+                "peak_rss_mb_per_worker"
+            ]
         _print_growth("as files get longer", by_length)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _print_growth(title: str, rss: dict[str, float]) -> None:
-    print(f"   {title}: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items())
-          + f" -> last/first {list(rss.values())[-1] / list(rss.values())[0]:.2f} (flat: close to 1)")
+    print(
+        f"   {title}: "
+        + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items())
+        + f" -> last/first {list(rss.values())[-1] / list(rss.values())[0]:.2f} (flat: close to 1)"
+    )
 
 
 if __name__ == "__main__":

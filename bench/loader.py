@@ -21,6 +21,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,7 +32,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import resource
 import soundfile
 
 # Run as a script, this file's folder is first on sys.path: put the repository root there.
@@ -52,8 +52,13 @@ TARGET = 0.8
 
 def soundry(*args: str) -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "orchestration.cli", *args], check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def prepare(corpus: Path, workers: int) -> tuple[Path, Path]:
@@ -104,7 +109,7 @@ def _copy_into_tars(job: tuple[list[str], str]) -> int:
     with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as archive:
         for part in parts:
             table = pq.read_table(part, columns=["clip_id", "audio_flac"])
-            for clip_id, flac in zip(table["clip_id"].to_pylist(), table["audio_flac"].to_pylist()):
+            for clip_id, flac in zip(table["clip_id"].to_pylist(), table["audio_flac"].to_pylist(), strict=True):
                 info = tarfile.TarInfo(f"{clip_id}.flac")
                 info.size = len(flac)
                 archive.addfile(info, io.BytesIO(flac))
@@ -125,9 +130,16 @@ def plain_tar_mb_per_s(curated: Path, scratch: Path, workers: int) -> float:
 
 def shard_mb_per_s(curated: Path, versions: Path, workers: int) -> tuple[float, dict]:
     shutil.rmtree(versions, ignore_errors=True)
-    job = ShardJob.model_validate({"clips": str(curated), "root": str(versions), "version": "bench",
-                                   "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 8},
-                                   "runner": {"workers": workers}})
+    job = ShardJob.model_validate(
+        {
+            "clips": str(curated),
+            "root": str(versions),
+            "version": "bench",
+            "splits": {"fractions": {"train": 1.0}},
+            "shards": {"min_shards": 8},
+            "runner": {"workers": workers},
+        }
+    )
     summary = write_shards(job, Console(file=open(os.devnull, "w")))
     return summary["mb_per_s"], summary
 
@@ -146,16 +158,33 @@ def main() -> None:
     shard_rate, summary = shard_mb_per_s(curated, versions, args.workers)
     plain_rate = plain_tar_mb_per_s(curated, CACHE / "loader" / "plain", args.workers)
     shutil.rmtree(CACHE / "loader" / "plain", ignore_errors=True)
-    soundry("publish", str(curated), "--root", str(versions), "--version", "bench", "--splits.fractions", "{train: 1.0}",
-            "--shards.min_shards", "8", "--runner.workers", str(args.workers))
+    soundry(
+        "publish",
+        str(curated),
+        "--root",
+        str(versions),
+        "--version",
+        "bench",
+        "--splits.fractions",
+        "{train: 1.0}",
+        "--shards.min_shards",
+        "8",
+        "--runner.workers",
+        str(args.workers),
+    )
     version = versions / "bench"
     manifest = json.loads((version / "manifest.json").read_text())
     urls = [str(version / s["tar"]) for s in manifest["shards"]]
     rate = manifest["audio"]["sample_rate"]
     longest = int(max(json.loads((version / "stats.json").read_text())["durations_s"]["max"], 1) * rate) + 1
 
-    results = {"clips": manifest["totals"]["clips"], "hours": manifest["totals"]["hours"], "shards": len(urls),
-               "workers": args.workers, "load_average_at_start": os.getloadavg()[0]}
+    results = {
+        "clips": manifest["totals"]["clips"],
+        "hours": manifest["totals"]["hours"],
+        "shards": len(urls),
+        "workers": args.workers,
+        "load_average_at_start": os.getloadavg()[0],
+    }
     for crop, sample_size in (("whole_clip", longest), ("crop_10s", 10 * rate)):
         for kind in ("thread", "process"):
             config = LoaderConfig(batch_size=4, num_workers=args.workers, sample_size=sample_size, worker_kind=kind)
@@ -166,20 +195,31 @@ def main() -> None:
             floor_rate, loader_rate = statistics.median(r for r, _ in floor), statistics.median(r for r, _ in loader)
             floor_cpu, loader_cpu = statistics.median(c for _, c in floor), statistics.median(c for _, c in loader)
             results[f"{crop}_{kind}"] = {
-                "floor_samples_per_s": floor_rate, "loader_samples_per_s": loader_rate, "ratio": loader_rate / floor_rate,
-                "floor_cpu_ms_per_sample": 1000 * floor_cpu, "loader_cpu_ms_per_sample": 1000 * loader_cpu,
+                "floor_samples_per_s": floor_rate,
+                "loader_samples_per_s": loader_rate,
+                "ratio": loader_rate / floor_rate,
+                "floor_cpu_ms_per_sample": 1000 * floor_cpu,
+                "loader_cpu_ms_per_sample": 1000 * loader_cpu,
                 "cpu_ratio": floor_cpu / loader_cpu,
             }
-    results["write"] = {"shard_mb_per_s": shard_rate, "plain_tar_mb_per_s": plain_rate, "ratio": shard_rate / plain_rate,
-                        "engine_start_s": summary["phases_s"].get("engine_start_s"), "bytes": summary["bytes"]}
+    results["write"] = {
+        "shard_mb_per_s": shard_rate,
+        "plain_tar_mb_per_s": plain_rate,
+        "ratio": shard_rate / plain_rate,
+        "engine_start_s": summary["phases_s"].get("engine_start_s"),
+        "bytes": summary["bytes"],
+    }
     (CACHE / "loader" / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     whole = results["whole_clip_thread"]
     verdict = "meets" if whole["ratio"] >= TARGET else "misses"
-    print(f"loader (worker threads) {whole['loader_samples_per_s']:.1f} samples/s vs floor {whole['floor_samples_per_s']:.1f}: "
-          f"{whole['ratio']:.2f} ({verdict} the {TARGET} target; CPU per sample {whole['cpu_ratio']:.2f}); shard writing "
-          f"{shard_rate:.0f} MB/s vs plain tar {plain_rate:.0f} MB/s: {results['write']['ratio']:.2f}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"loader (worker threads) {whole['loader_samples_per_s']:.1f} samples/s vs floor "
+        f"{whole['floor_samples_per_s']:.1f}: "
+        f"{whole['ratio']:.2f} ({verdict} the {TARGET} target; CPU per sample {whole['cpu_ratio']:.2f}); shard writing "
+        f"{shard_rate:.0f} MB/s vs plain tar {plain_rate:.0f} MB/s: {results['write']['ratio']:.2f}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

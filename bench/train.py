@@ -18,7 +18,8 @@ sao-1.0 on the CPU: its training state alone (fp32 weights, gradients, AdamW mom
 20 bytes a trained parameter) is about 21 GB; the bench refuses a preset whose estimate exceeds
 the memory available.
 
-    .venv/bin/python bench/train.py [--cpu-presets tiny,small] [--steps 6] [--batch 2] [--no-scaling] [--gpu] [--json out.json]
+    .venv/bin/python bench/train.py [--cpu-presets tiny,small] [--steps 6] [--batch 2] [--no-scaling]
+        [--gpu] [--json out.json]
 """
 
 from __future__ import annotations
@@ -56,11 +57,9 @@ def latent_version(name: str, device: str = "cpu") -> tuple[str, str]:
     is the model's latent length whatever the clip's."""
     from model.checkpoint import save_checkpoint
     from model.vae import AudioVAE
-    from orchestration.configs.jobs import CurateJob
+    from orchestration.configs.jobs import CurateJob, EncodeJob, ShardJob
     from orchestration.jobs.curate import curate
-    from orchestration.configs.jobs import EncodeJob
     from orchestration.jobs.encode import encode_version
-    from orchestration.configs.jobs import ShardJob
     from orchestration.jobs.shard import publish_version
 
     base = CACHE / name
@@ -75,26 +74,64 @@ def latent_version(name: str, device: str = "cpu") -> tuple[str, str]:
         tone = np.sin(2 * np.pi * 110 * (i + 1) * t) * 0.3
         soundfile.write(base / "raw" / f"tone-{i}.wav", np.stack([tone, tone * 0.8], 1).astype(np.float32), rate)
     runner = {"name": "local", "workers": 1}
-    curate(CurateJob.model_validate({"inputs": [{"path": str(base / "raw"), "license": "CC0-1.0"}], "output": str(base / "curated"),
-                                     "segment": {"window_s": 2.0, "min_clip_s": 1.0}, "runner": runner}))
-    publish_version(ShardJob.model_validate({"clips": str(base / "curated"), "root": str(base / "versions"), "version": "audio",
-                                             "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 4}, "runner": runner}))
+    curate(
+        CurateJob.model_validate(
+            {
+                "inputs": [{"path": str(base / "raw"), "license": "CC0-1.0"}],
+                "output": str(base / "curated"),
+                "segment": {"window_s": 2.0, "min_clip_s": 1.0},
+                "runner": runner,
+            }
+        )
+    )
+    publish_version(
+        ShardJob.model_validate(
+            {
+                "clips": str(base / "curated"),
+                "root": str(base / "versions"),
+                "version": "audio",
+                "splits": {"fractions": {"train": 1.0}},
+                "shards": {"min_shards": 4},
+                "runner": runner,
+            }
+        )
+    )
     config = preset(name)
     torch.manual_seed(0)
     save_checkpoint(vae, AudioVAE(config.vae, config.audio_channels), config)
-    encode_version(EncodeJob.model_validate({"source": str(base / "versions" / "audio"), "vae": str(vae), "root": str(base / "versions"),
-                                             "version": "latents", "device": device, "runner": runner}))
+    encode_version(
+        EncodeJob.model_validate(
+            {
+                "source": str(base / "versions" / "audio"),
+                "vae": str(vae),
+                "root": str(base / "versions"),
+                "version": "latents",
+                "device": device,
+                "runner": runner,
+            }
+        )
+    )
     return str(latents), str(vae)
 
 
 def loop_config(name: str, version: str, vae: str, output: Path, batch: int, steps: int, device: str, **overrides):
     from model.training.config import TrainConfig
 
-    return TrainConfig.model_validate({
-        "output": str(output), "model": name, "vae": vae, "device": device,
-        "data": {"version": version, "batch_size": batch, "workers": 1, "shuffle_buffer": 8},
-        "max_steps": WARMUP_STEPS + steps, "log_every": 1, "checkpoint_every": 10**9, "keep_checkpoints": 1,
-        "demo": {"prompts": ["Drums"], "seconds": 0.1, "steps": 1}, **overrides})
+    return TrainConfig.model_validate(
+        {
+            "output": str(output),
+            "model": name,
+            "vae": vae,
+            "device": device,
+            "data": {"version": version, "batch_size": batch, "workers": 1, "shuffle_buffer": 8},
+            "max_steps": WARMUP_STEPS + steps,
+            "log_every": 1,
+            "checkpoint_every": 10**9,
+            "keep_checkpoints": 1,
+            "demo": {"prompts": ["Drums"], "seconds": 0.1, "steps": 1},
+            **overrides,
+        }
+    )
 
 
 def loop_rates(run: Path) -> dict[str, float]:
@@ -109,15 +146,20 @@ def floor_rate(config, steps: int) -> float:
     """Latent frames/s of the bare step: the loop's model, the loop's batches read beforehand (their
     prompts and timing: the text encoder's work depends on the prompts) with random latents of
     their shape, loss, backward, AdamW; nothing else."""
-    from model.training.train import build_model
     from model.training.data import endless, loader_config, to_device
+    from model.training.train import build_model
     from shards.loader.batch import TrainingBatch
     from shards.loader.loader import make_loader
 
     device = torch.device("cuda" if config.device == "cuda" else "cpu")
     model = build_model(config).to(device).train()
-    optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=config.optimizer.lr, betas=config.optimizer.betas,
-                                  weight_decay=config.optimizer.weight_decay, eps=config.optimizer.eps)
+    optimizer = torch.optim.AdamW(
+        model.trainable_parameters().values(),
+        lr=config.optimizer.lr,
+        betas=config.optimizer.betas,
+        weight_decay=config.optimizer.weight_decay,
+        eps=config.optimizer.eps,
+    )
     data = loader_config(config.data, model.config)
     batches = endless(make_loader(config.data.version, data, 0, 1, seed=config.seed))
     batches = [to_device(next(batches), device) for _ in range(WARMUP_STEPS + steps)]
@@ -176,8 +218,16 @@ def cpu_case(name: str, batch: int, steps: int, threads: int) -> dict:
     floor_after = floor_rate(config, steps)
     floor = max(floor_before, floor_after)
     frames = preset(name).latent_length
-    return {"preset": name, "batch": batch, "frames": frames, "threads": threads, **loop, "floor_frames_per_s": floor,
-            "floor_runs": [floor_before, floor_after], "ratio": loop["latent_frames_per_s"] / floor}
+    return {
+        "preset": name,
+        "batch": batch,
+        "frames": frames,
+        "threads": threads,
+        **loop,
+        "floor_frames_per_s": floor,
+        "floor_runs": [floor_before, floor_after],
+        "ratio": loop["latent_frames_per_s"] / floor,
+    }
 
 
 def scaling_worker(name: str, batch: int, steps: int, parallel: str, output: str) -> None:
@@ -196,16 +246,41 @@ def scaling(name: str, batch: int, steps: int) -> list[dict]:
         run = CACHE / name / f"scale-{processes}-{parallel}"
         shutil.rmtree(run, ignore_errors=True)
         port = 29500 + os.getpid() % 1000
-        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port),
-                        __file__, "--scale-worker", f"{name}:{batch}:{steps}:{parallel}:{run}"],
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                str(processes),
+                "--master_port",
+                str(port),
+                __file__,
+                "--scale-worker",
+                f"{name}:{batch}:{steps}:{parallel}:{run}",
+            ],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         rates = loop_rates(run)
         base, best = base or rates["latent_frames_per_s"], best or rates["best_latent_frames_per_s"]
-        row = {"preset": name, "processes": processes, "parallel": parallel, "batch_per_rank": batch, **rates,
-               "speedup": rates["latent_frames_per_s"] / base, "best_speedup": rates["best_latent_frames_per_s"] / best}
-        print(f"scaling {name} {processes} process(es) {parallel:4s} batch {batch}/rank, 1 thread each: median "
-              f"{rates['latent_frames_per_s']:7.1f} latent frames/s ({row['speedup']:.2f}x one process), best step "
-              f"{rates['best_latent_frames_per_s']:7.1f} ({row['best_speedup']:.2f}x)", flush=True)
+        row = {
+            "preset": name,
+            "processes": processes,
+            "parallel": parallel,
+            "batch_per_rank": batch,
+            **rates,
+            "speedup": rates["latent_frames_per_s"] / base,
+            "best_speedup": rates["best_latent_frames_per_s"] / best,
+        }
+        print(
+            f"scaling {name} {processes} process(es) {parallel:4s} batch {batch}/rank, 1 thread each: median "
+            f"{rates['latent_frames_per_s']:7.1f} latent frames/s ({row['speedup']:.2f}x one process), best step "
+            f"{rates['best_latent_frames_per_s']:7.1f} ({row['best_speedup']:.2f}x)",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -218,10 +293,15 @@ def gpu(batch: int, steps: int) -> dict:
     cuda = torch.cuda.is_available()
     device, name = (torch.device("cuda"), "sao-1.0") if cuda else (torch.device("cpu"), "tiny")
     if not cuda:
-        print("gpu: none here; running the GPU path on the CPU with tiny to check it (figures mean nothing)", flush=True)
+        print(
+            "gpu: none here; running the GPU path on the CPU with tiny to check it (figures mean nothing)", flush=True
+        )
     dtype = torch.bfloat16
     peak = matmul_peak_tflops(device, dtype, n=8192 if cuda else 1024)
-    print(f"{torch.cuda.get_device_name() if cuda else 'cpu'}: {dtype} matmul peak measured {peak:.2f} TFLOP/s", flush=True)
+    print(
+        f"{torch.cuda.get_device_name() if cuda else 'cpu'}: {dtype} matmul peak measured {peak:.2f} TFLOP/s",
+        flush=True,
+    )
     frames = preset(name).latent_length
     bare = train_step_throughput(name, device, dtype, batch, frames, peak, False, {})
     if cuda:
@@ -233,13 +313,29 @@ def gpu(batch: int, steps: int) -> dict:
     rates = loop_rates(run)
     step_s = batch / rates["samples_per_s"]
     achieved = bare["tflop_per_step"] / step_s
-    row = {"preset": name, "device": device.type, "batch": batch, "frames": frames, **rates, "loop_step_s": step_s,
-           "bare_step_s": bare["step_s"], "tflop_per_step": bare["tflop_per_step"], "tflops": achieved, "peak_tflops": peak,
-           "ratio": achieved / peak, "loop_over_bare": bare["step_s"] / step_s}
+    row = {
+        "preset": name,
+        "device": device.type,
+        "batch": batch,
+        "frames": frames,
+        **rates,
+        "loop_step_s": step_s,
+        "bare_step_s": bare["step_s"],
+        "tflop_per_step": bare["tflop_per_step"],
+        "tflops": achieved,
+        "peak_tflops": peak,
+        "ratio": achieved / peak,
+        "loop_over_bare": bare["step_s"] / step_s,
+    }
     verdict = "meets" if row["ratio"] >= TARGET else "below"
-    print(f"{device.type} {name} training loop bf16 batch {batch} x {frames} frames: {rates['samples_per_s']:.2f} samples/s, "
-          f"{step_s * 1e3:.0f} ms a step ({row['loop_over_bare']:.2f} of the bare step's speed) -> {achieved:.2f} TFLOP/s = "
-          f"{row['ratio']:.2f} of the measured matmul peak ({verdict} target {TARGET})", flush=True)
+    print(
+        f"{device.type} {name} training loop bf16 batch {batch} x {frames} frames: {rates['samples_per_s']:.2f} "
+        f"samples/s, "
+        f"{step_s * 1e3:.0f} ms a step ({row['loop_over_bare']:.2f} of the bare step's speed) -> {achieved:.2f} "
+        f"TFLOP/s = "
+        f"{row['ratio']:.2f} of the measured matmul peak ({verdict} target {TARGET})",
+        flush=True,
+    )
     return row
 
 
@@ -247,14 +343,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--scale-worker", help=argparse.SUPPRESS)
-    parser.add_argument("--cpu-presets", default="tiny,small", help="presets measured on the CPU (sao-1.0 is refused where it does not fit)")
+    parser.add_argument(
+        "--cpu-presets",
+        default="tiny,small",
+        help="presets measured on the CPU (sao-1.0 is refused where it does not fit)",
+    )
     parser.add_argument("--batch", type=int, default=2, help="examples per rank per step on the CPU")
-    parser.add_argument("--steps", type=int, default=6, help="measured steps (after 2 warm-up steps) per loop and floor")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the per-preset CPU cases (on a shared 2-core "
-                        "machine a second thread mostly waits: tiny ran 5x slower with 2 than with 1)")
+    parser.add_argument(
+        "--steps", type=int, default=6, help="measured steps (after 2 warm-up steps) per loop and floor"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the per-preset CPU cases (on a shared 2-core "
+        "machine a second thread mostly waits: tiny ran 5x slower with 2 than with 1)",
+    )
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1 -> 2 process measurement")
-    parser.add_argument("--scaling-steps", type=int, default=20, help="measured steps of each scaling run (tiny steps are short)")
-    parser.add_argument("--gpu", action="store_true", help="measure sao-1.0 in bf16 on CUDA (without CUDA: check the path with tiny on the CPU)")
+    parser.add_argument(
+        "--scaling-steps", type=int, default=20, help="measured steps of each scaling run (tiny steps are short)"
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="measure sao-1.0 in bf16 on CUDA (without CUDA: check the path with tiny on the CPU)",
+    )
     parser.add_argument("--gpu-batch", type=int, default=8, help="examples per step on the GPU")
     parser.add_argument("--json", help="write all rows to this file")
     args = parser.parse_args()
@@ -266,21 +379,35 @@ def main() -> int:
         name, batch, steps, parallel, output = args.scale_worker.split(":", 4)
         scaling_worker(name, int(batch), int(steps), parallel, output)
         return 0
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work on this machine slows the CPU figures)", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (other work on this machine slows the CPU "
+        f"figures)",
+        flush=True,
+    )
     rows: dict[str, list] = {"cpu": [], "scaling": [], "gpu": []}
     for name in filter(None, args.cpu_presets.split(",")):
         need, have = estimate_gb(name), available_gb()
         if need > have:
-            print(f"cpu {name}: not run: its training state needs about {need:.0f} GB, {have:.0f} GB are available", flush=True)
+            print(
+                f"cpu {name}: not run: its training state needs about {need:.0f} GB, {have:.0f} GB are available",
+                flush=True,
+            )
             continue
-        out = subprocess.run([sys.executable, __file__, "--case", f"{name}:{args.batch}:{args.steps}:{args.threads}"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--case", f"{name}:{args.batch}:{args.steps}:{args.threads}"],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode != 0:
             raise SystemExit(f"cpu {name} failed:\n{out.stderr[-3000:]}")
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"cpu {name:6s} batch {row['batch']} x {row['frames']} frames, {row['threads']} threads: loop {row['latent_frames_per_s']:8.1f} "
-              f"latent frames/s ({row['samples_per_s']:.2f} samples/s), floor {row['floor_frames_per_s']:8.1f} -> ratio {row['ratio']:.2f}",
-              flush=True)
+        print(
+            f"cpu {name:6s} batch {row['batch']} x {row['frames']} frames, {row['threads']} threads: loop "
+            f"{row['latent_frames_per_s']:8.1f} "
+            f"latent frames/s ({row['samples_per_s']:.2f} samples/s), floor {row['floor_frames_per_s']:8.1f} -> "
+            f"ratio {row['ratio']:.2f}",
+            flush=True,
+        )
         rows["cpu"].append(row)
     if not args.no_scaling:
         rows["scaling"] = scaling("tiny", args.batch, args.scaling_steps)

@@ -149,8 +149,11 @@ def summary_url(output: str) -> str:
 
 def written_clip_parts(output: str) -> list[str]:
     """The clip parts in `output` so far, in name order, finished or not: the writer's view."""
-    return [url for url in list_files(clips_folder(output), ".parquet")
-            if url.rstrip("/").rsplit("/", 1)[-1].startswith("part-")]
+    return [
+        url
+        for url in list_files(clips_folder(output), ".parquet")
+        if url.rstrip("/").rsplit("/", 1)[-1].startswith("part-")
+    ]
 
 
 def curated_output(folder: str) -> str:
@@ -172,11 +175,16 @@ def clip_parts(folder: str) -> list[str]:
     parts = written_clip_parts(output)
     if not exists(summary_url(output)):
         if parts:
-            raise ClipTableError(f"{output}: curation has not finished here (no {SUMMARY}); "
-                                 "run `soundry curate` again to complete it")
-        raise ClipTableError(f"{output}: no clip table here (no {SUMMARY}, no {CLIPS_DIR}/part-*.parquet); "
-                             "give the output folder of `soundry curate`")
+            raise ClipTableError(
+                f"{output}: curation has not finished here (no {SUMMARY}); run `soundry curate` again to complete it"
+            )
+        raise ClipTableError(
+            f"{output}: no clip table here (no {SUMMARY}, no {CLIPS_DIR}/part-*.parquet); "
+            "give the output folder of `soundry curate`"
+        )
     if not parts:
-        raise ClipTableError(f"{output}: {SUMMARY} is there but no {CLIPS_DIR}/part-*.parquet; the clip table "
-                             "was moved or deleted: run `soundry curate` into a new folder")
+        raise ClipTableError(
+            f"{output}: {SUMMARY} is there but no {CLIPS_DIR}/part-*.parquet; the clip table "
+            "was moved or deleted: run `soundry curate` into a new folder"
+        )
     return parts

@@ -18,7 +18,9 @@ class Location(StrictModel):
     source_name: str | None = Field(None, description="Name of the collection; recorded on every clip from here")
     license: str | None = Field(None, description="License of the files here, e.g. CC-BY-4.0")
     split_hint: str | None = Field(None, description="Split these files should land in (train, valid, test)")
-    storage_options: dict[str, str] = Field(default_factory=dict, description="fsspec options for this location (credentials come from the environment)")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="fsspec options for this location (credentials come from the environment)"
+    )
 
 
 class AudioFormat(StrictModel):
@@ -28,7 +30,9 @@ class AudioFormat(StrictModel):
 
 class Encoding(StrictModel):
     flac_compression: float = Field(
-        0.5, ge=0, le=1,
+        0.5,
+        ge=0,
+        le=1,
         description="FLAC compression, 0 (fastest) to 1 (smallest); 0.5 is as small as libFLAC's default "
         "(0.40 of WAV on music) and 30% faster to encode",
     )
@@ -37,7 +41,9 @@ class Encoding(StrictModel):
 class Segmenting(StrictModel):
     window_s: float = Field(30.0, gt=0, description="Clip length in seconds (Noise2Music: 30 s)")
     hop_s: float | None = Field(None, gt=0, description="Step between clip starts; empty means the window (no overlap)")
-    min_clip_s: float = Field(2.0, gt=0, description="Shortest clip kept; a shorter tail or file is rejected as too_short")
+    min_clip_s: float = Field(
+        2.0, gt=0, description="Shortest clip kept; a shorter tail or file is rejected as too_short"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Segmenting:
@@ -53,10 +59,24 @@ class Segmenting(StrictModel):
 class Filtering(StrictModel):
     min_peak_dbfs: float | None = Field(-50.0, description="Reject clips whose peak is below this (silent)")
     min_lufs: float | None = Field(-45.0, description="Reject clips quieter than this integrated loudness (too_quiet)")
-    max_silence_ratio: float | None = Field(0.5, ge=0, le=1, description="Reject clips with more of their 50 ms frames below -60 dBFS than this (mostly_silent)")
-    max_clipping_ratio: float | None = Field(0.01, ge=0, le=1, description="Reject clips with more samples at full scale than this fraction (clipped)")
-    min_bandwidth_hz: float | None = Field(None, ge=0, description="Reject clips whose effective bandwidth is below this, e.g. 8000 to drop upsampled low-bitrate audio (low_bandwidth)")
-    reject_mono_as_stereo: bool = Field(False, description="Reject stereo clips whose two channels are identical (mono_as_stereo)")
+    max_silence_ratio: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Reject clips with more of their 50 ms frames below -60 dBFS than this (mostly_silent)",
+    )
+    max_clipping_ratio: float | None = Field(
+        0.01, ge=0, le=1, description="Reject clips with more samples at full scale than this fraction (clipped)"
+    )
+    min_bandwidth_hz: float | None = Field(
+        None,
+        ge=0,
+        description="Reject clips whose effective bandwidth is below this, e.g. 8000 to drop upsampled low-bitrate "
+        "audio (low_bandwidth)",
+    )
+    reject_mono_as_stereo: bool = Field(
+        False, description="Reject stereo clips whose two channels are identical (mono_as_stereo)"
+    )
 
 
 class Decoding(StrictModel):
@@ -65,15 +85,26 @@ class Decoding(StrictModel):
         description="auto: libsndfile in-process for wav/flac/ogg-vorbis/mp3, PyAV in-process for other codecs; "
         "or force one backend for every file (ffmpeg runs the ffmpeg CLI through ffmpeg-python)",
     )
-    ffmpeg: str | None = Field(None, description="ffmpeg binary to use; empty: the system's, else the imageio-ffmpeg wheel's")
+    ffmpeg: str | None = Field(
+        None, description="ffmpeg binary to use; empty: the system's, else the imageio-ffmpeg wheel's"
+    )
     block_frames: int = Field(65536, ge=1024, description="Frames decoded per block (bounds memory per worker)")
 
 
 class Partitioning(StrictModel):
     max_files: int = Field(256, ge=1, description="Most files in one work unit")
-    max_bytes: int = Field(256 * 2**20, ge=1, description="Most bytes of input in one work unit (a larger file is a unit alone)")
-    min_units: int = Field(16, ge=1, description="Fewest units a corpus is split into, so small corpora still spread over every worker")
-    rows_per_group: int = Field(8, ge=1, description="Clips buffered before a Parquet row group is written: with max_files, what bounds a worker's memory")
+    max_bytes: int = Field(
+        256 * 2**20, ge=1, description="Most bytes of input in one work unit (a larger file is a unit alone)"
+    )
+    min_units: int = Field(
+        16, ge=1, description="Fewest units a corpus is split into, so small corpora still spread over every worker"
+    )
+    rows_per_group: int = Field(
+        8,
+        ge=1,
+        description="Clips buffered before a Parquet row group is written: with max_files, what bounds a worker's "
+        "memory",
+    )
 
 
 class CurationConfig(StrictModel):
@@ -86,4 +117,6 @@ class CurationConfig(StrictModel):
     encode: Encoding = Field(default_factory=Encoding, description="How kept clips are stored")
     units: Partitioning = Field(default_factory=Partitioning, description="How the input is split into work units")
     dedup: bool = Field(True, description="Drop exact duplicates (same decoded PCM) across the corpus, keeping one")
-    follow_sidecars: bool = Field(True, description="Read a .json beside each file (same stem) that overrides its location's attributes")
+    follow_sidecars: bool = Field(
+        True, description="Read a .json beside each file (same stem) that overrides its location's attributes"
+    )

@@ -81,13 +81,19 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
 
 def _ffmpeg_blocks(path: str, config: Decoding, target: AudioFormat) -> Blocks:
     binary = find_ffmpeg(config.ffmpeg)
-    stream = ffmpeg.input(path).output(
-        "pipe:", format="f32le", acodec="pcm_f32le", ac=target.channels, ar=target.sample_rate,
-        af="aresample=resampler=soxr",
-    ).global_args("-nostdin", "-hide_banner", "-loglevel", "error")
-    process = subprocess.Popen(
-        stream.compile(cmd=binary), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    stream = (
+        ffmpeg.input(path)
+        .output(
+            "pipe:",
+            format="f32le",
+            acodec="pcm_f32le",
+            ac=target.channels,
+            ar=target.sample_rate,
+            af="aresample=resampler=soxr",
+        )
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     )
+    process = subprocess.Popen(stream.compile(cmd=binary), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     bytes_per_block = config.block_frames * target.channels * 4
     try:
         pending = b""

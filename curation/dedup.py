@@ -35,7 +35,7 @@ def read_members(part: str) -> Iterator[tuple[str, Member]]:
     """Every clip of a part as (pcm_sha256, member), reading only the key columns; the member
     names its part by exactly the string given."""
     keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
-    for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"]):
+    for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"], strict=True):
         yield digest, (clip_id, uri, part)
 
 
@@ -76,9 +76,12 @@ def apply_duplicates(output: str, find: Callable[[], list[dict[str, str]]]) -> p
     _drop_from_parts(decision)
     rejects = [
         Reject(
-            row["source_uri"], "dedup", "duplicate",
+            row["source_uri"],
+            "dedup",
+            "duplicate",
             f"same decoded PCM as clip {row['duplicate_of']} of {row['duplicate_of_uri']}",
-            clip_id=row["clip_id"], duplicate_of=row["duplicate_of"],
+            clip_id=row["clip_id"],
+            duplicate_of=row["duplicate_of"],
         )
         for row in decision.to_pylist()
     ]
@@ -92,7 +95,7 @@ def _drop_from_parts(duplicates: pa.Table) -> None:
         by_part.setdefault(row["part"], set()).add((row["clip_id"], row["source_uri"]))
     for part, losers in sorted(by_part.items()):
         table = read_table(part)
-        keys = zip(table.column("clip_id").to_pylist(), table.column("source_uri").to_pylist())
+        keys = zip(table.column("clip_id").to_pylist(), table.column("source_uri").to_pylist(), strict=True)
         keep = pa.array([key not in losers for key in keys], type=pa.bool_())
         if not pc.all(keep).as_py():
             write_table_atomic(part, table.filter(keep))

@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 
 from curation.config import Location, Partitioning
-from curation.core.storage import filesystem
 from curation.core.errors import UserError
+from curation.core.storage import filesystem
 
 PLAN_SCHEMA = pa.schema(
     [

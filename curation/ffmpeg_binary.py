@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+
 from curation.core.errors import UserError
 
 

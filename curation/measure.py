@@ -48,11 +48,7 @@ class QualityMeasures:
     finite: bool  # False: a sample was NaN or inf, and every other field is its floor
 
     def to_row(self) -> dict[str, float | bool]:
-        return {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)
-            if field.name != "finite"
-        }
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "finite"}
 
 
 def measure(pcm: np.ndarray, sample_rate: int) -> QualityMeasures:

@@ -84,7 +84,12 @@ def probe(path: str) -> SourceFacts:
         if not ctx.sample_rate or not ctx.channels:
             raise NotAudio(f"audio stream without a sample rate or channel count ({ctx.name})")
         exact_frames = None
-        if stream.duration is not None and stream.time_base is not None and stream.time_base.denominator == ctx.sample_rate and stream.time_base.numerator == 1:
+        if (
+            stream.duration is not None
+            and stream.time_base is not None
+            and stream.time_base.denominator == ctx.sample_rate
+            and stream.time_base.numerator == 1
+        ):
             exact_frames = int(stream.duration)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -93,7 +98,15 @@ def probe(path: str) -> SourceFacts:
         else:
             duration = 0.0
         tags = {str(k).lower(): str(v) for k, v in {**container.metadata, **stream.metadata}.items()}
-        for noise in ("encoder", "major_brand", "minor_version", "compatible_brands", "handler_name", "vendor_id", "language"):
+        for noise in (
+            "encoder",
+            "major_brand",
+            "minor_version",
+            "compatible_brands",
+            "handler_name",
+            "vendor_id",
+            "language",
+        ):
             tags.pop(noise, None)
         return SourceFacts(
             format=container.format.name,

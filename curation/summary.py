@@ -13,8 +13,9 @@ from curation.core.storage import join, list_files, read_table
 from curation.unit import UnitStats
 
 
-def summarize(output: str, stats: Sequence[UnitStats], wall_s: float, phases: dict[str, float], runner: str,
-              workers: int) -> dict[str, Any]:
+def summarize(
+    output: str, stats: Sequence[UnitStats], wall_s: float, phases: dict[str, float], runner: str, workers: int
+) -> dict[str, Any]:
     """Kept clips are counted from the clip table itself, after deduplication."""
     kept_clips = 0
     kept_seconds = 0.0

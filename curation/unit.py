@@ -24,6 +24,15 @@ from fsspec.implementations.local import LocalFileSystem
 
 from curation import clip as cliprow
 from curation.config import CurationConfig, Location
+from curation.core.storage import (
+    atomic_local_file,
+    exists,
+    filesystem,
+    join,
+    read_json,
+    write_json_atomic,
+    write_table_atomic,
+)
 from curation.decode import DecodeError, choose_backend, decode
 from curation.discover import PlannedFile, WorkUnit
 from curation.encode import encode_flac, pcm_sha256, quantize_pcm16
@@ -32,7 +41,6 @@ from curation.heap import retain_freed_memory
 from curation.measure import measure
 from curation.probe import NotAudio, SourceFacts, probe
 from curation.segment import Piece, Segmenter, Windows
-from curation.core.storage import atomic_local_file, exists, filesystem, join, read_json, write_json_atomic, write_table_atomic
 
 # Sidecar keys that override the location's attributes; "tags" overrides container tags;
 # anything else is kept verbatim in metadata_json.
@@ -103,7 +111,9 @@ def run_unit(unit: WorkUnit, config: CurationConfig) -> UnitStats:
 _COMPRESSION = {name: ("none" if name == "audio_flac" else "zstd") for name in cliprow.CLIP_SCHEMA.names}
 
 
-def _curate_file(file: PlannedFile, config: CurationConfig, stats: UnitStats) -> Iterator[dict[str, Any] | cliprow.Reject]:
+def _curate_file(
+    file: PlannedFile, config: CurationConfig, stats: UnitStats
+) -> Iterator[dict[str, Any] | cliprow.Reject]:
     uri = file.uri
     stats.files += 1
     stats.bytes_in += file.size
@@ -134,9 +144,17 @@ def _curate_file(file: PlannedFile, config: CurationConfig, stats: UnitStats) ->
         yield cliprow.Reject(uri, step, "error", f"{type(error).__name__}: {error}", source_id=source_id)
 
 
-def _clips(path: str, source_id: str, facts: SourceFacts, backend: str, file: PlannedFile,
-           attributes: dict[str, Any], metadata: dict[str, Any], config: CurationConfig,
-           stats: UnitStats) -> Iterator[dict[str, Any] | cliprow.Reject]:
+def _clips(
+    path: str,
+    source_id: str,
+    facts: SourceFacts,
+    backend: str,
+    file: PlannedFile,
+    attributes: dict[str, Any],
+    metadata: dict[str, Any],
+    config: CurationConfig,
+    stats: UnitStats,
+) -> Iterator[dict[str, Any] | cliprow.Reject]:
     rate = config.audio.sample_rate
     seg = config.segment
     segmenter = Segmenter(Windows.from_seconds(seg.window_s, seg.hop, seg.min_clip_s, rate))
@@ -164,21 +182,31 @@ def _clips(path: str, source_id: str, facts: SourceFacts, backend: str, file: Pl
             yield _clip(piece, shared, facts, config, stats)
         elif made:
             yield cliprow.Reject(
-                file.uri, "segment", "too_short",
+                file.uri,
+                "segment",
+                "too_short",
                 f"tail of {piece.length / rate:.2f} s < segment.min_clip_s {seg.min_clip_s}",
-                source_id=source_id, clip_id=cliprow.make_clip_id(source_id, piece.start),
-                start_s=piece.start / rate, duration_s=piece.length / rate,
+                source_id=source_id,
+                clip_id=cliprow.make_clip_id(source_id, piece.start),
+                start_s=piece.start / rate,
+                duration_s=piece.length / rate,
             )
     if not made:
         length = segmenter.total / rate
         reason = "no_samples" if segmenter.total == 0 else "too_short"
-        yield cliprow.Reject(file.uri, "segment", reason,
-                             f"{length:.2f} s of audio decoded, shorter than segment.min_clip_s {seg.min_clip_s}",
-                             source_id=source_id, duration_s=length)
+        yield cliprow.Reject(
+            file.uri,
+            "segment",
+            reason,
+            f"{length:.2f} s of audio decoded, shorter than segment.min_clip_s {seg.min_clip_s}",
+            source_id=source_id,
+            duration_s=length,
+        )
 
 
-def _clip(piece: Piece, shared: dict[str, Any], facts: SourceFacts, config: CurationConfig,
-          stats: UnitStats) -> dict[str, Any] | cliprow.Reject:
+def _clip(
+    piece: Piece, shared: dict[str, Any], facts: SourceFacts, config: CurationConfig, stats: UnitStats
+) -> dict[str, Any] | cliprow.Reject:
     rate = config.audio.sample_rate
     clip_id = cliprow.make_clip_id(shared["source_id"], piece.start)
     start_s = piece.start / rate
@@ -187,8 +215,16 @@ def _clip(piece: Piece, shared: dict[str, Any], facts: SourceFacts, config: Cura
     failed = rejection(measures, config.filter)
     if failed:
         reason, detail = failed
-        return cliprow.Reject(shared["source_uri"], "filter" if reason != "non_finite" else "measure", reason, detail,
-                              source_id=shared["source_id"], clip_id=clip_id, start_s=start_s, duration_s=duration_s)
+        return cliprow.Reject(
+            shared["source_uri"],
+            "filter" if reason != "non_finite" else "measure",
+            reason,
+            detail,
+            source_id=shared["source_id"],
+            clip_id=clip_id,
+            start_s=start_s,
+            duration_s=duration_s,
+        )
     pcm16 = quantize_pcm16(piece.pcm)
     stats.clips += 1
     stats.seconds_out += duration_s
@@ -230,7 +266,7 @@ def _read_sidecar(file: PlannedFile, location: Location) -> tuple[dict[str, Any]
             attributes[key] = None if metadata[key] is None else str(metadata.pop(key))
     tags = metadata.pop("tags", None) or {}
     if not isinstance(tags, dict):
-        raise SidecarError(f"sidecar {file.sidecar}: \"tags\" must be an object of tag names to values")
+        raise SidecarError(f'sidecar {file.sidecar}: "tags" must be an object of tag names to values')
     return attributes, metadata, {str(k).lower(): str(v) for k, v in tags.items()}
 
 

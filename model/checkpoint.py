@@ -34,11 +34,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from curation.core.errors import UserError
 from model.config import ModelConfig
 from model.latent_diffusion import LatentDiffusion
 from model.vae import AudioVAE
 from model.weights import StateDictError, load_strict, read_tensors, write_tensors
-from curation.core.errors import UserError
 
 FORMAT = "soundry-checkpoint"
 FORMAT_VERSION = 1
@@ -80,9 +80,17 @@ def checkpoint_writer(folder: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_model_files(folder: Path, model: LatentDiffusion | AudioVAE, config: ModelConfig | None = None, *,
-                      ema_state: Mapping[str, Tensor] | None = None, weights: str = "trained", step: int = 0,
-                      metadata: Mapping[str, Any] | None = None, state: Mapping[str, Tensor] | None = None) -> None:
+def write_model_files(
+    folder: Path,
+    model: LatentDiffusion | AudioVAE,
+    config: ModelConfig | None = None,
+    *,
+    ema_state: Mapping[str, Tensor] | None = None,
+    weights: str = "trained",
+    step: int = 0,
+    metadata: Mapping[str, Any] | None = None,
+    state: Mapping[str, Tensor] | None = None,
+) -> None:
     """config.json, model.safetensors, ema.safetensors and a random text encoder into `folder`.
     `config` is needed for a bare AudioVAE (its sample rate and channels live in the ModelConfig).
     `state`: the model's whole state dict when its own parameters are shards (FSDP2), gathered by
@@ -111,14 +119,28 @@ def write_model_files(folder: Path, model: LatentDiffusion | AudioVAE, config: M
             raise StateDictError(f"EMA weights name tensors the model does not have: {', '.join(unknown[:5])}")
         write_tensors(folder / "ema.safetensors", ema_state)
     write_tensors(folder / "model.safetensors", state)
-    document = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "weights": weights, "step": step,
-                "model": config.model_dump(mode="json"), **(metadata or {})}
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "weights": weights,
+        "step": step,
+        "model": config.model_dump(mode="json"),
+        **(metadata or {}),
+    }
     (folder / "config.json").write_text(json.dumps(document, indent=2) + "\n")
 
 
-def save_checkpoint(folder: str | Path, model: LatentDiffusion | AudioVAE, config: ModelConfig | None = None, *,
-                    ema_state: Mapping[str, Tensor] | None = None, weights: str = "trained", step: int = 0,
-                    metadata: Mapping[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    model: LatentDiffusion | AudioVAE,
+    config: ModelConfig | None = None,
+    *,
+    ema_state: Mapping[str, Tensor] | None = None,
+    weights: str = "trained",
+    step: int = 0,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
     with checkpoint_writer(folder) as tmp:
         write_model_files(tmp, model, config, ema_state=ema_state, weights=weights, step=step, metadata=metadata)
     return Path(folder)
@@ -134,23 +156,37 @@ def read_checkpoint_info(folder: str | Path) -> CheckpointInfo:
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: unreadable ({error})") from None
     if document.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a soundry checkpoint (format {document.get('format')!r}); "
-                              "for Stable Audio Open files use `soundry model-init --sao-config ... --sao-weights ...`")
+        raise CheckpointError(
+            f"{path}: not a soundry checkpoint (format {document.get('format')!r}); "
+            "for Stable Audio Open files use `soundry model-init --sao-config ... --sao-weights ...`"
+        )
     if document.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {document['format_version']} is newer than this soundry reads ({FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{path}: format_version {document['format_version']} is newer than this soundry reads ({FORMAT_VERSION})"
+        )
     try:
         config = ModelConfig.model_validate(document["model"])
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"{path}: invalid model config ({error})") from None
     if document.get("kind") not in ("diffusion", "vae"):
         raise CheckpointError(f"{path}: kind {document.get('kind')!r} is neither 'diffusion' nor 'vae'")
-    metadata = {k: v for k, v in document.items() if k not in ("format", "format_version", "kind", "weights", "step", "model")}
-    return CheckpointInfo(folder, document["kind"], document.get("weights", "trained"), int(document.get("step", 0)),
-                          config, metadata, (folder / "ema.safetensors").is_file())
+    metadata = {
+        k: v for k, v in document.items() if k not in ("format", "format_version", "kind", "weights", "step", "model")
+    }
+    return CheckpointInfo(
+        folder,
+        document["kind"],
+        document.get("weights", "trained"),
+        int(document.get("step", 0)),
+        config,
+        metadata,
+        (folder / "ema.safetensors").is_file(),
+    )
 
 
-def load_checkpoint(folder: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu",
-                    text_encoder: str | None = None) -> LatentDiffusion | AudioVAE:
+def load_checkpoint(
+    folder: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu", text_encoder: str | None = None
+) -> LatentDiffusion | AudioVAE:
     """The model a checkpoint folder holds, its weights loaded strictly (EMA weights over them
     when present and asked for). `text_encoder`: a local folder to read the prompt encoder from
     instead of the one config.json names (which may be another machine's path)."""
@@ -162,9 +198,17 @@ def load_checkpoint(folder: str | Path, *, use_ema: bool = True, device: str | t
         config = info.config if text_encoder is None else info.config.with_text_encoder_path(text_encoder)
         model = LatentDiffusion(config, relative_to=info.folder)
         skip = model.text_encoder_keys()
-    load_strict(model, read_tensors(info.folder / "model.safetensors"), str(info.folder / "model.safetensors"), skip=skip)
+    load_strict(
+        model, read_tensors(info.folder / "model.safetensors"), str(info.folder / "model.safetensors"), skip=skip
+    )
     if use_ema and info.has_ema:
-        load_strict(model, read_tensors(info.folder / "ema.safetensors"), str(info.folder / "ema.safetensors"), skip=skip, partial=True)
+        load_strict(
+            model,
+            read_tensors(info.folder / "ema.safetensors"),
+            str(info.folder / "ema.safetensors"),
+            skip=skip,
+            partial=True,
+        )
     return model.to(device)
 
 

@@ -44,7 +44,11 @@ class Conditioning:
     def cat(self, other: Conditioning) -> Conditioning:
         """Both batches in one, for evaluating the conditional and unconditional branches together."""
         global_cond = None if self.global_cond is None else torch.cat([self.global_cond, other.global_cond])
-        return Conditioning(torch.cat([self.cross_tokens, other.cross_tokens]), torch.cat([self.cross_mask, other.cross_mask]), global_cond)
+        return Conditioning(
+            torch.cat([self.cross_tokens, other.cross_tokens]),
+            torch.cat([self.cross_mask, other.cross_mask]),
+            global_cond,
+        )
 
 
 class NumberConditioner(nn.Module):
@@ -78,12 +82,16 @@ class TextConditioner(nn.Module):
 
 
 class Conditioners(nn.Module):
-    def __init__(self, config: ConditioningConfig, text_encoder: TextEncoder | None = None, relative_to: Path | None = None) -> None:
+    def __init__(
+        self, config: ConditioningConfig, text_encoder: TextEncoder | None = None, relative_to: Path | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         used = set(config.cross_attention_ids) | set(config.global_ids)
         if "prompt" in used:
-            self.prompt = TextConditioner(text_encoder or load_text_encoder(config.prompt, relative_to), config.cond_dim)
+            self.prompt = TextConditioner(
+                text_encoder or load_text_encoder(config.prompt, relative_to), config.cond_dim
+            )
         self.seconds_start = NumberConditioner(config.seconds_start, config.cond_dim)
         self.seconds_total = NumberConditioner(config.seconds_total, config.cond_dim)
 
@@ -95,14 +103,26 @@ class Conditioners(nn.Module):
     def text_encoder(self) -> TextEncoder | None:
         return self.prompt.encoder if hasattr(self, "prompt") else None
 
-    def forward(self, prompts: list[str], seconds_start: Tensor | list[float], seconds_total: Tensor | list[float]) -> Conditioning:
+    def forward(
+        self, prompts: list[str], seconds_start: Tensor | list[float], seconds_total: Tensor | list[float]
+    ) -> Conditioning:
         device = self.seconds_start.proj.weight.device
         numbers = {"seconds_start": seconds_start, "seconds_total": seconds_total}
         outputs = {}
         for cid in dict.fromkeys([*self.config.cross_attention_ids, *self.config.global_ids]):
-            outputs[cid] = (self.prompt(prompts, device) if cid == "prompt"
-                            else getattr(self, cid)(torch.as_tensor(numbers[cid], dtype=torch.float32, device=device)))
+            outputs[cid] = (
+                self.prompt(prompts, device)
+                if cid == "prompt"
+                else getattr(self, cid)(torch.as_tensor(numbers[cid], dtype=torch.float32, device=device))
+            )
         cross = [outputs[cid] for cid in self.config.cross_attention_ids]
-        global_cond = (torch.cat([outputs[cid][0][:, 0] for cid in self.config.global_ids], dim=-1)
-                       if self.config.global_ids else None)  # (B, G)
-        return Conditioning(torch.cat([tokens for tokens, _ in cross], dim=1), torch.cat([mask for _, mask in cross], dim=1), global_cond)
+        global_cond = (
+            torch.cat([outputs[cid][0][:, 0] for cid in self.config.global_ids], dim=-1)
+            if self.config.global_ids
+            else None
+        )  # (B, G)
+        return Conditioning(
+            torch.cat([tokens for tokens, _ in cross], dim=1),
+            torch.cat([mask for _, mask in cross], dim=1),
+            global_cond,
+        )

@@ -35,7 +35,9 @@ def alpha_sigma(t: Tensor, objective: str) -> tuple[Tensor, Tensor]:
     return 1 - t, t
 
 
-def sample_timesteps(batch: int, kind: str, generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor:
+def sample_timesteps(
+    batch: int, kind: str, generator: torch.Generator | None = None, device: torch.device | None = None
+) -> Tensor:
     """Training times t (B,) in [0, 1]: uniform (SAO), or logit-normal (sigmoid of a standard normal)."""
     source = generator.device if generator is not None else device
     if kind == "uniform":
@@ -57,7 +59,9 @@ def velocity_target(x: Tensor, noise: Tensor, t: Tensor, objective: str) -> Tens
     return noise - x
 
 
-def cfg_keep(batch: int, dropout: float, generator: torch.Generator | None = None, device: torch.device | None = None) -> Tensor:
+def cfg_keep(
+    batch: int, dropout: float, generator: torch.Generator | None = None, device: torch.device | None = None
+) -> Tensor:
     """Per example, True where its conditions are kept; False (probability `dropout`) trains the
     unconditional branch that classifier-free guidance needs."""
     source = generator.device if generator is not None else device

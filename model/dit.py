@@ -153,15 +153,33 @@ class DiTBlock(nn.Module):
 
 
 class DiT(nn.Module):
-    def __init__(self, io_channels: int, embed_dim: int, depth: int, num_heads: int, cond_dim: int,
-                 global_dim: int, ff_mult: int = 4, timestep_features: int = 256) -> None:
+    def __init__(
+        self,
+        io_channels: int,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        cond_dim: int,
+        global_dim: int,
+        ff_mult: int = 4,
+        timestep_features: int = 256,
+    ) -> None:
         super().__init__()
         head_dim = embed_dim // num_heads
         self.timestep_features = FourierFeatures(1, timestep_features)
-        self.to_timestep_embed = nn.Sequential(nn.Linear(timestep_features, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
-        self.to_cond_embed = nn.Sequential(nn.Linear(cond_dim, cond_dim, bias=False), nn.SiLU(), nn.Linear(cond_dim, cond_dim, bias=False))
-        self.to_global_embed = (nn.Sequential(nn.Linear(global_dim, embed_dim, bias=False), nn.SiLU(), nn.Linear(embed_dim, embed_dim, bias=False))
-                                if global_dim else None)
+        self.to_timestep_embed = nn.Sequential(
+            nn.Linear(timestep_features, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)
+        )
+        self.to_cond_embed = nn.Sequential(
+            nn.Linear(cond_dim, cond_dim, bias=False), nn.SiLU(), nn.Linear(cond_dim, cond_dim, bias=False)
+        )
+        self.to_global_embed = (
+            nn.Sequential(
+                nn.Linear(global_dim, embed_dim, bias=False), nn.SiLU(), nn.Linear(embed_dim, embed_dim, bias=False)
+            )
+            if global_dim
+            else None
+        )
         self.preprocess_conv = nn.Conv1d(io_channels, io_channels, 1, bias=False)
         self.project_in = nn.Linear(io_channels, embed_dim, bias=False)
         # SAO's rule: rotary positions on half of each head's dims, at least 32.
@@ -176,7 +194,9 @@ class DiT(nn.Module):
         """v prediction for x (B, C, L) at diffusion time t (B,) in [0, 1], given the condition
         tokens (B, M, cond_dim) and the global condition (B, global_dim)."""
         context = self.to_cond_embed(cross_tokens)  # (B, M, cond_dim)
-        prefix = self.to_timestep_embed(self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype)))  # (B, E)
+        prefix = self.to_timestep_embed(
+            self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype))
+        )  # (B, E)
         if self.to_global_embed is not None:
             prefix = prefix + self.to_global_embed(global_cond)
         x = self.preprocess_conv(x) + x  # (B, C, L)

@@ -22,15 +22,30 @@ from model.sampling import SAMPLERS, get_sigmas_polyexponential
 
 
 @torch.inference_mode()
-def generate(model: LatentDiffusion, prompts: list[str], seconds_total: float, *, seconds_start: float = 0.0,
-             steps: int | None = None, cfg_scale: float | None = None, seed: int = 0, sampler: str | None = None,
-             sigma_min: float | None = None, sigma_max: float | None = None, length_s: float | None = None,
-             decode_chunk_frames: int | None = None) -> Tensor:
+def generate(
+    model: LatentDiffusion,
+    prompts: list[str],
+    seconds_total: float,
+    *,
+    seconds_start: float = 0.0,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    seed: int = 0,
+    sampler: str | None = None,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    length_s: float | None = None,
+    decode_chunk_frames: int | None = None,
+) -> Tensor:
     """Audio (B, C, T) for B prompts, T = seconds_total at the model's rate (at most the generated length).
     Unset sampling options take the model config's defaults (SAO: DPM-Solver++ 3M SDE, 100 steps, CFG 7)."""
     defaults = model.config.sampling
     steps, cfg_scale = steps or defaults.steps, defaults.cfg_scale if cfg_scale is None else cfg_scale
-    sampler, sigma_min, sigma_max = sampler or defaults.sampler, sigma_min or defaults.sigma_min, sigma_max or defaults.sigma_max
+    sampler, sigma_min, sigma_max = (
+        sampler or defaults.sampler,
+        sigma_min or defaults.sigma_min,
+        sigma_max or defaults.sigma_max,
+    )
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; samplers: {', '.join(SAMPLERS)}")
     device = next(model.dit.parameters()).device
@@ -43,7 +58,7 @@ def generate(model: LatentDiffusion, prompts: list[str], seconds_total: float, *
     sigmas = get_sigmas_polyexponential(steps, sigma_min, sigma_max, device=device)
     latents = SAMPLERS[sampler](model.denoiser(cond, cfg_scale), x, sigmas, generator=generator)
     audio = model.vae.decode(latents, chunk_frames=decode_chunk_frames)  # (B, C, L * ratio)
-    return audio[..., :round(seconds_total * rate)].float().cpu()
+    return audio[..., : round(seconds_total * rate)].float().cpu()
 
 
 def write_wav(path: str | Path, audio: Tensor, sample_rate: int) -> None:

@@ -41,16 +41,27 @@ def latent_padding_mask(padding_mask: Tensor, frames: int, ratio: int) -> Tensor
 
 
 class LatentDiffusion(nn.Module):
-    def __init__(self, config: ModelConfig, vae: AudioVAE | None = None, text_encoder: TextEncoder | None = None,
-                 relative_to: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        vae: AudioVAE | None = None,
+        text_encoder: TextEncoder | None = None,
+        relative_to: Path | None = None,
+    ) -> None:
         """`relative_to`: the checkpoint folder a relative text-encoder path is taken from."""
         super().__init__()
         self.config = config
         self.vae = (vae or AudioVAE(config.vae, config.audio_channels)).requires_grad_(False)
         self.conditioners = Conditioners(config.conditioning, text_encoder, relative_to)
-        self.dit = DiT(io_channels=config.vae.latent_dim, embed_dim=config.dit.embed_dim, depth=config.dit.depth,
-                       num_heads=config.dit.num_heads, cond_dim=config.conditioning.cond_dim,
-                       global_dim=self.conditioners.global_dim, ff_mult=config.dit.ff_mult)
+        self.dit = DiT(
+            io_channels=config.vae.latent_dim,
+            embed_dim=config.dit.embed_dim,
+            depth=config.dit.depth,
+            num_heads=config.dit.num_heads,
+            cond_dim=config.conditioning.cond_dim,
+            global_dim=self.conditioners.global_dim,
+            ff_mult=config.dit.ff_mult,
+        )
 
     # ------------------------------------------------------------ parameters and state
 
@@ -65,7 +76,11 @@ class LatentDiffusion(nn.Module):
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
 
     def text_encoder_keys(self) -> set[str]:
-        return {f"conditioners.prompt.encoder.{k}" for k in self.conditioners.text_encoder.state_dict()} if self.conditioners.text_encoder else set()
+        return (
+            {f"conditioners.prompt.encoder.{k}" for k in self.conditioners.text_encoder.state_dict()}
+            if self.conditioners.text_encoder
+            else set()
+        )
 
     def own_state_dict(self) -> dict[str, Tensor]:
         """Every weight but the frozen text encoder's, which is stored on its own (its folder)."""

@@ -26,7 +26,9 @@ from model.diffusion import Denoiser
 from model.noise import gaussian_like
 
 
-def get_sigmas_polyexponential(n: int, sigma_min: float, sigma_max: float, rho: float = 1.0, device: torch.device | None = None) -> Tensor:
+def get_sigmas_polyexponential(
+    n: int, sigma_min: float, sigma_max: float, rho: float = 1.0, device: torch.device | None = None
+) -> Tensor:
     """n noise levels, polynomial in log sigma from sigma_max to sigma_min (rho 1: evenly spaced in
     log sigma, SAO's schedule), then 0."""
     ramp = torch.linspace(1, 0, n, device=device, dtype=torch.float64) ** rho
@@ -34,7 +36,9 @@ def get_sigmas_polyexponential(n: int, sigma_min: float, sigma_max: float, rho: 
     return torch.cat([sigmas, sigmas.new_zeros(1)]).float()  # (n + 1,)
 
 
-def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, device: torch.device | None = None) -> Tensor:
+def get_sigmas_karras(
+    n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, device: torch.device | None = None
+) -> Tensor:
     """Karras et al. (2022): evenly spaced in sigma^(1/rho), then 0."""
     ramp = torch.linspace(0, 1, n, device=device, dtype=torch.float64)
     sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
@@ -53,11 +57,17 @@ def _denoise(denoiser: Denoiser, x: Tensor, sigma: Tensor) -> Tensor:
     return denoiser(x, sigma.to(x.device).expand(x.shape[0]))  # sigma () -> (B,)
 
 
-def sample_euler(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
-                 callback: StepCallback | None = None) -> Tensor:
+def sample_euler(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> Tensor:
     """Euler steps along the probability-flow ODE dx/dsigma = (x - D(x, sigma)) / sigma."""
     # An ODE sampler draws no noise: `generator` is accepted so that every sampler is called alike.
-    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:], strict=True)):
         denoised = _denoise(denoiser, x, sigma)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
@@ -66,12 +76,18 @@ def sample_euler(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, generator: to
     return x
 
 
-def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
-                    callback: StepCallback | None = None) -> Tensor:
+def sample_dpmpp_2m(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> Tensor:
     """DPM-Solver++(2M): second-order multistep, the previous denoised estimate extrapolated in lambda."""
     # An ODE sampler draws no noise: `generator` is accepted so that every sampler is called alike.
     previous, h_previous = None, None
-    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:], strict=True)):
         denoised = _denoise(denoiser, x, sigma)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})
@@ -88,13 +104,21 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, generator:
     return x
 
 
-def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, eta: float = 1.0, s_noise: float = 1.0,
-                        generator: torch.Generator | None = None, callback: StepCallback | None = None) -> Tensor:
+def sample_dpmpp_3m_sde(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    eta: float = 1.0,
+    s_noise: float = 1.0,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> Tensor:
     """DPM-Solver++(3M) SDE (SAO's sampler): third-order multistep in lambda with fresh noise
     each step (eta 1: the full reverse SDE; eta 0: the ODE). The first steps are 1st and 2nd order."""
     d1_prev, d2_prev = None, None  # the two previous denoised estimates
     h1_prev, h2_prev = None, None  # and their lambda steps
-    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:], strict=True)):
         denoised = _denoise(denoiser, x, sigma)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigma, "denoised": denoised})

@@ -23,9 +23,9 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from model.config import T5_SHAPES, TextEncoderConfig
 from curation.core.errors import UserError
 from curation.core.extras import needs_extra
+from model.config import T5_SHAPES, TextEncoderConfig
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,12 @@ def _stand_in_tokenizer_json(vocab_size: int) -> str:
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator(STAND_IN_TEXT.strip().splitlines(), trainer)
     tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     return tokenizer.to_str()
@@ -116,8 +120,10 @@ class T5TextEncoder(nn.Module):
         transformers_logging.disable_progress_bar()  # one small folder: a bar per load is noise in a CLI
         folder = Path(path)
         if not (folder / "config.json").is_file():
-            raise TextEncoderError(f"text encoder folder {folder}: no config.json; give a local T5 folder "
-                                   "(config.json, model.safetensors, tokenizer.json or spiece.model)")
+            raise TextEncoderError(
+                f"text encoder folder {folder}: no config.json; give a local T5 folder "
+                "(config.json, model.safetensors, tokenizer.json or spiece.model)"
+            )
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
             model = T5EncoderModel.from_pretrained(folder, local_files_only=True)
@@ -125,7 +131,9 @@ class T5TextEncoder(nn.Module):
             raise TextEncoderError(f"text encoder folder {folder}: cannot be loaded ({error})") from None
         is_random = bool(getattr(model.config, RANDOM_MARKER, False))
         if is_random:
-            log.warning("text encoder %s has RANDOM weights (a stand-in built offline): prompts do not steer the model", folder)
+            log.warning(
+                "text encoder %s has RANDOM weights (a stand-in built offline): prompts do not steer the model", folder
+            )
         return cls(model, tokenizer, max_length, is_random, source=folder.resolve())
 
     @classmethod
@@ -133,12 +141,22 @@ class T5TextEncoder(nn.Module):
         from transformers import T5Config, T5EncoderModel
 
         tokenizer = train_stand_in_tokenizer()
-        config = T5Config(vocab_size=len(tokenizer), dropout_rate=0.0, feed_forward_proj="relu", pad_token_id=0,
-                          eos_token_id=1, decoder_start_token_id=0, **T5_SHAPES[name], **{RANDOM_MARKER: True})
+        config = T5Config(
+            vocab_size=len(tokenizer),
+            dropout_rate=0.0,
+            feed_forward_proj="relu",
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+            **T5_SHAPES[name],
+            **{RANDOM_MARKER: True},
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = T5EncoderModel(config)
-        log.warning("text encoder: RANDOM weights, %s-shaped T5 stand-in (no path given): prompts do not steer the model", name)
+        log.warning(
+            "text encoder: RANDOM weights, %s-shaped T5 stand-in (no path given): prompts do not steer the model", name
+        )
         return cls(model, tokenizer, max_length, is_random=True)
 
     def train(self, mode: bool = True) -> T5TextEncoder:
@@ -148,7 +166,9 @@ class T5TextEncoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: list[str], device: torch.device) -> tuple[Tensor, Tensor]:
-        batch = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding="max_length", return_tensors="pt")
+        batch = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, padding="max_length", return_tensors="pt"
+        )
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device).bool()  # (B, N)
         tokens = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, N, D)
         return tokens * mask[..., None], mask

@@ -51,7 +51,15 @@ def pad_to_multiple(audio: Tensor, multiple: int) -> Tensor:
     return F.pad(audio, (0, extra)) if extra else audio
 
 
-def map_in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, frames: int, chunk: int, overlap: int, in_per_frame: int, out_per_frame: int) -> Tensor:
+def map_in_chunks(
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    frames: int,
+    chunk: int,
+    overlap: int,
+    in_per_frame: int,
+    out_per_frame: int,
+) -> Tensor:
     """fn over overlapping windows of `chunk` latent frames, keeping each window's middle.
 
     Every kept frame has `overlap` frames of real context on both sides (or the true edge of
@@ -63,8 +71,8 @@ def map_in_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, frames: int, chunk:
         start = max(0, min(done - overlap, frames - chunk))
         end = min(start + chunk, frames)
         keep_end = frames if end == frames else end - overlap
-        y = fn(x[..., start * in_per_frame:end * in_per_frame])
-        pieces.append(y[..., (done - start) * out_per_frame:(keep_end - start) * out_per_frame])
+        y = fn(x[..., start * in_per_frame : end * in_per_frame])
+        pieces.append(y[..., (done - start) * out_per_frame : (keep_end - start) * out_per_frame])
         done = keep_end
     return torch.cat(pieces, dim=-1)
 
@@ -98,7 +106,9 @@ class WNConvTranspose1d(nn.ConvTranspose1d):
 
     def forward(self, x: Tensor) -> Tensor:
         weight = weight_norm(self.weight_g, self.weight_v)
-        return F.conv_transpose1d(x, weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
+        return F.conv_transpose1d(
+            x, weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+        )
 
 
 class Snake(nn.Module):
@@ -132,7 +142,9 @@ class EncoderBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            ResidualUnit(in_channels, 1), ResidualUnit(in_channels, 3), ResidualUnit(in_channels, 9),
+            ResidualUnit(in_channels, 1),
+            ResidualUnit(in_channels, 3),
+            ResidualUnit(in_channels, 9),
             Snake(in_channels),
             WNConv1d(in_channels, out_channels, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)),
         )
@@ -146,8 +158,12 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(
             Snake(in_channels),
-            WNConvTranspose1d(in_channels, out_channels, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)),
-            ResidualUnit(out_channels, 1), ResidualUnit(out_channels, 3), ResidualUnit(out_channels, 9),
+            WNConvTranspose1d(
+                in_channels, out_channels, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)
+            ),
+            ResidualUnit(out_channels, 1),
+            ResidualUnit(out_channels, 3),
+            ResidualUnit(out_channels, 9),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -176,7 +192,9 @@ class OobleckDecoder(nn.Module):
     def __init__(self, config: VAEConfig, out_channels: int) -> None:
         super().__init__()
         widths = [config.channels * m for m in [1, *config.c_mults]]
-        blocks = [DecoderBlock(widths[i + 1], widths[i], stride) for i, stride in reversed(list(enumerate(config.strides)))]
+        blocks = [
+            DecoderBlock(widths[i + 1], widths[i], stride) for i, stride in reversed(list(enumerate(config.strides)))
+        ]
         self.layers = nn.Sequential(
             WNConv1d(config.latent_dim, widths[-1], kernel_size=7, padding=3),
             *blocks,
@@ -217,7 +235,9 @@ class AudioVAE(nn.Module):
         self.encoder = OobleckEncoder(config, audio_channels)
         self.decoder = OobleckDecoder(config, audio_channels)
 
-    def encode_posterior(self, audio: Tensor, chunk_frames: int | None = None, overlap_frames: int = 16) -> tuple[Tensor, Tensor]:
+    def encode_posterior(
+        self, audio: Tensor, chunk_frames: int | None = None, overlap_frames: int = 16
+    ) -> tuple[Tensor, Tensor]:
         """Mean and stdev of q(z | audio); the audio is padded with silence to whole latent frames."""
         audio = pad_to_multiple(audio, self.ratio)  # (B, C, T)
         frames = audio.shape[-1] // self.ratio
@@ -227,8 +247,15 @@ class AudioVAE(nn.Module):
             params = map_in_chunks(self.encoder, audio, frames, chunk_frames, overlap_frames, self.ratio, 1)
         return posterior(params)  # (B, latent_dim, L) each
 
-    def encode(self, audio: Tensor, generator: torch.Generator | None = None, *, sample: bool = True,
-               chunk_frames: int | None = None, overlap_frames: int = 16) -> Tensor:
+    def encode(
+        self,
+        audio: Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        sample: bool = True,
+        chunk_frames: int | None = None,
+        overlap_frames: int = 16,
+    ) -> Tensor:
         """Latents of audio (B, C, T) -> (B, latent_dim, ceil(T / ratio)): a posterior sample, or its mean."""
         mean, stdev = self.encode_posterior(audio, chunk_frames, overlap_frames)
         return mean + stdev * gaussian_like(mean, generator) if sample else mean

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from curation.core.storage import atomic_local_file
 from curation.core.errors import UserError
+from curation.core.storage import atomic_local_file
 
 MAX_LISTED = 8
 
@@ -34,9 +34,16 @@ def _same(key: str) -> str:
     return key
 
 
-def load_strict(module: nn.Module, tensors: Mapping[str, Tensor], source: str, *,
-                to_module: Callable[[str], str | None] = _same, to_file: Callable[[str], str] = _same,
-                skip: frozenset[str] | set[str] = frozenset(), partial: bool = False) -> None:
+def load_strict(
+    module: nn.Module,
+    tensors: Mapping[str, Tensor],
+    source: str,
+    *,
+    to_module: Callable[[str], str | None] = _same,
+    to_file: Callable[[str], str] = _same,
+    skip: frozenset[str] | set[str] = frozenset(),
+    partial: bool = False,
+) -> None:
     """Load `tensors` (named as in the file) into `module`. `to_module`/`to_file` translate names
     (None: no counterpart); `skip`: module keys stored elsewhere; `partial`: the file may cover
     only some of the module (EMA weights), but what it holds must still fit."""
@@ -48,13 +55,21 @@ def load_strict(module: nn.Module, tensors: Mapping[str, Tensor], source: str, *
             problems.append(f"unexpected tensor {key}")
         elif tuple(tensor.shape) != tuple(expected[name].shape):
             alias = "" if name == key else f" (model: {name})"
-            problems.append(f"tensor {key}{alias} has shape {list(tensor.shape)}, the model expects {list(expected[name].shape)}")
+            problems.append(
+                f"tensor {key}{alias} has shape {list(tensor.shape)}, the model expects {list(expected[name].shape)}"
+            )
         else:
             mapped[name] = tensor
     if not partial:
-        problems += [f"missing tensor {to_file(name)}" for name in expected if name not in mapped and to_file(name) not in tensors]
+        problems += [
+            f"missing tensor {to_file(name)}"
+            for name in expected
+            if name not in mapped and to_file(name) not in tensors
+        ]
     if problems:
-        listed = "; ".join(problems[:MAX_LISTED]) + (f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else "")
+        listed = "; ".join(problems[:MAX_LISTED]) + (
+            f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        )
         raise StateDictError(f"{source}: {len(problems)} tensor(s) do not fit the model: {listed}")
     # A model built on the meta device has no storage to copy into: take the loaded tensors as they are.
     assign = any(t.is_meta for t in expected.values())
@@ -103,8 +118,10 @@ def check_readable(path: str | Path) -> None:
 
 
 def _unreadable(path: Path, error: Exception) -> UnreadableWeights:
-    return UnreadableWeights(f"{path}: cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-                             "the file is truncated or damaged, or not a weights file: copy it again")
+    return UnreadableWeights(
+        f"{path}: cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
+        "the file is truncated or damaged, or not a weights file: copy it again"
+    )
 
 
 def write_tensors(path: str | Path, tensors: Mapping[str, Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -36,8 +36,10 @@ def write_card(version: str, manifest: dict[str, Any], stats: dict[str, Any]) ->
     return [*written, CARD]
 
 
-_LATENT_NOTE = (" `latent.npy` is the clip's VAE latent sequence, (channels, frames) at the model's latent rate, "
-                "the whole clip (the last frame covers the clip's end padded with silence).")
+_LATENT_NOTE = (
+    " `latent.npy` is the clip's VAE latent sequence, (channels, frames) at the model's latent rate, "
+    "the whole clip (the last frame covers the clip's end padded with silence)."
+)
 
 
 def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str]) -> str:
@@ -47,10 +49,12 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
         "license": licenses[0].lower() if len(licenses) == 1 and licenses[0] != "unknown" else "other",
         "task_categories": ["text-to-audio"],
         "tags": ["audio", "music", "webdataset", "soundry"],
-        "configs": [{
-            "config_name": "default",
-            "data_files": [{"split": split, "path": f"shards/{split}-*.tar"} for split in manifest["splits"]],
-        }],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": split, "path": f"shards/{split}-*.tar"} for split in manifest["splits"]],
+            }
+        ],
         # Declared, not inferred: exact types for every sample, and `flac` kept as bytes, so
         # loading needs no audio decoder (datasets >= 4 decodes Audio with torchcodec).
         "dataset_info": {"features": hf_features(sample_schema(manifest["members"]))},
@@ -59,63 +63,97 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
     lineage = manifest["lineage"]
     labels = lineage.get("labels")
     lines = [
-        "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
-        f"# {manifest['name']} {manifest['version']}", "",
-        manifest.get("description") or "A dataset version published by soundry.", "",
+        "---",
+        yaml.safe_dump(header, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {manifest['name']} {manifest['version']}",
+        "",
+        manifest.get("description") or "A dataset version published by soundry.",
+        "",
         f"{totals['clips']} clips, {totals['hours']:.2f} hours, {totals['shards']} shards, "
         f"{totals['bytes'] / 1e6:.1f} MB; {manifest['audio']['sample_rate']} Hz, {manifest['audio']['channels']} "
-        f"channel(s), FLAC. Published {manifest['created']}.", "",
-        "## Splits", "",
-        _table(["split", "clips", "hours", "sources", "shards", "MB"],
-               [[name, s["clips"], f"{s['hours']:.2f}", s["sources"], s["shards"], f"{s['bytes'] / 1e6:.1f}"]
-                for name, s in manifest["splits"].items()]),
+        f"channel(s), FLAC. Published {manifest['created']}.",
         "",
-        "Splits are by source: all clips of one source file are in the same split.", "",
-        "## Licenses", "",
-        f"Allowed licenses: {', '.join(manifest['licenses']['allowed']) if manifest['licenses']['allowed'] else 'all'}. "
-        f"Clips left out: {_reasons(manifest['licenses']['excluded_clips'])}.", "",
-        _table(["license", "clips", "hours"], [[n, c["clips"], f"{c['hours']:.2f}"] for n, c in stats["per_license"].items()]),
+        "## Splits",
         "",
-        "## Sources", "",
-        _table(["collection", "clips", "hours"], [[n, c["clips"], f"{c['hours']:.2f}"] for n, c in stats["per_source"].items()]),
+        _table(
+            ["split", "clips", "hours", "sources", "shards", "MB"],
+            [
+                [name, s["clips"], f"{s['hours']:.2f}", s["sources"], s["shards"], f"{s['bytes'] / 1e6:.1f}"]
+                for name, s in manifest["splits"].items()
+            ],
+        ),
+        "",
+        "Splits are by source: all clips of one source file are in the same split.",
+        "",
+        "## Licenses",
+        "",
+        f"Allowed licenses: {', '.join(manifest['licenses']['allowed']) or 'all'}. "
+        f"Clips left out: {_reasons(manifest['licenses']['excluded_clips'])}.",
+        "",
+        _table(
+            ["license", "clips", "hours"],
+            [[n, c["clips"], f"{c['hours']:.2f}"] for n, c in stats["per_license"].items()],
+        ),
+        "",
+        "## Sources",
+        "",
+        _table(
+            ["collection", "clips", "hours"],
+            [[n, c["clips"], f"{c['hours']:.2f}"] for n, c in stats["per_source"].items()],
+        ),
         "",
     ]
     if plots:
         lines += ["## Plots", ""] + [f"![{p.rsplit('/', 1)[-1].removesuffix('.png')}]({p})" for p in plots] + [""]
     lines += [
-        "## Sample format", "",
+        "## Sample format",
+        "",
         "Each sample is keyed by its clip id and holds " + ", ".join(f"`{m}`" for m in manifest["members"]) + ": "
         "`flac` is the clip's audio as curated (not re-encoded); `json` has the timing (`start_s`, `seconds_start`, "
         "`seconds_total`), source facts, tags, quality measures, labels, prompt candidates (`long_form`, "
         "`tag_chunks`), structured fields and one caption in `text` and `prompt`; `clap.npy` is the clip's CLAP "
         "audio embedding." + (_LATENT_NOTE if "latent.npy" in manifest["members"] else "") + " A Parquet sidecar "
-        "beside each tar holds its samples' metadata without the audio.", "",
-        "## Lineage", "",
-        f"- clip table: `{lineage['clips']['url']}` (hash {lineage['clips']['hash'][:16]}, {lineage['clips']['clips']} clips)",
+        "beside each tar holds its samples' metadata without the audio.",
+        "",
+        "## Lineage",
+        "",
+        f"- clip table: `{lineage['clips']['url']}` (hash {lineage['clips']['hash'][:16]}, "
+        f"{lineage['clips']['clips']} clips)",
     ]
     if labels:
         clap = labels.get("clap") or {}
         vocabularies = ", ".join(f"{k} {v}" for k, v in sorted((labels.get("vocabularies") or {}).items()))
         lines += [
-            f"- labels: `{labels['url']}` (label run {labels.get('label_run')}, hash {(labels.get('hash') or '')[:16]})",
-            f"- CLAP: {clap.get('backend')} {clap.get('model_id')} (checkpoint sha256 {str(clap.get('checkpoint_sha256'))[:16]})",
+            f"- labels: `{labels['url']}` (label run {labels.get('label_run')}, "
+            f"hash {(labels.get('hash') or '')[:16]})",
+            f"- CLAP: {clap.get('backend')} {clap.get('model_id')} (checkpoint sha256 "
+            f"{str(clap.get('checkpoint_sha256'))[:16]})",
             f"- vocabularies: {vocabularies or 'none recorded'}",
         ]
     else:
         lines.append("- labels: none (prompts come from the clips' tags)")
     if latents := lineage.get("latents"):
-        lines.append(f"- latents: encoded from `{latents['source']}` by the VAE `{latents['vae']}` "
-                     f"(weights sha256 {latents['vae_sha256'][:16]}; {latents['mode']}, {latents['dtype']})")
-    lines += ["", "## Reading it", "", textwrap.dedent(f"""\
+        lines.append(
+            f"- latents: encoded from `{latents['source']}` by the VAE `{latents['vae']}` "
+            f"(weights sha256 {latents['vae_sha256'][:16]}; {latents['mode']}, {latents['dtype']})"
+        )
+    lines += [
+        "",
+        "## Reading it",
+        "",
+        textwrap.dedent(f"""\
         ```python
         from shards.loader.loader import LoaderConfig, make_loader
-        loader = make_loader("path/to/{manifest['version']}", LoaderConfig(split="train", batch_size=8))
+        loader = make_loader("path/to/{manifest["version"]}", LoaderConfig(split="train", batch_size=8))
         ```
 
         With webdataset: `webdataset.WebDataset(urls, shardshuffle=False)`; with Hugging Face datasets:
-        `load_dataset("path/to/{manifest['version']}", split="train")` (this card declares the splits and features).
+        `load_dataset("path/to/{manifest["version"]}", split="train")` (this card declares the splits and features).
         Check the files against the manifest with `soundry versions verify <version>`.
-        """)]
+        """),
+    ]
     return "\n".join(lines)
 
 
@@ -124,8 +162,15 @@ def hf_features(schema: pa.Schema) -> list[dict[str, Any]]:
     return [{"name": field.name, **_hf_type(field.type)} for field in schema]
 
 
-_HF_DTYPES = {pa.string(): "string", pa.binary(): "binary", pa.bool_(): "bool", pa.int32(): "int32",
-              pa.int64(): "int64", pa.float32(): "float32", pa.float64(): "float64"}
+_HF_DTYPES = {
+    pa.string(): "string",
+    pa.binary(): "binary",
+    pa.bool_(): "bool",
+    pa.int32(): "int32",
+    pa.int64(): "int64",
+    pa.float32(): "float32",
+    pa.float64(): "float64",
+}
 
 
 def _hf_type(arrow_type: pa.DataType) -> dict[str, Any]:
@@ -210,7 +255,9 @@ def plot_caption_frequency(stats: dict[str, Any]) -> bytes | None:
     ranks = range(1, len(rows) + 1)
     axis.plot(ranks, [r["plain_count"] or 0 for r in rows], marker="o", ms=3, label="plain draw")
     axis.plot(ranks, [r["balanced_count"] or 0 for r in rows], marker="o", ms=3, label="frequency-balanced draw")
-    axis.set(xlabel="caption rank (by plain count)", ylabel="clips labeled", title="Caption frequency: plain vs balanced")
+    axis.set(
+        xlabel="caption rank (by plain count)", ylabel="clips labeled", title="Caption frequency: plain vs balanced"
+    )
     axis.legend()
     return _png(figure)
 

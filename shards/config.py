@@ -26,10 +26,13 @@ class Splits(StrictModel):
     )
     salt: str = Field("soundry", description="Mixed into the split hash; changing it redraws every source's split")
     assignments: str | None = Field(
-        None, description="CSV file with columns source,split fixing the split of the sources it lists "
+        None,
+        description="CSV file with columns source,split fixing the split of the sources it lists "
         "(source: a source_id, source_uri or file name); it wins over hints and fractions",
     )
-    use_split_hints: bool = Field(True, description="Honour the split_hint that curation recorded from a location or sidecar")
+    use_split_hints: bool = Field(
+        True, description="Honour the split_hint that curation recorded from a location or sidecar"
+    )
 
     @field_validator("fractions")
     @classmethod
@@ -38,7 +41,9 @@ class Splits(StrictModel):
             raise ValueError("name at least one split")
         for name, share in fractions.items():
             if not SPLIT_NAME.fullmatch(name):
-                raise ValueError(f"split name {name!r} must be lower case letters, digits and _ (it starts shard names)")
+                raise ValueError(
+                    f"split name {name!r} must be lower case letters, digits and _ (it starts shard names)"
+                )
             if share < 0:
                 raise ValueError(f"split {name}: fraction {share} is negative")
         if abs(sum(fractions.values()) - 1) > 1e-6:
@@ -48,40 +53,52 @@ class Splits(StrictModel):
 
 class Exclusions(StrictModel):
     sources: list[str] = Field(
-        default_factory=list, description="Files listing sources to leave out, one per line (source_id, source_uri "
+        default_factory=list,
+        description="Files listing sources to leave out, one per line (source_id, source_uri "
         "or file name; # starts a comment), e.g. the audio of an evaluation set",
     )
     captions: list[str] = Field(
-        default_factory=list, description="Files listing captions (text or caption_id, one per line) removed from "
+        default_factory=list,
+        description="Files listing captions (text or caption_id, one per line) removed from "
         "every clip's labels and prompts, e.g. an evaluation set's captions",
     )
     vocabularies: list[str] = Field(
-        default_factory=list, description="Vocabularies whose labels stay out of the prompts "
+        default_factory=list,
+        description="Vocabularies whose labels stay out of the prompts "
         "(Noise2Music left its rater captions out because they overlap the MusicCaps evaluation set)",
     )
 
 
 class ShardSize(StrictModel):
-    max_bytes: int = Field(256 * 2**20, ge=2**16, description="Target bytes per shard (webdataset advises 100 MB to 1 GB)")
+    max_bytes: int = Field(
+        256 * 2**20, ge=2**16, description="Target bytes per shard (webdataset advises 100 MB to 1 GB)"
+    )
     max_samples: int = Field(5000, ge=1, description="Most samples per shard")
     min_shards: int = Field(
-        8, ge=1, description="Fewest shards a split is cut into (when it has that many clips), so a small version "
+        8,
+        ge=1,
+        description="Fewest shards a split is cut into (when it has that many clips), so a small version "
         "still spreads over every node and loader worker",
     )
 
 
 class ShardConfig(StrictModel):
     clips: str = Field(description="Curated folder (the output of `soundry curate`) whose clip table is published")
-    labels: str | None = Field(None, description="Label folder (the output of `soundry label`); empty publishes without labels")
+    labels: str | None = Field(
+        None, description="Label folder (the output of `soundry label`); empty publishes without labels"
+    )
     root: str = Field(description="Folder (or fsspec URL) holding the dataset versions")
-    version: str = Field(description="The version's folder name under root, e.g. v1; a published version is never overwritten")
+    version: str = Field(
+        description="The version's folder name under root, e.g. v1; a published version is never overwritten"
+    )
     name: str = Field("soundry", description="Dataset name shown in the manifest and the card")
     description: str = Field("", description="A paragraph for the dataset card")
     seed: int = Field(0, description="Seed of the global shuffle before sharding")
     splits: Splits = Field(default_factory=Splits, description="How sources are divided into splits")
     exclude: Exclusions = Field(default_factory=Exclusions, description="Sources and captions kept out of the version")
     licenses: list[str] | None = Field(
-        None, description="Licenses a clip may carry to be published (e.g. [CC0-1.0, CC-BY-4.0]); 'unknown' admits "
+        None,
+        description="Licenses a clip may carry to be published (e.g. [CC0-1.0, CC-BY-4.0]); 'unknown' admits "
         "clips without one; empty admits every clip. The rule is recorded in the manifest",
     )
     shards: ShardSize = Field(default_factory=ShardSize, description="How big shards are")

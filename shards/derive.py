@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from curation.core.errors import UserError
 from curation.core.storage import atomic_local_file, join, read_json, read_table, write_json_atomic
 from shards.card import write_card
+from shards.loader.tars import BrokenShard, Sample, read_tar_samples
 from shards.manifest import MANIFEST, file_sha256, package_version, read_manifest
 from shards.publish import STATS, claim_version, commit_version
-from shards.loader.tars import BrokenShard, Sample, read_tar_samples
 from shards.writer import ShardResult, add_member, find_written_shard, sidecar_url, tar_url, write_sidecar
-from curation.core.errors import UserError
 
 # A function from a shard's samples (in order) to each sample with its new members, as
 # (name suffix, bytes) pairs: ("latent.npy", ...) becomes "{key}.latent.npy".
@@ -72,15 +72,26 @@ def write_derived_shard(shard: DerivedShard, add: AddMembers) -> ShardResult:
                 raise DerivationError(f"{broken}; run `soundry versions verify {shard.source}`") from None
         table = read_table(sidecar_url(shard.source, shard.name))
         if table["key"].to_pylist() != keys:
-            raise DerivationError(f"{tar_url(shard.source, shard.name)}: its samples differ from its sidecar's "
-                                  f"({len(keys)} read, {table.num_rows} listed); run `soundry versions verify {shard.source}`")
+            raise DerivationError(
+                f"{tar_url(shard.source, shard.name)}: its samples differ from its sidecar's "
+                f"({len(keys)} read, {table.num_rows} listed); run `soundry versions verify {shard.source}`"
+            )
         result = write_sidecar(sidecar_url(shard.target, shard.name), table, tmp, shard.name, shard.split)
     result.wall_s = time.perf_counter() - started
     return result
 
 
-def finish_derived(source: str, target: str, results: list[ShardResult], *, name: str, description: str,
-                   added: list[str], derivation: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+def finish_derived(
+    source: str,
+    target: str,
+    results: list[ShardResult],
+    *,
+    name: str,
+    description: str,
+    added: list[str],
+    derivation: dict[str, Any],
+    config: dict[str, Any],
+) -> dict[str, Any]:
     """Stats, card and manifest (last) of a derived version whose shards are all written."""
     manifest = read_manifest(source)
     by_name = {r.name: r for r in results}
@@ -91,23 +102,40 @@ def finish_derived(source: str, target: str, results: list[ShardResult], *, name
     for entry in manifest["shards"]:
         result = by_name[entry["name"]]
         sidecar_sha256, sidecar_bytes = file_sha256(join(target, entry["sidecar"]))
-        shards.append({**entry, "bytes": result.bytes, "sha256": result.sha256,
-                       "sidecar_bytes": sidecar_bytes, "sidecar_sha256": sidecar_sha256})
+        shards.append(
+            {
+                **entry,
+                "bytes": result.bytes,
+                "sha256": result.sha256,
+                "sidecar_bytes": sidecar_bytes,
+                "sidecar_sha256": sidecar_sha256,
+            }
+        )
     members = [*manifest["members"], *added]
-    splits = {split: {**facts, "bytes": sum(s["bytes"] for s in shards if s["split"] == split)}
-              for split, facts in manifest["splits"].items()}
+    splits = {
+        split: {**facts, "bytes": sum(s["bytes"] for s in shards if s["split"] == split)}
+        for split, facts in manifest["splits"].items()
+    }
     stats = {**read_json(join(source, manifest["files"]["stats"])), "members": members}
     for split, facts in splits.items():
         stats["splits"][split] = {**stats["splits"][split], "bytes": facts["bytes"]}
     write_json_atomic(join(target, STATS), stats)
     derived = {
         **manifest,
-        "name": name, "version": target.rstrip("/").rsplit("/", 1)[-1], "description": description,
+        "name": name,
+        "version": target.rstrip("/").rsplit("/", 1)[-1],
+        "description": description,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "soundry": package_version(),
-        "lineage": {**manifest["lineage"], **derivation, "derived_from": {
-            "version": source, "manifest_sha256": file_sha256(join(source, MANIFEST))[0]}},
-        "config": config, "members": members, "splits": splits, "shards": shards,
+        "lineage": {
+            **manifest["lineage"],
+            **derivation,
+            "derived_from": {"version": source, "manifest_sha256": file_sha256(join(source, MANIFEST))[0]},
+        },
+        "config": config,
+        "members": members,
+        "splits": splits,
+        "shards": shards,
         "totals": {**manifest["totals"], "bytes": sum(s["bytes"] for s in shards)},
         "files": {"stats": STATS, "card": manifest["files"]["card"]},
     }
@@ -118,5 +146,7 @@ def finish_derived(source: str, target: str, results: list[ShardResult], *, name
 
 def claim_derived(target: str, source: str, config: dict[str, Any]) -> None:
     """Refuse a published target; tie an unfinished derivation to its source and settings."""
-    claim_version(target, {"config": config, "inputs": {"source": source, "manifest_sha256":
-                                                       file_sha256(join(source, MANIFEST))[0]}})
+    claim_version(
+        target,
+        {"config": config, "inputs": {"source": source, "manifest_sha256": file_sha256(join(source, MANIFEST))[0]}},
+    )

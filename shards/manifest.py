@@ -14,11 +14,11 @@ import json
 from importlib import metadata as package_metadata
 from typing import Any
 
+from curation.core.errors import UserError
 from curation.core.storage import exists, filesystem, join, read_json
 from shards.config import ShardConfig
 from shards.plan import Plan
 from shards.writer import SHARDS_DIR, ShardResult
-from curation.core.errors import UserError
 
 MANIFEST = "manifest.json"
 PENDING = "pending.json"  # a publish under way: its config and input hashes
@@ -38,19 +38,25 @@ def read_manifest(version: str) -> dict[str, Any]:
         if not fs.isdir(path):
             raise VersionError(f"{version}: no such dataset version")
         if exists(join(version, PENDING)):
-            raise VersionError(f"{version} has no {MANIFEST}: it is not a published version (a publish is under way "
-                               "or was interrupted; run the same `soundry publish` again to complete it)")
+            raise VersionError(
+                f"{version} has no {MANIFEST}: it is not a published version (a publish is under way "
+                "or was interrupted; run the same `soundry publish` again to complete it)"
+            )
         inside = sorted(p.rstrip("/").split("/")[-2] for p in fs.glob(f"{path.rstrip('/')}/*/{MANIFEST}"))
         if inside:
-            raise VersionError(f"{version} is a folder of versions ({', '.join(inside)}), not a published version; "
-                               f"name one, e.g. {join(version, inside[-1])}")
-        raise VersionError(f"{version} is not a published version (no {MANIFEST}); name a folder `soundry publish` "
-                           "wrote, ROOT/VERSION")
+            raise VersionError(
+                f"{version} is a folder of versions ({', '.join(inside)}), not a published version; "
+                f"name one, e.g. {join(version, inside[-1])}"
+            )
+        raise VersionError(
+            f"{version} is not a published version (no {MANIFEST}); name a folder `soundry publish` wrote, ROOT/VERSION"
+        )
     try:
         manifest = read_json(url)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise VersionError(f"{url} is damaged (not valid JSON: {error}); copy the version again from where it was "
-                           "published") from None
+        raise VersionError(
+            f"{url} is damaged (not valid JSON: {error}); copy the version again from where it was published"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise VersionError(f"{url} is not a soundry dataset manifest (format {found!r}, expected {FORMAT})")
@@ -73,17 +79,31 @@ def file_sha256(url: str) -> tuple[str, int]:
         return digest, f.tell()
 
 
-def build_manifest(config: ShardConfig, plan: Plan, results: list[ShardResult], stats: dict[str, Any],
-                   lineage: dict[str, Any], version: str) -> dict[str, Any]:
+def build_manifest(
+    config: ShardConfig,
+    plan: Plan,
+    results: list[ShardResult],
+    stats: dict[str, Any],
+    lineage: dict[str, Any],
+    version: str,
+) -> dict[str, Any]:
     shards = []
     for result in sorted(results, key=lambda r: r.name):
         sidecar = f"{SHARDS_DIR}/{result.name}.parquet"
         sidecar_sha256, sidecar_bytes = file_sha256(join(version, sidecar))
-        shards.append({
-            "name": result.name, "split": result.split, "tar": f"{SHARDS_DIR}/{result.name}.tar", "count": result.count,
-            "bytes": result.bytes, "sha256": result.sha256, "sidecar": sidecar, "sidecar_bytes": sidecar_bytes,
-            "sidecar_sha256": sidecar_sha256,
-        })
+        shards.append(
+            {
+                "name": result.name,
+                "split": result.split,
+                "tar": f"{SHARDS_DIR}/{result.name}.tar",
+                "count": result.count,
+                "bytes": result.bytes,
+                "sha256": result.sha256,
+                "sidecar": sidecar,
+                "sidecar_bytes": sidecar_bytes,
+                "sidecar_sha256": sidecar_sha256,
+            }
+        )
     return {
         "format": FORMAT,
         "name": config.name,

@@ -16,12 +16,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from curation.clip import clip_parts
+from curation.core.errors import UserError
 from curation.core.storage import exists, filesystem, join, list_files, read_json, read_table
-from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST as LABEL_MANIFEST
+from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR
+from labeling.labels.table import MANIFEST as LABEL_MANIFEST
 from shards.config import ShardConfig
 from shards.sample import check_key
 from shards.split import SplitAssigner, read_lines, source_names
-from curation.core.errors import UserError
 
 _METADATA = ["clip_id", "source_id", "source_uri", "license", "split_hint", "num_samples", "pcm_sha256"]
 
@@ -32,9 +33,9 @@ class InputError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class ClipRef:
-    part: str        # URL of the clip table part holding the clip
+    part: str  # URL of the clip table part holding the clip
     row_group: int
-    row: int         # within the row group
+    row: int  # within the row group
     clip_id: str
 
 
@@ -53,8 +54,8 @@ class ShardTask:
 class Plan:
     tasks: list[ShardTask]
     clips_in: int
-    clips_hash: str           # of the whole input clip table: sorted (clip_id, pcm_sha256)
-    labels_hash: str | None   # of the label folder's files
+    clips_hash: str  # of the whole input clip table: sorted (clip_id, pcm_sha256)
+    labels_hash: str | None  # of the label folder's files
     excluded: dict[str, int]  # clips left out, by reason
 
     def lineage_inputs(self) -> dict[str, Any]:
@@ -74,7 +75,9 @@ def check_label_folder(labels: str) -> dict[str, Any]:
     """The label run's manifest; its presence says the run finished."""
     url = join(labels, LABEL_MANIFEST)
     if not exists(url):
-        raise InputError(f"{labels}: no {LABEL_MANIFEST}, so no finished label run; run (or finish) `soundry label` first")
+        raise InputError(
+            f"{labels}: no {LABEL_MANIFEST}, so no finished label run; run (or finish) `soundry label` first"
+        )
     if not list_files(join(labels, LABELS_DIR), ".parquet"):
         raise InputError(f"{labels}/{LABELS_DIR} holds no label table parts; run `soundry label` again")
     return read_json(url)
@@ -107,7 +110,9 @@ def make_plan(config: ShardConfig) -> Plan:
             total_samples = sum(rows["num_samples"]) or 1
             for row, clip_id in enumerate(rows["clip_id"]):
                 if clip_id in seen:
-                    raise InputError(f"{part}: clip {clip_id} appears twice in the clip table; curate into a fresh folder")
+                    raise InputError(
+                        f"{part}: clip {clip_id} appears twice in the clip table; curate into a fresh folder"
+                    )
                 seen.add(clip_id)
                 check_key(clip_id)
                 identity.append((clip_id, rows["pcm_sha256"][row]))
@@ -116,23 +121,35 @@ def make_plan(config: ShardConfig) -> Plan:
                 if reason:
                     excluded[reason] += 1
                     continue
-                kept.append(_Clip(
-                    ClipRef(part, group, row, clip_id), source_id,
-                    assigner.split(source_id, uri, rows["split_hint"][row]),
-                    audio_bytes * rows["num_samples"][row] / total_samples,
-                    int.from_bytes(hashlib.sha256(f"{config.seed}:{clip_id}".encode()).digest()[:8], "big"),
-                ))
+                kept.append(
+                    _Clip(
+                        ClipRef(part, group, row, clip_id),
+                        source_id,
+                        assigner.split(source_id, uri, rows["split_hint"][row]),
+                        audio_bytes * rows["num_samples"][row] / total_samples,
+                        int.from_bytes(hashlib.sha256(f"{config.seed}:{clip_id}".encode()).digest()[:8], "big"),
+                    )
+                )
     if not kept:
         reasons = ", ".join(f"{n} by {reason}" for reason, n in sorted(excluded.items()))
-        raise InputError(f"{config.clips}: none of its {len(identity)} clips is left to publish ({reasons}); "
-                         "loosen licenses or exclude")
+        raise InputError(
+            f"{config.clips}: none of its {len(identity)} clips is left to publish ({reasons}); "
+            "loosen licenses or exclude"
+        )
     identity.sort()
     clips_hash = hashlib.sha256("\n".join(f"{c}\t{p}" for c, p in identity).encode()).hexdigest()
     return Plan(_cut(kept, config), len(identity), clips_hash, labels_hash, dict(sorted(excluded.items())))
 
 
-def _exclusion(source_id: str, uri: str, license: str | None, clip_id: str, excluded_sources: set[str],
-               allowed: set[str] | None, labeled: set[str] | None) -> str | None:
+def _exclusion(
+    source_id: str,
+    uri: str,
+    license: str | None,
+    clip_id: str,
+    excluded_sources: set[str],
+    allowed: set[str] | None,
+    labeled: set[str] | None,
+) -> str | None:
     if excluded_sources and any(name in excluded_sources for name in source_names(source_id, uri)):
         return "excluded_source"
     if allowed is not None and (license or "unknown") not in allowed:
@@ -152,12 +169,15 @@ def _cut(clips: list[_Clip], config: ShardConfig) -> list[ShardTask]:
     for split in sorted(by_split):
         members = sorted(by_split[split], key=lambda c: (c.order, c.ref.clip_id))
         total_bytes = sum(c.est_bytes for c in members)
-        count = max(math.ceil(total_bytes / size.max_bytes), math.ceil(len(members) / size.max_samples),
-                    min(size.min_shards, len(members)))
+        count = max(
+            math.ceil(total_bytes / size.max_bytes),
+            math.ceil(len(members) / size.max_samples),
+            min(size.min_shards, len(members)),
+        )
         # Equal counts, not greedy filling: the last shard is not a runt, and nodes get even work.
         bounds = [round(i * len(members) / count) for i in range(count + 1)]
         for index in range(count):
-            chunk = members[bounds[index]:bounds[index + 1]]
+            chunk = members[bounds[index] : bounds[index + 1]]
             tasks.append(ShardTask(split, index, tuple(c.ref for c in chunk)))
     return tasks
 
@@ -180,7 +200,9 @@ def _column_values(parts: list[str], column: str) -> set[str]:
 
 def _files_hash(root: str, folders: list[str], files: list[str]) -> str:
     digest = hashlib.sha256()
-    urls = [u for folder in folders for u in list_files(join(root, folder), ".parquet")] + [join(root, f) for f in files]
+    urls = [u for folder in folders for u in list_files(join(root, folder), ".parquet")] + [
+        join(root, f) for f in files
+    ]
     for url in urls:
         fs, path = filesystem(url)
         with fs.open(path, "rb") as f:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from curation.core.errors import UserError
 from curation.core.storage import exists, filesystem, join, read_json, remove_stale_temporaries, write_json_atomic
 from shards.card import write_card
 from shards.config import ShardConfig
@@ -18,7 +19,6 @@ from shards.manifest import MANIFEST, PENDING, build_manifest, lineage
 from shards.plan import Plan, check_label_folder
 from shards.stats import compute_stats
 from shards.writer import ShardResult, version_url
-from curation.core.errors import UserError
 
 STATS = "stats.json"
 
@@ -39,16 +39,19 @@ def claim_version(version: str, claim: dict[str, Any]) -> None:
     """Refuse a published version; record `claim` (what this publish is) in pending.json, or
     check that the unfinished publish found there is the same one."""
     if exists(join(version, MANIFEST)):
-        raise VersionExists(f"version {version} is already published and versions are immutable; "
-                            "publish under a new --version")
+        raise VersionExists(
+            f"version {version} is already published and versions are immutable; publish under a new --version"
+        )
     pending = join(version, PENDING)
     if exists(pending):
         found = read_json(pending)
         if found != claim:
             changed = sorted(_differences(found, claim))
             raise PublishConflict(
-                f"{version} holds an unfinished publish of other inputs or settings (differs in: {', '.join(changed)}); "
-                "rerun that publish to complete it, or delete the folder, or choose another --version")
+                f"{version} holds an unfinished publish of other inputs or settings "
+                f"(differs in: {', '.join(changed)}); "
+                "rerun that publish to complete it, or delete the folder, or choose another --version"
+            )
     else:
         write_json_atomic(pending, claim)
     remove_stale_temporaries(version)

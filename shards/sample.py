@@ -20,48 +20,69 @@ import numpy as np
 import pyarrow as pa
 
 from curation.clip import TAG_COLUMNS
+from curation.core.errors import UserError
 from labeling.labels.table import ASPECT_VALUES, CANDIDATE, Candidate, LabelRow
 from labeling.vocab.table import caption_id, normalize_caption
-from curation.core.errors import UserError
 
 # webdataset splits a member name at its first dot into key and extension, and treats a
 # slash as a folder: a key has neither.
 SAFE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 QUALITY_COLUMNS = ("peak_dbfs", "rms_dbfs", "lufs", "clipping_ratio", "silence_ratio", "bandwidth_hz", "mono_as_stereo")
-SOURCE_FACT_COLUMNS = ("source_format", "source_codec", "source_sample_rate", "source_channels", "source_duration_s",
-                       "source_bit_rate", "decoder")
-CLIP_COLUMNS = ("clip_id", "source_id", "source_uri", "source_name", "license", "start_s", "duration_s", "num_samples",
-                "sample_rate", "channels", "seconds_start", "seconds_total")
+SOURCE_FACT_COLUMNS = (
+    "source_format",
+    "source_codec",
+    "source_sample_rate",
+    "source_channels",
+    "source_duration_s",
+    "source_bit_rate",
+    "decoder",
+)
+CLIP_COLUMNS = (
+    "clip_id",
+    "source_id",
+    "source_uri",
+    "source_name",
+    "license",
+    "start_s",
+    "duration_s",
+    "num_samples",
+    "sample_rate",
+    "channels",
+    "seconds_start",
+    "seconds_total",
+)
 
-SIDECAR_SCHEMA = pa.schema([
-    pa.field("key", pa.string(), nullable=False),
-    pa.field("shard", pa.string(), nullable=False),
-    pa.field("index", pa.int32(), nullable=False),       # position of the sample in its tar
-    pa.field("split", pa.string(), nullable=False),
-    pa.field("source_id", pa.string(), nullable=False),
-    pa.field("source_uri", pa.string(), nullable=False),
-    pa.field("source_name", pa.string()),
-    pa.field("license", pa.string()),
-    pa.field("start_s", pa.float64()),
-    pa.field("duration_s", pa.float64()),
-    pa.field("num_samples", pa.int64()),
-    pa.field("sample_rate", pa.int32()),
-    pa.field("channels", pa.int16()),
-    pa.field("seconds_start", pa.int32()),
-    pa.field("seconds_total", pa.int32()),
-    *[pa.field(name, pa.string()) for name in ("title", "artist", "album", "genre")],
-    *[pa.field(name, pa.bool_() if name == "mono_as_stereo" else pa.float32()) for name in QUALITY_COLUMNS],
-    pa.field("pcm_sha256", pa.string(), nullable=False),
-    pa.field("flac_bytes", pa.int64(), nullable=False),
-    pa.field("label_run", pa.string()),
-    pa.field("labels", pa.list_(CANDIDATE)),
-    pa.field("prompt_candidates", pa.list_(pa.string())),
-    pa.field("structured", pa.list_(ASPECT_VALUES)),
-    pa.field("text", pa.string()),
-    pa.field("label_hash", pa.string()),    # what `versions diff` compares to call a clip relabeled
-    pa.field("has_clap", pa.bool_(), nullable=False),
-])
+SIDECAR_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("index", pa.int32(), nullable=False),  # position of the sample in its tar
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("source_name", pa.string()),
+        pa.field("license", pa.string()),
+        pa.field("start_s", pa.float64()),
+        pa.field("duration_s", pa.float64()),
+        pa.field("num_samples", pa.int64()),
+        pa.field("sample_rate", pa.int32()),
+        pa.field("channels", pa.int16()),
+        pa.field("seconds_start", pa.int32()),
+        pa.field("seconds_total", pa.int32()),
+        *[pa.field(name, pa.string()) for name in ("title", "artist", "album", "genre")],
+        *[pa.field(name, pa.bool_() if name == "mono_as_stereo" else pa.float32()) for name in QUALITY_COLUMNS],
+        pa.field("pcm_sha256", pa.string(), nullable=False),
+        pa.field("flac_bytes", pa.int64(), nullable=False),
+        pa.field("label_run", pa.string()),
+        pa.field("labels", pa.list_(CANDIDATE)),
+        pa.field("prompt_candidates", pa.list_(pa.string())),
+        pa.field("structured", pa.list_(ASPECT_VALUES)),
+        pa.field("text", pa.string()),
+        pa.field("label_hash", pa.string()),  # what `versions diff` compares to call a clip relabeled
+        pa.field("has_clap", pa.bool_(), nullable=False),
+    ]
+)
 
 
 def _strings(*names: str) -> list[pa.Field]:
@@ -70,35 +91,64 @@ def _strings(*names: str) -> list[pa.Field]:
 
 # The `json` member's schema: every sample has every field (null when unknown), so readers
 # that infer a schema from a few samples, or take one from the card, read all of them.
-RECORD_SCHEMA = pa.schema([
-    *_strings("key", "split", "clip_id", "source_id", "source_uri", "source_name", "license"),
-    pa.field("start_s", pa.float64()),
-    pa.field("duration_s", pa.float64()),
-    *[pa.field(name, pa.int64()) for name in ("num_samples", "sample_rate", "channels", "seconds_start", "seconds_total")],
-    pa.field("source", pa.struct([
-        *_strings("format", "codec"), pa.field("sample_rate", pa.int64()), pa.field("channels", pa.int64()),
-        pa.field("duration_s", pa.float64()), pa.field("bit_rate", pa.int64()), *_strings("decoder"),
-    ])),
-    *_strings(*TAG_COLUMNS, "tags_json", "metadata_json"),
-    pa.field("quality", pa.struct([pa.field(name, pa.bool_() if name == "mono_as_stereo" else pa.float64())
-                                   for name in QUALITY_COLUMNS])),
-    *_strings("pcm_sha256", "label_run"),
-    pa.field("labels", pa.list_(pa.struct([*_strings("vocab", "caption_id", "text", "aspect"),
-                                           pa.field("score", pa.float64())]))),
-    *[pa.field(name, pa.list_(pa.string())) for name in ("prompt_candidates", "long_form", "tag_chunks")],
-    pa.field("structured", pa.list_(pa.struct([pa.field("aspect", pa.string()), pa.field("values", pa.list_(pa.string()))]))),
-    *_strings("text", "prompt"),
-])
+RECORD_SCHEMA = pa.schema(
+    [
+        *_strings("key", "split", "clip_id", "source_id", "source_uri", "source_name", "license"),
+        pa.field("start_s", pa.float64()),
+        pa.field("duration_s", pa.float64()),
+        *[
+            pa.field(name, pa.int64())
+            for name in ("num_samples", "sample_rate", "channels", "seconds_start", "seconds_total")
+        ],
+        pa.field(
+            "source",
+            pa.struct(
+                [
+                    *_strings("format", "codec"),
+                    pa.field("sample_rate", pa.int64()),
+                    pa.field("channels", pa.int64()),
+                    pa.field("duration_s", pa.float64()),
+                    pa.field("bit_rate", pa.int64()),
+                    *_strings("decoder"),
+                ]
+            ),
+        ),
+        *_strings(*TAG_COLUMNS, "tags_json", "metadata_json"),
+        pa.field(
+            "quality",
+            pa.struct(
+                [pa.field(name, pa.bool_() if name == "mono_as_stereo" else pa.float64()) for name in QUALITY_COLUMNS]
+            ),
+        ),
+        *_strings("pcm_sha256", "label_run"),
+        pa.field(
+            "labels",
+            pa.list_(pa.struct([*_strings("vocab", "caption_id", "text", "aspect"), pa.field("score", pa.float64())])),
+        ),
+        *[pa.field(name, pa.list_(pa.string())) for name in ("prompt_candidates", "long_form", "tag_chunks")],
+        pa.field(
+            "structured",
+            pa.list_(pa.struct([pa.field("aspect", pa.string()), pa.field("values", pa.list_(pa.string()))])),
+        ),
+        *_strings("text", "prompt"),
+    ]
+)
 
 
 # The optional members, as readers that decode .npy see them.
-OPTIONAL_MEMBERS = {"clap.npy": pa.list_(pa.float32()),               # (D,)
-                    "latent.npy": pa.list_(pa.list_(pa.float32()))}   # (C, L)
+OPTIONAL_MEMBERS = {
+    "clap.npy": pa.list_(pa.float32()),  # (D,)
+    "latent.npy": pa.list_(pa.list_(pa.float32())),
+}  # (C, L)
 
 
 def sample_schema(members: list[str]) -> pa.Schema:
     """A sample with these members as readers that group tar members see it (webdataset, HF datasets)."""
-    fields = [*_strings("__key__", "__url__"), pa.field("flac", pa.binary()), pa.field("json", pa.struct(list(RECORD_SCHEMA)))]
+    fields = [
+        *_strings("__key__", "__url__"),
+        pa.field("flac", pa.binary()),
+        pa.field("json", pa.struct(list(RECORD_SCHEMA))),
+    ]
     return pa.schema(fields + [pa.field(name, kind) for name, kind in OPTIONAL_MEMBERS.items() if name in members])
 
 
@@ -126,13 +176,22 @@ class CaptionFilter:
     def apply(self, row: LabelRow) -> LabelRow:
         if not self:
             return row
-        dropped = self.caption_ids | {c.caption_id for c in (*row.labels, *row.candidates) if c.vocab in self.vocabularies}
+        dropped = self.caption_ids | {
+            c.caption_id for c in (*row.labels, *row.candidates) if c.vocab in self.vocabularies
+        }
         prompts = [kept for prompt in row.prompt_candidates if (kept := self._without(prompt, dropped))]
-        structured = {aspect: kept for aspect, values in row.structured.items()
-                      if (kept := [v for v in values if caption_id(v) not in dropped])}
+        structured = {
+            aspect: kept
+            for aspect, values in row.structured.items()
+            if (kept := [v for v in values if caption_id(v) not in dropped])
+        }
         return dataclasses.replace(
-            row, candidates=[c for c in row.candidates if c.caption_id not in dropped],
-            labels=[c for c in row.labels if c.caption_id not in dropped], prompt_candidates=prompts, structured=structured)
+            row,
+            candidates=[c for c in row.candidates if c.caption_id not in dropped],
+            labels=[c for c in row.labels if c.caption_id not in dropped],
+            prompt_candidates=prompts,
+            structured=structured,
+        )
 
     @staticmethod
     def _without(prompt: str, dropped: set[str]) -> str:
@@ -172,7 +231,9 @@ def sample_json(clip: dict[str, Any], split: str, label: LabelRow | None) -> dic
     record["tag_chunks"] = chunks
     record["structured"] = [{"aspect": aspect, "values": list(values)} for aspect, values in sorted(structured.items())]
     # One caption for tools that read a single one (stable-audio-tools copies `text` to `prompt`).
-    record["text"] = record["prompt"] = (long_form or chunks or [", ".join(v for _, vs in sorted(structured.items()) for v in vs)])[0]
+    record["text"] = record["prompt"] = (
+        long_form or chunks or [", ".join(v for _, vs in sorted(structured.items()) for v in vs)]
+    )[0]
     return record
 
 
@@ -212,8 +273,9 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def members(key: str, flac: bytes, record: dict[str, Any], clap: np.ndarray | None = None,
-            latent: np.ndarray | None = None) -> list[tuple[str, bytes]]:
+def members(
+    key: str, flac: bytes, record: dict[str, Any], clap: np.ndarray | None = None, latent: np.ndarray | None = None
+) -> list[tuple[str, bytes]]:
     """The tar members of one sample, in the order they are written."""
     check_key(key)
     out = [(f"{key}.flac", flac), (f"{key}.json", json.dumps(record, ensure_ascii=False, sort_keys=True).encode())]

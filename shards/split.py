@@ -13,9 +13,9 @@ import io
 import os
 from collections.abc import Mapping
 
+from curation.core.errors import UserError
 from curation.core.storage import filesystem
 from shards.config import SPLIT_NAME, Splits
-from curation.core.errors import UserError
 
 
 class SplitFileError(UserError):
@@ -64,13 +64,17 @@ def read_lines(url: str) -> list[str]:
 def read_assignments(url: str) -> dict[str, str]:
     rows = list(csv.DictReader(io.StringIO(_read_text(url))))
     if rows and not {"source", "split"} <= set(rows[0]):
-        raise SplitFileError(f"split assignments {url}: needs a header with columns source,split (found {', '.join(rows[0])})")
+        raise SplitFileError(
+            f"split assignments {url}: needs a header with columns source,split (found {', '.join(rows[0])})"
+        )
     fixed = {}
     for line, row in enumerate(rows, start=2):
         source, split = (row.get("source") or "").strip(), (row.get("split") or "").strip()
         if not source or not SPLIT_NAME.fullmatch(split):
-            raise SplitFileError(f"split assignments {url}, line {line}: needs a source and a split name "
-                                 f"of lower case letters, digits and _ (found {source!r}, {split!r})")
+            raise SplitFileError(
+                f"split assignments {url}, line {line}: needs a source and a split name "
+                f"of lower case letters, digits and _ (found {source!r}, {split!r})"
+            )
         fixed[source] = split
     return fixed
 

@@ -19,8 +19,18 @@ from shards.writer import ShardResult, sidecar_url
 CAPTION_FREQUENCY = "caption_frequency.parquet"
 TOP_LABELS = 30
 TOP_CAPTIONS = 40
-_COLUMNS = ["split", "source_id", "source_name", "license", "duration_s", "lufs", "sample_rate", "channels",
-            "labels", "has_clap"]
+_COLUMNS = [
+    "split",
+    "source_id",
+    "source_name",
+    "license",
+    "duration_s",
+    "lufs",
+    "sample_rate",
+    "channels",
+    "labels",
+    "has_clap",
+]
 
 
 def compute_stats(version: str, results: Iterable[ShardResult], labels: str | None) -> dict[str, Any]:
@@ -40,7 +50,9 @@ def compute_stats(version: str, results: Iterable[ShardResult], labels: str | No
         split["bytes"] += result.bytes
         split["hours"] += sum(table["duration_s"]) / 3600
         sources[result.split].update(table["source_id"])
-        for license, collection, seconds in zip(table["license"], table["source_name"], table["duration_s"], strict=True):
+        for license, collection, seconds in zip(
+            table["license"], table["source_name"], table["duration_s"], strict=True
+        ):
             for counts, name in ((per_license, license or "unknown"), (per_source, collection or "unnamed")):
                 counts[name][0] += 1
                 counts[name][1] += seconds / 3600
@@ -63,7 +75,9 @@ def compute_stats(version: str, results: Iterable[ShardResult], labels: str | No
         "per_source": _named_counts(per_source),
         "durations_s": _histogram(durations, bins=30),
         "loudness_lufs": _histogram(loudness, bins=30),
-        "top_labels": [{"vocab": vocab, "text": text, "clips": n} for (vocab, text), n in top_labels.most_common(TOP_LABELS)],
+        "top_labels": [
+            {"vocab": vocab, "text": text, "clips": n} for (vocab, text), n in top_labels.most_common(TOP_LABELS)
+        ],
         "caption_frequency": _caption_frequency(labels),
     }
 
@@ -77,8 +91,13 @@ def _histogram(values: list[float], bins: int) -> dict[str, Any]:
         return {"edges": [], "counts": [], "min": None, "max": None, "mean": None}
     array = np.asarray(values, dtype=np.float64)
     counts, edges = np.histogram(array, bins=bins)
-    return {"edges": edges.tolist(), "counts": counts.tolist(), "min": float(array.min()), "max": float(array.max()),
-            "mean": float(array.mean())}
+    return {
+        "edges": edges.tolist(),
+        "counts": counts.tolist(),
+        "min": float(array.min()),
+        "max": float(array.max()),
+        "mean": float(array.mean()),
+    }
 
 
 def _caption_frequency(labels: str | None) -> list[dict[str, Any]]:

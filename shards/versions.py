@@ -26,9 +26,17 @@ def list_versions(root: str) -> list[dict[str, Any]]:
         version = join(root, name)
         if exists(join(version, MANIFEST)):
             manifest = read_manifest(version)
-            listed.append({"version": name, "published": True, "name": manifest["name"], "created": manifest["created"],
-                           **{k: manifest["totals"][k] for k in ("clips", "hours", "shards", "bytes")},
-                           "splits": sorted(manifest["splits"]), "labeled": manifest["lineage"]["labels"] is not None})
+            listed.append(
+                {
+                    "version": name,
+                    "published": True,
+                    "name": manifest["name"],
+                    "created": manifest["created"],
+                    **{k: manifest["totals"][k] for k in ("clips", "hours", "shards", "bytes")},
+                    "splits": sorted(manifest["splits"]),
+                    "labeled": manifest["lineage"]["labels"] is not None,
+                }
+            )
         else:
             listed.append({"version": name, "published": False, "pending": exists(join(version, PENDING))})
     return listed
@@ -42,7 +50,7 @@ class VersionDiff:
     removed: list[str]
     relabeled: list[str]
     audio_changed: list[str]
-    moved: list[tuple[str, str, str]]   # key, split in a, split in b
+    moved: list[tuple[str, str, str]]  # key, split in a, split in b
     config: list[tuple[str, Any, Any]]  # dotted key, value in a, value in b
     lineage: list[tuple[str, Any, Any]]
 
@@ -55,12 +63,15 @@ def diff_versions(a: str, b: str) -> VersionDiff:
     clips_a, clips_b = _clip_facts(a, manifest_a), _clip_facts(b, manifest_b)
     both = sorted(clips_a.keys() & clips_b.keys())
     return VersionDiff(
-        a, b,
+        a,
+        b,
         added=sorted(clips_b.keys() - clips_a.keys()),
         removed=sorted(clips_a.keys() - clips_b.keys()),
         relabeled=[k for k in both if clips_a[k]["label_hash"] != clips_b[k]["label_hash"]],
         audio_changed=[k for k in both if clips_a[k]["pcm_sha256"] != clips_b[k]["pcm_sha256"]],
-        moved=[(k, clips_a[k]["split"], clips_b[k]["split"]) for k in both if clips_a[k]["split"] != clips_b[k]["split"]],
+        moved=[
+            (k, clips_a[k]["split"], clips_b[k]["split"]) for k in both if clips_a[k]["split"] != clips_b[k]["split"]
+        ],
         config=_changes(manifest_a["config"], manifest_b["config"]),
         lineage=_changes(_comparable_lineage(manifest_a), _comparable_lineage(manifest_b)),
     )
@@ -78,8 +89,10 @@ def _clip_facts(version: str, manifest: dict[str, Any]) -> dict[str, dict[str, A
 def _comparable_lineage(manifest: dict[str, Any]) -> dict[str, Any]:
     """Lineage without where the inputs lay: the same tables from another folder are the same."""
     lineage = manifest["lineage"]
-    return {"clips": {k: v for k, v in lineage["clips"].items() if k != "url"},
-            "labels": {k: v for k, v in lineage["labels"].items() if k != "url"} if lineage["labels"] else None}
+    return {
+        "clips": {k: v for k, v in lineage["clips"].items() if k != "url"},
+        "labels": {k: v for k, v in lineage["labels"].items() if k != "url"} if lineage["labels"] else None,
+    }
 
 
 def _changes(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -91,7 +104,7 @@ def _changes(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
 @dataclasses.dataclass
 class Problem:
     file: str
-    problem: str   # missing | size | sha256
+    problem: str  # missing | size | sha256
     detail: str
 
 
@@ -100,8 +113,10 @@ def verify_version(version: str, on_file=None) -> list[Problem]:
     manifest = read_manifest(version)
     problems = []
     for shard in manifest["shards"]:
-        for file, size, digest in ((shard["tar"], shard["bytes"], shard["sha256"]),
-                                   (shard["sidecar"], shard["sidecar_bytes"], shard["sidecar_sha256"])):
+        for file, size, digest in (
+            (shard["tar"], shard["bytes"], shard["sha256"]),
+            (shard["sidecar"], shard["sidecar_bytes"], shard["sidecar_sha256"]),
+        ):
             url = join(version, file)
             try:
                 found_digest, found_size = file_sha256(url)
@@ -115,4 +130,3 @@ def verify_version(version: str, on_file=None) -> list[Problem]:
             if on_file:
                 on_file(file)
     return problems
-

@@ -23,7 +23,14 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from curation.core.storage import atomic_local_file, exists, filesystem, join, list_files, write_table_atomic
-from labeling.labels.table import CLIP_EMBEDDINGS_DIR, EMBEDDING_SCHEMA, LABEL_SCHEMA, LABELS_DIR, LabelRow, labels_from_table
+from labeling.labels.table import (
+    CLIP_EMBEDDINGS_DIR,
+    EMBEDDING_SCHEMA,
+    LABEL_SCHEMA,
+    LABELS_DIR,
+    LabelRow,
+    labels_from_table,
+)
 from shards.config import ShardConfig
 from shards.plan import ShardTask
 from shards.sample import SIDECAR_SCHEMA, CaptionFilter, members, sample_json, sidecar_row
@@ -137,7 +144,7 @@ class _Reader:
 
     def read(self, size: int = -1) -> bytes:
         end = len(self._view) if size < 0 else self._at + size
-        chunk = self._view[self._at:end]
+        chunk = self._view[self._at : end]
         self._at += len(chunk)
         return chunk
 
@@ -169,8 +176,10 @@ def _labels_for(task: ShardTask, config: ShardConfig) -> tuple[dict[str, LabelRo
     rows = _matching(list_files(join(config.labels, LABELS_DIR), ".parquet"), LABEL_SCHEMA, "clip_id", ids)
     labels = {row.clip_id: row for row in labels_from_table(rows)}
     vectors = _matching(list_files(join(config.labels, CLIP_EMBEDDINGS_DIR), ".parquet"), EMBEDDING_SCHEMA, "key", ids)
-    embeddings = {key: np.asarray(vector, dtype=np.float32)
-                  for key, vector in zip(vectors["key"].to_pylist(), vectors["embedding"].to_pylist(), strict=True)}
+    embeddings = {
+        key: np.asarray(vector, dtype=np.float32)
+        for key, vector in zip(vectors["key"].to_pylist(), vectors["embedding"].to_pylist(), strict=True)
+    }
     return labels, embeddings
 
 

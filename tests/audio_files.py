@@ -32,7 +32,19 @@ def encode(source: Path, target: Path, *args: str, tags: dict[str, str] | None =
     """ffmpeg source -> target with extra codec arguments and container tags."""
     metadata = [x for k, v in (tags or {}).items() for x in ("-metadata", f"{k}={v}")]
     subprocess.run(
-        [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source), *args, *metadata, str(target)],
+        [
+            find_ffmpeg(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            *args,
+            *metadata,
+            str(target),
+        ],
         check=True,
     )
     return target

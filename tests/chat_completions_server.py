@@ -15,17 +15,22 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from labeling.vocab.config import LLMConfig
 from labeling.vocab.llm.backend import Prompt
 from labeling.vocab.llm.templates import TemplateBackend
-from labeling.vocab.config import LLMConfig
 
 # behaviour(prompt_text, attempt number from 0) -> "ok", "429", "500", "malformed", "slow", "400"
 Behaviour = Callable[[str, int], str]
 
 
 class ChatCompletionsServer:
-    def __init__(self, behaviour: Behaviour = lambda text, attempt: "ok", api_key: str | None = None,
-                 slow_s: float = 1.0, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        behaviour: Behaviour = lambda text, attempt: "ok",
+        api_key: str | None = None,
+        slow_s: float = 1.0,
+        delay_s: float = 0.0,
+    ) -> None:
         self.behaviour = behaviour
         self.api_key = api_key
         self.slow_s = slow_s
@@ -91,9 +96,14 @@ class ChatCompletionsServer:
                 content = owner.template.answer(Prompt(text, {}, 5))
                 with owner.lock:
                     owner.answered[text] += 1
-                answer = {"id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
-                          "choices": [{"index": 0, "finish_reason": "stop",
-                                       "message": {"role": "assistant", "content": content}}]}
+                answer = {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                    ],
+                }
                 self._send(200, json.dumps(answer).encode())
 
             def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:

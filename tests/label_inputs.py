@@ -18,15 +18,35 @@ from curation.clip import CLIP_SCHEMA
 from labeling.vocab.table import VOCAB_SCHEMA, caption_id, vocabulary_version
 
 # (seconds, tone in Hz, title, artist, genre)
-CLIPS = [(4.0, 220.0, "Blue Hour", "The Quiet Trio", "Jazz"), (12.5, 440.0, "Static", "Noise Unit", "Rock; Metal"),
-         (2.5, 880.0, "Dawn", None, None), (6.0, 330.0, "Drift", "Ambient Fields", "Ambient"),
-         (3.0, 660.0, "Pulse", "Noise Unit", "Electronic")]
-LONG_FORM = ["A calm jazz trio with soft brushed drums.", "Distorted guitars and pounding drums in a loud rock song.",
-             "A slow ambient drone with evolving pads.", "Bright electronic beat with a driving kick.",
-             "A solo piano piece, gentle and sad.", "Fast metal riffs with screamed vocals."]
-TAGS = [("jazz", "genre"), ("rock", "genre"), ("ambient", "genre"), ("electronic", "genre"), ("piano", "instrument"),
-        ("drums", "instrument"), ("synthesizer", "instrument"), ("guitar", "instrument"), ("calm", "mood"),
-        ("energetic", "mood"), ("dark", "mood"), ("fast", "tempo")]
+CLIPS = [
+    (4.0, 220.0, "Blue Hour", "The Quiet Trio", "Jazz"),
+    (12.5, 440.0, "Static", "Noise Unit", "Rock; Metal"),
+    (2.5, 880.0, "Dawn", None, None),
+    (6.0, 330.0, "Drift", "Ambient Fields", "Ambient"),
+    (3.0, 660.0, "Pulse", "Noise Unit", "Electronic"),
+]
+LONG_FORM = [
+    "A calm jazz trio with soft brushed drums.",
+    "Distorted guitars and pounding drums in a loud rock song.",
+    "A slow ambient drone with evolving pads.",
+    "Bright electronic beat with a driving kick.",
+    "A solo piano piece, gentle and sad.",
+    "Fast metal riffs with screamed vocals.",
+]
+TAGS = [
+    ("jazz", "genre"),
+    ("rock", "genre"),
+    ("ambient", "genre"),
+    ("electronic", "genre"),
+    ("piano", "instrument"),
+    ("drums", "instrument"),
+    ("synthesizer", "instrument"),
+    ("guitar", "instrument"),
+    ("calm", "mood"),
+    ("energetic", "mood"),
+    ("dark", "mood"),
+    ("fast", "tempo"),
+]
 
 
 def clip_rows(clips=CLIPS, rate: int = 44100) -> list[dict]:
@@ -37,12 +57,26 @@ def clip_rows(clips=CLIPS, rate: int = 44100) -> list[dict]:
         buffer = io.BytesIO()
         soundfile.write(buffer, np.stack([signal, signal * 0.5], axis=1), rate, format="FLAC", subtype="PCM_16")
         source = hashlib.sha256(f"source-{index}".encode()).hexdigest()
-        rows.append({
-            "clip_id": f"{source[:20]}-{0:012d}", "source_id": source, "source_uri": f"/corpus/{index}.flac",
-            "start_s": 0.0, "start_sample": 0, "duration_s": seconds, "num_samples": len(t), "sample_rate": rate,
-            "channels": 2, "seconds_start": 0, "seconds_total": int(np.ceil(seconds)), "title": title, "artist": artist,
-            "genre": genre, "pcm_sha256": hashlib.sha256(signal.tobytes()).hexdigest(), "audio_flac": buffer.getvalue(),
-        })
+        rows.append(
+            {
+                "clip_id": f"{source[:20]}-{0:012d}",
+                "source_id": source,
+                "source_uri": f"/corpus/{index}.flac",
+                "start_s": 0.0,
+                "start_sample": 0,
+                "duration_s": seconds,
+                "num_samples": len(t),
+                "sample_rate": rate,
+                "channels": 2,
+                "seconds_start": 0,
+                "seconds_total": int(np.ceil(seconds)),
+                "title": title,
+                "artist": artist,
+                "genre": genre,
+                "pcm_sha256": hashlib.sha256(signal.tobytes()).hexdigest(),
+                "audio_flac": buffer.getvalue(),
+            }
+        )
     return rows
 
 
@@ -64,8 +98,10 @@ def write_vocabularies(root: Path, long_form=LONG_FORM, tags=TAGS) -> str:
     }
     manifest = {}
     for name, rows in tables.items():
-        table = pa.Table.from_pylist([{**r, "vocab": name, "caption_id": caption_id(r["text"]), "provenance": None}
-                                      for r in rows], schema=VOCAB_SCHEMA)
+        table = pa.Table.from_pylist(
+            [{**r, "vocab": name, "caption_id": caption_id(r["text"]), "provenance": None} for r in rows],
+            schema=VOCAB_SCHEMA,
+        )
         version = vocabulary_version(table)
         pq.write_table(table, root / f"{name}-{version}.parquet")
         manifest[name] = {"file": f"{name}-{version}.parquet", "version": version}
@@ -75,17 +111,28 @@ def write_vocabularies(root: Path, long_form=LONG_FORM, tags=TAGS) -> str:
 
 def label_job_settings(clips: str, vocab: str, output: Path, **overrides) -> dict:
     """A label job on HTSAT-mini with random weights, in small units and batches."""
-    settings = {"clips": clips, "vocab": vocab, "output": str(output),
-                "clap": {"backend": "random", "architecture": "HTSAT-mini", "audio_batch_size": 2, "text_batch_size": 8},
-                "clips_per_unit": 2, "captions_per_unit": 8, "topk": {"k": 4},
-                "balance": {"labels_per_vocabulary": {"llm_long": 2, "tags": 3}},
-                "runner": {"name": "local", "workers": 1}}
+    settings = {
+        "clips": clips,
+        "vocab": vocab,
+        "output": str(output),
+        "clap": {"backend": "random", "architecture": "HTSAT-mini", "audio_batch_size": 2, "text_batch_size": 8},
+        "clips_per_unit": 2,
+        "captions_per_unit": 8,
+        "topk": {"k": 4},
+        "balance": {"labels_per_vocabulary": {"llm_long": 2, "tags": 3}},
+        "runner": {"name": "local", "workers": 1},
+    }
     for key, value in overrides.items():
         settings[key] = {**settings[key], **value} if isinstance(value, dict) and key in settings else value
     return settings
 
 
-CLAP_TEXTS = ["a calm solo piano piece", "distorted electric guitars and pounding drums", "jazz", "ambient drone, 60 bpm"]
+CLAP_TEXTS = [
+    "a calm solo piano piece",
+    "distorted electric guitars and pounding drums",
+    "jazz",
+    "ambient drone, 60 bpm",
+]
 
 
 def clap_windows(count: int, seconds: float = 10.0) -> np.ndarray:

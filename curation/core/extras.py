@@ -24,5 +24,7 @@ def needs_extra(extra: str, purpose: str, *packages: str) -> Iterator[None]:
     except ModuleNotFoundError as error:
         if error.name not in packages:
             raise
-        raise MissingExtra(f"{purpose} needs the {error.name} package, which is not installed: "
-                           f"pip install 'soundry[{extra}]' (or soundry[all])") from None
+        raise MissingExtra(
+            f"{purpose} needs the {error.name} package, which is not installed: "
+            f"pip install 'soundry[{extra}]' (or soundry[all])"
+        ) from None

@@ -19,6 +19,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
+
 from curation.core.errors import UserError
 
 
@@ -71,8 +72,10 @@ def _make_folder(directory: str) -> None:
         blocking = directory
         while blocking and not os.path.exists(blocking):
             blocking = os.path.dirname(blocking)
-        raise OutputError(f"{blocking} is a file, but the output needs a folder there; "
-                          "name another output folder or move the file away") from None
+        raise OutputError(
+            f"{blocking} is a file, but the output needs a folder there; "
+            "name another output folder or move the file away"
+        ) from None
 
 
 def write_bytes_atomic(url: str, data: bytes) -> None:
@@ -106,7 +109,9 @@ def list_files(url: str, suffix: str) -> list[str]:
     fs, path = filesystem(url)
     if not fs.exists(path):
         return []
-    names = sorted(p for p in fs.ls(path, detail=False) if p.endswith(suffix) and not os.path.basename(p).startswith("."))
+    names = sorted(
+        p for p in fs.ls(path, detail=False) if p.endswith(suffix) and not os.path.basename(p).startswith(".")
+    )
     return [fs.unstrip_protocol(p) if not isinstance(fs, LocalFileSystem) else p for p in names]
 
 

@@ -36,10 +36,10 @@ def windows(mono: np.ndarray, min_last_window_s: float = 1.0) -> np.ndarray:
         count -= 1
         mono = mono[: count * WINDOW_SAMPLES]
     out = np.zeros((count, WINDOW_SAMPLES), dtype=np.int16)
-    quantized = (np.clip(mono, -1.0, 1.0) * 32767.0).astype(np.int16)   # LAION's float32_to_int16
+    quantized = (np.clip(mono, -1.0, 1.0) * 32767.0).astype(np.int16)  # LAION's float32_to_int16
     full = len(quantized) // WINDOW_SAMPLES
     out[:full] = quantized[: full * WINDOW_SAMPLES].reshape(full, WINDOW_SAMPLES)
-    rest = quantized[full * WINDOW_SAMPLES:]
+    rest = quantized[full * WINDOW_SAMPLES :]
     if full < count and len(rest):
         repeated = np.tile(rest, WINDOW_SAMPLES // len(rest))
         out[full, : len(repeated)] = repeated

@@ -22,21 +22,20 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-
 from pydantic import Field, model_validator
 
-from curation.core.strict_model import StrictModel
 from curation.core.errors import UserError
 from curation.core.extras import needs_extra
+from curation.core.strict_model import StrictModel
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-SAMPLE_RATE = 48_000      # CLAP's audio rate
-WINDOW_SECONDS = 10       # HTSAT's input: 1024 frames of 480 samples
+SAMPLE_RATE = 48_000  # CLAP's audio rate
+WINDOW_SECONDS = 10  # HTSAT's input: 1024 frames of 480 samples
 WINDOW_SAMPLES = SAMPLE_RATE * WINDOW_SECONDS
-CONTEXT_TOKENS = 77       # LAION CLAP's text length (CLIP's)
+CONTEXT_TOKENS = 77  # LAION CLAP's text length (CLIP's)
 
 Architecture = Literal["HTSAT-tiny", "HTSAT-base", "HTSAT-mini"]
 
@@ -48,23 +47,49 @@ class ClapError(UserError):
 class ClapConfig(StrictModel):
     backend: Literal["laion", "hf", "random"] = Field(
         description="CLAP implementation: laion (laion-clap with LAION's checkpoint, see clap.checkpoint), "
-        "hf (transformers ClapModel from clap.model_dir) or random (random weights: labels mean nothing; tests and demos)")
+        "hf (transformers ClapModel from clap.model_dir) or random (random weights: labels mean nothing; tests and "
+        "demos)"
+    )
     architecture: Architecture = Field(
-        "HTSAT-tiny", description="laion and random: audio tower; HTSAT-tiny for 630k-*best checkpoints, HTSAT-base for "
-        "music_audioset_epoch_15_esc_90.14 and music_speech_*; HTSAT-mini is a small test model")
-    fusion: bool = Field(False, description="laion and random: the feature-fusion variant (630k-fusion-best, 630k-audioset-fusion-best)")
+        "HTSAT-tiny",
+        description="laion and random: audio tower; HTSAT-tiny for 630k-*best checkpoints, HTSAT-base for "
+        "music_audioset_epoch_15_esc_90.14 and music_speech_*; HTSAT-mini is a small test model",
+    )
+    fusion: bool = Field(
+        False, description="laion and random: the feature-fusion variant (630k-fusion-best, 630k-audioset-fusion-best)"
+    )
     checkpoint: str | None = Field(None, description="laion: the checkpoint file (.pt, .ckpt or .safetensors)")
-    tokenizer: str | None = Field(None, description="laion: folder with the RoBERTa tokenizer files (vocab.json and merges.txt, or tokenizer.json)")
-    model_dir: str | None = Field(None, description="hf: folder of an HF-format CLAP model (config.json, weights, tokenizer, preprocessor_config.json)")
+    tokenizer: str | None = Field(
+        None,
+        description="laion: folder with the RoBERTa tokenizer files (vocab.json and merges.txt, or tokenizer.json)",
+    )
+    model_dir: str | None = Field(
+        None,
+        description="hf: folder of an HF-format CLAP model (config.json, weights, tokenizer, preprocessor_config.json)",
+    )
     allow_pickle: bool = Field(
-        False, description="laion: load a .pt that torch refuses with weights_only=True; unpickling runs code from the "
-        "file, so only for checkpoints from a source you trust")
-    seed: int = Field(0, description="random: seed of the random weights (the same seed gives the same model everywhere)")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs; auto: a GPU when there is one")
+        False,
+        description="laion: load a .pt that torch refuses with weights_only=True; unpickling runs code from the "
+        "file, so only for checkpoints from a source you trust",
+    )
+    seed: int = Field(
+        0, description="random: seed of the random weights (the same seed gives the same model everywhere)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model runs; auto: a GPU when there is one"
+    )
     precision: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="Weights' type; auto: float16 on a GPU, float32 on the CPU (spectrograms are always float32)")
-    threads: int = Field(0, ge=0, description="CPU threads of the model (fixed, so every engine computes the same vectors); 0: one per core")
-    audio_batch_size: int = Field(16, ge=1, description="10 s windows per audio forward pass (the last one is padded to it)")
+        "auto",
+        description="Weights' type; auto: float16 on a GPU, float32 on the CPU (spectrograms are always float32)",
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads of the model (fixed, so every engine computes the same vectors); 0: one per core",
+    )
+    audio_batch_size: int = Field(
+        16, ge=1, description="10 s windows per audio forward pass (the last one is padded to it)"
+    )
     text_batch_size: int = Field(64, ge=1, description="Captions per text forward pass")
 
     @model_validator(mode="after")
@@ -73,7 +98,9 @@ class ClapConfig(StrictModel):
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError(f"backend {self.backend} needs clap.{' and clap.'.join(missing)}")
-        ignored = [name for name in ("checkpoint", "tokenizer", "model_dir") if name not in needed and getattr(self, name)]
+        ignored = [
+            name for name in ("checkpoint", "tokenizer", "model_dir") if name not in needed and getattr(self, name)
+        ]
         if ignored:
             # A checkpoint named but not used would label with other weights than the user thinks.
             raise ValueError(f"clap.{ignored[0]} is set but backend {self.backend} does not use it")
@@ -85,10 +112,10 @@ class ClapIdentity:
     """What a set of embeddings was made with: the cache key and the manifest's record."""
 
     backend: str
-    model_id: str                   # names the cache folder: same id, same vectors
-    checkpoint_sha256: str | None   # null for random weights
+    model_id: str  # names the cache folder: same id, same vectors
+    checkpoint_sha256: str | None  # null for random weights
     random_weights: bool
-    description: str                # one line for people: printed at the start of a run
+    description: str  # one line for people: printed at the start of a run
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -97,7 +124,7 @@ class ClapIdentity:
 class Clap(Protocol):
     identity: ClapIdentity
     dim: int
-    device: torch.device    # where the model runs; the top-K search runs there too
+    device: torch.device  # where the model runs; the top-K search runs there too
     dtype: torch.dtype
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:

@@ -40,8 +40,9 @@ def set_threads(config: ClapConfig, device: torch.device) -> None:
         torch.set_num_threads(config.threads or os.cpu_count() or 1)
 
 
-def embed_in_batches(items: np.ndarray, size: int, forward: Callable[[np.ndarray], torch.Tensor], dim: int,
-                     pad: bool = False) -> np.ndarray:
+def embed_in_batches(
+    items: np.ndarray, size: int, forward: Callable[[np.ndarray], torch.Tensor], dim: int, pad: bool = False
+) -> np.ndarray:
     """forward(items[batch]) for every batch -> (N, dim) float32, L2-normalized in float32.
 
     pad: fill the last batch up to `size` with zeros. Every forward pass then has the same

@@ -20,11 +20,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 
+from curation.core.errors import UserError
 from curation.core.storage import exists, join, list_files, read_json, read_table, write_json_atomic, write_table_atomic
 from labeling.clap.backend import ClapIdentity
 from labeling.labels.table import EMBEDDING_SCHEMA
-from curation.core.errors import UserError
-
 
 # Rows per Arrow chunk: a list array's int32 offsets must stay below 2**31 values.
 CHUNK_ROWS = 1 << 20
@@ -39,7 +38,7 @@ def embeddings_to_table(keys: Sequence[str], vectors: np.ndarray) -> pa.Table:
     dim = vectors.shape[1]
     chunks = []
     for start in range(0, len(keys), CHUNK_ROWS):
-        block = vectors[start:start + CHUNK_ROWS]
+        block = vectors[start : start + CHUNK_ROWS]
         offsets = pa.array(np.arange(len(block) + 1, dtype=np.int32) * dim)
         chunks.append(pa.ListArray.from_arrays(offsets, pa.array(block.reshape(-1))))
     column = pa.chunked_array(chunks, type=EMBEDDING_SCHEMA.field("embedding").type)

@@ -13,9 +13,17 @@ import re
 import numpy as np
 import torch
 
-from labeling.clap.backend import CONTEXT_TOKENS, SAMPLE_RATE, ClapConfig, ClapError, ClapIdentity, file_sha256, short_hash
 from labeling.clap.architectures import FFT_SIZE, HOP_SIZE, MEL_BINS
 from labeling.clap.audio import to_float
+from labeling.clap.backend import (
+    CONTEXT_TOKENS,
+    SAMPLE_RATE,
+    ClapConfig,
+    ClapError,
+    ClapIdentity,
+    file_sha256,
+    short_hash,
+)
 from labeling.clap.device import BatchedEmbedder, set_threads, torch_device, torch_dtype
 from labeling.clap.mel import log_mel
 from labeling.clap.tokenizer import check_tokenizer
@@ -41,7 +49,7 @@ class HfClap(BatchedEmbedder):
 
     def _audio_forward(self, batch: np.ndarray) -> torch.Tensor:
         waveforms = torch.from_numpy(to_float(batch) if batch.dtype == np.int16 else batch).to(self.device)
-        mel = log_mel(waveforms, self.filters)[:, None]                  # (B, 1, frames, MEL_BINS)
+        mel = log_mel(waveforms, self.filters)[:, None]  # (B, 1, frames, MEL_BINS)
         longer = None
         if self.fusion:
             # Every window is 10 s: the four fusion channels are the same mel, none is "longer".
@@ -50,9 +58,12 @@ class HfClap(BatchedEmbedder):
         return self.model.get_audio_features(input_features=mel.to(self.dtype), is_longer=longer).pooler_output
 
     def _text_forward(self, texts: np.ndarray) -> torch.Tensor:
-        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=CONTEXT_TOKENS, return_tensors="pt")
-        return self.model.get_text_features(input_ids=tokens["input_ids"].to(self.device),
-                                            attention_mask=tokens["attention_mask"].to(self.device)).pooler_output
+        tokens = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=CONTEXT_TOKENS, return_tensors="pt"
+        )
+        return self.model.get_text_features(
+            input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)
+        ).pooler_output
 
 
 def load_hf_clap(config: ClapConfig) -> HfClap:
@@ -67,13 +78,17 @@ def load_hf_clap(config: ClapConfig) -> HfClap:
         raise ClapError(f"{folder}: not a loadable HF CLAP folder ({str(error).splitlines()[0]})") from None
     missing = [k for k in (*info["missing_keys"], *info["mismatched_keys"]) if not k.endswith("position_ids")]
     if missing:
-        raise ClapError(f"{folder}: the weights do not fit the config ({len(missing)} parameters missing or misshapen, "
-                        f"e.g. {missing[0]}); refusing to run with random parts")
+        raise ClapError(
+            f"{folder}: the weights do not fit the config ({len(missing)} parameters missing or misshapen, "
+            f"e.g. {missing[0]}); refusing to run with random parts"
+        )
     check_tokenizer(tokenizer, folder)
     setup = (extractor.sampling_rate, extractor.fft_window_size, extractor.hop_length, extractor.feature_size)
     if setup != (SAMPLE_RATE, FFT_SIZE, HOP_SIZE, MEL_BINS):
-        raise ClapError(f"{folder}: preprocessor_config.json describes audio this stage does not make "
-                        f"(rate, fft, hop, mels = {setup}; expected {(SAMPLE_RATE, FFT_SIZE, HOP_SIZE, MEL_BINS)})")
+        raise ClapError(
+            f"{folder}: preprocessor_config.json describes audio this stage does not make "
+            f"(rate, fft, hop, mels = {setup}; expected {(SAMPLE_RATE, FFT_SIZE, HOP_SIZE, MEL_BINS)})"
+        )
     # As HF's own extractor does: HTK filters for the fusion mode, Slaney ones otherwise.
     filters = extractor.mel_filters if extractor.truncation == "fusion" else extractor.mel_filters_slaney
     return HfClap(model, tokenizer, np.asarray(filters, dtype=np.float32), hf_identity(config), config)
@@ -86,11 +101,19 @@ def hf_identity(config: ClapConfig) -> ClapIdentity:
         raise ClapError(f"{folder}: no weights (*.safetensors or *.bin) in this folder")
     digests = [file_sha256(os.path.join(folder, name)) for name in weights]
     checkpoint = digests[0] if len(digests) == 1 else short_hash(*digests)
-    settings = [file_sha256(os.path.join(folder, n)) for n in ("config.json", "preprocessor_config.json")
-                if os.path.isfile(os.path.join(folder, n))]
+    settings = [
+        file_sha256(os.path.join(folder, n))
+        for n in ("config.json", "preprocessor_config.json")
+        if os.path.isfile(os.path.join(folder, n))
+    ]
     name = os.path.basename(os.path.normpath(folder))
-    return ClapIdentity("hf", f"hf-{name}-{short_hash(checkpoint, *settings)}", checkpoint, False,
-                        f"transformers ClapModel from {folder} ({', '.join(weights)})")
+    return ClapIdentity(
+        "hf",
+        f"hf-{name}-{short_hash(checkpoint, *settings)}",
+        checkpoint,
+        False,
+        f"transformers ClapModel from {folder} ({', '.join(weights)})",
+    )
 
 
 def _model_folder(config: ClapConfig) -> str:
@@ -118,7 +141,9 @@ _RENAMES = [
 ]
 # Parts of laion-clap's model that inference never uses (training heads, the spectrogram
 # front end ClapModel leaves to its feature extractor).
-_UNUSED = re.compile(r"^(text_transform|audio_transform)\.|^audio_branch\.(spectrogram_extractor|logmel_extractor|head|tscam_conv)\.|\.attn_mask$")
+_UNUSED = re.compile(
+    r"^(text_transform|audio_transform)\.|^audio_branch\.(spectrogram_extractor|logmel_extractor|head|tscam_conv)\.|\.attn_mask$"
+)
 
 
 def hf_state_dict_from_laion(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -28,10 +28,18 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from labeling.clap.backend import CONTEXT_TOKENS, ClapConfig, ClapError, ClapIdentity, file_sha256, short_hash
-from labeling.clap.architectures import (F_MAX, F_MIN, FFT_SIZE, HOP_SIZE, MEL_BINS, ClapArchitecture, architecture,
-                                         roberta_config)
+from labeling.clap.architectures import (
+    F_MAX,
+    F_MIN,
+    FFT_SIZE,
+    HOP_SIZE,
+    MEL_BINS,
+    ClapArchitecture,
+    architecture,
+    roberta_config,
+)
 from labeling.clap.audio import to_float
+from labeling.clap.backend import CONTEXT_TOKENS, ClapConfig, ClapError, ClapIdentity, file_sha256, short_hash
 from labeling.clap.device import BatchedEmbedder, set_threads, torch_device, torch_dtype
 from labeling.clap.mel import log_mel, mel_filters
 from labeling.clap.tokenizer import load_roberta_tokenizer, tokenizer_sha256
@@ -43,8 +51,15 @@ _LOCK = threading.Lock()
 # The names laion-clap imports from torchvision (clap_module/transform.py, utils.py, training/data.py).
 _TORCHVISION_NAMES = {
     "torchvision": ("transforms", "datasets", "ops"),
-    "torchvision.transforms": ("Normalize", "Compose", "RandomResizedCrop", "InterpolationMode", "ToTensor",
-                               "Resize", "CenterCrop"),
+    "torchvision.transforms": (
+        "Normalize",
+        "Compose",
+        "RandomResizedCrop",
+        "InterpolationMode",
+        "ToTensor",
+        "Resize",
+        "CenterCrop",
+    ),
     "torchvision.datasets": (),
     "torchvision.ops": ("misc",),
     "torchvision.ops.misc": ("FrozenBatchNorm2d",),
@@ -59,7 +74,9 @@ class _Unavailable:
         self._what = what
 
     def __call__(self, *args: object, **kwargs: object) -> None:
-        raise ClapError(f"{self._what} is not available here (laion-clap's image and training helpers are not used for labeling)")
+        raise ClapError(
+            f"{self._what} is not available here (laion-clap's image and training helpers are not used for labeling)"
+        )
 
     def __getattr__(self, name: str) -> _Unavailable:
         if name.startswith("__"):
@@ -136,11 +153,27 @@ def build_laion_model(arch: ClapArchitecture, fusion: bool) -> torch.nn.Module:
     from transformers import RobertaModel
 
     model_module, htsat = laion_modules()
-    audio_cfg = {"model_type": "HTSAT", "model_name": arch.name, "sample_rate": 48000, "audio_length": 1024,
-                 "window_size": FFT_SIZE, "hop_size": HOP_SIZE, "fmin": F_MIN, "fmax": F_MAX, "class_num": 527,
-                 "mel_bins": MEL_BINS, "clip_samples": 480000}
-    text_cfg = {"context_length": CONTEXT_TOKENS, "vocab_size": arch.text.vocab_size, "width": 512, "heads": 8,
-                "layers": 12, "model_type": "roberta"}
+    audio_cfg = {
+        "model_type": "HTSAT",
+        "model_name": arch.name,
+        "sample_rate": 48000,
+        "audio_length": 1024,
+        "window_size": FFT_SIZE,
+        "hop_size": HOP_SIZE,
+        "fmin": F_MIN,
+        "fmax": F_MAX,
+        "class_num": 527,
+        "mel_bins": MEL_BINS,
+        "clip_samples": 480000,
+    }
+    text_cfg = {
+        "context_length": CONTEXT_TOKENS,
+        "vocab_size": arch.text.vocab_size,
+        "width": 512,
+        "heads": 8,
+        "layers": 12,
+        "model_type": "roberta",
+    }
 
     def text_tower(*args: object, **kwargs: object) -> torch.nn.Module:
         return RobertaModel(roberta_config(arch.text), add_pooling_layer=True)
@@ -148,17 +181,31 @@ def build_laion_model(arch: ClapArchitecture, fusion: bool) -> torch.nn.Module:
     def audio_tower(cfg: object, enable_fusion: bool = False, fusion_type: str = "None") -> torch.nn.Module:
         # create_htsat_model's constructor call, with the sizes from the architecture table.
         return htsat.HTSAT_Swin_Transformer(
-            spec_size=256, patch_size=4, patch_stride=(4, 4), num_classes=527, embed_dim=arch.audio.embed_dim,
-            depths=list(arch.audio.depths), num_heads=list(arch.audio.num_heads), window_size=8, config=cfg,
-            enable_fusion=enable_fusion, fusion_type=fusion_type)
+            spec_size=256,
+            patch_size=4,
+            patch_stride=(4, 4),
+            num_classes=527,
+            embed_dim=arch.audio.embed_dim,
+            depths=list(arch.audio.depths),
+            num_heads=list(arch.audio.num_heads),
+            window_size=8,
+            config=cfg,
+            enable_fusion=enable_fusion,
+            fusion_type=fusion_type,
+        )
 
     with _LOCK:
         saved = model_module.RobertaModel, model_module.create_htsat_model
         model_module.RobertaModel = types.SimpleNamespace(from_pretrained=text_tower)
         model_module.create_htsat_model = audio_tower
         try:
-            model = model_module.CLAP(embed_dim=arch.audio.output_dim, audio_cfg=audio_cfg, text_cfg=text_cfg,
-                                      enable_fusion=fusion, fusion_type="aff_2d" if fusion else "None")
+            model = model_module.CLAP(
+                embed_dim=arch.audio.output_dim,
+                audio_cfg=audio_cfg,
+                text_cfg=text_cfg,
+                enable_fusion=fusion,
+                fusion_type="aff_2d" if fusion else "None",
+            )
         finally:
             model_module.RobertaModel, model_module.create_htsat_model = saved
     return model.eval()
@@ -180,7 +227,8 @@ def read_checkpoint(path: str, allow_pickle: bool) -> dict[str, torch.Tensor]:
                 raise ClapError(
                     f"{path}: holds Python objects besides tensors ({str(error).splitlines()[0][:160]}); unpickling it "
                     "would run code from the file. Use a .safetensors copy, or set clap.allow_pickle true if you "
-                    "trust where it came from") from None
+                    "trust where it came from"
+                ) from None
             state = torch.load(path, map_location="cpu", weights_only=False)
         except (RuntimeError, EOFError) as error:
             raise ClapError(f"{path}: not a readable torch checkpoint ({str(error).splitlines()[0][:160]})") from None
@@ -196,17 +244,21 @@ def read_checkpoint(path: str, allow_pickle: bool) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str, config: ClapConfig) -> None:
-    hint = (f"the checkpoint does not fit architecture {config.architecture} with fusion {config.fusion}: "
-            "630k-*best are HTSAT-tiny, music_* are HTSAT-base, *fusion* need clap.fusion true")
+    hint = (
+        f"the checkpoint does not fit architecture {config.architecture} with fusion {config.fusion}: "
+        "630k-*best are HTSAT-tiny, music_* are HTSAT-base, *fusion* need clap.fusion true"
+    )
     try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         shape = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), "")
         raise ClapError(f"{where}: {hint} ({shape[:200]})") from None
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
         example = (missing or unexpected)[0]
-        raise ClapError(f"{where}: {hint} ({len(missing)} parameters missing, {len(unexpected)} unexpected, e.g. {example})")
+        raise ClapError(
+            f"{where}: {hint} ({len(missing)} parameters missing, {len(unexpected)} unexpected, e.g. {example})"
+        )
 
 
 class LaionClap(BatchedEmbedder):
@@ -243,7 +295,9 @@ class LaionClap(BatchedEmbedder):
         return self.model.audio_projection(self.model.encode_audio(inputs, device=self.device)["embedding"])
 
     def _text_forward(self, texts: np.ndarray) -> torch.Tensor:
-        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=CONTEXT_TOKENS, return_tensors="pt")
+        tokens = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=CONTEXT_TOKENS, return_tensors="pt"
+        )
         return self.model.encode_text({k: tokens[k] for k in ("input_ids", "attention_mask")}, device=self.device)
 
 
@@ -262,5 +316,10 @@ def laion_identity(config: ClapConfig) -> ClapIdentity:
         raise ClapError(f"{config.tokenizer}: tokenizer folder not found (clap.tokenizer)")
     fusion = "-fusion" if config.fusion else ""
     model_id = f"laion-{config.architecture}{fusion}-{short_hash(digest, tokenizer_sha256(config.tokenizer or ''))}"
-    return ClapIdentity("laion", model_id, digest, False,
-                        f"LAION CLAP {config.architecture}{fusion} from {os.path.basename(checkpoint)} (sha256 {digest[:12]})")
+    return ClapIdentity(
+        "laion",
+        model_id,
+        digest,
+        False,
+        f"LAION CLAP {config.architecture}{fusion} from {os.path.basename(checkpoint)} (sha256 {digest[:12]})",
+    )

@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from labeling.clap.backend import SAMPLE_RATE
 from labeling.clap.architectures import F_MAX, F_MIN, FFT_SIZE, HOP_SIZE, MEL_BINS
+from labeling.clap.backend import SAMPLE_RATE
 
 MelScale = Literal["slaney", "htk"]
 
@@ -26,16 +26,29 @@ def mel_filters(scale: MelScale, f_min: float = F_MIN, f_max: float = F_MAX) -> 
     from transformers.audio_utils import mel_filter_bank
 
     return mel_filter_bank(
-        num_frequency_bins=FFT_SIZE // 2 + 1, num_mel_filters=MEL_BINS, min_frequency=f_min, max_frequency=f_max,
-        sampling_rate=SAMPLE_RATE, norm="slaney" if scale == "slaney" else None, mel_scale=scale,
+        num_frequency_bins=FFT_SIZE // 2 + 1,
+        num_mel_filters=MEL_BINS,
+        min_frequency=f_min,
+        max_frequency=f_max,
+        sampling_rate=SAMPLE_RATE,
+        norm="slaney" if scale == "slaney" else None,
+        mel_scale=scale,
     ).astype(np.float32)
 
 
 def log_mel(waveforms: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """(B, T) float32 -> (B, frames, MEL_BINS) power in dB, frames = T // HOP_SIZE + 1."""
     window = torch.hann_window(FFT_SIZE, periodic=True, device=waveforms.device)
-    spectrum = torch.stft(waveforms, FFT_SIZE, hop_length=HOP_SIZE, win_length=FFT_SIZE, window=window,
-                          center=True, pad_mode="reflect", return_complex=True)   # (B, F, frames)
+    spectrum = torch.stft(
+        waveforms,
+        FFT_SIZE,
+        hop_length=HOP_SIZE,
+        win_length=FFT_SIZE,
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )  # (B, F, frames)
     power = spectrum.real.square() + spectrum.imag.square()
-    mel = torch.matmul(filters.T, power)                                          # (B, MEL_BINS, frames)
+    mel = torch.matmul(filters.T, power)  # (B, MEL_BINS, frames)
     return (10.0 * torch.log10(mel.clamp(min=1e-10))).transpose(1, 2)

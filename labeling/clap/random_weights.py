@@ -14,8 +14,8 @@ import threading
 
 import torch
 
-from labeling.clap.backend import ClapConfig, ClapError, ClapIdentity, short_hash
 from labeling.clap.architectures import architecture, hf_clap_config
+from labeling.clap.backend import ClapConfig, ClapError, ClapIdentity, short_hash
 from labeling.clap.hf import HfClap
 from labeling.clap.mel import mel_filters
 from labeling.clap.tokenizer import stand_in_tokenizer, stand_in_tokenizer_sha256
@@ -45,5 +45,10 @@ def random_identity(config: ClapConfig) -> ClapIdentity:
     fusion = "-fusion" if config.fusion else ""
     tokenizer = stand_in_tokenizer_sha256()
     model_id = f"random-{arch.name}{fusion}-seed{config.seed}-{short_hash(tokenizer)}"
-    return ClapIdentity("random", model_id, None, True,
-                        f"RANDOM WEIGHTS ({arch.name}{fusion}, seed {config.seed}): labels are arbitrary, for tests and demos only")
+    return ClapIdentity(
+        "random",
+        model_id,
+        None,
+        True,
+        f"RANDOM WEIGHTS ({arch.name}{fusion}, seed {config.seed}): labels are arbitrary, for tests and demos only",
+    )

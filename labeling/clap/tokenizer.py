@@ -49,11 +49,15 @@ def check_tokenizer(tokenizer, where: str) -> None:
     special = set(tokenizer.all_special_ids)
     for text, sequence in zip(PROBE_SENTENCES, ids, strict=True):
         if not any(i not in special for i in sequence):
-            raise ClapError(f"{where}: the tokenizer turns {text!r} into special tokens only ({sequence}), so every "
-                            "caption would embed the same; it is empty or not the model's tokenizer (an offline "
-                            "download gives such a one): point it at a folder with the model's tokenizer files")
+            raise ClapError(
+                f"{where}: the tokenizer turns {text!r} into special tokens only ({sequence}), so every "
+                "caption would embed the same; it is empty or not the model's tokenizer (an offline "
+                "download gives such a one): point it at a folder with the model's tokenizer files"
+            )
     if len({tuple(s) for s in ids}) < len(ids):
-        raise ClapError(f"{where}: the tokenizer gives equal tokens for different sentences; it cannot tell captions apart")
+        raise ClapError(
+            f"{where}: the tokenizer gives equal tokens for different sentences; it cannot tell captions apart"
+        )
 
 
 def load_roberta_tokenizer(folder: str):
@@ -64,8 +68,10 @@ def load_roberta_tokenizer(folder: str):
     if files is None:
         raise ClapError(f"{folder}: tokenizer folder not found (clap.tokenizer)")
     if not ({"vocab.json", "merges.txt"} <= files or "tokenizer.json" in files):
-        raise ClapError(f"{folder}: no RoBERTa tokenizer files here (vocab.json and merges.txt, or tokenizer.json); "
-                        "copy them from roberta-base (LAION's checkpoints do not contain them)")
+        raise ClapError(
+            f"{folder}: no RoBERTa tokenizer files here (vocab.json and merges.txt, or tokenizer.json); "
+            "copy them from roberta-base (LAION's checkpoints do not contain them)"
+        )
     tokenizer = RobertaTokenizer.from_pretrained(folder, local_files_only=True)
     check_tokenizer(tokenizer, folder)
     return tokenizer
@@ -86,8 +92,13 @@ def stand_in_tokenizer_files() -> tuple[bytes, bytes]:
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(STAND_IN_TEXT.strip().splitlines(), vocab_size=STAND_IN_VOCAB, min_frequency=1,
-                            special_tokens=ROBERTA_SPECIALS, show_progress=False)
+    bpe.train_from_iterator(
+        STAND_IN_TEXT.strip().splitlines(),
+        vocab_size=STAND_IN_VOCAB,
+        min_frequency=1,
+        special_tokens=ROBERTA_SPECIALS,
+        show_progress=False,
+    )
     with tempfile.TemporaryDirectory() as folder:
         bpe.save_model(folder)
         with open(os.path.join(folder, "vocab.json"), "rb") as v, open(os.path.join(folder, "merges.txt"), "rb") as m:

@@ -24,12 +24,14 @@ from labeling.labels.table import LABELS_DIR, Candidate, LabelRow, labels_to_tab
 from labeling.labels.units import LabelUnit, read_unit_rows
 from labeling.vocab.table import read_vocabularies
 
-SELECTION_SCHEMA = pa.schema([
-    pa.field("vocab", pa.string(), nullable=False),
-    pa.field("caption_id", pa.string(), nullable=False),
-    pa.field("selection", pa.string(), nullable=False),   # plain (the K' most similar) | balanced (drawn)
-    pa.field("count", pa.int64(), nullable=False),
-])
+SELECTION_SCHEMA = pa.schema(
+    [
+        pa.field("vocab", pa.string(), nullable=False),
+        pa.field("caption_id", pa.string(), nullable=False),
+        pa.field("selection", pa.string(), nullable=False),  # plain (the K' most similar) | balanced (drawn)
+        pa.field("count", pa.int64(), nullable=False),
+    ]
+)
 METADATA_COLUMNS = ["title", "artist", "album", "genre"]
 
 
@@ -38,7 +40,7 @@ class AssembleSettings:
     output: str
     vocab_root: str
     vocabularies: tuple[str, ...]
-    frequency_url: str          # the global top-K frequency: vocab, caption_id, count
+    frequency_url: str  # the global top-K frequency: vocab, caption_id, count
     label_run: str
     balance: Balancing
     prompts: Prompts
@@ -51,21 +53,27 @@ class Catalog:
     caption_ids: list[str]
     texts: list[str]
     aspects: list[str | None]
-    long_form: np.ndarray       # bool per caption
-    frequency: np.ndarray       # global top-K frequency per caption
+    long_form: np.ndarray  # bool per caption
+    frequency: np.ndarray  # global top-K frequency per caption
 
 
 @lru_cache(maxsize=2)
 def _catalogs(vocab_root: str, names: tuple[str, ...], frequency_url: str) -> dict[str, Catalog]:
     """Loaded once per worker process, then shared by every unit it runs."""
     frequencies = read_table(frequency_url).to_pydict()
-    by_caption = {(v, c): n for v, c, n in zip(frequencies["vocab"], frequencies["caption_id"], frequencies["count"], strict=True)}
+    by_caption = {
+        (v, c): n for v, c, n in zip(frequencies["vocab"], frequencies["caption_id"], frequencies["count"], strict=True)
+    }
     catalogs = {}
     for name, vocabulary in read_vocabularies(vocab_root, list(names)).items():
         table = vocabulary.table.sort_by("caption_id").to_pydict()
         catalogs[name] = Catalog(
-            table["caption_id"], table["text"], table["aspect"], np.array([k == "long_form" for k in table["kind"]]),
-            np.array([by_caption.get((name, c), 0) for c in table["caption_id"]], dtype=np.int64))
+            table["caption_id"],
+            table["text"],
+            table["aspect"],
+            np.array([k == "long_form" for k in table["kind"]]),
+            np.array([by_caption.get((name, c), 0) for c in table["caption_id"]], dtype=np.int64),
+        )
     return catalogs
 
 
@@ -81,11 +89,16 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
     catalogs = _catalogs(settings.vocab_root, settings.vocabularies, settings.frequency_url)
     count = _token_counter(settings.prompts.tokenizer)
     top = read_table(work_part(settings.output, "topk", unit.id)).to_pydict()
-    lists = {(c, v): (i, s) for c, v, i, s in zip(top["clip_id"], top["vocab"], top["caption_index"], top["score"], strict=True)}
+    lists = {
+        (c, v): (i, s)
+        for c, v, i, s in zip(top["clip_id"], top["vocab"], top["caption_index"], top["score"], strict=True)
+    }
     clips = read_unit_rows(unit, ["clip_id", *METADATA_COLUMNS]).to_pylist()
     clip_ids = [clip["clip_id"] for clip in clips]
-    draws = {name: _draw(catalog, [lists.get((c, name), ([], []))[0] for c in clip_ids], clip_ids, name, settings.balance)
-             for name, catalog in catalogs.items()}
+    draws = {
+        name: _draw(catalog, [lists.get((c, name), ([], []))[0] for c in clip_ids], clip_ids, name, settings.balance)
+        for name, catalog in catalogs.items()
+    }
     long_vocabs = settings.prompts.long_form_vocabularies
     fields = settings.prompts.metadata_fields
     rows, selections = [], {}
@@ -108,14 +121,26 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
                     long_labels.append(ranked[p])
             candidates += ranked
             labels += [ranked[p] for p in drawn]
-        rows.append(LabelRow(
-            clip_id=clip["clip_id"], label_run=settings.label_run, candidates=candidates, labels=labels,
-            prompt_candidates=prompt_candidates(long_labels, short_labels, clip, fields, settings.prompts.max_tokens, count),
-            structured=structured_fields(short_labels, clip, fields),
-            **{name: clip.get(name) for name in METADATA_COLUMNS}))
-    write_table_atomic(work_part(settings.output, "label_counts", unit.id), pa.Table.from_pylist(
-        [{"vocab": v, "caption_id": c, "selection": s, "count": n} for (v, c, s), n in sorted(selections.items())],
-        schema=SELECTION_SCHEMA))
+        rows.append(
+            LabelRow(
+                clip_id=clip["clip_id"],
+                label_run=settings.label_run,
+                candidates=candidates,
+                labels=labels,
+                prompt_candidates=prompt_candidates(
+                    long_labels, short_labels, clip, fields, settings.prompts.max_tokens, count
+                ),
+                structured=structured_fields(short_labels, clip, fields),
+                **{name: clip.get(name) for name in METADATA_COLUMNS},
+            )
+        )
+    write_table_atomic(
+        work_part(settings.output, "label_counts", unit.id),
+        pa.Table.from_pylist(
+            [{"vocab": v, "caption_id": c, "selection": s, "count": n} for (v, c, s), n in sorted(selections.items())],
+            schema=SELECTION_SCHEMA,
+        ),
+    )
     write_table_atomic(out, labels_to_table(rows))
     return {"unit": unit.id, "clips": unit.rows, "resumed": False}
 
@@ -132,4 +157,3 @@ def _draw(catalog: Catalog, lists: list[list[int]], clip_ids: list[str], vocab: 
 def _candidate(vocab: str, catalog: Catalog, index: int, score: float) -> Candidate:
     aspect = None if catalog.long_form[index] else catalog.aspects[index]
     return Candidate(vocab, catalog.caption_ids[index], catalog.texts[index], aspect, float(score))
-

@@ -25,13 +25,15 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 def draw_keys(clip_ids: Sequence[str], vocab: str, run_seed: int) -> np.ndarray:
     """(n,) uint64: each clip's key for one vocabulary's draw."""
     prefix = f"{run_seed}\0{vocab}\0".encode()
-    return np.array([int.from_bytes(hashlib.blake2b(prefix + c.encode(), digest_size=8).digest(), "little")
-                     for c in clip_ids], dtype=np.uint64)
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(prefix + c.encode(), digest_size=8).digest(), "little") for c in clip_ids],
+        dtype=np.uint64,
+    )
 
 
 def uniforms(keys: np.ndarray, count: int) -> np.ndarray:
     """(n, count) floats in [0, 1): the first `count` outputs of splitmix64 seeded with each key."""
-    with np.errstate(over="ignore"):   # uint64 arithmetic wraps by design
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
         z = keys[:, None] + _GOLDEN * np.arange(1, count + 1, dtype=np.uint64)[None, :]
         z = (z ^ (z >> np.uint64(30))) * _MIX1
         z = (z ^ (z >> np.uint64(27))) * _MIX2

@@ -85,8 +85,9 @@ def tag_chunks(items: Sequence[str], max_tokens: int, count: TokenCount) -> list
     return chunks
 
 
-def structured_fields(short_labels: Sequence[Candidate], metadata: Mapping[str, str | None],
-                      fields: Sequence[str]) -> dict[str, list[str]]:
+def structured_fields(
+    short_labels: Sequence[Candidate], metadata: Mapping[str, str | None], fields: Sequence[str]
+) -> dict[str, list[str]]:
     """Values by aspect: the drawn tags under their aspects, then the metadata fields."""
     grouped: dict[str, list[str]] = {}
     for label in short_labels:
@@ -98,9 +99,14 @@ def structured_fields(short_labels: Sequence[Candidate], metadata: Mapping[str, 
     return {aspect: _unique(values) for aspect, values in sorted(grouped.items())}
 
 
-def prompt_candidates(long_labels: Sequence[Candidate], short_labels: Sequence[Candidate],
-                      metadata: Mapping[str, str | None], fields: Sequence[str], max_tokens: int,
-                      count: TokenCount) -> list[str]:
+def prompt_candidates(
+    long_labels: Sequence[Candidate],
+    short_labels: Sequence[Candidate],
+    metadata: Mapping[str, str | None],
+    fields: Sequence[str],
+    max_tokens: int,
+    count: TokenCount,
+) -> list[str]:
     """Each long-form label, then the tag chunks (tags in draw order, then metadata)."""
     items = [label.text for label in short_labels]
     items += [v for field in fields for v in metadata_values(field, metadata.get(field))]

@@ -20,23 +20,33 @@ import numpy as np
 import pyarrow as pa
 
 from curation.core.storage import exists, join, read_table, write_table_atomic
-from labeling.clap.backend import Clap, ClapConfig, ClapIdentity, load_clap
 from labeling.clap.audio import decode_mono_48k, pool_windows, windows
-from labeling.clap.embedding_cache import EmbeddingCache, content_key, embeddings_from_table, embeddings_to_table, read_vocab_matrix
+from labeling.clap.backend import Clap, ClapConfig, ClapIdentity, load_clap
+from labeling.clap.embedding_cache import (
+    EmbeddingCache,
+    content_key,
+    embeddings_from_table,
+    embeddings_to_table,
+    read_vocab_matrix,
+)
 from labeling.labels.table import CLIP_EMBEDDINGS_DIR
 from labeling.labels.units import LabelUnit, read_unit_rows
 
-TOPK_SCHEMA = pa.schema([
-    pa.field("clip_id", pa.string(), nullable=False),
-    pa.field("vocab", pa.string(), nullable=False),
-    pa.field("caption_index", pa.list_(pa.int32())),   # rows of the vocabulary's matrix (caption_id order)
-    pa.field("score", pa.list_(pa.float32())),
-])
-COUNT_SCHEMA = pa.schema([
-    pa.field("vocab", pa.string(), nullable=False),
-    pa.field("caption_id", pa.string(), nullable=False),
-    pa.field("count", pa.int64(), nullable=False),
-])
+TOPK_SCHEMA = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("vocab", pa.string(), nullable=False),
+        pa.field("caption_index", pa.list_(pa.int32())),  # rows of the vocabulary's matrix (caption_id order)
+        pa.field("score", pa.list_(pa.float32())),
+    ]
+)
+COUNT_SCHEMA = pa.schema(
+    [
+        pa.field("vocab", pa.string(), nullable=False),
+        pa.field("caption_id", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ]
+)
 
 
 def work_part(output: str, table: str, unit_id: str) -> str:
@@ -45,7 +55,7 @@ def work_part(output: str, table: str, unit_id: str) -> str:
 
 @dataclass(frozen=True)
 class CaptionUnit:
-    captions: tuple[tuple[str, str], ...]   # (caption_id, text), sorted by length for even padding
+    captions: tuple[tuple[str, str], ...]  # (caption_id, text), sorted by length for even padding
 
     @property
     def key(self) -> str:
@@ -80,7 +90,7 @@ class TextEmbedder:
 class ScoreSettings:
     model: ModelSettings
     output: str
-    vocab_matrices: dict[str, str]        # vocabulary name -> matrix URL in the cache
+    vocab_matrices: dict[str, str]  # vocabulary name -> matrix URL in the cache
     k: int
     min_similarity: float | None
     clip_batch: int
@@ -101,8 +111,14 @@ def prepare_audio(unit: LabelUnit, settings: ScoreSettings) -> dict[str, Any]:
     started = time.perf_counter()
     rows = read_unit_rows(unit, ["clip_id", "audio_flac"]).to_pydict()
     clip_windows = [windows(decode_mono_48k(flac), settings.min_last_window_s) for flac in rows["audio_flac"]]
-    return {"unit": unit, "state": "decoded", "clip_ids": rows["clip_id"], "counts": [len(w) for w in clip_windows],
-            "windows": np.concatenate(clip_windows), "decode_s": time.perf_counter() - started}
+    return {
+        "unit": unit,
+        "state": "decoded",
+        "clip_ids": rows["clip_id"],
+        "counts": [len(w) for w in clip_windows],
+        "windows": np.concatenate(clip_windows),
+        "decode_s": time.perf_counter() - started,
+    }
 
 
 class AudioScorer:
@@ -114,7 +130,7 @@ class AudioScorer:
 
         self.settings = settings
         self.cache = EmbeddingCache(settings.model.cache_root, settings.model.identity)
-        self._clap: Clap | None = None   # built at the first clip not in the cache: a new vocabulary needs none
+        self._clap: Clap | None = None  # built at the first clip not in the cache: a new vocabulary needs none
         device = torch_device(settings.model.clap)
         dtype = torch_dtype(settings.model.clap, device)
         self.vocabularies: dict[str, tuple[list[str], CaptionIndex]] = {}
@@ -130,8 +146,14 @@ class AudioScorer:
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         unit: LabelUnit = payload["unit"]
-        stats: dict[str, Any] = {"unit": unit.id, "clips": unit.rows, "resumed": payload["state"] == "done",
-                                 "cached": payload["state"] == "cached", "windows": 0, "decode_s": payload.get("decode_s", 0.0)}
+        stats: dict[str, Any] = {
+            "unit": unit.id,
+            "clips": unit.rows,
+            "resumed": payload["state"] == "done",
+            "cached": payload["state"] == "cached",
+            "windows": 0,
+            "decode_s": payload.get("decode_s", 0.0),
+        }
         if payload["state"] == "done":
             return stats
         started = time.perf_counter()
@@ -144,12 +166,18 @@ class AudioScorer:
             write_table_atomic(cache_url, embeddings_to_table(clip_ids, vectors))
             stats["windows"] = int(sum(payload["counts"]))
         stats["embed_s"] = time.perf_counter() - started
-        write_table_atomic(join(self.settings.output, CLIP_EMBEDDINGS_DIR, f"part-{unit.id}.parquet"),
-                           embeddings_to_table(clip_ids, vectors))
+        write_table_atomic(
+            join(self.settings.output, CLIP_EMBEDDINGS_DIR, f"part-{unit.id}.parquet"),
+            embeddings_to_table(clip_ids, vectors),
+        )
         started = time.perf_counter()
         rows, counts = self._search(clip_ids, vectors)
-        write_table_atomic(work_part(self.settings.output, "topk_counts", unit.id), pa.Table.from_pylist(counts, schema=COUNT_SCHEMA))
-        write_table_atomic(work_part(self.settings.output, "topk", unit.id), pa.Table.from_pylist(rows, schema=TOPK_SCHEMA))
+        write_table_atomic(
+            work_part(self.settings.output, "topk_counts", unit.id), pa.Table.from_pylist(counts, schema=COUNT_SCHEMA)
+        )
+        write_table_atomic(
+            work_part(self.settings.output, "topk", unit.id), pa.Table.from_pylist(rows, schema=TOPK_SCHEMA)
+        )
         stats["topk_s"] = time.perf_counter() - started
         return stats
 
@@ -162,8 +190,14 @@ class AudioScorer:
                 if self.settings.min_similarity is not None:
                     keep = clip_scores >= self.settings.min_similarity
                     clip_scores, clip_indices = clip_scores[keep], clip_indices[keep]
-                rows.append({"clip_id": clip_id, "vocab": name, "caption_index": clip_indices.astype(np.int32).tolist(),
-                             "score": clip_scores.tolist()})
+                rows.append(
+                    {
+                        "clip_id": clip_id,
+                        "vocab": name,
+                        "caption_index": clip_indices.astype(np.int32).tolist(),
+                        "score": clip_scores.tolist(),
+                    }
+                )
                 for i in clip_indices:
                     key = (name, caption_ids[i])
                     counts[key] = counts.get(key, 0) + 1

@@ -16,14 +16,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-FREQUENCY_SCHEMA = pa.schema([
-    pa.field("vocab", pa.string(), nullable=False),
-    pa.field("caption_id", pa.string(), nullable=False),
-    pa.field("text", pa.string()),
-    pa.field("topk_count", pa.int64(), nullable=False),      # clips with the caption among their top-K
-    pa.field("plain_count", pa.int64(), nullable=False),     # clips whose K' most similar include it
-    pa.field("balanced_count", pa.int64(), nullable=False),  # clips that drew it as a label
-])
+FREQUENCY_SCHEMA = pa.schema(
+    [
+        pa.field("vocab", pa.string(), nullable=False),
+        pa.field("caption_id", pa.string(), nullable=False),
+        pa.field("text", pa.string()),
+        pa.field("topk_count", pa.int64(), nullable=False),  # clips with the caption among their top-K
+        pa.field("plain_count", pa.int64(), nullable=False),  # clips whose K' most similar include it
+        pa.field("balanced_count", pa.int64(), nullable=False),  # clips that drew it as a label
+    ]
+)
 
 
 def distribution_stats(counts: np.ndarray, vocabulary_size: int) -> dict[str, Any]:

@@ -13,32 +13,38 @@ from typing import Any
 
 import pyarrow as pa
 
-CANDIDATE = pa.struct([
-    pa.field("vocab", pa.string()),
-    pa.field("caption_id", pa.string()),
-    pa.field("text", pa.string()),
-    pa.field("aspect", pa.string()),   # null for long-form captions
-    pa.field("score", pa.float32()),   # cosine similarity to the clip's audio embedding
-])
+CANDIDATE = pa.struct(
+    [
+        pa.field("vocab", pa.string()),
+        pa.field("caption_id", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("aspect", pa.string()),  # null for long-form captions
+        pa.field("score", pa.float32()),  # cosine similarity to the clip's audio embedding
+    ]
+)
 ASPECT_VALUES = pa.struct([pa.field("aspect", pa.string()), pa.field("values", pa.list_(pa.string()))])
 
-LABEL_SCHEMA = pa.schema([
-    pa.field("clip_id", pa.string(), nullable=False),
-    pa.field("label_run", pa.string(), nullable=False),
-    pa.field("candidates", pa.list_(CANDIDATE)),        # top-K per vocabulary, best first within each
-    pa.field("labels", pa.list_(CANDIDATE)),            # the K' frequency-balanced draws per vocabulary
-    pa.field("prompt_candidates", pa.list_(pa.string())),  # long-form labels, then tag chunks
-    pa.field("structured", pa.list_(ASPECT_VALUES)),    # fields by aspect, for Stable Audio style prompts
-    pa.field("title", pa.string()),
-    pa.field("artist", pa.string()),
-    pa.field("album", pa.string()),
-    pa.field("genre", pa.string()),
-])
+LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("label_run", pa.string(), nullable=False),
+        pa.field("candidates", pa.list_(CANDIDATE)),  # top-K per vocabulary, best first within each
+        pa.field("labels", pa.list_(CANDIDATE)),  # the K' frequency-balanced draws per vocabulary
+        pa.field("prompt_candidates", pa.list_(pa.string())),  # long-form labels, then tag chunks
+        pa.field("structured", pa.list_(ASPECT_VALUES)),  # fields by aspect, for Stable Audio style prompts
+        pa.field("title", pa.string()),
+        pa.field("artist", pa.string()),
+        pa.field("album", pa.string()),
+        pa.field("genre", pa.string()),
+    ]
+)
 
-EMBEDDING_SCHEMA = pa.schema([
-    pa.field("key", pa.string(), nullable=False),       # clip_id or caption_id
-    pa.field("embedding", pa.list_(pa.float32()), nullable=False),  # L2-normalized
-])
+EMBEDDING_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),  # clip_id or caption_id
+        pa.field("embedding", pa.list_(pa.float32()), nullable=False),  # L2-normalized
+    ]
+)
 
 LABELS_DIR = "labels"
 CLIP_EMBEDDINGS_DIR = "clip_embeddings"

@@ -33,17 +33,17 @@ class CaptionIndex:
         indices = np.empty((len(queries), k), dtype=np.int64)
         with torch.inference_mode():
             for start in range(0, len(queries), clip_batch):
-                batch = np.ascontiguousarray(queries[start:start + clip_batch], dtype=np.float32)
+                batch = np.ascontiguousarray(queries[start : start + clip_batch], dtype=np.float32)
                 found = self._search_batch(torch.from_numpy(batch).to(device=self.device, dtype=self.dtype), k)
                 exact = np.einsum("bd,bkd->bk", batch.astype(np.float64), self.host[found].astype(np.float64))
-                scores[start:start + len(batch)], indices[start:start + len(batch)] = _canonical_order(exact, found)
+                scores[start : start + len(batch)], indices[start : start + len(batch)] = _canonical_order(exact, found)
         return scores, indices
 
     def _search_batch(self, queries: torch.Tensor, k: int) -> np.ndarray:
         best_scores: torch.Tensor | None = None
         best_indices: torch.Tensor | None = None
         for start in range(0, self.size, self.caption_chunk):
-            block = queries @ self.vectors[start:start + self.caption_chunk].T          # (B, chunk)
+            block = queries @ self.vectors[start : start + self.caption_chunk].T  # (B, chunk)
             s, i = _block_top(block, k)
             i = i + start
             if best_scores is not None:
@@ -83,4 +83,3 @@ def _canonical_order(scores: np.ndarray, indices: np.ndarray) -> tuple[np.ndarra
     """Sort each row by score descending, then caption index ascending."""
     order = np.lexsort((indices, -scores), axis=1)
     return np.take_along_axis(scores, order, 1), np.take_along_axis(indices, order, 1)
-

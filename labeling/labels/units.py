@@ -24,24 +24,24 @@ from labeling.clap.embedding_cache import content_key
 
 @dataclass(frozen=True)
 class Segment:
-    part: str           # a clip part's URL
+    part: str  # a clip part's URL
     first_row: int
     rows: int
 
 
 @dataclass(frozen=True)
 class LabelUnit:
-    id: str                         # names the unit's output parts: <first part's stem>-<first row>
+    id: str  # names the unit's output parts: <first part's stem>-<first row>
     segments: tuple[Segment, ...]
     rows: int
-    content: str                    # hash of the unit's clip ids and audio digests
+    content: str  # hash of the unit's clip ids and audio digests
 
 
 @dataclass(frozen=True)
 class ClipTable:
     folder: str
     parts: list[str]
-    digest: str         # hash of every part's name, clip ids and audio digests
+    digest: str  # hash of every part's name, clip ids and audio digests
     clips: int
 
 
@@ -51,14 +51,16 @@ def plan_units(root: str, clips_per_unit: int) -> tuple[ClipTable, list[LabelUni
     folder = clips_folder(curated_output(root))
     digest = hashlib.sha256()
     units: list[LabelUnit] = []
-    pending: list[tuple[Segment, list[str], list[str]]] = []   # the unit being filled
+    pending: list[tuple[Segment, list[str], list[str]]] = []  # the unit being filled
     clips = 0
     for part in parts:
         try:
             keys = read_table(part, columns=["clip_id", "pcm_sha256"]).to_pydict()
         except (KeyError, pa.ArrowInvalid) as error:
             raise ClipTableError(f"{part}: not a clip table part ({error})") from None
-        digest.update(os.path.basename(part).encode() + b"\n" + content_key(keys["clip_id"], keys["pcm_sha256"]).encode())
+        digest.update(
+            os.path.basename(part).encode() + b"\n" + content_key(keys["clip_id"], keys["pcm_sha256"]).encode()
+        )
         start = 0
         while start < len(keys["clip_id"]):
             take = min(clips_per_unit - sum(s.rows for s, _, _ in pending), len(keys["clip_id"]) - start)
@@ -81,8 +83,9 @@ def _unit(pending: list[tuple[Segment, list[str], list[str]]]) -> LabelUnit:
     stem = os.path.basename(first.part).removesuffix(".parquet").removeprefix("part-")
     clip_ids = [c for _, ids, _ in pending for c in ids]
     digests = [d for _, _, ds in pending for d in ds]
-    return LabelUnit(f"{stem}-{first.first_row:07d}", tuple(s for s, _, _ in pending), len(clip_ids),
-                     content_key(clip_ids, digests))
+    return LabelUnit(
+        f"{stem}-{first.first_row:07d}", tuple(s for s, _, _ in pending), len(clip_ids), content_key(clip_ids, digests)
+    )
 
 
 def read_unit_rows(unit: LabelUnit, columns: list[str]) -> pa.Table:

@@ -14,8 +14,20 @@ import hashlib
 import io
 from importlib import resources
 
-ASPECTS = ("genre", "instrument", "mood", "tempo", "era", "production", "vocals",
-           "rhythm", "harmony", "texture", "structure", "usage")
+ASPECTS = (
+    "genre",
+    "instrument",
+    "mood",
+    "tempo",
+    "era",
+    "production",
+    "vocals",
+    "rhythm",
+    "harmony",
+    "texture",
+    "structure",
+    "usage",
+)
 FILE = "builtin_tags.csv"
 
 

@@ -13,19 +13,26 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from curation.core.strict_model import StrictModel
-from labeling.vocab.builtin_tags import ASPECTS
 from labeling.clap.backend import ClapConfig
+from labeling.vocab.builtin_tags import ASPECTS
 
 FileFormat = Literal["auto", "csv", "jsonl", "json", "parquet"]
 
 
 class CaptionSource(StrictModel):
-    path: str = Field(description="A caption dataset: CSV, JSON Lines, JSON (a list of objects) or Parquet, e.g. MusicCaps' musiccaps-public.csv")
+    path: str = Field(
+        description="A caption dataset: CSV, JSON Lines, JSON (a list of objects) or Parquet, e.g. MusicCaps' "
+        "musiccaps-public.csv"
+    )
     name: str | None = Field(None, description="Dataset name recorded as source rater:<name>; empty: the file's stem")
     caption_column: str = Field("caption", description="Column holding the free-text caption")
-    tags_column: str | None = Field(None, description="Column holding a list of short tags (e.g. MusicCaps' aspect_list); empty: none")
+    tags_column: str | None = Field(
+        None, description="Column holding a list of short tags (e.g. MusicCaps' aspect_list); empty: none"
+    )
     format: FileFormat = Field("auto", description="File format; auto: from the extension")
-    encoding: str = Field("utf-8", description="Text encoding of CSV/JSON files; rows that do not decode are counted and skipped")
+    encoding: str = Field(
+        "utf-8", description="Text encoding of CSV/JSON files; rows that do not decode are counted and skipped"
+    )
 
     @property
     def dataset_name(self) -> str:
@@ -36,53 +43,102 @@ class CaptionSource(StrictModel):
 
 
 class SongList(StrictModel):
-    path: str = Field(description="A list of songs (CSV, JSON Lines, JSON or Parquet) whose titles and artists prompt the LLM")
+    path: str = Field(
+        description="A list of songs (CSV, JSON Lines, JSON or Parquet) whose titles and artists prompt the LLM"
+    )
     title_column: str = Field("title", description="Column holding the song title")
     artist_column: str = Field("artist", description="Column holding the artist")
-    tags_column: str | None = Field(None, description="Optional column of tags (a list, or text split on , ; |) given to the LLM and added to the tags vocabulary")
+    tags_column: str | None = Field(
+        None,
+        description="Optional column of tags (a list, or text split on , ; |) given to the LLM and added to the tags "
+        "vocabulary",
+    )
     format: FileFormat = Field("auto", description="File format; auto: from the extension")
     encoding: str = Field("utf-8", description="Text encoding of CSV/JSON files")
 
 
 class TransformersOptions(StrictModel):
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs; auto: the GPU when there is one")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="Weights' type; auto: bfloat16 on a GPU that supports it, else float32")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model runs; auto: the GPU when there is one"
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Weights' type; auto: bfloat16 on a GPU that supports it, else float32"
+    )
     batch_size: int = Field(8, ge=1, description="Prompts generated together in one batch (left-padded)")
-    cpu_threads: int = Field(0, ge=0, description="Threads torch uses when running on the CPU; 0: torch's default (every core). With several model workers on one machine give cores / workers: oversubscribed threads make small models many times slower")
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        description="Threads torch uses when running on the CPU; 0: torch's default (every core). With several model "
+        "workers on one machine give cores / workers: oversubscribed threads make small models many times slower",
+    )
     model_workers: int = Field(
-        1, ge=1, description="Model replicas, each loading the model once and generating unit after unit: Ray actors "
-        "(one per GPU with gpus_per_model_worker 1), Beam model DoFns (bounded by Beam's workers); the local runner runs "
-        "one, in its own process")
+        1,
+        ge=1,
+        description="Model replicas, each loading the model once and generating unit after unit: Ray actors "
+        "(one per GPU with gpus_per_model_worker 1), Beam model DoFns (bounded by Beam's workers); the local runner "
+        "runs "
+        "one, in its own process",
+    )
     gpus_per_model_worker: float | None = Field(
-        None, ge=0, description="GPUs each model replica takes on Ray (fractions share a GPU); empty: 1 when the cluster has GPUs, else 0")
+        None,
+        ge=0,
+        description="GPUs each model replica takes on Ray (fractions share a GPU); empty: 1 when the cluster has "
+        "GPUs, else 0",
+    )
 
 
 class OpenAIOptions(StrictModel):
-    base_url: str = Field("http://localhost:8000/v1", description="OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, Ollama, hosted APIs), up to /v1")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the API key (the key itself is never read from or written to a config); empty: no key")
+    base_url: str = Field(
+        "http://localhost:8000/v1",
+        description="OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, Ollama, hosted APIs), up to /v1",
+    )
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="NAME of the environment variable holding the API key (the key itself is never read from or "
+        "written to a config); empty: no key",
+    )
     concurrency: int = Field(
-        8, ge=1, description="Requests in flight at once per work unit; an engine runs units side by side, so the endpoint "
-        "sees up to concurrency x the units running at once: runner.workers on local, up to 2 x runner.workers on a Ray "
-        "cluster with that many CPUs, Beam's worker threads")
+        8,
+        ge=1,
+        description="Requests in flight at once per work unit; an engine runs units side by side, so the endpoint "
+        "sees up to concurrency x the units running at once: runner.workers on local, up to 2 x runner.workers on a "
+        "Ray "
+        "cluster with that many CPUs, Beam's worker threads",
+    )
     timeout_s: float = Field(120.0, gt=0, description="Seconds before a request is abandoned and retried")
-    max_retries: int = Field(6, ge=0, description="Retries of a request after a 429, a 5xx, a timeout or a malformed answer")
-    backoff_s: float = Field(1.0, gt=0, description="First wait before a retry; doubled after each, with jitter, or as the server's Retry-After says")
+    max_retries: int = Field(
+        6, ge=0, description="Retries of a request after a 429, a 5xx, a timeout or a malformed answer"
+    )
+    backoff_s: float = Field(
+        1.0,
+        gt=0,
+        description="First wait before a retry; doubled after each, with jitter, or as the server's Retry-After says",
+    )
     max_backoff_s: float = Field(60.0, gt=0, description="Longest wait between retries")
 
 
 class LLMConfig(StrictModel):
     backend: Literal["template", "transformers", "openai"] = Field(
         "template",
-        description="template: deterministic sentences from tag combinations, no model; transformers: a local model folder; openai: an OpenAI-compatible endpoint",
+        description="template: deterministic sentences from tag combinations, no model; transformers: a local model "
+        "folder; openai: an OpenAI-compatible endpoint",
     )
-    model: str | None = Field(None, description="transformers: the local model folder; openai: the model name the endpoint serves")
+    model: str | None = Field(
+        None, description="transformers: the local model folder; openai: the model name the endpoint serves"
+    )
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens")
     temperature: float = Field(0.8, ge=0, description="Sampling temperature; 0: greedy")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass")
     seed: int = Field(0, description="Sampling seed")
-    prompts_per_unit: int = Field(64, ge=1, description="Prompts in one work unit (one part file, one task on the engine)")
-    cache: str | None = Field(None, description="Folder of cached answers, shared between runs; empty: <output>/llm_cache")
-    transformers: TransformersOptions = Field(default_factory=TransformersOptions, description="Options of the transformers backend")
+    prompts_per_unit: int = Field(
+        64, ge=1, description="Prompts in one work unit (one part file, one task on the engine)"
+    )
+    cache: str | None = Field(
+        None, description="Folder of cached answers, shared between runs; empty: <output>/llm_cache"
+    )
+    transformers: TransformersOptions = Field(
+        default_factory=TransformersOptions, description="Options of the transformers backend"
+    )
     openai: OpenAIOptions = Field(default_factory=OpenAIOptions, description="Options of the openai backend")
 
     @model_validator(mode="after")
@@ -115,7 +171,9 @@ class PromptConfig(StrictModel):
         default_factory=lambda: ["genre", "instrument", "mood"],
         description="Aspects drawn for each combination (one tag of each)",
     )
-    max_songs: int | None = Field(None, ge=0, description="Most songs prompted (corpus first, then song lists); empty: all")
+    max_songs: int | None = Field(
+        None, ge=0, description="Most songs prompted (corpus first, then song lists); empty: all"
+    )
 
     @field_validator("combination_aspects")
     @classmethod
@@ -143,17 +201,32 @@ def _check_fields(template: str, allowed: tuple[str, ...]) -> str:
         raise ValueError(f"not a valid template ({error}); write literal braces as {{{{ and }}}}") from None
     unknown = sorted(fields - set(allowed))
     if unknown:
-        raise ValueError(f"unknown field {{{unknown[0]}}}; this template may use {', '.join('{' + f + '}' for f in allowed)}")
+        raise ValueError(
+            f"unknown field {{{unknown[0]}}}; this template may use {', '.join('{' + f + '}' for f in allowed)}"
+        )
     return template
 
 
 DEFAULT_NON_DESCRIPTIVE = {
     # Sentences about the assistant, the reader or the conversation, not the music.
-    "about_the_assistant": r"\b(as an ai|language model|i (cannot|can't|don't|do not|am not|am unable|'m not|'m unable)|my (knowledge|training))\b",
-    "talks_to_reader": r"\?\s*$|\b(let me know|i hope|feel free|you (might|may|will|would|can) (enjoy|like|love|find)|give it a listen)\b",
+    "about_the_assistant": (
+        r"\b(as an ai|language model|i (cannot|can't|don't|do not|am not|am unable|'m not|'m unable)|"
+        r"my (knowledge|training))\b"
+    ),
+    "talks_to_reader": (
+        r"\?\s*$|\b(let me know|i hope|feel free|you (might|may|will|would|can) (enjoy|like|love|find)|"
+        r"give it a listen)\b"
+    ),
     # Facts about a release or a career describe one song's history, not how music sounds.
-    "release_facts": r"\b(released|release date|(lead|hit|debut|second|third) single|(debut|studio|live|compilation|their|her|his) album|billboard|charts?|charted|grammy|awards?|sold|sales|record label|music video|on tour|toured|covered by|number one)\b",
-    "lyrics_and_credits": r"\b(lyrics?|lyrical|the song is about|sings about|tells the story|written by|wrote|songwriters?|composed by|produced by)\b",
+    "release_facts": (
+        r"\b(released|release date|(lead|hit|debut|second|third) single|(debut|studio|live|compilation|their|"
+        r"her|his) album|billboard|charts?|charted|grammy|awards?|sold|sales|record label|music video|on tour|"
+        r"toured|covered by|number one)\b"
+    ),
+    "lyrics_and_credits": (
+        r"\b(lyrics?|lyrical|the song is about|sings about|tells the story|written by|wrote|songwriters?|"
+        r"composed by|produced by)\b"
+    ),
     "biography": r"\b(was born|were formed|was formed|band members|best known|known for|famous for|career)\b",
 }
 
@@ -186,13 +259,23 @@ DEFAULT_MUSIC_DESCRIPTIONS = (
 
 
 class ClapCheckConfig(StrictModel):
-    clap: ClapConfig = Field(description="The CLAP model whose text tower embeds the sentences (the label stage's clap section: laion, hf or random)")
+    clap: ClapConfig = Field(
+        description="The CLAP model whose text tower embeds the sentences (the label stage's clap section: laion, hf "
+        "or random)"
+    )
     references: tuple[str, ...] | None = Field(
-        None, min_length=1,
-        description="Music descriptions a kept sentence must be near; empty: twenty built-in ones covering genres, instruments, moods and recording qualities")
+        None,
+        min_length=1,
+        description="Music descriptions a kept sentence must be near; empty: twenty built-in ones covering genres, "
+        "instruments, moods and recording qualities",
+    )
     threshold: float = Field(
-        ge=-1, le=1, description="Drop a sentence whose best cosine similarity to the references is below this (non_descriptive:clap). "
-        "It depends on the model: run once with a low value and read the similarity quantiles in the summary")
+        ge=-1,
+        le=1,
+        description="Drop a sentence whose best cosine similarity to the references is below this "
+        "(non_descriptive:clap). "
+        "It depends on the model: run once with a low value and read the similarity quantiles in the summary",
+    )
 
     @property
     def descriptions(self) -> tuple[str, ...]:
@@ -203,28 +286,50 @@ class CleaningConfig(StrictModel):
     min_words: int = Field(4, ge=1, description="Shortest long-form sentence kept, in words (too_short)")
     max_words: int = Field(40, ge=1, description="Longest long-form sentence kept, in words (too_long)")
     max_chars: int = Field(300, ge=10, description="Longest long-form sentence kept, in characters (too_long)")
-    drop_song_names: bool = Field(True, description="Drop sentences naming the prompted song's title, artist or album (names_song)")
+    drop_song_names: bool = Field(
+        True, description="Drop sentences naming the prompted song's title, artist or album (names_song)"
+    )
     non_descriptive: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_NON_DESCRIPTIVE),
-        description="Rules that drop non-descriptive sentences: name -> case-insensitive regular expression (non_descriptive:<name>)",
+        description="Rules that drop non-descriptive sentences: name -> case-insensitive regular expression "
+        "(non_descriptive:<name>)",
     )
-    require_music_word: bool = Field(True, description="Drop sentences that name no musical thing: no instrument, genre, rhythm word or the like (not_about_music)")
+    require_music_word: bool = Field(
+        True,
+        description="Drop sentences that name no musical thing: no instrument, genre, rhythm word or the like "
+        "(not_about_music)",
+    )
     clap_check: ClapCheckConfig | None = Field(
-        None, description="Optional last per-sentence rule: drop sentences whose CLAP text embedding is far from every music "
-        "description (non_descriptive:clap); long-form sentences only, batched; empty: off")
-    near_duplicate_threshold: float | None = Field(
-        0.85, gt=0, le=1,
-        description="Drop a sentence whose content-word Jaccard similarity to a kept one reaches this (near_duplicate; MinHash LSH finds candidates, each verified exactly); empty: exact duplicates only",
+        None,
+        description="Optional last per-sentence rule: drop sentences whose CLAP text embedding is far from every music "
+        "description (non_descriptive:clap); long-form sentences only, batched; empty: off",
     )
-    minhash_permutations: int = Field(64, ge=16, le=512, description="MinHash permutations for the near-duplicate search")
+    near_duplicate_threshold: float | None = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="Drop a sentence whose content-word Jaccard similarity to a kept one reaches this "
+        "(near_duplicate; MinHash LSH finds candidates, each verified exactly); empty: exact duplicates only",
+    )
+    minhash_permutations: int = Field(
+        64, ge=16, le=512, description="MinHash permutations for the near-duplicate search"
+    )
     exclude: list[CaptionSource] = Field(
         default_factory=list,
-        description="Evaluation captions (e.g. MusicCaps' eval split) no long-form sentence may match or nearly match (eval_overlap)",
+        description="Evaluation captions (e.g. MusicCaps' eval split) no long-form sentence may match or nearly "
+        "match (eval_overlap)",
     )
     max_tag_words: int = Field(6, ge=1, description="Longest short-form tag kept, in words (too_long)")
     max_tag_chars: int = Field(60, ge=2, description="Longest short-form tag kept, in characters (too_long)")
-    max_caption_chars: int = Field(20000, ge=100, description="Longest input caption read; longer ones are counted and skipped (caption_too_long)")
-    max_line_bytes: int = Field(2**17, ge=1024, description="Longest line read from a CSV or JSON Lines file; longer ones are counted and skipped (line_too_long)")
+    max_caption_chars: int = Field(
+        20000, ge=100, description="Longest input caption read; longer ones are counted and skipped (caption_too_long)"
+    )
+    max_line_bytes: int = Field(
+        2**17,
+        ge=1024,
+        description="Longest line read from a CSV or JSON Lines file; longer ones are counted and skipped "
+        "(line_too_long)",
+    )
 
     @field_validator("non_descriptive")
     @classmethod
@@ -255,14 +360,26 @@ class VocabNames(StrictModel):
 
 class VocabConfig(StrictModel):
     output: str = Field(description="Folder (or fsspec URL) the vocabulary tables and manifest.json are written to")
-    corpus: list[str] = Field(default_factory=list, description="Curated clip-table folders (outputs of `soundry curate`) whose tags prompt the LLM")
-    songs: list[SongList] = Field(default_factory=list, description="Song lists (title, artist, optional tags) that prompt the LLM")
-    captions: list[CaptionSource] = Field(default_factory=list, description="Caption datasets split into rater sentences (and their tag columns into tags)")
-    builtin_tags: bool = Field(True, description="Add the built-in vocabulary of about a thousand music tags to the tags vocabulary")
+    corpus: list[str] = Field(
+        default_factory=list,
+        description="Curated clip-table folders (outputs of `soundry curate`) whose tags prompt the LLM",
+    )
+    songs: list[SongList] = Field(
+        default_factory=list, description="Song lists (title, artist, optional tags) that prompt the LLM"
+    )
+    captions: list[CaptionSource] = Field(
+        default_factory=list,
+        description="Caption datasets split into rater sentences (and their tag columns into tags)",
+    )
+    builtin_tags: bool = Field(
+        True, description="Add the built-in vocabulary of about a thousand music tags to the tags vocabulary"
+    )
     metadata_tags: bool = Field(True, description="Add the corpus's and song lists' genre tags to the tags vocabulary")
     llm: LLMConfig = Field(default_factory=LLMConfig, description="The LLM that writes long-form sentences")
     prompts: PromptConfig = Field(default_factory=PromptConfig, description="How prompts are made")
-    cleaning: CleaningConfig = Field(default_factory=CleaningConfig, description="Cleaning rules; the summary counts what each removed")
+    cleaning: CleaningConfig = Field(
+        default_factory=CleaningConfig, description="Cleaning rules; the summary counts what each removed"
+    )
     names: VocabNames = Field(default_factory=VocabNames, description="Names of the three vocabularies")
     seed: int = Field(0, description="Seed of the tag combinations and the template backend")
 
@@ -271,5 +388,7 @@ class VocabConfig(StrictModel):
         inputs = {c.path for c in self.captions}
         both = sorted(inputs & {c.path for c in self.cleaning.exclude})
         if both:
-            raise ValueError(f"{both[0]} is both a caption dataset and an evaluation exclusion list; it would exclude all of itself")
+            raise ValueError(
+                f"{both[0]} is both a caption dataset and an evaluation exclusion list; it would exclude all of itself"
+            )
         return self

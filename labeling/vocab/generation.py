@@ -24,27 +24,28 @@ import uuid
 from typing import Any
 
 import numpy as np
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.core.storage import atomic_local_file, exists, filesystem, join, read_table
 from labeling.clap.backend import clap_identity
 from labeling.vocab.cleaning.corpus_rules import Deduplicator
-from labeling.vocab.cleaning.rules import SentenceRules
-from labeling.vocab.llm.backend import LLMBackend, Prompt, make_backend, source_of
-from labeling.vocab.llm.cache import AnswerCache, answer_key
 from labeling.vocab.cleaning.music_check import BINS, RULE, MusicSimilarityCheck, music_check
+from labeling.vocab.cleaning.rules import SentenceRules
 from labeling.vocab.cleaning.sentences import split_sentences
 from labeling.vocab.config import CleaningConfig, LLMConfig, VocabConfig
+from labeling.vocab.llm.backend import LLMBackend, Prompt, make_backend, source_of
+from labeling.vocab.llm.cache import AnswerCache, answer_key
 from labeling.vocab.writer import VocabularyWriter
 
-PART_SCHEMA = pa.schema([
-    pa.field("text", pa.string(), nullable=False),
-    pa.field("answer", pa.string(), nullable=False),  # the answer's cache key
-    pa.field("origin", pa.string(), nullable=False),  # corpus:<folder>, songs:<file>, aspects
-    pa.field("sentence", pa.int32(), nullable=False),  # position in the answer
-])
+PART_SCHEMA = pa.schema(
+    [
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("answer", pa.string(), nullable=False),  # the answer's cache key
+        pa.field("origin", pa.string(), nullable=False),  # corpus:<folder>, songs:<file>, aspects
+        pa.field("sentence", pa.int32(), nullable=False),  # position in the answer
+    ]
+)
 _STATS_KEY = b"soundry_unit_stats"
 
 
@@ -74,7 +75,9 @@ def generation_task(config: VocabConfig) -> GenerationTask:
     """The run's task: its answer cache (none for the template backend) and the folder of its
     part files, which is named for the settings that made them."""
     return GenerationTask(
-        llm=config.llm, cleaning=config.cleaning, seed=config.seed,
+        llm=config.llm,
+        cleaning=config.cleaning,
+        seed=config.seed,
         cache=None if config.llm.backend == "template" else (config.llm.cache or join(config.output, "llm_cache")),
         work=join(_work_root(config.output), _work_key(config)),
     )
@@ -121,8 +124,10 @@ class UnitGenerator:
         self.task = task
         self.backend = make_backend(task.llm, task.seed)
         self.check = music_check(task.cleaning.clap_check) if task.cleaning.clap_check else None
-        self.load = {"worker": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-                     "seconds": round(time.perf_counter() - started, 3)}
+        self.load = {
+            "worker": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
     def __call__(self, unit: GenerationUnit) -> dict[str, Any]:
         url = part_url(self.task, unit)
@@ -131,8 +136,9 @@ class UnitGenerator:
         return {**write_unit(unit, self.task, self.backend, self.check), "model_load": self.load}
 
 
-def write_unit(unit: GenerationUnit, task: GenerationTask, backend: LLMBackend,
-               check: MusicSimilarityCheck | None = None) -> dict[str, Any]:
+def write_unit(
+    unit: GenerationUnit, task: GenerationTask, backend: LLMBackend, check: MusicSimilarityCheck | None = None
+) -> dict[str, Any]:
     """Answers (from the cache, else from `backend`) split and cleaned into the unit's part file; its stats."""
     keys = [answer_key(backend.identity, p) for p in unit.prompts]
     cache = AnswerCache(task.cache) if task.cache else None
@@ -169,9 +175,16 @@ def write_unit(unit: GenerationUnit, task: GenerationTask, backend: LLMBackend,
         removed[RULE] += passed.count(False)
         rows = [row for row, ok in zip(rows, passed, strict=True) if ok]
         stats["clap_similarity"] = histogram.tolist()
-    stats = {"unit": unit.index, "prompts": len(unit.prompts), "generated": len(missing),
-             "cached": len(unit.prompts) - len(missing), "sentences": sentences, "kept": len(rows),
-             "removed": {rule: n for rule, n in sorted(removed.items()) if n}, **stats}
+    stats = {
+        "unit": unit.index,
+        "prompts": len(unit.prompts),
+        "generated": len(missing),
+        "cached": len(unit.prompts) - len(missing),
+        "sentences": sentences,
+        "kept": len(rows),
+        "removed": {rule: n for rule, n in sorted(removed.items()) if n},
+        **stats,
+    }
     table = pa.Table.from_pylist(rows, schema=PART_SCHEMA)
     table = table.replace_schema_metadata({_STATS_KEY: json.dumps(stats).encode()})
     with atomic_local_file(part_url(task, unit), suffix=".parquet") as tmp:
@@ -185,8 +198,13 @@ def read_unit_stats(url: str) -> dict[str, Any]:
         return json.loads(pq.read_schema(f).metadata[_STATS_KEY])
 
 
-def add_unit_sentences(task: GenerationTask, units: list[GenerationUnit], writer: VocabularyWriter,
-                       dedup: Deduplicator, removed: collections.Counter[str]) -> None:
+def add_unit_sentences(
+    task: GenerationTask,
+    units: list[GenerationUnit],
+    writer: VocabularyWriter,
+    dedup: Deduplicator,
+    removed: collections.Counter[str],
+) -> None:
     """The units' sentences into the long-form vocabulary through the corpus-wide rules, in
     unit order, not completion order: the same sentences win every run."""
     source = source_of(task.llm)
@@ -196,8 +214,9 @@ def add_unit_sentences(task: GenerationTask, units: list[GenerationUnit], writer
             if reason:
                 removed[reason] += 1
             else:
-                writer.add(row["text"], source, {"answer": row["answer"], "origin": row["origin"],
-                                                 "sentence": row["sentence"]})
+                writer.add(
+                    row["text"], source, {"answer": row["answer"], "origin": row["origin"], "sentence": row["sentence"]}
+                )
 
 
 def _work_root(output: str) -> str:
@@ -210,8 +229,11 @@ def _work_key(config: VocabConfig) -> str:
     llm = config.llm.model_dump(mode="json", exclude={"transformers": {"model_workers", "gpus_per_model_worker"}})
     check = config.cleaning.clap_check
     # Without the CLAP check the key is what it was before the check existed: unfinished work still resumes.
-    material = [llm, config.cleaning.model_dump(mode="json", exclude={"clap_check"} if check is None else None),
-                config.seed]
+    material = [
+        llm,
+        config.cleaning.model_dump(mode="json", exclude={"clap_check"} if check is None else None),
+        config.seed,
+    ]
     if check is not None:
         material.append(clap_identity(check.clap).model_id)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]

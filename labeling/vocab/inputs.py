@@ -46,8 +46,12 @@ def read_exclusions(config: VocabConfig, inputs: Inputs) -> EvalCaptions:
                 continue
             rows += 1
             eval_captions.add([caption, *split_sentences(caption).sentences])
-        inputs[source.path] = {"role": "eval_exclusion", "sha256": file_sha256(source.path), "rows": rows,
-                               **reader.summary()}
+        inputs[source.path] = {
+            "role": "eval_exclusion",
+            "sha256": file_sha256(source.path),
+            "rows": rows,
+            **reader.summary(),
+        }
     return eval_captions
 
 
@@ -96,13 +100,18 @@ def song_prompts(config: VocabConfig, tags: TagCollector, inputs: Inputs) -> tup
         for song in list_songs(source, config.cleaning.max_line_bytes, readers.append):
             found += 1
             take(song, {"file": source.path, "where": song.where})
-        inputs[source.path] = {"role": "songs", "sha256": file_sha256(source.path), "rows": found,
-                               **readers[0].summary()}
+        inputs[source.path] = {
+            "role": "songs",
+            "sha256": file_sha256(source.path),
+            "rows": found,
+            **readers[0].summary(),
+        }
     return prompts, dict(sorted(counts.items()))
 
 
-def rater_sentences(config: VocabConfig, writer: VocabularyWriter, tags: TagCollector, eval_captions: EvalCaptions,
-                    inputs: Inputs) -> dict[str, Any]:
+def rater_sentences(
+    config: VocabConfig, writer: VocabularyWriter, tags: TagCollector, eval_captions: EvalCaptions, inputs: Inputs
+) -> dict[str, Any]:
     """The caption datasets' sentences into `writer` through the per-sentence and corpus-wide
     rules (and the CLAP check, when on), their tags into `tags`; the cleaning summary."""
     dedup = Deduplicator(config.cleaning, eval_captions)
@@ -132,8 +141,9 @@ def rater_sentences(config: VocabConfig, writer: VocabularyWriter, tags: TagColl
         reader = caption_reader(source, config.cleaning, option="captions[].caption_column / tags_column")
         rows_before = read["captions"]
         name = f"rater:{source.dataset_name}"
-        for kind, text, provenance in rater_items(reader, source, config.cleaning, removed,
-                                                  lambda key: read.update([key])):
+        for kind, text, provenance in rater_items(
+            reader, source, config.cleaning, removed, lambda key: read.update([key])
+        ):
             if kind == "tag":
                 tags.add(text, name, provenance)
             elif check is None:
@@ -142,12 +152,20 @@ def rater_sentences(config: VocabConfig, writer: VocabularyWriter, tags: TagColl
                 waiting.append((text, name, provenance))
                 if len(waiting) >= _CLAP_CHECK_BATCH:
                     flush()
-        inputs[source.path] = {"role": "captions", "sha256": file_sha256(source.path),
-                               "rows": read["captions"] - rows_before, **reader.summary()}
+        inputs[source.path] = {
+            "role": "captions",
+            "sha256": file_sha256(source.path),
+            "rows": read["captions"] - rows_before,
+            **reader.summary(),
+        }
     if waiting:
         flush()
-    summary = {"captions": read["captions"], "sentences": read["sentences"],
-               "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count}
+    summary = {
+        "captions": read["captions"],
+        "sentences": read["sentences"],
+        "removed": dict(sorted((k, v) for k, v in removed.items() if v)),
+        "kept": writer.count,
+    }
     if check is not None:
         summary["clap_similarity"] = similarity_quantiles(histogram)
     return summary

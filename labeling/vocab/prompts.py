@@ -11,9 +11,9 @@ import random
 from collections.abc import Iterator
 
 from labeling.vocab.builtin_tags import tags_by_aspect
+from labeling.vocab.config import PromptConfig
 from labeling.vocab.llm.backend import Prompt
 from labeling.vocab.songs import Song
-from labeling.vocab.config import PromptConfig
 
 
 def song_prompt(song: Song, config: PromptConfig) -> Prompt | None:
@@ -21,8 +21,13 @@ def song_prompt(song: Song, config: PromptConfig) -> Prompt | None:
     if not (song.title and song.artist):
         return None
     known = "; ".join(f"{aspect}: {', '.join(tags)}" for aspect, tags in sorted(song.facts.items()))
-    text = config.song.format(title=song.title, artist=song.artist, album=song.album or "",
-                              tags=f" ({known})" if known else "", n=config.sentences_per_answer)
+    text = config.song.format(
+        title=song.title,
+        artist=song.artist,
+        album=song.album or "",
+        tags=f" ({known})" if known else "",
+        n=config.sentences_per_answer,
+    )
     return Prompt(text, song.facts, config.sentences_per_answer, song.names, song.origin)
 
 
@@ -40,5 +45,10 @@ def describe(facts: dict[str, tuple[str, ...]]) -> str:
     genres = facts.get("genre", ())
     head = " ".join([*facts.get("mood", ()), *genres] + ([] if genres and genres[-1].endswith("music") else ["music"]))
     phrase = head + (" with " + " and ".join(facts["instrument"]) if facts.get("instrument") else "")
-    others = [tag for aspect, values in sorted(facts.items()) if aspect not in ("mood", "genre", "instrument") for tag in values]
+    others = [
+        tag
+        for aspect, values in sorted(facts.items())
+        if aspect not in ("mood", "genre", "instrument")
+        for tag in values
+    ]
     return phrase + (f" ({', '.join(others)})" if others else "")

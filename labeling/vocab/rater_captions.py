@@ -13,20 +13,32 @@ from typing import Any, Literal
 
 from labeling.vocab.cleaning.rules import SentenceRules
 from labeling.vocab.cleaning.sentences import split_sentences
+from labeling.vocab.config import CaptionSource, CleaningConfig
 from labeling.vocab.tag_aspects import parse_tags
 from labeling.vocab.text_tables import TableReader
-from labeling.vocab.config import CaptionSource, CleaningConfig
 
 Item = tuple[Literal["sentence", "tag"], str, dict[str, Any]]
 
 
 def caption_reader(source: CaptionSource, cleaning: CleaningConfig, option: str) -> TableReader:
-    return TableReader(source.path, [source.caption_column], [source.tags_column], source.format, source.encoding,
-                       cleaning.max_line_bytes, option=option)
+    return TableReader(
+        source.path,
+        [source.caption_column],
+        [source.tags_column],
+        source.format,
+        source.encoding,
+        cleaning.max_line_bytes,
+        option=option,
+    )
 
 
-def rater_items(reader: TableReader, source: CaptionSource, cleaning: CleaningConfig,
-                removed: collections.Counter[str], seen: Callable[[str], None] = lambda key: None) -> Iterator[Item]:
+def rater_items(
+    reader: TableReader,
+    source: CaptionSource,
+    cleaning: CleaningConfig,
+    removed: collections.Counter[str],
+    seen: Callable[[str], None] = lambda key: None,
+) -> Iterator[Item]:
     """("sentence", text, provenance) for each sentence kept by the per-sentence rules and
     ("tag", text, provenance) for each tag; `removed` counts what was dropped and why,
     `seen` is told "captions" and "sentences" as they are read."""

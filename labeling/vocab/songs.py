@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 
 from curation.clip import clip_parts
 from curation.core.storage import filesystem
-from labeling.vocab.tag_aspects import aspect_of, parse_tags
-from labeling.vocab.text_tables import TableReader
 from labeling.vocab.config import SongList
 from labeling.vocab.table import normalize_caption
+from labeling.vocab.tag_aspects import aspect_of, parse_tags
+from labeling.vocab.text_tables import TableReader
 
 CORPUS_COLUMNS = ["title", "artist", "album", "genre", "date"]
 
@@ -71,18 +71,32 @@ def corpus_songs(folder: str) -> Iterator[Song]:
                         facts["genre"] = tuple(genres)
                     if era := era_of(row.get("date")):
                         facts["era"] = (era,)
-                    yield Song(row.get("title"), row.get("artist"), row.get("album"), facts,
-                               f"corpus:{folder}", part)
+                    yield Song(row.get("title"), row.get("artist"), row.get("album"), facts, f"corpus:{folder}", part)
 
 
-def list_songs(source: SongList, max_line_bytes: int, on_reader: Callable[[TableReader], None] = lambda r: None) -> Iterator[Song]:
+def list_songs(
+    source: SongList, max_line_bytes: int, on_reader: Callable[[TableReader], None] = lambda r: None
+) -> Iterator[Song]:
     """Songs of a user's list, in file order; bad rows are counted by the reader handed to on_reader."""
-    reader = TableReader(source.path, [source.title_column, source.artist_column], [source.tags_column], source.format,
-                         source.encoding, max_line_bytes, option="songs[].title_column / artist_column / tags_column")
+    reader = TableReader(
+        source.path,
+        [source.title_column, source.artist_column],
+        [source.tags_column],
+        source.format,
+        source.encoding,
+        max_line_bytes,
+        option="songs[].title_column / artist_column / tags_column",
+    )
     on_reader(reader)
     for line, row in reader:
         facts: dict[str, list[str]] = {}
         for tag in parse_tags(row.get(source.tags_column)) if source.tags_column else []:
             facts.setdefault(aspect_of(tag), []).append(tag)
-        yield Song(row[source.title_column], row[source.artist_column], None,
-                   {aspect: tuple(tags) for aspect, tags in facts.items()}, f"songs:{source.path}", f"line {line}")
+        yield Song(
+            row[source.title_column],
+            row[source.artist_column],
+            None,
+            {aspect: tuple(tags) for aspect, tags in facts.items()},
+            f"songs:{source.path}",
+            f"line {line}",
+        )

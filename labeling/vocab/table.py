@@ -15,20 +15,22 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from curation.core.storage import exists, join, read_json, read_table
 from curation.core.errors import UserError
+from curation.core.storage import exists, join, read_json, read_table
 
 Kind = Literal["long_form", "short_form"]
 
-VOCAB_SCHEMA = pa.schema([
-    pa.field("vocab", pa.string(), nullable=False),        # the vocabulary's name, e.g. llm_long
-    pa.field("caption_id", pa.string(), nullable=False),   # caption_id(text)
-    pa.field("text", pa.string(), nullable=False),
-    pa.field("kind", pa.string(), nullable=False),         # long_form | short_form
-    pa.field("aspect", pa.string()),                       # genre, instrument, mood, ... (short_form only)
-    pa.field("source", pa.string(), nullable=False),       # llm:<model>, rater:<dataset>, builtin, metadata, template
-    pa.field("provenance", pa.string()),                   # JSON: where the caption came from (prompt hash, file, row)
-])
+VOCAB_SCHEMA = pa.schema(
+    [
+        pa.field("vocab", pa.string(), nullable=False),  # the vocabulary's name, e.g. llm_long
+        pa.field("caption_id", pa.string(), nullable=False),  # caption_id(text)
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # long_form | short_form
+        pa.field("aspect", pa.string()),  # genre, instrument, mood, ... (short_form only)
+        pa.field("source", pa.string(), nullable=False),  # llm:<model>, rater:<dataset>, builtin, metadata, template
+        pa.field("provenance", pa.string()),  # JSON: where the caption came from (prompt hash, file, row)
+    ]
+)
 
 MANIFEST = "manifest.json"
 
@@ -46,8 +48,10 @@ def caption_id(text: str) -> str:
 
 def vocabulary_version(table: pa.Table) -> str:
     """Hash of the content (not of row order, not of provenance): same captions, same version."""
-    rows = sorted(zip(table["caption_id"].to_pylist(), table["kind"].to_pylist(), table["aspect"].to_pylist(),
-                      strict=True), key=lambda r: (r[0], r[2] or ""))
+    rows = sorted(
+        zip(table["caption_id"].to_pylist(), table["kind"].to_pylist(), table["aspect"].to_pylist(), strict=True),
+        key=lambda r: (r[0], r[2] or ""),
+    )
     digest = hashlib.sha256()
     for row in rows:
         digest.update("\t".join(v or "" for v in row).encode() + b"\n")
@@ -80,7 +84,9 @@ def read_vocabularies(root: str, names: list[str] | None = None) -> dict[str, Vo
         entry = listed[name]
         table = read_table(join(root, entry["file"])).cast(VOCAB_SCHEMA)
         if vocabulary_version(table) != entry["version"]:
-            raise VocabularyError(f"{join(root, entry['file'])}: content does not match version {entry['version']} "
-                                  "in the manifest; rebuild it with `soundry vocab`")
+            raise VocabularyError(
+                f"{join(root, entry['file'])}: content does not match version {entry['version']} "
+                "in the manifest; rebuild it with `soundry vocab`"
+            )
         vocabularies[name] = Vocabulary(name, entry["version"], table)
     return vocabularies

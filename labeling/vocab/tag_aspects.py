@@ -19,9 +19,16 @@ OTHER = "other"
 # Ordered: the first rule that matches decides. Vocals before instruments, because
 # "female vocal over piano" is first of all about the voice.
 _KEYWORDS: tuple[tuple[str, str], ...] = (
-    ("vocals", r"\b(vocals?|voices?|vocalists?|singers?|singing|sung|rap|rapping|rappers?|choirs?|choral|a cappella|falsetto|whisper\w*|humming|chant\w*|scream\w*|growl\w*|yodel\w*)\b"),
+    (
+        "vocals",
+        r"\b(vocals?|voices?|vocalists?|singers?|singing|sung|rap|rapping|rappers?|choirs?|choral|a "
+        r"cappella|falsetto|whisper\w*|humming|chant\w*|scream\w*|growl\w*|yodel\w*)\b",
+    ),
     ("tempo", r"\b(tempo|bpm)\b"),
-    ("production", r"\b(quality|recordings?|recorded|mix|mixed|mono|stereo|reverb\w*|echo\w*|delay|noise|noisy|hiss\w*|crackl\w*|distort\w*|compress\w*|lo-?fi|hi-?fi|fidelity|master\w*|effects?|filter\w*|panned|live|audio)\b"),
+    (
+        "production",
+        r"\b(quality|recordings?|recorded|mix|mixed|mono|stereo|reverb\w*|echo\w*|delay|noise|noisy|hiss\w*|crackl\w*|distort\w*|compress\w*|lo-?fi|hi-?fi|fidelity|master\w*|effects?|filter\w*|panned|live|audio)\b",
+    ),
 )
 _LATE_KEYWORDS: tuple[tuple[str, str], ...] = (
     ("era", r"\b(\d0s|\d{4}s|vintage|retro|modern|old|century|decade)\b"),

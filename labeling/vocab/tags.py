@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from labeling.vocab.cleaning.rules import NOT_PROSE, TOO_LONG
-from labeling.vocab.tag_aspects import aspect_of
 from labeling.vocab.config import CleaningConfig
 from labeling.vocab.table import caption_id
+from labeling.vocab.tag_aspects import aspect_of
 from labeling.vocab.writer import VocabularyWriter
 
 EMPTY = "empty"

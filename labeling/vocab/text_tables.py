@@ -17,12 +17,19 @@ from typing import Any, BinaryIO
 
 import pyarrow.parquet as pq
 
-from curation.core.storage import filesystem
 from curation.core.errors import UserError
+from curation.core.storage import filesystem
 
 _CHUNK = 1 << 16
-_EXTENSIONS = {"csv": "csv", "tsv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "json",
-               "parquet": "parquet", "pq": "parquet"}
+_EXTENSIONS = {
+    "csv": "csv",
+    "tsv": "csv",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "json": "json",
+    "parquet": "parquet",
+    "pq": "parquet",
+}
 _EXAMPLES_KEPT = 5
 
 
@@ -33,8 +40,16 @@ class TableFileError(UserError):
 class TableReader:
     """Iterate (line or row number, {column: value}) over a file's rows; `skipped` counts the bad ones."""
 
-    def __init__(self, path: str, required: list[str], optional: list[str | None] = (), fmt: str = "auto",
-                 encoding: str = "utf-8", max_line_bytes: int = 2**17, option: str = "") -> None:
+    def __init__(
+        self,
+        path: str,
+        required: list[str],
+        optional: list[str | None] = (),
+        fmt: str = "auto",
+        encoding: str = "utf-8",
+        max_line_bytes: int = 2**17,
+        option: str = "",
+    ) -> None:
         self.path = path
         self.required = required
         self.optional = [c for c in optional if c]
@@ -73,7 +88,9 @@ class TableReader:
         missing = [c for c in [*self.required, *self.optional] if c not in present]
         if missing:
             hint = f"; set {self.option}" if self.option else ""
-            raise TableFileError(f"{self.path}: no column {missing[0]!r} (it has: {', '.join(map(str, present)) or 'nothing'}){hint}")
+            raise TableFileError(
+                f"{self.path}: no column {missing[0]!r} (it has: {', '.join(map(str, present)) or 'nothing'}){hint}"
+            )
 
     def _pick(self, record: dict[str, Any]) -> dict[str, Any]:
         return {c: _value(record.get(c)) for c in [*self.required, *self.optional]}
@@ -138,7 +155,7 @@ class TableReader:
             if len(record) != len(header):
                 self.skip("wrong_field_count", position[0])
                 continue
-            yield position[0], self._pick(dict(zip(header, record)))
+            yield position[0], self._pick(dict(zip(header, record, strict=True)))
         if header is None:
             raise TableFileError(f"{self.path}: empty file, expected a header line naming the columns")
 
@@ -160,8 +177,9 @@ class TableReader:
         try:
             records = json.loads(f.read().decode(self.encoding))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TableFileError(f"{self.path}: not valid JSON in {self.encoding} ({error}); "
-                                 "for one object per line use format jsonl") from None
+            raise TableFileError(
+                f"{self.path}: not valid JSON in {self.encoding} ({error}); for one object per line use format jsonl"
+            ) from None
         if not isinstance(records, list):
             raise TableFileError(f"{self.path}: expected a JSON list of objects, found {type(records).__name__}")
         yield from self._objects(enumerate(records, start=1))
@@ -197,7 +215,9 @@ def _format(path: str, fmt: str) -> str:
         return fmt
     extension = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     if extension not in _EXTENSIONS:
-        raise TableFileError(f"{path}: cannot tell the format from the extension; set format to csv, jsonl, json or parquet")
+        raise TableFileError(
+            f"{path}: cannot tell the format from the extension; set format to csv, jsonl, json or parquet"
+        )
     return _EXTENSIONS[extension]
 
 

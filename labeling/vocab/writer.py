@@ -39,8 +39,17 @@ class VocabularyWriter:
         self._rows: list[dict[str, Any]] = []
 
     def add(self, text: str, source: str, provenance: dict[str, Any], aspect: str | None = None) -> None:
-        self._rows.append({"vocab": self.name, "caption_id": caption_id(text), "text": text, "kind": self.kind,
-                           "aspect": aspect, "source": source, "provenance": json.dumps(provenance, sort_keys=True)})
+        self._rows.append(
+            {
+                "vocab": self.name,
+                "caption_id": caption_id(text),
+                "text": text,
+                "kind": self.kind,
+                "aspect": aspect,
+                "source": source,
+                "provenance": json.dumps(provenance, sort_keys=True),
+            }
+        )
         self.count += 1
         self.sources[source] += 1
         if aspect:
@@ -61,8 +70,13 @@ class VocabularyWriter:
             if not exists(join(output, file)):  # the same version is the same content
                 with atomic_local_file(join(output, file), suffix=".parquet") as tmp:
                     shutil.copyfile(self._path, tmp)
-            entry: dict[str, Any] = {"file": file, "version": version, "kind": self.kind, "count": self.count,
-                                     "sources": dict(sorted(self.sources.items()))}
+            entry: dict[str, Any] = {
+                "file": file,
+                "version": version,
+                "kind": self.kind,
+                "count": self.count,
+                "sources": dict(sorted(self.sources.items())),
+            }
             if self.aspects:
                 entry["aspects"] = dict(sorted(self.aspects.items()))
             return entry
@@ -81,7 +95,9 @@ class VocabularyWriter:
             self._rows = []
 
 
-def write_manifest(output: str, vocabularies: dict[str, dict[str, Any]], details: dict[str, Any], names: list[str]) -> list[str]:
+def write_manifest(
+    output: str, vocabularies: dict[str, dict[str, Any]], details: dict[str, Any], names: list[str]
+) -> list[str]:
     """Write manifest.json (last: it is the commit), then remove the files of `names` it no
     longer lists; returns the removed files' names."""
     write_json_atomic(join(output, MANIFEST), {"vocabularies": vocabularies, **details})

@@ -23,6 +23,7 @@ import numpy as np
 import soundfile
 import torch
 
+from curation.core.errors import UserError
 from model.checkpoint import load_vae, read_checkpoint_info
 from model.config import VAEConfig
 from model.latents.config import EncodeConfig
@@ -32,7 +33,6 @@ from model.weights import check_readable
 from shards.derive import DerivedShard, write_derived_shard
 from shards.loader.tars import Sample
 from shards.sample import npy_bytes
-from curation.core.errors import UserError
 
 
 class EncodeError(UserError):
@@ -48,8 +48,13 @@ class VAEFormat:
     vae: VAEConfig
 
     def lineage(self) -> dict[str, Any]:
-        return {"sample_rate": self.sample_rate, "channels": self.channels, "latent_dim": self.vae.latent_dim,
-                "downsampling_ratio": self.vae.downsampling_ratio, "vae_config": self.vae.model_dump(mode="json")}
+        return {
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "latent_dim": self.vae.latent_dim,
+            "downsampling_ratio": self.vae.downsampling_ratio,
+            "vae_config": self.vae.model_dump(mode="json"),
+        }
 
 
 def vae_format(config: EncodeConfig) -> VAEFormat:
@@ -67,7 +72,11 @@ def vae_format(config: EncodeConfig) -> VAEFormat:
 def load_encoder(config: EncodeConfig, device: torch.device) -> tuple[AudioVAE, VAEFormat]:
     """The VAE in eval mode on `device` (a checkpoint's EMA weights, or a SAO file's, strictly)."""
     form, path = vae_format(config), Path(config.vae)
-    vae = load_vae(path, use_ema=True, device=device) if path.is_dir() else load_sao_vae(path, config.model, device=device)
+    vae = (
+        load_vae(path, use_ema=True, device=device)
+        if path.is_dir()
+        else load_sao_vae(path, config.model, device=device)
+    )
     return vae.eval(), form
 
 
@@ -75,7 +84,11 @@ def check_vae_weights(config: EncodeConfig) -> None:
     """Refuse damaged VAE weights before a version is claimed: the model workers load them only
     later, and a claimed version records them."""
     path = Path(config.vae)
-    files = [path / "model.safetensors", *[p for p in (path / "ema.safetensors",) if p.is_file()]] if path.is_dir() else [path]
+    files = (
+        [path / "model.safetensors", *[p for p in (path / "ema.safetensors",) if p.is_file()]]
+        if path.is_dir()
+        else [path]
+    )
     for file in files:
         check_readable(file)
 
@@ -126,12 +139,16 @@ class LatentEncoder:
         try:
             audio, rate = soundfile.read(io.BytesIO(sample["flac"]), dtype="float32", always_2d=True)
         except (KeyError, soundfile.LibsndfileError) as error:
-            raise EncodeError(f"{sample['__url__']}: sample {key} has no readable flac ({error}); "
-                              "run `soundry versions verify` on the source") from None
+            raise EncodeError(
+                f"{sample['__url__']}: sample {key} has no readable flac ({error}); "
+                "run `soundry versions verify` on the source"
+            ) from None
         want = self.format
         if rate != want.sample_rate or audio.shape[1] != want.channels:
-            raise EncodeError(f"{sample['__url__']}: sample {key} is {rate} Hz, {audio.shape[1]} channel(s); the VAE "
-                              f"takes {want.sample_rate} Hz, {want.channels} channel(s): encode a version curated at the VAE's format")
+            raise EncodeError(
+                f"{sample['__url__']}: sample {key} is {rate} Hz, {audio.shape[1]} channel(s); the VAE "
+                f"takes {want.sample_rate} Hz, {want.channels} channel(s): encode a version curated at the VAE's format"
+            )
         return audio.T  # (C, T)
 
     @torch.inference_mode()

@@ -76,8 +76,14 @@ def from_sao_name(key: str) -> str | None:
 
 
 def load_sao_weights(model: LatentDiffusion, tensors: Mapping[str, Tensor], source: str = "SAO checkpoint") -> None:
-    load_strict(model, tensors, source, to_module=from_sao_name, to_file=lambda k: to_sao_name(k) or k,
-                skip=model.text_encoder_keys())
+    load_strict(
+        model,
+        tensors,
+        source,
+        to_module=from_sao_name,
+        to_file=lambda k: to_sao_name(k) or k,
+        skip=model.text_encoder_keys(),
+    )
 
 
 def sao_state_dict(model: LatentDiffusion) -> dict[str, Tensor]:
@@ -95,7 +101,9 @@ def save_sao_weights(model: LatentDiffusion, path: str | Path) -> None:
     write_tensors(path, sao_state_dict(model), metadata={"format": "pt", "layout": "stable-audio-open"})
 
 
-def load_sao(model_config: str | Path, weights: str | Path, t5_path: str | None = None, device: str | torch.device = "cpu") -> LatentDiffusion:
+def load_sao(
+    model_config: str | Path, weights: str | Path, t5_path: str | None = None, device: str | torch.device = "cpu"
+) -> LatentDiffusion:
     """A LatentDiffusion built from SAO's model_config.json with SAO's weights, strictly loaded.
 
     The model is built on the meta device and takes the file's tensors as they are, so a
@@ -119,8 +127,13 @@ def load_sao_vae_weights(vae: AudioVAE, tensors: Mapping[str, Tensor], source: s
     """A VAE-only checkpoint (`encoder.*`, `decoder.*`, under an optional `autoencoder.` or
     `pretransform.model.` prefix) into an AudioVAE, strictly."""
     prefix = _vae_prefix(tensors)
-    load_strict(vae, tensors, source, to_module=lambda k: k[len(prefix):] if k.startswith(prefix) else None,
-                to_file=lambda k: prefix + k)
+    load_strict(
+        vae,
+        tensors,
+        source,
+        to_module=lambda k: k[len(prefix) :] if k.startswith(prefix) else None,
+        to_file=lambda k: prefix + k,
+    )
 
 
 def save_sao_vae_weights(vae: AudioVAE, path: str | Path) -> None:
@@ -136,13 +149,18 @@ def sao_vae_format(model_config: str | Path | None = None) -> tuple[VAEConfig, i
         return config.vae, config.audio_channels, config.sample_rate
     data = read_model_config(model_config)
     if data.get("model_type") == "autoencoder":
-        return (vae_config_from_sao(data.get("model", {}), f"{model_config}: model"),
-                data.get("audio_channels", 2), data.get("sample_rate", 44100))
+        return (
+            vae_config_from_sao(data.get("model", {}), f"{model_config}: model"),
+            data.get("audio_channels", 2),
+            data.get("sample_rate", 44100),
+        )
     config = from_sao_model_config(data)
     return config.vae, config.audio_channels, config.sample_rate
 
 
-def load_sao_vae(weights: str | Path, model_config: str | Path | None = None, device: str | torch.device = "cpu") -> AudioVAE:
+def load_sao_vae(
+    weights: str | Path, model_config: str | Path | None = None, device: str | torch.device = "cpu"
+) -> AudioVAE:
     """SAO's VAE alone, its architecture from `sao_vae_format(model_config)`."""
     vae_config, channels, _ = sao_vae_format(model_config)
     with torch.device("meta"):

@@ -12,8 +12,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from model.config import (ConditioningConfig, DiffusionConfig, DiTConfig, ModelConfig, ModelConfigError, NumberConfig,
-                          TextEncoderConfig, VAEConfig)
+from model.config import (
+    ConditioningConfig,
+    DiffusionConfig,
+    DiTConfig,
+    ModelConfig,
+    ModelConfigError,
+    NumberConfig,
+    TextEncoderConfig,
+    VAEConfig,
+)
 
 
 class SAOConfigError(ModelConfigError):
@@ -25,17 +33,24 @@ def from_sao_model_config(source: str | Path | dict[str, Any], t5_path: str | No
     data = source if isinstance(source, dict) else read_model_config(source)
     where = "model_config.json" if isinstance(source, dict) else str(source)
     if data.get("model_type") != "diffusion_cond":
-        raise SAOConfigError(f"{where}: model_type is {data.get('model_type')!r}; "
-                             "only 'diffusion_cond' models are supported "
-                             "(a VAE-only config goes to vae_config_from_sao)")
+        raise SAOConfigError(
+            f"{where}: model_type is {data.get('model_type')!r}; "
+            "only 'diffusion_cond' models are supported "
+            "(a VAE-only config goes to vae_config_from_sao)"
+        )
     model = _get(data, "model", where)
     pretransform = _get(_get(model, "pretransform", where), "config", where)
     vae = vae_config_from_sao(pretransform, where + ": model.pretransform.config")
     diffusion = _get(model, "diffusion", where)
     _expect(diffusion, "type", "dit", where + ": model.diffusion")
     dit = _get(diffusion, "config", where)
-    _expect(dit, "transformer_type", "continuous_transformer", where + ": model.diffusion.config",
-            default="continuous_transformer")
+    _expect(
+        dit,
+        "transformer_type",
+        "continuous_transformer",
+        where + ": model.diffusion.config",
+        default="continuous_transformer",
+    )
     _expect(dit, "project_cond_tokens", False, where + ": model.diffusion.config", default=True)
     _expect(dit, "global_cond_type", "prepend", where + ": model.diffusion.config", default="prepend")
     for key, neutral in (("patch_size", 1), ("input_concat_dim", 0), ("prepend_cond_dim", 0)):
@@ -45,20 +60,28 @@ def from_sao_model_config(source: str | Path | dict[str, Any], t5_path: str | No
     conditioning = _sao_conditioning(_get(model, "conditioning", where), diffusion, t5_path, where)
     objective = diffusion.get("diffusion_objective", "v")
     if objective not in ("v", "rectified_flow"):
-        raise SAOConfigError(f"{where}: model.diffusion.diffusion_objective is {objective!r}; "
-                             "supported: 'v', 'rectified_flow'")
+        raise SAOConfigError(
+            f"{where}: model.diffusion.diffusion_objective is {objective!r}; supported: 'v', 'rectified_flow'"
+        )
     config = ModelConfig(
-        sample_rate=data.get("sample_rate", 44100), audio_channels=data.get("audio_channels", 2),
-        sample_size=data.get("sample_size", 2097152), vae=vae, conditioning=conditioning,
+        sample_rate=data.get("sample_rate", 44100),
+        audio_channels=data.get("audio_channels", 2),
+        sample_size=data.get("sample_size", 2097152),
+        vae=vae,
+        conditioning=conditioning,
         dit=DiTConfig(embed_dim=dit["embed_dim"], depth=dit["depth"], num_heads=dit["num_heads"]),
         diffusion=DiffusionConfig(objective=objective),
     )
-    checks = {"io_channels": vae.latent_dim, "cond_token_dim": conditioning.cond_dim,
-              "global_cond_dim": conditioning.cond_dim * len(conditioning.global_ids)}
+    checks = {
+        "io_channels": vae.latent_dim,
+        "cond_token_dim": conditioning.cond_dim,
+        "global_cond_dim": conditioning.cond_dim * len(conditioning.global_ids),
+    }
     for key, value in checks.items():
         if dit.get(key, value) != value:
-            raise SAOConfigError(f"{where}: model.diffusion.config.{key} is {dit[key]}, "
-                                 f"but the rest of the config implies {value}")
+            raise SAOConfigError(
+                f"{where}: model.diffusion.config.{key} is {dit[key]}, but the rest of the config implies {value}"
+            )
     return config
 
 
@@ -67,27 +90,49 @@ def to_sao_model_config(config: ModelConfig) -> dict[str, Any]:
     from_sao_model_config). Training-only settings (timestep distribution, CFG dropout, padding
     mask) and sampling defaults have no place in it; the prompt encoder is named by its T5 name."""
     cond = config.conditioning
-    numbers = [{"id": cid, "type": "number",
-                "config": {"min_val": _plain_number(n.min_val), "max_val": _plain_number(n.max_val)}}
-               for cid, n in (("seconds_start", cond.seconds_start), ("seconds_total", cond.seconds_total))]
+    numbers = [
+        {
+            "id": cid,
+            "type": "number",
+            "config": {"min_val": _plain_number(n.min_val), "max_val": _plain_number(n.max_val)},
+        }
+        for cid, n in (("seconds_start", cond.seconds_start), ("seconds_total", cond.seconds_total))
+    ]
     diffusion: dict[str, Any] = {
-        "cross_attention_cond_ids": list(cond.cross_attention_ids), "global_cond_ids": list(cond.global_ids),
+        "cross_attention_cond_ids": list(cond.cross_attention_ids),
+        "global_cond_ids": list(cond.global_ids),
         "type": "dit",
-        "config": {"io_channels": config.vae.latent_dim, "embed_dim": config.dit.embed_dim, "depth": config.dit.depth,
-                   "num_heads": config.dit.num_heads, "cond_token_dim": cond.cond_dim,
-                   "global_cond_dim": cond.cond_dim * len(cond.global_ids), "project_cond_tokens": False,
-                   "transformer_type": "continuous_transformer"},
+        "config": {
+            "io_channels": config.vae.latent_dim,
+            "embed_dim": config.dit.embed_dim,
+            "depth": config.dit.depth,
+            "num_heads": config.dit.num_heads,
+            "cond_token_dim": cond.cond_dim,
+            "global_cond_dim": cond.cond_dim * len(cond.global_ids),
+            "project_cond_tokens": False,
+            "transformer_type": "continuous_transformer",
+        },
     }
     if config.diffusion.objective != "v":  # stable-audio-tools' default
         diffusion["diffusion_objective"] = config.diffusion.objective
     return {
-        "model_type": "diffusion_cond", "sample_size": config.sample_size, "sample_rate": config.sample_rate,
+        "model_type": "diffusion_cond",
+        "sample_size": config.sample_size,
+        "sample_rate": config.sample_rate,
         "audio_channels": config.audio_channels,
         "model": {
             "pretransform": {"type": "autoencoder", "iterate_batch": True, "config": sao_autoencoder_config(config)},
-            "conditioning": {"configs": [{"id": "prompt", "type": "t5", "config": {
-                "t5_model_name": cond.prompt.name, "max_length": cond.prompt.max_length}}, *numbers],
-                "cond_dim": cond.cond_dim},
+            "conditioning": {
+                "configs": [
+                    {
+                        "id": "prompt",
+                        "type": "t5",
+                        "config": {"t5_model_name": cond.prompt.name, "max_length": cond.prompt.max_length},
+                    },
+                    *numbers,
+                ],
+                "cond_dim": cond.cond_dim,
+            },
             "diffusion": diffusion,
             "io_channels": config.vae.latent_dim,
         },
@@ -100,12 +145,24 @@ def sao_autoencoder_config(config: ModelConfig) -> dict[str, Any]:
     vae, channels = config.vae, config.audio_channels
     shape = {"channels": vae.channels, "c_mults": list(vae.c_mults), "strides": list(vae.strides)}
     return {
-        "encoder": {"type": "oobleck", "config": {"in_channels": channels, **shape, "latent_dim": 2 * vae.latent_dim,
-                                                  "use_snake": True}},
-        "decoder": {"type": "oobleck", "config": {"out_channels": channels, **shape, "latent_dim": vae.latent_dim,
-                                                  "use_snake": True, "final_tanh": vae.final_tanh}},
+        "encoder": {
+            "type": "oobleck",
+            "config": {"in_channels": channels, **shape, "latent_dim": 2 * vae.latent_dim, "use_snake": True},
+        },
+        "decoder": {
+            "type": "oobleck",
+            "config": {
+                "out_channels": channels,
+                **shape,
+                "latent_dim": vae.latent_dim,
+                "use_snake": True,
+                "final_tanh": vae.final_tanh,
+            },
+        },
         "bottleneck": {"type": "vae"},
-        "latent_dim": vae.latent_dim, "downsampling_ratio": vae.downsampling_ratio, "io_channels": channels,
+        "latent_dim": vae.latent_dim,
+        "downsampling_ratio": vae.downsampling_ratio,
+        "io_channels": channels,
     }
 
 
@@ -125,21 +182,31 @@ def vae_config_from_sao(pretransform: dict[str, Any], where: str = "autoencoder 
         _expect(part, "antialias_activation", False, f"{where}.{name}.config", default=False)
     for key in ("channels", "c_mults", "strides"):
         if enc.get(key) != dec.get(key):
-            raise SAOConfigError(f"{where}: encoder and decoder differ in {key} ({enc.get(key)} vs {dec.get(key)}); "
-                                 "only mirrored autoencoders are supported")
+            raise SAOConfigError(
+                f"{where}: encoder and decoder differ in {key} ({enc.get(key)} vs {dec.get(key)}); "
+                "only mirrored autoencoders are supported"
+            )
     latent = dec["latent_dim"]
     if enc["latent_dim"] != 2 * latent:
-        raise SAOConfigError(f"{where}: encoder.latent_dim ({enc['latent_dim']}) must be twice "
-                             f"decoder.latent_dim ({latent}) for a VAE bottleneck")
+        raise SAOConfigError(
+            f"{where}: encoder.latent_dim ({enc['latent_dim']}) must be twice "
+            f"decoder.latent_dim ({latent}) for a VAE bottleneck"
+        )
     try:
-        return VAEConfig(channels=enc["channels"], c_mults=enc["c_mults"], strides=enc["strides"], latent_dim=latent,
-                         final_tanh=dec.get("final_tanh", True))
+        return VAEConfig(
+            channels=enc["channels"],
+            c_mults=enc["c_mults"],
+            strides=enc["strides"],
+            latent_dim=latent,
+            final_tanh=dec.get("final_tanh", True),
+        )
     except ValueError as error:
         raise SAOConfigError(f"{where}: {error}") from None
 
 
-def _sao_conditioning(conditioning: dict[str, Any], diffusion: dict[str, Any], t5_path: str | None,
-                      where: str) -> ConditioningConfig:
+def _sao_conditioning(
+    conditioning: dict[str, Any], diffusion: dict[str, Any], t5_path: str | None, where: str
+) -> ConditioningConfig:
     fields: dict[str, Any] = {"cond_dim": _get(conditioning, "cond_dim", where)}
     for entry in _get(conditioning, "configs", where):
         cid, kind, cfg = entry.get("id"), entry.get("type"), entry.get("config", {})
@@ -149,8 +216,10 @@ def _sao_conditioning(conditioning: dict[str, Any], diffusion: dict[str, Any], t
         elif cid in ("seconds_start", "seconds_total") and kind == "number":
             fields[cid] = NumberConfig(min_val=cfg.get("min_val", 0), max_val=cfg.get("max_val", 1))
         else:
-            raise SAOConfigError(f"{where}: model.conditioning.configs has a {kind!r} conditioner with id {cid!r}; "
-                                 "supported: prompt (t5), seconds_start and seconds_total (number)")
+            raise SAOConfigError(
+                f"{where}: model.conditioning.configs has a {kind!r} conditioner with id {cid!r}; "
+                "supported: prompt (t5), seconds_start and seconds_total (number)"
+            )
     fields["cross_attention_ids"] = diffusion.get("cross_attention_cond_ids", [])
     fields["global_ids"] = diffusion.get("global_cond_ids", [])
     try:

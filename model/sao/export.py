@@ -14,11 +14,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from curation.core.errors import UserError
 from model.checkpoint import checkpoint_writer, load_checkpoint, read_checkpoint_info
-from model.sao.config import sao_autoencoder_config, to_sao_model_config
 from model.latent_diffusion import LatentDiffusion
 from model.sao.checkpoint import save_sao_vae_weights, save_sao_weights
-from curation.core.errors import UserError
+from model.sao.config import sao_autoencoder_config, to_sao_model_config
 
 CONFIG = "model_config.json"
 WEIGHTS = "model.safetensors"
@@ -31,8 +31,8 @@ class ExportError(UserError):
 @dataclass(frozen=True)
 class Export:
     folder: Path
-    kind: str            # "diffusion" | "vae"
-    weights: str         # "ema" | "model"
+    kind: str  # "diffusion" | "vae"
+    weights: str  # "ema" | "model"
     step: int
     parameters: int
     warnings: list[str]
@@ -55,13 +55,19 @@ def export_sao(checkpoint: str | Path, output: str | Path, *, use_ema: bool = Tr
             prompt = info.config.conditioning.prompt
             encoder = model.conditioners.text_encoder
             if encoder is not None and encoder.is_random:
-                warnings.append(f"the prompt encoder is a random stand-in of shape {prompt.name!r}, which stable-audio-tools "
-                                "cannot load by name: train with a real T5 (conditioning.prompt.path) for prompts to carry over")
+                warnings.append(
+                    f"the prompt encoder is a random stand-in of shape {prompt.name!r}, which stable-audio-tools "
+                    "cannot load by name: train with a real T5 (conditioning.prompt.path) for prompts to carry over"
+                )
         else:
             save_sao_vae_weights(model, tmp / WEIGHTS)
-            config = {"model_type": "autoencoder", "sample_size": info.config.sample_size,
-                      "sample_rate": info.config.sample_rate, "audio_channels": info.config.audio_channels,
-                      "model": sao_autoencoder_config(info.config)}
+            config = {
+                "model_type": "autoencoder",
+                "sample_size": info.config.sample_size,
+                "sample_rate": info.config.sample_rate,
+                "audio_channels": info.config.audio_channels,
+                "model": sao_autoencoder_config(info.config),
+            }
         (tmp / CONFIG).write_text(json.dumps(config, indent=4) + "\n")
     if use_ema and not info.has_ema:
         warnings.append("the checkpoint has no EMA weights; its raw weights were exported")

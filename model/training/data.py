@@ -10,21 +10,22 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from curation.core.errors import UserError
 from model.config import ModelConfig
 from model.training.config import DataConfig
-from shards.manifest import read_manifest
 from shards.loader.batch import TrainingBatch
 from shards.loader.config import LoaderConfig
 from shards.loader.loader import StreamingLoader
-from curation.core.errors import UserError
+from shards.manifest import read_manifest
 
 
 class TrainDataError(UserError):
     """Data and model that cannot train together; names the option to change."""
 
 
-def loader_config(data: DataConfig, model: ModelConfig, sample_size: int | None = None,
-                  allow_latents: bool = True) -> LoaderConfig:
+def loader_config(
+    data: DataConfig, model: ModelConfig, sample_size: int | None = None, allow_latents: bool = True
+) -> LoaderConfig:
     """What the loader must deliver for this model: audio at its rate and channels cropped to its
     sample size, or (when the version carries them and the trainer takes them) its latents."""
     manifest = read_manifest(data.version)
@@ -32,16 +33,29 @@ def loader_config(data: DataConfig, model: ModelConfig, sample_size: int | None 
     rate = manifest["audio"]["sample_rate"]
     encoded_by = manifest["lineage"].get("latents") if latents else None
     if encoded_by and encoded_by["vae_config"] != model.vae.model_dump(mode="json"):
-        raise TrainDataError(f"data.version {data.version} holds latents of the VAE {encoded_by['vae']}, whose architecture "
-                             "differs from the model's vae section; train the model config that VAE belongs to")
+        raise TrainDataError(
+            f"data.version {data.version} holds latents of the VAE {encoded_by['vae']}, whose architecture "
+            "differs from the model's vae section; train the model config that VAE belongs to"
+        )
     if not latents and rate != model.sample_rate:
-        raise TrainDataError(f"data.version {data.version} holds {rate} Hz audio, the model works at "
-                             f"{model.sample_rate} Hz; publish a version at the model's rate")
-    return LoaderConfig(split=data.split, batch_size=data.batch_size, num_workers=data.workers,
-                        shuffle_buffer=data.shuffle_buffer, resampled=data.resampled, prompts=data.prompts,
-                        sample_size=sample_size or model.sample_size, sample_rate=model.sample_rate,
-                        channels=model.audio_channels, latents=latents, latent_size=model.latent_length,
-                        latent_hop=model.vae.downsampling_ratio)
+        raise TrainDataError(
+            f"data.version {data.version} holds {rate} Hz audio, the model works at "
+            f"{model.sample_rate} Hz; publish a version at the model's rate"
+        )
+    return LoaderConfig(
+        split=data.split,
+        batch_size=data.batch_size,
+        num_workers=data.workers,
+        shuffle_buffer=data.shuffle_buffer,
+        resampled=data.resampled,
+        prompts=data.prompts,
+        sample_size=sample_size or model.sample_size,
+        sample_rate=model.sample_rate,
+        channels=model.audio_channels,
+        latents=latents,
+        latent_size=model.latent_length,
+        latent_hop=model.vae.downsampling_ratio,
+    )
 
 
 def endless(loader: StreamingLoader) -> Iterator[TrainingBatch]:
@@ -56,8 +70,10 @@ def endless(loader: StreamingLoader) -> Iterator[TrainingBatch]:
             yield batch
         empty = 0 if produced else empty + 1
         if empty == 2:
-            raise TrainDataError("the training split yields no batch: fewer examples than data.batch_size "
-                                 "x data.workers? lower data.batch_size or data.workers")
+            raise TrainDataError(
+                "the training split yields no batch: fewer examples than data.batch_size "
+                "x data.workers? lower data.batch_size or data.workers"
+            )
 
 
 def to_device(batch: TrainingBatch, device: torch.device) -> TrainingBatch:

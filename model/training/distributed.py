@@ -25,8 +25,12 @@ from typing import Any, Literal
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
-                                                     set_optimizer_state_dict)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.tensor import DTensor
 
 Parallel = Literal["ddp", "fsdp"]
@@ -59,8 +63,12 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800) -> Distribut
         torch.cuda.set_device(chosen)
     starts = world_size > 1 and not dist.is_initialized()
     if starts:
-        dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=timeout_s))
+        dist.init_process_group(
+            "nccl" if use_cuda else "gloo",
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
     return Distributed(rank, world_size, local_rank, chosen, owns_group=starts)
 
 
@@ -82,8 +90,9 @@ def close_distributed(ctx: Distributed) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, ctx: Distributed, parallel: Parallel = "ddp", blocks: Iterable[nn.Module] = (),
-               bf16: bool = False) -> nn.Module:
+def wrap_model(
+    model: nn.Module, ctx: Distributed, parallel: Parallel = "ddp", blocks: Iterable[nn.Module] = (), bf16: bool = False
+) -> nn.Module:
     """DDP: a replica of the model on every rank, gradients averaged in backward. FSDP2: each of
     `blocks` is sharded as a unit (its weights gathered for its forward and backward, then freed),
     then `model` itself, which takes the remaining trained weights; `model`'s forward is where
@@ -101,12 +110,15 @@ def wrap_model(model: nn.Module, ctx: Distributed, parallel: Parallel = "ddp", b
     # A bf16 run (GPUs, by default) gathers weights in bf16 (half the traffic) and reduces gradients
     # in fp32; the sharded master weights and the optimizer state stay fp32. An fp32 run (the CPU,
     # by default) gathers and reduces fp32.
-    block_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
+    block_policy = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
+    )
     for block in blocks:
         fully_shard(block, mesh=mesh, mp_policy=block_policy)
     # The root's inputs (the batch: latents, the loss target) keep their precision, as under DDP.
-    root_policy = MixedPrecisionPolicy(param_dtype=block_policy.param_dtype, reduce_dtype=block_policy.reduce_dtype,
-                                       cast_forward_inputs=False)
+    root_policy = MixedPrecisionPolicy(
+        param_dtype=block_policy.param_dtype, reduce_dtype=block_policy.reduce_dtype, cast_forward_inputs=False
+    )
     # Frozen weights (the VAE, the text encoder) have no gradient or optimizer state to shard:
     # every rank keeps a whole copy, used outside the sharded forward (the VAE encodes the batch).
     frozen = {p for p in model.parameters() if not p.requires_grad}
@@ -151,7 +163,9 @@ def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
     return get_optimizer_state_dict(model, optimizer, options=_FULL)
 
 
-def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], ctx: Distributed) -> None:
+def load_optimizer_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], ctx: Distributed
+) -> None:
     """A full optimizer state dict (from full_optimizer_state) into an optimizer over plain or sharded
     parameters. With several ranks, rank 0's copy is sent out and each rank keeps its part (the
     other ranks need not hold it; and in torch 2.13 every rank passing the whole dict fails on

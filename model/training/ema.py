@@ -74,5 +74,7 @@ class EMA:
             target = self.shadow[name]
             if isinstance(target, DTensor):
                 # Every rank has the whole tensor: each cuts out its own shard, no communication.
-                value = distribute_tensor(value.to(target.device), target.device_mesh, target.placements, src_data_rank=None)
+                value = distribute_tensor(
+                    value.to(target.device), target.device_mesh, target.placements, src_data_rank=None
+                )
             _local(target).copy_(_local(value))

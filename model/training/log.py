@@ -44,9 +44,11 @@ class TrainLog:
         trainable = sum(p.numel() for p in model.trainable_parameters().values())
         data = "latents" if loader_config.latents else "audio (VAE encodes on the fly)"
         architecture = config.model or config.init_from or DEFAULT_MODEL
-        self.line(f"training {architecture}: {trainable / 1e6:.2f} M trainable parameters on {ctx.world_size} "
-                  f"rank(s) ({ctx.device.type}), {data}, global batch "
-                  f"{config.data.batch_size * ctx.world_size * config.grad_accum}")
+        self.line(
+            f"training {architecture}: {trainable / 1e6:.2f} M trainable parameters on {ctx.world_size} "
+            f"rank(s) ({ctx.device.type}), {data}, global batch "
+            f"{config.data.batch_size * ctx.world_size * config.grad_accum}"
+        )
         (self.run / "train_config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
 
     def scalars(self, step: int, values: dict[str, float]) -> None:

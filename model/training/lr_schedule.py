@@ -14,7 +14,9 @@ from curation.core.strict_model import StrictModel
 class ScheduleConfig(StrictModel):
     kind: Literal["constant", "cosine", "inverse"] = Field("inverse", description="decay after warm-up")
     warmup_steps: int = Field(100, ge=0, description="steps of linear warm-up from 0 to the full rate")
-    total_steps: int | None = Field(None, ge=1, description="cosine: step at which the floor is reached (default: the run's max_steps)")
+    total_steps: int | None = Field(
+        None, ge=1, description="cosine: step at which the floor is reached (default: the run's max_steps)"
+    )
     min_factor: float = Field(0.1, ge=0, le=1, description="cosine: the floor, as a fraction of the full rate")
     inv_gamma: float = Field(1e6, gt=0, description="inverse: factor = (1 + step / inv_gamma) ** -power")
     power: float = Field(0.5, ge=0, description="inverse: the decay power")

@@ -25,29 +25,50 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from curation.core.errors import UserError
 from curation.core.storage import write_json_atomic
 from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write_model_files
 from model.config import ModelConfig, preset
-from model.training.distributed import (Distributed, any_rank, barrier, clip_gradients, close_distributed, full_model_state,
-                               full_optimizer_state, gradient_sync, init_distributed, is_sharded, load_optimizer_state,
-                               mean_over_ranks, uses_bf16, wrap_model)
-from model.training.ema import EMA
 from model.generate import generate
 from model.latent_diffusion import LatentDiffusion
-from model.training.lr_schedule import lr_factor
-from model.training.preemption import StopRequest
 from model.sao.checkpoint import load_sao_vae_weights, load_sao_weights
 from model.sao.config import from_sao_model_config
 from model.training.config import DEFAULT_MODEL, TrainConfig
 from model.training.data import endless, step_generator, to_device
 from model.training.data import loader_config as loader_config_for
+from model.training.distributed import (
+    Distributed,
+    any_rank,
+    barrier,
+    clip_gradients,
+    close_distributed,
+    full_model_state,
+    full_optimizer_state,
+    gradient_sync,
+    init_distributed,
+    is_sharded,
+    load_optimizer_state,
+    mean_over_ranks,
+    uses_bf16,
+    wrap_model,
+)
+from model.training.ema import EMA
 from model.training.log import TrainLog
-from model.training.state import (latest_checkpoint, load_training_state, prune_checkpoints, resuming_from, rng_state, save_training_state,
-                               set_rng_state, step_folder)
+from model.training.lr_schedule import lr_factor
+from model.training.preemption import StopRequest
+from model.training.state import (
+    latest_checkpoint,
+    load_training_state,
+    prune_checkpoints,
+    resuming_from,
+    rng_state,
+    save_training_state,
+    set_rng_state,
+    step_folder,
+)
 from model.weights import load_strict, read_tensors
 from shards.loader.batch import TrainingBatch
 from shards.loader.loader import make_loader
-from curation.core.errors import UserError
 
 log = logging.getLogger("soundry.train")
 
@@ -86,10 +107,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
     # Wrapped before the EMA and optimizer take the parameters: FSDP2 replaces them with shards.
     objective = wrap_model(Objective(model), ctx, config.parallel, blocks=model.dit.blocks, bf16=bf16)
     ema = EMA(model, config.ema_decay, config.ema_warmup_steps)
-    optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=config.optimizer.lr, betas=config.optimizer.betas,
-                                  weight_decay=config.optimizer.weight_decay, eps=config.optimizer.eps)
+    optimizer = torch.optim.AdamW(
+        model.trainable_parameters().values(),
+        lr=config.optimizer.lr,
+        betas=config.optimizer.betas,
+        weight_decay=config.optimizer.weight_decay,
+        eps=config.optimizer.eps,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, functools.partial(lr_factor, config=config.schedule, max_steps=config.max_steps))
+        optimizer, functools.partial(lr_factor, config=config.schedule, max_steps=config.max_steps)
+    )
 
     # ---- data
     loader_config = loader_config_for(config.data, model.config)
@@ -131,10 +158,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
             elapsed = time.perf_counter() - window_started
             mean_loss = mean_over_ranks(torch.stack(losses).mean(), ctx).item()
             examples = window_examples * ctx.world_size
-            train_log.scalars(step, {
-                "loss": mean_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm.item(),
-                "samples_per_s": examples / elapsed, "latent_frames_per_s": examples * frames_per_example / elapsed,
-                **_memory(ctx.device)})
+            train_log.scalars(
+                step,
+                {
+                    "loss": mean_loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": grad_norm.item(),
+                    "samples_per_s": examples / elapsed,
+                    "latent_frames_per_s": examples * frames_per_example / elapsed,
+                    **_memory(ctx.device),
+                },
+            )
             window_started, window_examples, losses = time.perf_counter(), 0, []
         stopping = any_rank(stop.requested(), ctx)
         saving = stopping or step % config.checkpoint_every == 0 or step == config.max_steps
@@ -143,20 +177,40 @@ def train(config: TrainConfig) -> dict[str, Any]:
             # Whole tensors on rank 0's CPU, gathered from every rank's shards under FSDP2 (all ranks take part).
             weights, averaged = full_model_state(model), ema.full_state(keep=ctx.is_main)
         if saving:
-            _save(step_folder(checkpoints, step), model, weights, averaged, optimizer, scheduler, loader, ema.updates,
-                  step, config, ctx)
+            _save(
+                step_folder(checkpoints, step),
+                model,
+                weights,
+                averaged,
+                optimizer,
+                scheduler,
+                loader,
+                ema.updates,
+                step,
+                config,
+                ctx,
+            )
             if ctx.is_main:
                 prune_checkpoints(checkpoints, config.keep_checkpoints)
             train_log.line(f"checkpoint {step_folder(checkpoints, step)}")
         if ctx.is_main and demo_due:
             _demo(model, weights, averaged, config, step, train_log)
         if stopping:
-            train_log.line(f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
-                           "run the same command to resume")
+            train_log.line(
+                f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
+                "run the same command to resume"
+            )
             break
-    summary = {"rank": ctx.rank, "step": step, "stopped_early": step < config.max_steps,
-               "checkpoint": str(step_folder(checkpoints, step)), "world_size": ctx.world_size,
-               "replicas_agree": _replicas_agree(model, ctx), "loader_errors": loader.errors, **train_log.last}
+    summary = {
+        "rank": ctx.rank,
+        "step": step,
+        "stopped_early": step < config.max_steps,
+        "checkpoint": str(step_folder(checkpoints, step)),
+        "world_size": ctx.world_size,
+        "replicas_agree": _replicas_agree(model, ctx),
+        "loader_errors": loader.errors,
+        **train_log.last,
+    }
     if ctx.is_main:
         write_json_atomic(str(run / SUMMARY), summary)
     train_log.close()
@@ -170,8 +224,10 @@ def build_model(config: TrainConfig) -> LatentDiffusion:
     init = Path(config.init_from) if config.init_from else None
     if init is not None and init.is_dir():
         if config.model is not None:
-            raise TrainError(f"model: {config.model} and init_from {init} both name an architecture; leave `model` empty, "
-                             "a checkpoint folder brings its own")
+            raise TrainError(
+                f"model: {config.model} and init_from {init} both name an architecture; leave `model` empty, "
+                "a checkpoint folder brings its own"
+            )
         model = load_checkpoint(init, use_ema=True, text_encoder=config.text_encoder)
         if not isinstance(model, LatentDiffusion):
             raise TrainError(f"init_from {init} is a VAE checkpoint; give a diffusion checkpoint, or the VAE as `vae`")
@@ -187,7 +243,9 @@ def build_model(config: TrainConfig) -> LatentDiffusion:
     if config.vae:
         _load_vae(model, config.vae)
     elif init is None:
-        log.warning("no VAE given (vae:): the VAE has random weights; train one with `soundry train-vae` for real audio")
+        log.warning(
+            "no VAE given (vae:): the VAE has random weights; train one with `soundry train-vae` for real audio"
+        )
     return model
 
 
@@ -216,15 +274,24 @@ def _load_vae(model: LatentDiffusion, source: str) -> None:
     if path.is_dir():
         vae = load_vae(path, use_ema=True)
         if vae.config != model.config.vae:
-            raise TrainError(f"vae {path}: its architecture differs from the model's vae section; "
-                             "train with the model config the VAE was trained with")
+            raise TrainError(
+                f"vae {path}: its architecture differs from the model's vae section; "
+                "train with the model config the VAE was trained with"
+            )
         model.vae.load_state_dict(vae.state_dict())
     else:
         load_sao_vae_weights(model.vae, read_tensors(path), str(path))
 
 
-def _resume(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.optim.Optimizer,
-            scheduler: Any, loader: Any, ctx: Distributed) -> int:
+def _resume(
+    folder: Path,
+    model: LatentDiffusion,
+    ema: EMA,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    loader: Any,
+    ctx: Distributed,
+) -> int:
     """Everything but the weights (loaded before wrapping): EMA, optimizer, schedule, data, RNG."""
     state = load_training_state(folder)
     ema.load_state_dict({"updates": state["ema_updates"], "shadow": read_tensors(folder / "ema.safetensors")})
@@ -237,15 +304,30 @@ def _resume(folder: Path, model: LatentDiffusion, ema: EMA, optimizer: torch.opt
         # Each rank reads its own part of the data, so positions saved by another number of ranks
         # do not apply here: the data go on from the start of the next epoch (not exactly resumable).
         loader.set_epoch(max(position["epoch"] for position in positions) + 1)
-        log.warning("the checkpoint %s was written by %d rank(s), this run has %d: the data continue from the next "
-                    "epoch, not from where they stopped", folder, len(positions), ctx.world_size)
+        log.warning(
+            "the checkpoint %s was written by %d rank(s), this run has %d: the data continue from the next "
+            "epoch, not from where they stopped",
+            folder,
+            len(positions),
+            ctx.world_size,
+        )
     set_rng_state(state["rng"])
     return int(state["step"])
 
 
-def _save(folder: Path, model: LatentDiffusion, weights: dict[str, Tensor], averaged: dict[str, Tensor],
-          optimizer: torch.optim.Optimizer, scheduler: Any, loader: Any, ema_updates: int, step: int,
-          config: TrainConfig, ctx: Distributed) -> None:
+def _save(
+    folder: Path,
+    model: LatentDiffusion,
+    weights: dict[str, Tensor],
+    averaged: dict[str, Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    loader: Any,
+    ema_updates: int,
+    step: int,
+    config: TrainConfig,
+    ctx: Distributed,
+) -> None:
     """All ranks hand rank 0 their loader position and their part of the optimizer state; rank 0
     commits the folder. The optimizer state is a full state dict keyed by parameter name, the same
     under DDP, FSDP2 and one process, so a checkpoint resumes under any of them."""
@@ -253,12 +335,25 @@ def _save(folder: Path, model: LatentDiffusion, weights: dict[str, Tensor], aver
     optimizer_state = full_optimizer_state(model, optimizer)
     if ctx.is_main:
         with checkpoint_writer(folder) as tmp:
-            write_model_files(tmp, model, state=weights, ema_state=averaged, step=step,
-                              metadata={"train": config.model_dump(mode="json")})
-            save_training_state(tmp, {
-                "step": step, "optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
-                "ema_updates": ema_updates, "loader": positions, "rng": rng_state(),
-            })
+            write_model_files(
+                tmp,
+                model,
+                state=weights,
+                ema_state=averaged,
+                step=step,
+                metadata={"train": config.model_dump(mode="json")},
+            )
+            save_training_state(
+                tmp,
+                {
+                    "step": step,
+                    "optimizer": optimizer_state,
+                    "scheduler": scheduler.state_dict(),
+                    "ema_updates": ema_updates,
+                    "loader": positions,
+                    "rng": rng_state(),
+                },
+            )
     barrier(ctx)
 
 
@@ -282,12 +377,25 @@ def gather(obj: Any, ctx: Distributed) -> list[Any]:
     return gathered
 
 
-def _demo(model: LatentDiffusion, weights: dict[str, Tensor], averaged: dict[str, Tensor], config: TrainConfig,
-          step: int, train_log: TrainLog) -> None:
+def _demo(
+    model: LatentDiffusion,
+    weights: dict[str, Tensor],
+    averaged: dict[str, Tensor],
+    config: TrainConfig,
+    step: int,
+    train_log: TrainLog,
+) -> None:
     sampler = _sampler(model, weights, averaged)
     demo = config.demo
-    audio = generate(sampler, demo.prompts, demo.seconds, length_s=demo.seconds, steps=demo.steps,
-                     cfg_scale=demo.cfg_scale, seed=config.seed)
+    audio = generate(
+        sampler,
+        demo.prompts,
+        demo.seconds,
+        length_s=demo.seconds,
+        steps=demo.steps,
+        cfg_scale=demo.cfg_scale,
+        seed=config.seed,
+    )
     train_log.demo(step, demo.prompts, audio, model.config.sample_rate)
 
 
@@ -299,7 +407,9 @@ def _sampler(model: LatentDiffusion, weights: dict[str, Tensor], averaged: dict[
     with torch.device("meta"):
         sampler = LatentDiffusion(model.config, vae=model.vae, text_encoder=model.conditioners.text_encoder)
     shared = {f"vae.{k}" for k in model.vae.state_dict()} | model.text_encoder_keys()
-    load_strict(sampler, {k: v for k, v in weights.items() if k not in shared} | averaged, "the demo's weights", skip=shared)
+    load_strict(
+        sampler, {k: v for k, v in weights.items() if k not in shared} | averaged, "the demo's weights", skip=shared
+    )
     return sampler.to(next(model.vae.parameters()).device).eval()
 
 

@@ -20,18 +20,34 @@ from torch import Tensor, nn
 
 from model.checkpoint import checkpoint_writer, write_model_files
 from model.config import ModelConfig
-from model.training.distributed import (Distributed, any_rank, barrier, close_distributed, init_distributed, mean_over_ranks,
-                               uses_bf16, wrap_model)
-from model.training.ema import EMA
-from model.training.preemption import StopRequest
-from model.training.train import gather, model_config_for
 from model.training.config import VAETrainConfig
 from model.training.data import endless, loader_config, step_generator, to_device
+from model.training.distributed import (
+    Distributed,
+    any_rank,
+    barrier,
+    close_distributed,
+    init_distributed,
+    mean_over_ranks,
+    uses_bf16,
+    wrap_model,
+)
+from model.training.ema import EMA
 from model.training.log import TrainLog
-from model.training.state import (latest_checkpoint, load_training_state, prune_checkpoints, resuming_from, rng_state, save_training_state,
-                               set_rng_state, step_folder)
-from model.vae import AudioVAE
+from model.training.preemption import StopRequest
+from model.training.state import (
+    latest_checkpoint,
+    load_training_state,
+    prune_checkpoints,
+    resuming_from,
+    rng_state,
+    save_training_state,
+    set_rng_state,
+    step_folder,
+)
+from model.training.train import gather, model_config_for
 from model.training.vae_losses import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses, stft_loss
+from model.vae import AudioVAE
 from model.weights import load_strict, read_tensors, write_tensors
 from shards.loader.loader import make_loader
 
@@ -106,9 +122,11 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
         train_log.line(f"resumed from {latest} at step {step}")
     autoencoder = wrap_model(AutoencoderObjective(vae, discriminator, config), ctx)
     critic = wrap_model(DiscriminatorObjective(discriminator), ctx)
-    train_log.line(f"training the VAE of {config.model}: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters, "
-                   f"discriminator {sum(p.numel() for p in discriminator.parameters()) / 1e6:.2f} M, "
-                   f"{ctx.world_size} rank(s) ({ctx.device.type}), crops of {config.sample_size} samples")
+    train_log.line(
+        f"training the VAE of {config.model}: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters, "
+        f"discriminator {sum(p.numel() for p in discriminator.parameters()) / 1e6:.2f} M, "
+        f"{ctx.world_size} rank(s) ({ctx.device.type}), crops of {config.sample_size} samples"
+    )
 
     # ---- loop
     stop = StopRequest()
@@ -145,43 +163,92 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
             names = sorted(logged)  # the adversarial losses join mid-run: average what each step had
             means = mean_over_ranks(torch.stack([torch.stack(logged[k]).mean() for k in names]), ctx)
             elapsed = time.perf_counter() - window_started
-            train_log.scalars(step, {**{f"loss_{k}": v.item() for k, v in zip(names, means)}, "grad_norm": grad_norm.item(),
-                                     "samples_per_s": examples * ctx.world_size / elapsed})
+            train_log.scalars(
+                step,
+                {
+                    **{f"loss_{k}": v.item() for k, v in zip(names, means, strict=True)},
+                    "grad_norm": grad_norm.item(),
+                    "samples_per_s": examples * ctx.world_size / elapsed,
+                },
+            )
             window_started, examples, logged = time.perf_counter(), 0, {}
         stopping = any_rank(stop.requested(), ctx)
         if stopping or step % config.checkpoint_every == 0 or step == config.max_steps:
-            _save(step_folder(checkpoints, step), vae, discriminator, ema, optimizer, critic_optimizer, loader, step,
-                  config, model_config, ctx)
+            _save(
+                step_folder(checkpoints, step),
+                vae,
+                discriminator,
+                ema,
+                optimizer,
+                critic_optimizer,
+                loader,
+                step,
+                config,
+                model_config,
+                ctx,
+            )
             if ctx.is_main:
                 prune_checkpoints(checkpoints, config.keep_checkpoints)
             train_log.line(f"checkpoint {step_folder(checkpoints, step)}")
         if ctx.is_main and step == config.max_steps:
             _demo(vae, ema, audio, model_config, step, train_log)
         if stopping:
-            train_log.line(f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; run the same command to resume")
+            train_log.line(
+                f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; run the same command to "
+                f"resume"
+            )
             break
-    summary = {"rank": ctx.rank, "step": step, "stopped_early": step < config.max_steps,
-               "checkpoint": str(step_folder(checkpoints, step)), "world_size": ctx.world_size,
-               "loader_errors": loader.errors, **train_log.last}
+    summary = {
+        "rank": ctx.rank,
+        "step": step,
+        "stopped_early": step < config.max_steps,
+        "checkpoint": str(step_folder(checkpoints, step)),
+        "world_size": ctx.world_size,
+        "loader_errors": loader.errors,
+        **train_log.last,
+    }
     train_log.close()
     del autoencoder, critic  # before the process group ends (see close_distributed)
     close_distributed(ctx)
     return summary
 
 
-def _save(folder: Path, vae: AudioVAE, discriminator: nn.Module, ema: EMA, optimizer: torch.optim.Optimizer,
-          critic_optimizer: torch.optim.Optimizer, loader: Any, step: int, config: VAETrainConfig,
-          model_config: ModelConfig, ctx: Distributed) -> None:
+def _save(
+    folder: Path,
+    vae: AudioVAE,
+    discriminator: nn.Module,
+    ema: EMA,
+    optimizer: torch.optim.Optimizer,
+    critic_optimizer: torch.optim.Optimizer,
+    loader: Any,
+    step: int,
+    config: VAETrainConfig,
+    model_config: ModelConfig,
+    ctx: Distributed,
+) -> None:
     positions = gather(loader.state_dict(), ctx)
     if ctx.is_main:
         with checkpoint_writer(folder) as tmp:
-            write_model_files(tmp, vae, model_config, ema_state=ema.shadow, step=step,
-                              metadata={"train_vae": config.model_dump(mode="json")})
+            write_model_files(
+                tmp,
+                vae,
+                model_config,
+                ema_state=ema.shadow,
+                step=step,
+                metadata={"train_vae": config.model_dump(mode="json")},
+            )
             write_tensors(tmp / DISCRIMINATOR, discriminator.state_dict())
-            save_training_state(tmp, {
-                "step": step, "optimizer": optimizer.state_dict(), "critic_optimizer": critic_optimizer.state_dict(),
-                "ema_updates": ema.updates, "loader": positions, "rng": rng_state(),
-            })
+            save_training_state(
+                tmp,
+                {
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "critic_optimizer": critic_optimizer.state_dict(),
+                    "ema_updates": ema.updates,
+                    "loader": positions,
+                    "rng": rng_state(),
+                },
+            )
     barrier(ctx)
 
 
@@ -193,5 +260,9 @@ def _demo(vae: AudioVAE, ema: EMA, audio: Tensor, model_config: ModelConfig, ste
     ema.copy_to(averaged)
     original = audio[:1].float()
     rebuilt = averaged.decode(averaged.encode(original, sample=False))[..., : original.shape[-1]]
-    train_log.demo(step, ["original", "reconstruction (EMA weights)"], torch.cat([original, rebuilt]).cpu(),
-                   model_config.sample_rate)
+    train_log.demo(
+        step,
+        ["original", "reconstruction (EMA weights)"],
+        torch.cat([original, rebuilt]).cpu(),
+        model_config.sample_rate,
+    )

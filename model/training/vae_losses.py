@@ -71,8 +71,14 @@ class STFTDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         b = x.shape[0]
         window = torch.hann_window(self.n_fft, device=x.device, dtype=x.dtype)
-        spec = torch.stft(x.reshape(-1, x.shape[-1]), self.n_fft, hop_length=self.n_fft // 4, window=window,
-                          normalized=True, return_complex=True)  # (B * C, F, frames)
+        spec = torch.stft(
+            x.reshape(-1, x.shape[-1]),
+            self.n_fft,
+            hop_length=self.n_fft // 4,
+            window=window,
+            normalized=True,
+            return_complex=True,
+        )  # (B * C, F, frames)
         z = torch.view_as_real(spec).reshape(b, -1, *spec.shape[1:], 2)  # (B, C, F, frames, 2)
         z = z.permute(0, 1, 4, 3, 2).reshape(b, -1, spec.shape[2], spec.shape[1])  # (B, 2C, frames, F)
         features = []
@@ -85,8 +91,9 @@ class STFTDiscriminator(nn.Module):
 class MultiScaleSTFTDiscriminator(nn.Module):
     def __init__(self, audio_channels: int, config: VAELossConfig) -> None:
         super().__init__()
-        self.discriminators = nn.ModuleList(STFTDiscriminator(audio_channels, n, config.discriminator_filters)
-                                            for n in config.discriminator_ffts)
+        self.discriminators = nn.ModuleList(
+            STFTDiscriminator(audio_channels, n, config.discriminator_filters) for n in config.discriminator_ffts
+        )
 
     def forward(self, x: Tensor) -> list[tuple[Tensor, list[Tensor]]]:
         return [d(x) for d in self.discriminators]
@@ -97,23 +104,34 @@ class MultiScaleSTFTDiscriminator(nn.Module):
 
 def discriminator_loss(discriminator: MultiScaleSTFTDiscriminator, real: Tensor, fake: Tensor) -> Tensor:
     """Hinge: mean relu(1 - D(real)) + relu(1 + D(fake)) per scale, averaged; the fakes detached."""
-    losses = [F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-              for (real_logits, _), (fake_logits, _) in zip(discriminator(real), discriminator(fake.detach()))]
+    losses = [
+        F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        for (real_logits, _), (fake_logits, _) in zip(discriminator(real), discriminator(fake.detach()), strict=True)
+    ]
     return torch.stack(losses).mean()
 
 
-def generator_losses(output: VAEOutput, real: Tensor, discriminator: MultiScaleSTFTDiscriminator,
-                     config: VAELossConfig) -> dict[str, Tensor]:
+def generator_losses(
+    output: VAEOutput, real: Tensor, discriminator: MultiScaleSTFTDiscriminator, config: VAELossConfig
+) -> dict[str, Tensor]:
     """The VAE's side: STFT, adversarial (hinge), feature matching and KL, and their weighted total."""
     fake = output.reconstruction
     with torch.no_grad():
         real_features = [features for _, features in discriminator(real)]
     adversarial, matching = [], []
-    for (logits, features), targets in zip(discriminator(fake), real_features):
+    for (logits, features), targets in zip(discriminator(fake), real_features, strict=True):
         adversarial.append(F.relu(1 - logits).mean())
-        matching += [F.l1_loss(f, t) / t.abs().mean().clamp_min(EPS) for f, t in zip(features, targets)]
-    losses = {"stft": stft_loss(fake, real, config.fft_sizes), "adversarial": torch.stack(adversarial).mean(),
-              "feature_matching": torch.stack(matching).mean(), "kl": output.kl}
-    losses["total"] = (config.stft_weight * losses["stft"] + config.adversarial_weight * losses["adversarial"]
-                       + config.feature_matching_weight * losses["feature_matching"] + config.kl_weight * losses["kl"])
+        matching += [F.l1_loss(f, t) / t.abs().mean().clamp_min(EPS) for f, t in zip(features, targets, strict=True)]
+    losses = {
+        "stft": stft_loss(fake, real, config.fft_sizes),
+        "adversarial": torch.stack(adversarial).mean(),
+        "feature_matching": torch.stack(matching).mean(),
+        "kl": output.kl,
+    }
+    losses["total"] = (
+        config.stft_weight * losses["stft"]
+        + config.adversarial_weight * losses["adversarial"]
+        + config.feature_matching_weight * losses["feature_matching"]
+        + config.kl_weight * losses["kl"]
+    )
     return losses

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from orchestration.cli.options import add_job_arguments, job_overrides
 
@@ -13,20 +11,25 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-
 def add_commands(commands: argparse._SubParsersAction) -> None:
     curate_cmd = commands.add_parser(
-        "curate", help="raw audio in, a clip table out (probe, decode, resample, segment, measure, filter, dedup, FLAC)",
+        "curate",
+        help="raw audio in, a clip table out (probe, decode, resample, segment, measure, filter, dedup, FLAC)",
         description="Curate raw audio into a clip table (Parquet), a rejects table and summary.json. "
         "Options come from --config YAML, then from the options below (dotted names reach nested keys). "
         "Running the same command again resumes an interrupted run.",
     )
-    curate_cmd.add_argument("paths", nargs="*", metavar="INPUT", help="input folders, globs or URLs (added to the config's inputs)")
+    curate_cmd.add_argument(
+        "paths", nargs="*", metavar="INPUT", help="input folders, globs or URLs (added to the config's inputs)"
+    )
     add_job_arguments(curate_cmd, "orchestration.configs.jobs:CurateJob")
     curate_cmd.set_defaults(handler=_curate)
 
-    corpus = commands.add_parser("demo-corpus", help="write the procedural demo corpus to a folder",
-                                 description="Synthesize music pieces with known attributes in six formats with tags.")
+    corpus = commands.add_parser(
+        "demo-corpus",
+        help="write the procedural demo corpus to a folder",
+        description="Synthesize music pieces with known attributes in six formats with tags.",
+    )
     corpus.add_argument("out", help="folder to write into")
     corpus.add_argument("--pieces", type=int, default=36, help="number of pieces (default: 36)")
     corpus.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -58,7 +61,12 @@ def _curate(args: argparse.Namespace, console: Console) -> int:
 def _demo_corpus(args: argparse.Namespace, console: Console) -> int:
     from curation.demo.corpus import generate_demo_corpus
 
-    pieces = generate_demo_corpus(args.out, n_pieces=args.pieces, seed=args.seed,
-                                  min_duration_s=args.min_duration, max_duration_s=args.max_duration)
+    pieces = generate_demo_corpus(
+        args.out,
+        n_pieces=args.pieces,
+        seed=args.seed,
+        min_duration_s=args.min_duration,
+        max_duration_s=args.max_duration,
+    )
     console.print(f"{len(pieces)} pieces in {args.out}")
     return 0

@@ -44,18 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except UserError as error:
-        console.print(f"[bold red]soundry {args.command}: error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]soundry {args.command}: error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
         return 2
     except KeyboardInterrupt:
         console.print(f"soundry {args.command}: interrupted; run the same command again to resume")
         return 130
 
 
-
 def _parser(modules: list) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(
         prog="soundry",
-        description="Curate raw audio into pseudo-labeled, versioned WebDatasets and train text-to-audio models on them.",
+        description="Curate raw audio into pseudo-labeled, versioned WebDatasets and train text-to-audio models on "
+        "them.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in modules:

@@ -11,9 +11,7 @@ import argparse
 import importlib
 import typing
 from collections.abc import Callable
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -31,7 +29,10 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], p
             continue
         default = "" if field.is_required() else f" (default: {_show(field.get_default(call_default_factory=True))})"
         group.add_argument(
-            f"--{key}", dest=key, default=argparse.SUPPRESS, metavar=_metavar(field.annotation),
+            f"--{key}",
+            dest=key,
+            default=argparse.SUPPRESS,
+            metavar=_metavar(field.annotation),
             # argparse %-formats help strings; a description may hold a literal %.
             help=f"{field.description or ''}{default}".replace("%", "%%"),
         )

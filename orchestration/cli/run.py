@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 import logging
 import os
 from importlib import resources
 from pathlib import Path
-
-
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,27 +15,35 @@ if TYPE_CHECKING:
     from orchestration.configs.pipeline import PipelineConfig
 
 
-
 def add_commands(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
-        "run", help="the whole road: curate, vocab, label, publish, train-vae, train, sample",
+        "run",
+        help="the whole road: curate, vocab, label, publish, train-vae, train, sample",
         description="Run every stage on raw audio folders. Each stage is skipped when its output for the same "
         "config and inputs exists, so an interrupted run resumes. The YAML has one section per stage "
         "(see orchestration/jobs/demo_pipeline.yaml); --set overrides one value.",
     )
     run.add_argument("config", metavar="PIPELINE.yaml", help="pipeline configuration")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a value, e.g. --set train.max_steps=500 (repeatable)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value, e.g. --set train.max_steps=500 (repeatable)",
+    )
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser(
-        "demo", help="generate the demo corpus and run the whole road on it (minutes on 2 CPU cores)",
+        "demo",
+        help="generate the demo corpus and run the whole road on it (minutes on 2 CPU cores)",
         description="Generate the procedural demo corpus (if missing) and run the embedded demo pipeline on it: "
         "template vocabulary, random CLAP, tiny VAE and DiT, a generated WAV at the end.",
     )
     demo.add_argument("--dir", default="demo", help="folder for the demo corpus and run (default: demo)")
     demo.add_argument("--pieces", type=int, default=36, help="number of demo pieces (default: 36)")
-    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline value (repeatable)")
+    demo.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a pipeline value (repeatable)"
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -61,10 +67,14 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     # Beside the corpus, not in it: the rater captions of the demo's vocabularies (Rater-LF sentences, aspect tags).
     captions = write_demo_captions(pieces, Path(args.dir) / "rater_captions.csv")
     base = yaml.safe_load(resources.files("orchestration.jobs").joinpath("demo_pipeline.yaml").read_text())
-    base |= {"run_dir": str(Path(args.dir) / "run"),
-             "inputs": [{"path": str(corpus), "source_name": "soundry-demo", "license": "CC0-1.0"}]}
-    base["vocab"] = {**base.get("vocab", {}),
-                     "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}]}
+    base |= {
+        "run_dir": str(Path(args.dir) / "run"),
+        "inputs": [{"path": str(corpus), "source_name": "soundry-demo", "license": "CC0-1.0"}],
+    }
+    base["vocab"] = {
+        **base.get("vocab", {}),
+        "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}],
+    }
     return _execute(resolve(PipelineConfig, None, _overrides(args.set), base=base), console)
 
 
@@ -73,8 +83,9 @@ def _execute(config: PipelineConfig, console: Console) -> int:
 
     from orchestration.jobs.pipeline import run_pipeline
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)],
-                        force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True
+    )
     run_pipeline(config, console)
     return 0
 

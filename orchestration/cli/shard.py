@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 import json
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from orchestration.cli.options import add_job_arguments, job_overrides
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from orchestration.configs.jobs import ShardJob
 
+    from orchestration.configs.jobs import ShardJob
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -22,7 +20,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         ("publish", _publish, "write the shards (resuming) and publish the version: stats, card, manifest last"),
     ):
         parser = commands.add_parser(
-            name, help=summary,
+            name,
+            help=summary,
             description=f"{summary[0].upper()}{summary[1:]}. Joins the clip table with the label table, splits by "
             "source, shuffles with a seed and writes {split}-{n:06d}.tar shards under ROOT/VERSION/shards. "
             "Running the same command again resumes; a published version is never overwritten.",
@@ -39,11 +38,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="a version's manifest summary (--json: the whole manifest)")
     show.add_argument("version", help="version folder (or URL)")
     show.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    diff = actions.add_parser("diff", help="clips added, removed, relabeled and moved, and changed configs, from A to B")
+    diff = actions.add_parser(
+        "diff", help="clips added, removed, relabeled and moved, and changed configs, from A to B"
+    )
     diff.add_argument("a", help="older version folder")
     diff.add_argument("b", help="newer version folder")
     diff.add_argument("--json", action="store_true", help="print the full difference as JSON")
-    verify = actions.add_parser("verify", help="recompute every shard's checksum; exit 1 naming any corrupt or missing file")
+    verify = actions.add_parser(
+        "verify", help="recompute every shard's checksum; exit 1 naming any corrupt or missing file"
+    )
     verify.add_argument("version", help="version folder (or URL)")
     versions.set_defaults(handler=_versions)
 
@@ -57,7 +60,6 @@ def _job(args: argparse.Namespace) -> ShardJob:
 
 def _shard(args: argparse.Namespace, console: Console) -> int:
     from orchestration.configs.resolve import to_yaml
-
     from orchestration.jobs.shard import write_shards
 
     job = _job(args)
@@ -70,7 +72,6 @@ def _shard(args: argparse.Namespace, console: Console) -> int:
 
 def _publish(args: argparse.Namespace, console: Console) -> int:
     from orchestration.configs.resolve import to_yaml
-
     from orchestration.jobs.shard import publish_version
 
     job = _job(args)
@@ -90,12 +91,18 @@ def print_shard_summary(summary: dict[str, Any], console: Console) -> None:
     table.add_column()
     excluded = ", ".join(f"{reason}: {n}" for reason, n in summary["clips_excluded"].items()) or "none"
     table.add_row("clips", f"{summary['clips']} of {summary['clips_in']} (left out: {excluded})")
-    table.add_row("shards", f"{summary['shards']} ({summary['shards_resumed']} resumed) · {summary['bytes'] / 1e6:.1f} MB")
+    table.add_row(
+        "shards", f"{summary['shards']} ({summary['shards_resumed']} resumed) · {summary['bytes'] / 1e6:.1f} MB"
+    )
     for split, facts in summary.get("splits", {}).items():
-        table.add_row(f"  {split}", f"{facts['clips']} clips · {facts['hours']:.3f} h · {facts['sources']} sources · "
-                                    f"{facts['shards']} shards")
+        table.add_row(
+            f"  {split}",
+            f"{facts['clips']} clips · {facts['hours']:.3f} h · {facts['sources']} sources · {facts['shards']} shards",
+        )
     table.add_row("runner", f"{summary['runner']} ({summary['workers']} workers)")
-    phases = " · ".join(f"{name.removesuffix('_s').replace('_', ' ')} {s:.1f} s" for name, s in summary["phases_s"].items())
+    phases = " · ".join(
+        f"{name.removesuffix('_s').replace('_', ' ')} {s:.1f} s" for name, s in summary["phases_s"].items()
+    )
     table.add_row("time", f"{summary['wall_s']:.1f} s ({phases}) · {summary['mb_per_s']:.0f} MB/s written")
     console.print(table)
 
@@ -143,8 +150,17 @@ def _list(listed: list[dict[str, Any]], root: str, console: Console) -> int:
         table.add_column(column)
     for v in listed:
         if v["published"]:
-            table.add_row(v["version"], "published", v["created"][:10], str(v["clips"]), f"{v['hours']:.2f}", str(v["shards"]),
-                          f"{v['bytes'] / 1e6:.1f}", ",".join(v["splits"]), "yes" if v["labeled"] else "no")
+            table.add_row(
+                v["version"],
+                "published",
+                v["created"][:10],
+                str(v["clips"]),
+                f"{v['hours']:.2f}",
+                str(v["shards"]),
+                f"{v['bytes'] / 1e6:.1f}",
+                ",".join(v["splits"]),
+                "yes" if v["labeled"] else "no",
+            )
         else:
             table.add_row(v["version"], "unfinished" if v["pending"] else "not a version", "", "", "", "", "", "", "")
     console.print(table)
@@ -159,12 +175,18 @@ def _show(manifest: dict[str, Any], console: Console) -> None:
     table.add_column()
     totals = manifest["totals"]
     table.add_row("created", manifest["created"])
-    table.add_row("totals", f"{totals['clips']} clips · {totals['hours']:.3f} h · {totals['shards']} shards · "
-                            f"{totals['bytes'] / 1e6:.1f} MB")
+    table.add_row(
+        "totals",
+        f"{totals['clips']} clips · {totals['hours']:.3f} h · {totals['shards']} shards · "
+        f"{totals['bytes'] / 1e6:.1f} MB",
+    )
     for split, facts in manifest["splits"].items():
         table.add_row(f"  {split}", f"{facts['clips']} clips · {facts['hours']:.3f} h · {facts['sources']} sources")
-    table.add_row("audio", f"{manifest['audio']['sample_rate']} Hz · {manifest['audio']['channels']} ch · "
-                           f"members: {', '.join(manifest['members'])}")
+    table.add_row(
+        "audio",
+        f"{manifest['audio']['sample_rate']} Hz · {manifest['audio']['channels']} ch · "
+        f"members: {', '.join(manifest['members'])}",
+    )
     licenses = manifest["licenses"]
     table.add_row("licenses", ", ".join(f"{k}: {v['clips']}" for k, v in licenses["per_license"].items()))
     table.add_row("allowed", ", ".join(licenses["allowed"]) if licenses["allowed"] else "all")

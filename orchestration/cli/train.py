@@ -4,12 +4,10 @@ torchrun (one process per GPU, one node or many), or on a Ray cluster through Ra
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from orchestration.cli.options import add_job_arguments, job_overrides
 
@@ -17,21 +15,32 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-
 def add_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
-        "train", help="train the diffusion transformer on a published dataset version",
+        "train",
+        help="train the diffusion transformer on a published dataset version",
         description="Train the DiT (on latents when the version has them, else on audio through the frozen VAE). "
         "Run it as is, under torchrun (`torchrun --nproc_per_node 8 -m orchestration.cli train ...`), or on a "
         "Ray cluster with --ray-address. Running the same command again resumes from the newest checkpoint.",
     )
-    train.add_argument("--ray-address", metavar="ADDRESS", help="train on this Ray cluster with Ray Train (`auto`: the one this machine joined)")
-    train.add_argument("--ray-workers", type=int, default=1, metavar="N", help="Ray Train workers (one per GPU when the cluster has GPUs; default 1)")
+    train.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="train on this Ray cluster with Ray Train (`auto`: the one this machine joined)",
+    )
+    train.add_argument(
+        "--ray-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Ray Train workers (one per GPU when the cluster has GPUs; default 1)",
+    )
     add_job_arguments(train, "model.training.config:TrainConfig")
     train.set_defaults(handler=_train)
 
     vae = commands.add_parser(
-        "train-vae", help="train the audio autoencoder (VAE) on a published dataset version",
+        "train-vae",
+        help="train the audio autoencoder (VAE) on a published dataset version",
         description="Train the VAE with STFT, adversarial, feature-matching and KL losses. Runs as is or under "
         "torchrun like `soundry train`; running the same command again resumes from the newest checkpoint.",
     )
@@ -73,5 +82,6 @@ def _run(args: argparse.Namespace, console: Console, trainer: Callable[[Any], di
 def _log_to(console: Console) -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)],
-                        force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)], force=True
+    )

@@ -3,33 +3,53 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from orchestration.cli.options import add_job_arguments, job_overrides
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from orchestration.configs.jobs import VocabJob
 
+    from orchestration.configs.jobs import VocabJob
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     vocab = commands.add_parser(
-        "vocab", help="caption vocabularies: LLM long-form sentences, rater sentences, short tags",
+        "vocab",
+        help="caption vocabularies: LLM long-form sentences, rater sentences, short tags",
         description="Build the caption vocabularies pseudo-labels are chosen from: long-form sentences an LLM "
         "(or the template backend) writes about the corpus's songs and about tag combinations, sentences split "
         "from caption datasets, and short tags with their aspects. Writes <name>-<version>.parquet tables and "
         "manifest.json (last) to --output. Running it again resumes: answers already paid for are cached.",
     )
-    vocab.add_argument("corpus_paths", nargs="*", metavar="CORPUS", help="curated clip-table folders (outputs of `soundry curate`), added to the config's corpus")
-    vocab.add_argument("--captions-file", action="append", default=[], metavar="PATH",
-                       help="a caption dataset with a `caption` column (CSV, JSON Lines, JSON, Parquet), added to the config's captions; repeatable")
-    vocab.add_argument("--songs-file", action="append", default=[], metavar="PATH",
-                       help="a song list with `title` and `artist` columns, added to the config's songs; repeatable")
-    vocab.add_argument("--exclude-file", action="append", default=[], metavar="PATH",
-                       help="evaluation captions (a `caption` column) no sentence may match, added to cleaning.exclude; repeatable")
+    vocab.add_argument(
+        "corpus_paths",
+        nargs="*",
+        metavar="CORPUS",
+        help="curated clip-table folders (outputs of `soundry curate`), added to the config's corpus",
+    )
+    vocab.add_argument(
+        "--captions-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a caption dataset with a `caption` column (CSV, JSON Lines, JSON, Parquet), added to the config's "
+        "captions; repeatable",
+    )
+    vocab.add_argument(
+        "--songs-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a song list with `title` and `artist` columns, added to the config's songs; repeatable",
+    )
+    vocab.add_argument(
+        "--exclude-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="evaluation captions (a `caption` column) no sentence may match, added to cleaning.exclude; repeatable",
+    )
     add_job_arguments(vocab, "orchestration.configs.jobs:VocabJob")
     vocab.set_defaults(handler=_vocab)
 
@@ -73,18 +93,29 @@ def print_vocab_summary(summary: dict[str, Any], console: Console) -> None:
         engine += f", model loaded {llm['model_loads']}x in {llm['model_load_s']:.1f} s"
     songs = llm["songs"].get("prompted", 0)
     skipped = {k: v for k, v in llm["songs"].items() if k != "prompted"}
-    table.add_row("llm", f"{llm['backend']} backend ({engine}): {llm['prompts']} prompts = {songs} songs + "
-                         f"{llm['combinations']} tag combinations{' (songs skipped: ' + _counts(skipped) + ')' if skipped else ''}; "
-                         f"answers: {llm['answers_generated']} generated, {llm['answers_cached']} from the cache")
+    table.add_row(
+        "llm",
+        f"{llm['backend']} backend ({engine}): {llm['prompts']} prompts = {songs} songs + "
+        f"{llm['combinations']} tag combinations{' (songs skipped: ' + _counts(skipped) + ')' if skipped else ''}; "
+        f"answers: {llm['answers_generated']} generated, {llm['answers_cached']} from the cache",
+    )
     for name, cleaning in summary["cleaning"].items():
         entry = summary["vocabularies"].get(name)
-        head = (f"{entry['count']} {entry['kind'].replace('_', '-')} captions, version {entry['version']} · "
-                f"{_counts(entry['sources'])}") if entry else "empty: not built"
+        head = (
+            (
+                f"{entry['count']} {entry['kind'].replace('_', '-')} captions, version {entry['version']} · "
+                f"{_counts(entry['sources'])}"
+            )
+            if entry
+            else "empty: not built"
+        )
         table.add_row(name, head)
         read = {k: v for k, v in cleaning.items() if k not in ("removed", "kept", "clap_similarity")}
         table.add_row("", f"read: {_counts(read)} · removed: {_counts(cleaning['removed']) or 'nothing'}")
         if cleaning.get("clap_similarity"):
-            table.add_row("", f"CLAP similarity to music descriptions (quantiles): {_counts(cleaning['clap_similarity'])}")
+            table.add_row(
+                "", f"CLAP similarity to music descriptions (quantiles): {_counts(cleaning['clap_similarity'])}"
+            )
         if entry and "aspects" in entry:
             table.add_row("", f"aspects: {_counts(entry['aspects'])}")
     skipped = {path: info["skipped"] for path, info in summary["inputs"].items() if info.get("skipped")}

@@ -24,7 +24,10 @@ class CurateJob(CurationConfig):
 
 
 class VocabJob(VocabConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs LLM generation (the template backend runs in this process)")
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig,
+        description="Engine that runs LLM generation (the template backend runs in this process)",
+    )
 
     def stage_config(self) -> VocabConfig:
         return VocabConfig.model_validate(self.model_dump(exclude={"runner"}))

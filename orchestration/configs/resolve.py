@@ -22,7 +22,9 @@ class ConfigError(UserError):
     """A user's config mistake; the message says which key and what to do."""
 
 
-def resolve(model: type[BaseModel], config_file: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> BaseModel:
+def resolve(
+    model: type[BaseModel], config_file: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None
+) -> BaseModel:
     """base (built-in defaults of an entry point) < YAML file < command-line options."""
     data: dict[str, Any] = dict(base or {})
     origin = "the built-in defaults"
@@ -95,7 +97,9 @@ def nested_model(annotation: Any) -> type[BaseModel] | None:
 def _field_annotation(model: type[BaseModel], path: list[str]) -> Any:
     current: Any = model
     for part in path:
-        nested = nested_model(current) if not (isinstance(current, type) and issubclass(current, BaseModel)) else current
+        nested = (
+            nested_model(current) if not (isinstance(current, type) and issubclass(current, BaseModel)) else current
+        )
         if nested is None or part not in nested.model_fields:
             return None
         current = nested.model_fields[part].annotation
@@ -150,4 +154,3 @@ def _set(data: dict[str, Any], path: list[str], value: Any) -> None:
             child = data[part] = {}
         data = child
     data[path[-1]] = value
-

@@ -26,9 +26,9 @@ class ModelStage:
 
     prepare: Callable[[Any], Any]
     load: Callable[[], Callable[[Any], Result]]
-    workers: int = 1                 # model replicas (ray actors, beam: bounded by its workers)
-    num_gpus: float | None = None    # per replica on ray; None: 1 when the cluster has GPUs, else 0
-    batch_size: int = 1              # payloads a beam model DoFn receives per BatchElements batch
+    workers: int = 1  # model replicas (ray actors, beam: bounded by its workers)
+    num_gpus: float | None = None  # per replica on ray; None: 1 when the cluster has GPUs, else 0
+    batch_size: int = 1  # payloads a beam model DoFn receives per BatchElements batch
 
 
 class Runner(Protocol):
@@ -43,12 +43,12 @@ class Runner(Protocol):
 
     name: str
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
-            on_result: Callable[[Result], None]) -> list[Result]:
+    def map(
+        self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
+    ) -> list[Result]:
         """fn(item) for every item, in parallel; on_result called in this process as each ends."""
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item],
-                  on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """stage.prepare then the loaded model for every item; on_result called in this process as each ends."""
 
     def group_by_key(self, parts: Sequence[str], read: Read, reduce: Reduce) -> list[Result]:

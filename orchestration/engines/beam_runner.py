@@ -38,8 +38,9 @@ class BeamRunner:
     def __init__(self, options: BeamOptions, workers: int) -> None:
         self.options = _pipeline_options(options.pipeline_options, workers)
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
-            on_result: Callable[[Result], None]) -> list[Result]:
+    def map(
+        self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
+    ) -> list[Result]:
         if not items:
             return []
         # Create emits everything from one bundle; the Reshuffle spreads it over workers.
@@ -48,18 +49,19 @@ class BeamRunner:
             on_result(result)
         return results
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item],
-                  on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """prepare as a Map, then BatchElements in front of a DoFn that loads the model in setup()."""
         if not items:
             return []
         results = self._run_and_collect(
-            lambda p: p
-            | beam.Create(items)
-            | beam.Reshuffle()
-            | beam.Map(stage.prepare)
-            | beam.BatchElements(min_batch_size=1, max_batch_size=stage.batch_size)
-            | beam.ParDo(_ModelDoFn(stage.load))
+            lambda p: (
+                p
+                | beam.Create(items)
+                | beam.Reshuffle()
+                | beam.Map(stage.prepare)
+                | beam.BatchElements(min_batch_size=1, max_batch_size=stage.batch_size)
+                | beam.ParDo(_ModelDoFn(stage.load))
+            )
         )
         for result in results:
             on_result(result)
@@ -69,12 +71,14 @@ class BeamRunner:
         if not parts:
             return sum_table({}, keys, value)
         rows = self._run_and_collect(
-            lambda p: p
-            | beam.Create(parts)
-            | beam.Reshuffle()
-            | beam.FlatMap(functools.partial(_key_sums, keys=list(keys), value=value))
-            | beam.CombinePerKey(sum)
-            | beam.Map(lambda pair: {"key": list(pair[0]), "count": pair[1]})
+            lambda p: (
+                p
+                | beam.Create(parts)
+                | beam.Reshuffle()
+                | beam.FlatMap(functools.partial(_key_sums, keys=list(keys), value=value))
+                | beam.CombinePerKey(sum)
+                | beam.Map(lambda pair: {"key": list(pair[0]), "count": pair[1]})
+            )
         )
         return sum_table({tuple(r["key"]): r["count"] for r in rows}, keys, value)
 
@@ -84,12 +88,14 @@ class BeamRunner:
         # Parts are read by the stage's own function, not ReadFromParquet, so that what it
         # reads can name its part by exactly the string given.
         return self._run_and_collect(
-            lambda p: p
-            | beam.Create(parts)
-            | beam.Reshuffle()
-            | beam.FlatMap(read)
-            | beam.GroupByKey()
-            | beam.FlatMap(functools.partial(_reduce_group, reduce=reduce))
+            lambda p: (
+                p
+                | beam.Create(parts)
+                | beam.Reshuffle()
+                | beam.FlatMap(read)
+                | beam.GroupByKey()
+                | beam.FlatMap(functools.partial(_reduce_group, reduce=reduce))
+            )
         )
 
     def close(self) -> None:
@@ -100,12 +106,18 @@ class BeamRunner:
         # Remote runners need the results folder where both their workers and this
         # process can reach it: under --temp_location (e.g. gs://...) when given.
         temp_location = self.options.view_as(GoogleCloudOptions).temp_location
-        folder = (f"{temp_location.rstrip('/')}/soundry-{uuid.uuid4().hex}" if temp_location
-                  else tempfile.mkdtemp(prefix="soundry-beam-"))
+        folder = (
+            f"{temp_location.rstrip('/')}/soundry-{uuid.uuid4().hex}"
+            if temp_location
+            else tempfile.mkdtemp(prefix="soundry-beam-")
+        )
         try:
             pipeline = beam.Pipeline(options=self.options)
-            _ = (build(pipeline) | beam.Map(json.dumps)
-                 | beam.io.WriteToText(f"{folder}/results", file_name_suffix=".jsonl"))
+            _ = (
+                build(pipeline)
+                | beam.Map(json.dumps)
+                | beam.io.WriteToText(f"{folder}/results", file_name_suffix=".jsonl")
+            )
             result = pipeline.run()
             result.wait_until_finish()
             _log_counters(result)

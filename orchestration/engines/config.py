@@ -10,8 +10,14 @@ from curation.core.strict_model import StrictModel
 
 
 class RayOptions(StrictModel):
-    address: str | None = Field(None, description="Ray cluster to join (ray://host:10001 or host:6379); empty: RAY_ADDRESS, else a local Ray started for the job")
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started when no cluster is given; empty: all")
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join (ray://host:10001 or host:6379); empty: RAY_ADDRESS, else a local Ray "
+        "started for the job",
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the local Ray started when no cluster is given; empty: all"
+    )
 
 
 class BeamOptions(StrictModel):
@@ -21,12 +27,17 @@ class BeamOptions(StrictModel):
     # 15.1 s + 0.8 s with threads).
     pipeline_options: list[str] = Field(
         default_factory=lambda: ["--runner=DirectRunner", "--direct_running_mode=multi_threading"],
-        description="Apache Beam pipeline options, e.g. --runner=DataflowRunner --project=... --region=...; the default runs offline on this machine",
+        description="Apache Beam pipeline options, e.g. --runner=DataflowRunner --project=... --region=...; the "
+        "default runs offline on this machine",
     )
 
 
 class RunnerConfig(StrictModel):
-    name: Literal["local", "ray", "beam"] = Field("local", description="Engine: local (process pool), ray (Ray Data) or beam (Apache Beam)")
-    workers: int = Field(0, ge=0, description="Parallel workers (local processes, Ray tasks, Beam direct workers); 0: one per CPU core")
+    name: Literal["local", "ray", "beam"] = Field(
+        "local", description="Engine: local (process pool), ray (Ray Data) or beam (Apache Beam)"
+    )
+    workers: int = Field(
+        0, ge=0, description="Parallel workers (local processes, Ray tasks, Beam direct workers); 0: one per CPU core"
+    )
     ray: RayOptions = Field(default_factory=RayOptions, description="Options of the ray engine")
     beam: BeamOptions = Field(default_factory=BeamOptions, description="Options of the beam engine")

@@ -32,8 +32,9 @@ class LocalRunner:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
             list(self._pool.map(_import, [tuple(warm_imports)] * workers))
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
-            on_result: Callable[[Result], None]) -> list[Result]:
+    def map(
+        self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
+    ) -> list[Result]:
         results: list[Result] = []
         if self._pool is None or len(items) <= 1:
             for item in items:
@@ -53,8 +54,7 @@ class LocalRunner:
                 on_result(results[-1])
         return results
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item],
-                  on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """The pool prepares (decodes) while this process runs the one model: torch already
         spreads a forward pass over every core, and a second replica would only double
         the memory."""

@@ -48,8 +48,9 @@ class RayRunner:
         # The imports take long enough that the tasks land on distinct worker processes.
         ray.get([_warm_up.remote(tuple(warm_imports)) for _ in range(workers)])
 
-    def map(self, fn: Callable[[Item], Result], items: Sequence[Item],
-            on_result: Callable[[Result], None]) -> list[Result]:
+    def map(
+        self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
+    ) -> list[Result]:
         # Plain tasks, not Ray Data: a unit is coarse (seconds to minutes) and writes its own
         # output, so there is nothing to stream between operators, and on the demo corpus
         # Ray Data's executor took 21.6 s where the same units as tasks took 13.1 s.
@@ -67,8 +68,7 @@ class RayRunner:
             on_result(results[-1])
         return results
 
-    def map_model(self, stage: ModelStage, items: Sequence[Item],
-                  on_result: Callable[[Result], None]) -> list[Result]:
+    def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """CPU tasks prepare (decode), a pool of model actors (with GPUs where the cluster has
         them) consumes their payloads: two stages scaled apart, as Ray Data's map_batches
         with an actor pool would run them, without its per-block overhead on coarse units.
@@ -104,8 +104,10 @@ class RayRunner:
             return sum_table({}, keys, value)
         buckets = max(2, self.workers)
         readers = min(len(parts), 4 * self.workers)
-        split = [_read_sums.options(num_returns=buckets).remote(list(parts[i::readers]), list(keys), value, buckets)
-                 for i in range(readers)]
+        split = [
+            _read_sums.options(num_returns=buckets).remote(list(parts[i::readers]), list(keys), value, buckets)
+            for i in range(readers)
+        ]
         reduced = [_add_sums.remote(*[refs[b] for refs in split]) for b in range(buckets)]
         totals = {key: count for bucket in ray.get(reduced) for key, count in bucket}
         return sum_table(totals, keys, value)
@@ -122,8 +124,10 @@ class RayRunner:
             return []
         buckets = max(2, self.workers)  # two at least: one return value is not a list
         readers = min(len(parts), 4 * self.workers)
-        split = [_read_split.options(num_returns=buckets).remote(read, list(parts[i::readers]), buckets)
-                 for i in range(readers)]
+        split = [
+            _read_split.options(num_returns=buckets).remote(read, list(parts[i::readers]), buckets)
+            for i in range(readers)
+        ]
         reduced = [_reduce_groups.remote(reduce, *[refs[b] for refs in split]) for b in range(buckets)]
         return [row for bucket in ray.get(reduced) for row in bucket]
 
@@ -178,8 +182,7 @@ class _ModelWorker:
 
 
 @ray.remote(num_cpus=1)
-def _read_sums(parts: list[str], keys: list[str], value: str,
-               buckets: int) -> list[list[tuple[tuple[str, ...], int]]]:
+def _read_sums(parts: list[str], keys: list[str], value: str, buckets: int) -> list[list[tuple[tuple[str, ...], int]]]:
     split: list[dict[tuple[str, ...], int]] = [{} for _ in range(buckets)]
     for part in parts:
         for key, count in read_key_sums(part, keys, value).items():

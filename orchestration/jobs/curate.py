@@ -14,22 +14,28 @@ from rich.console import Console
 
 from curation.clip import clip_part_url, summary_url
 from curation.config import CurationConfig
+from curation.core.storage import (
+    exists,
+    join,
+    read_json,
+    read_table,
+    remove_stale_temporaries,
+    write_json_atomic,
+    write_table_atomic,
+)
 from curation.dedup import apply_duplicates, decide_group, read_members
-from curation.ffmpeg_binary import find_ffmpeg
 from curation.discover import discover, plan_from_table, plan_to_table, plan_units
-from curation.core.storage import (exists, join, read_json, read_table, remove_stale_temporaries, write_json_atomic,
-                                   write_table_atomic)
+from curation.ffmpeg_binary import find_ffmpeg
 from curation.summary import summarize
 from curation.unit import UnitStats, run_unit
-from orchestration.configs.resolve import ConfigError
-from orchestration.jobs.progress import CurationProgress
-from orchestration.engines.registry import make_runner, worker_count
 from orchestration.configs.jobs import CurateJob
+from orchestration.configs.resolve import ConfigError
+from orchestration.engines.registry import make_runner, worker_count
+from orchestration.jobs.progress import CurationProgress
 
 # What a unit's worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports
 # pandas at its first table conversion), imported while the engine starts.
 WORKER_IMPORTS = ("curation.unit", "pandas")
-
 
 
 def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
@@ -59,8 +65,14 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     finally:
         runner.close()
     clock.lap("engine_stop_s")
-    summary = summarize(config.output, sorted(stats, key=lambda s: s.unit), clock.total(), clock.laps,
-                        runner.name, worker_count(job.runner))
+    summary = summarize(
+        config.output,
+        sorted(stats, key=lambda s: s.unit),
+        clock.total(),
+        clock.laps,
+        runner.name,
+        worker_count(job.runner),
+    )
     # Written last: a folder with summary.json holds a complete clip table.
     write_json_atomic(summary_url(config.output), summary)
     return summary

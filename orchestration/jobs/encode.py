@@ -23,7 +23,6 @@ LATENT_MEMBER = "latent.npy"
 EXECUTION_FIELDS = {"model_workers", "gpus_per_model_worker", "threads"}
 
 
-
 def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, Any]:
     # torch and the shard writers load here, not with the command line.
     from model.latents.encode import EncodeError, LatentEncoder, check_vae_weights, vae_format, vae_weights_sha256
@@ -42,9 +41,11 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
         raise EncodeError(f"source {config.source} already carries latents; encode the version it was derived from")
     audio = source["audio"]
     if (audio["sample_rate"], audio["channels"]) != (form.sample_rate, form.channels):
-        raise EncodeError(f"source {config.source} holds {audio['sample_rate']} Hz, {audio['channels']} channel(s) audio; "
-                          f"the VAE {config.vae} takes {form.sample_rate} Hz, {form.channels} channel(s): publish a "
-                          "version curated at the VAE's format (curation's sample_rate and channels)")
+        raise EncodeError(
+            f"source {config.source} holds {audio['sample_rate']} Hz, {audio['channels']} channel(s) audio; "
+            f"the VAE {config.vae} takes {form.sample_rate} Hz, {form.channels} channel(s): publish a "
+            "version curated at the VAE's format (curation's sample_rate and channels)"
+        )
     check_vae_weights(config)
     target = join(config.root, config.version)
     recorded = {**config.model_dump(mode="json", exclude=EXECUTION_FIELDS), "vae_sha256": vae_weights_sha256(config)}
@@ -56,27 +57,60 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
     if pending:
         runner = make_runner(job.runner)  # no warm imports: the CPU step passes the shard on as it is
         try:
-            with Progress(TextColumn("[bold]encode"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
-                          TimeElapsedColumn(), console=console) as progress:
+            with Progress(
+                TextColumn("[bold]encode"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("shards"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
                 bar = progress.add_task("encode", total=len(shards), completed=len(results))
-                stage = ModelStage(prepare=_shard_payload, load=functools.partial(LatentEncoder, config),
-                                   workers=config.model_workers, num_gpus=config.gpus_per_model_worker)
+                stage = ModelStage(
+                    prepare=_shard_payload,
+                    load=functools.partial(LatentEncoder, config),
+                    workers=config.model_workers,
+                    num_gpus=config.gpus_per_model_worker,
+                )
                 done = runner.map_model(stage, pending, lambda _: progress.advance(bar))
         finally:
             runner.close()
         results += [ShardResult.from_dict(r) for r in done]
-    derivation = {"latents": {"source": config.source, "vae": config.vae, "vae_sha256": recorded["vae_sha256"],
-                              "mode": config.latents, "dtype": config.dtype, **form.lineage()}}
-    manifest = finish_derived(config.source, target, results, name=config.name or source["name"],
-                              description=config.description if config.description is not None else source["description"],
-                              added=[LATENT_MEMBER], derivation=derivation, config=recorded)
+    derivation = {
+        "latents": {
+            "source": config.source,
+            "vae": config.vae,
+            "vae_sha256": recorded["vae_sha256"],
+            "mode": config.latents,
+            "dtype": config.dtype,
+            **form.lineage(),
+        }
+    }
+    manifest = finish_derived(
+        config.source,
+        target,
+        results,
+        name=config.name or source["name"],
+        description=config.description if config.description is not None else source["description"],
+        added=[LATENT_MEMBER],
+        derivation=derivation,
+        config=recorded,
+    )
     fresh = [r for r in results if not r.resumed]
     return {
-        "version": target, "source": config.source, "vae": config.vae, "runner": job.runner.name,
-        "workers": worker_count(job.runner), "model_workers": config.model_workers,
-        "clips": manifest["totals"]["clips"], "hours": manifest["totals"]["hours"], "shards": len(results),
-        "shards_resumed": len(results) - len(fresh), "bytes": manifest["totals"]["bytes"],
-        "latent_rate": form.sample_rate / form.vae.downsampling_ratio, "latent_dim": form.vae.latent_dim,
+        "version": target,
+        "source": config.source,
+        "vae": config.vae,
+        "runner": job.runner.name,
+        "workers": worker_count(job.runner),
+        "model_workers": config.model_workers,
+        "clips": manifest["totals"]["clips"],
+        "hours": manifest["totals"]["hours"],
+        "shards": len(results),
+        "shards_resumed": len(results) - len(fresh),
+        "bytes": manifest["totals"]["bytes"],
+        "latent_rate": form.sample_rate / form.vae.downsampling_ratio,
+        "latent_dim": form.vae.latent_dim,
         "wall_s": time.perf_counter() - started,
     }
 

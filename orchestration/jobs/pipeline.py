@@ -3,8 +3,8 @@ published version, a VAE, the version's latents, the diffusion transformer and g
 samples out.
 
 Each stage writes into its own folder under `run_dir` and records, last, in
-`run_dir/stages/<stage>.json` the fingerprint of what it was made from (its resolved config and its inputs' fingerprints):
-a stage whose folder holds the same fingerprint is skipped, so an interrupted run resumes
+`run_dir/stages/<stage>.json` the fingerprint of what it was made from (its resolved config
+and its inputs' fingerprints): a stage whose folder holds the same fingerprint is skipped, so an interrupted run resumes
 (and the stages themselves resume inside: curation by unit, training by checkpoint). A
 changed config is refused for a finished stage instead of silently mixing two runs.
 """
@@ -22,38 +22,56 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from curation.core.strict_model import StrictModel
 from curation.core.storage import write_json_atomic
+from curation.core.strict_model import StrictModel
 from orchestration.configs.pipeline import PipelineConfig, SampleStage
 from orchestration.configs.resolve import ConfigError
 
 STAGES = "stages"
 
 
-
 def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict[str, Any]:
     from model.training.config import TrainConfig, VAETrainConfig
-    from orchestration.configs.jobs import CurateJob
-    from orchestration.configs.jobs import EncodeJob
-    from orchestration.configs.jobs import LabelJob
-    from orchestration.configs.jobs import ShardJob
-    from orchestration.configs.jobs import VocabJob
+    from orchestration.configs.jobs import CurateJob, EncodeJob, LabelJob, ShardJob, VocabJob
 
     console = console or Console(stderr=True)
     run = Path(config.run_dir)
     runner = config.runner.model_dump(mode="json")
     report: list[dict[str, Any]] = []
 
-    curate_job = _job(CurateJob, "curate", config.curate, inputs=[i.model_dump(mode="json") for i in config.inputs],
-                      output=str(run / "curated"), runner=runner)
+    curate_job = _job(
+        CurateJob,
+        "curate",
+        config.curate,
+        inputs=[i.model_dump(mode="json") for i in config.inputs],
+        output=str(run / "curated"),
+        runner=runner,
+    )
     curated = _stage(run, "curated", curate_job, [], report, console, _curate)
-    vocab_job = _job(VocabJob, "vocab", config.vocab, output=str(run / "vocab"), corpus=[str(run / "curated")], runner=runner)
+    vocab_job = _job(
+        VocabJob, "vocab", config.vocab, output=str(run / "vocab"), corpus=[str(run / "curated")], runner=runner
+    )
     vocab = _stage(run, "vocab", vocab_job, [curated], report, console, _vocab)
-    label_job = _job(LabelJob, "label", config.label, clips=str(run / "curated"), vocab=str(run / "vocab"),
-                     output=str(run / "labels"), runner=runner)
+    label_job = _job(
+        LabelJob,
+        "label",
+        config.label,
+        clips=str(run / "curated"),
+        vocab=str(run / "vocab"),
+        output=str(run / "labels"),
+        runner=runner,
+    )
     labels = _stage(run, "labels", label_job, [curated, vocab], report, console, _label)
-    publish_job = _job(ShardJob, "publish", config.publish, clips=str(run / "curated"), labels=str(run / "labels"),
-                       root=str(run / "versions"), version=config.version, runner=runner)
+    publish_job = _job(
+        ShardJob,
+        "publish",
+        config.publish,
+        clips=str(run / "curated"),
+        labels=str(run / "labels"),
+        root=str(run / "versions"),
+        version=config.version,
+        runner=runner,
+    )
     version = _stage(run, f"versions/{config.version}", publish_job, [curated, labels], report, console, _publish)
     version_dir = str(run / "versions" / config.version)
 
@@ -62,22 +80,48 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
         vae = hashlib.sha256(vae_checkpoint.encode()).hexdigest()
         report.append({"stage": "vae", "status": "given", "seconds": 0.0, "output": vae_checkpoint})
     else:
-        vae_job = _job(VAETrainConfig, "vae", config.vae, output=str(run / "vae"),
-                       data={"version": version_dir, **config.vae.get("data", {})})
+        vae_job = _job(
+            VAETrainConfig,
+            "vae",
+            config.vae,
+            output=str(run / "vae"),
+            data={"version": version_dir, **config.vae.get("data", {})},
+        )
         vae = _stage(run, "vae", vae_job, [version], report, console, _train_vae)
         vae_checkpoint = str(run / "vae" / "final")
     train_version, train_data = version_dir, version
     if config.latents:
         latent_version = f"{config.version}-latents"
-        encode_job = _job(EncodeJob, "encode", config.encode, source=version_dir, vae=vae_checkpoint,
-                          root=str(run / "versions"), version=latent_version, runner=runner)
+        encode_job = _job(
+            EncodeJob,
+            "encode",
+            config.encode,
+            source=version_dir,
+            vae=vae_checkpoint,
+            root=str(run / "versions"),
+            version=latent_version,
+            runner=runner,
+        )
         train_data = _stage(run, f"versions/{latent_version}", encode_job, [version, vae], report, console, _encode)
         train_version = str(run / "versions" / latent_version)
-    train_job = _job(TrainConfig, "train", config.train, output=str(run / "train"), vae=vae_checkpoint,
-                     data={"version": train_version, **config.train.get("data", {})})
+    train_job = _job(
+        TrainConfig,
+        "train",
+        config.train,
+        output=str(run / "train"),
+        vae=vae_checkpoint,
+        data={"version": train_version, **config.train.get("data", {})},
+    )
     model = _stage(run, "train", train_job, [train_data, vae], report, console, _train)
-    _stage(run, "samples", config.sample, [model], report, console,
-           lambda job, out, console: _sample(job, str(run / "train" / "final"), out, console))
+    _stage(
+        run,
+        "samples",
+        config.sample,
+        [model],
+        report,
+        console,
+        lambda job, out, console: _sample(job, str(run / "train" / "final"), out, console),
+    )
 
     write_json_atomic(str(run / "report.json"), report)
     _print_report(report, console)
@@ -103,8 +147,15 @@ def _fingerprint(job: StrictModel, upstream: list[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _stage(run: Path, name: str, job: StrictModel, upstream: list[str], report: list[dict[str, Any]], console: Console,
-           work: Callable[[Any, Path, Console], dict[str, Any]]) -> str:
+def _stage(
+    run: Path,
+    name: str,
+    job: StrictModel,
+    upstream: list[str],
+    report: list[dict[str, Any]],
+    console: Console,
+    work: Callable[[Any, Path, Console], dict[str, Any]],
+) -> str:
     out = run / name
     fingerprint = _fingerprint(job, upstream)
     record = run / STAGES / f"{name.replace('/', '-')}.json"
@@ -113,8 +164,10 @@ def _stage(run: Path, name: str, job: StrictModel, upstream: list[str], report: 
         if found["fingerprint"] == fingerprint:
             report.append({"stage": name, "status": "skipped (done)", "seconds": 0.0, "output": str(out)})
             return fingerprint
-        raise ConfigError(f"{out} was made from another configuration or other inputs; "
-                          f"choose a new run_dir, or delete {out} (and the stages after it) to redo it")
+        raise ConfigError(
+            f"{out} was made from another configuration or other inputs; "
+            f"choose a new run_dir, or delete {out} (and the stages after it) to redo it"
+        )
     console.rule(f"[bold]{name}")
     started = time.perf_counter()
     summary = work(job, out, console)
@@ -187,8 +240,9 @@ def _sample(job: SampleStage, checkpoint: str, out: Path, console: Console) -> d
     from model.generate import generate, write_wav
 
     model = load_checkpoint(checkpoint, use_ema=True).eval()
-    audio = generate(model, job.prompts, job.seconds, length_s=job.seconds, steps=job.steps, cfg_scale=job.cfg_scale,
-                     seed=job.seed)
+    audio = generate(
+        model, job.prompts, job.seconds, length_s=job.seconds, steps=job.steps, cfg_scale=job.cfg_scale, seed=job.seed
+    )
     files = []
     for i, (prompt, clip) in enumerate(zip(job.prompts, audio, strict=True)):
         path = out / f"sample-{i}.wav"

@@ -18,8 +18,14 @@ class CurationProgress:
         self.files = self.clips = 0
         self.seconds = 0.0
         self._progress = Progress(
-            TextColumn("[bold]curate"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
-            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
+            TextColumn("[bold]curate"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("units"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         )
         self._task = self._progress.add_task("curate", total=total_units, detail="")
 
@@ -36,8 +42,10 @@ class CurationProgress:
         if not stats["resumed"]:
             self.seconds += stats["seconds_in"]
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        detail = (f"{self.files} files · {self.clips} clips · {self.seconds / 3600:.2f} h audio · "
-                  f"{self.seconds / elapsed:.0f}x realtime")
+        detail = (
+            f"{self.files} files · {self.clips} clips · {self.seconds / 3600:.2f} h audio · "
+            f"{self.seconds / elapsed:.0f}x realtime"
+        )
         self._progress.update(self._task, advance=1, detail=detail)
 
 
@@ -45,9 +53,14 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     table = Table(title=f"curation summary: {summary['output']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("runner", f"{summary['runner']} ({summary['workers']} workers, {summary['units']} units, "
-                            f"{summary['units_resumed']} resumed)")
-    table.add_row("in", f"{summary['files_in']} files · {summary['hours_in']:.3f} h · {summary['bytes_in'] / 1e6:.1f} MB")
+    table.add_row(
+        "runner",
+        f"{summary['runner']} ({summary['workers']} workers, {summary['units']} units, "
+        f"{summary['units_resumed']} resumed)",
+    )
+    table.add_row(
+        "in", f"{summary['files_in']} files · {summary['hours_in']:.3f} h · {summary['bytes_in'] / 1e6:.1f} MB"
+    )
     table.add_row("kept", f"{summary['clips_kept']} clips · {summary['hours_out']:.3f} h")
     for kind in ("files_rejected", "clips_rejected"):
         counts = summary[kind]

@@ -17,17 +17,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from orchestration.configs.jobs import ShardJob
 from orchestration.engines.config import RunnerConfig
 from orchestration.engines.registry import make_runner, worker_count
 from shards.config import ShardConfig
 from shards.plan import Plan, ShardTask, make_plan
 from shards.publish import begin, finish
 from shards.writer import ShardResult, version_url, write_shard, written_shard
-from orchestration.configs.jobs import ShardJob
 
 # What the shard writers import before their first shard, imported while the engine starts.
 WORKER_IMPORTS = ("shards.writer",)
-
 
 
 def write_shards(job: ShardJob, console: Console | None = None) -> dict[str, Any]:
@@ -57,8 +56,9 @@ def _write(job: ShardJob, console: Console) -> tuple[ShardConfig, Plan, list[Sha
     return config, plan, _run(plan, config, job.runner, console, phases), phases
 
 
-def _run(plan: Plan, config: ShardConfig, runner_config: RunnerConfig, console: Console,
-         phases: dict[str, float]) -> list[ShardResult]:
+def _run(
+    plan: Plan, config: ShardConfig, runner_config: RunnerConfig, console: Console, phases: dict[str, float]
+) -> list[ShardResult]:
     # Shards already written cost no engine start: a publish after a shard only commits.
     found = {task.name: written_shard(task, config) for task in plan.tasks}
     done = [result for result in found.values() if result is not None]
@@ -68,12 +68,19 @@ def _run(plan: Plan, config: ShardConfig, runner_config: RunnerConfig, console: 
     with _phase(phases, "engine_start_s"):
         runner = make_runner(runner_config, WORKER_IMPORTS)
     try:
-        with Progress(TextColumn("[bold]shard"), BarColumn(), MofNCompleteColumn(), TextColumn("shards"),
-                      TimeElapsedColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("[bold]shard"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("shards"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
             task = progress.add_task("shard", total=len(plan.tasks), completed=len(done))
             with _phase(phases, "write_s"):
-                results = runner.map(functools.partial(_write_shard_dict, config=config), pending,
-                                     lambda _: progress.advance(task))
+                results = runner.map(
+                    functools.partial(_write_shard_dict, config=config), pending, lambda _: progress.advance(task)
+                )
     finally:
         with _phase(phases, "engine_stop_s"):
             runner.close()
@@ -93,8 +100,14 @@ def _write_shard_dict(task: ShardTask, config: ShardConfig) -> dict[str, Any]:
     return write_shard(task, config).to_dict()
 
 
-def _summary(config: ShardConfig, plan: Plan, results: list[ShardResult], phases: dict[str, float],
-             runner: RunnerConfig, published: bool) -> dict[str, Any]:
+def _summary(
+    config: ShardConfig,
+    plan: Plan,
+    results: list[ShardResult],
+    phases: dict[str, float],
+    runner: RunnerConfig,
+    published: bool,
+) -> dict[str, Any]:
     fresh = [r for r in results if not r.resumed]
     written_bytes = sum(r.bytes for r in fresh)
     wall_s = sum(phases.values())

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from curation.core.extras import needs_extra
-from model.training.train import SUMMARY
 from model.training.config import TrainConfig
+from model.training.train import SUMMARY
 
 
 def train_on_ray(config: TrainConfig, address: str, workers: int) -> dict[str, Any]:
@@ -22,7 +22,8 @@ def train_on_ray(config: TrainConfig, address: str, workers: int) -> dict[str, A
     ray.init(address=None if address == "local" else address, ignore_reinit_error=True)
     use_gpu = config.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= workers
     trainer = TorchTrainer(
-        _train_loop_per_worker, train_loop_config={"config": config.model_dump(mode="json")},
+        _train_loop_per_worker,
+        train_loop_config={"config": config.model_dump(mode="json")},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
         run_config=RunConfig(name="soundry-train", storage_path=os.path.abspath(os.path.join(config.output, "ray"))),
     )

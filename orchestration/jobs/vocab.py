@@ -17,22 +17,29 @@ from curation.core.storage import list_files, remove_stale_temporaries
 from labeling.vocab.cleaning.corpus_rules import Deduplicator, EvalCaptions
 from labeling.vocab.cleaning.music_check import BINS, similarity_quantiles
 from labeling.vocab.config import VocabConfig
-from labeling.vocab.generation import (GenerationTask, GenerationUnit, UnitGenerator, add_unit_sentences, generate_unit,
-                                       generation_task, part_url, remove_work)
+from labeling.vocab.generation import (
+    GenerationTask,
+    GenerationUnit,
+    UnitGenerator,
+    add_unit_sentences,
+    generate_unit,
+    generation_task,
+    part_url,
+    remove_work,
+)
 from labeling.vocab.inputs import add_builtin_tags, rater_sentences, read_exclusions, song_prompts
 from labeling.vocab.llm.backend import Prompt, source_of
 from labeling.vocab.prompts import combination_prompts
 from labeling.vocab.tags import TagCollector
 from labeling.vocab.writer import VocabularyWriter, write_manifest
+from orchestration.configs.jobs import VocabJob
 from orchestration.engines.base import ModelStage, Runner
 from orchestration.engines.local_runner import LocalRunner
 from orchestration.engines.registry import make_runner, worker_count
-from orchestration.configs.jobs import VocabJob
 
 # What the generation workers import before their first unit (pyarrow imports pandas at its
 # first table conversion), imported while the engine starts.
 WORKER_IMPORTS = ("labeling.vocab.generation", "pandas")
-
 
 
 def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[str, Any]:
@@ -59,9 +66,11 @@ def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[st
     for folder in config.corpus:
         clip_parts(folder)  # a wrong corpus folder is said before any work
     remove_stale_temporaries(config.output)
-    writers = {names.llm_long: VocabularyWriter(names.llm_long, "long_form"),
-               names.rater_long: VocabularyWriter(names.rater_long, "long_form"),
-               names.tags: VocabularyWriter(names.tags, "short_form")}
+    writers = {
+        names.llm_long: VocabularyWriter(names.llm_long, "long_form"),
+        names.rater_long: VocabularyWriter(names.rater_long, "long_form"),
+        names.tags: VocabularyWriter(names.tags, "short_form"),
+    }
     try:
         return _build(job, config, writers, console)
     finally:
@@ -69,7 +78,9 @@ def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[st
             writer.discard()  # after publishing, nothing is left to discard
 
 
-def _build(job: VocabJob, config: VocabConfig, writers: dict[str, VocabularyWriter], console: Console) -> dict[str, Any]:
+def _build(
+    job: VocabJob, config: VocabConfig, writers: dict[str, VocabularyWriter], console: Console
+) -> dict[str, Any]:
     started = time.perf_counter()
     laps: dict[str, float] = {}
     names = config.names
@@ -101,15 +112,29 @@ def _build(job: VocabJob, config: VocabConfig, writers: dict[str, VocabularyWrit
     removed_files = write_manifest(config.output, vocabularies, details, list(writers))
     remove_work(config.output)
     laps["publish_s"] = time.perf_counter() - started - sum(laps.values())
-    return {"output": config.output, "vocabularies": vocabularies, **details, "replaced_files": removed_files,
-            "runner": job.runner.name if llm["engine"] else "in-process", "timings_s": laps,
-            "wall_s": time.perf_counter() - started}
+    return {
+        "output": config.output,
+        "vocabularies": vocabularies,
+        **details,
+        "replaced_files": removed_files,
+        "runner": job.runner.name if llm["engine"] else "in-process",
+        "timings_s": laps,
+        "wall_s": time.perf_counter() - started,
+    }
 
 
-def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer: VocabularyWriter,
-              eval_captions: EvalCaptions, console: Console) -> dict[str, Any]:
+def _generate(
+    job: VocabJob,
+    config: VocabConfig,
+    prompts: list[Prompt],
+    writer: VocabularyWriter,
+    eval_captions: EvalCaptions,
+    console: Console,
+) -> dict[str, Any]:
     size = config.llm.prompts_per_unit
-    units = [GenerationUnit(i, tuple(prompts[start:start + size])) for i, start in enumerate(range(0, len(prompts), size))]
+    units = [
+        GenerationUnit(i, tuple(prompts[start : start + size])) for i, start in enumerate(range(0, len(prompts), size))
+    ]
     task = generation_task(config)
     engine = config.llm.backend != "template"
     runner = make_runner(job.runner, WORKER_IMPORTS) if engine and units else LocalRunner(1)
@@ -136,15 +161,25 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer:
         if "model_load" in result:
             loads[result["model_load"]["worker"]] = result["model_load"]["seconds"]
     add_unit_sentences(task, units, writer, dedup, removed)
-    cleaning = {"answers": len(prompts), "sentences": totals["sentences"],
-                "removed": dict(sorted((k, v) for k, v in removed.items() if v)), "kept": writer.count}
+    cleaning = {
+        "answers": len(prompts),
+        "sentences": totals["sentences"],
+        "removed": dict(sorted((k, v) for k, v in removed.items() if v)),
+        "kept": writer.count,
+    }
     if config.cleaning.clap_check is not None:
         cleaning["clap_similarity"] = similarity_quantiles(histogram)
     summary = {
-        "backend": config.llm.backend, "source": source_of(config.llm), "engine": engine,
-        "workers": worker_count(job.runner) if engine else 1, "prompts": len(prompts),
-        "combinations": config.prompts.combinations, "units": len(units),
-        "units_resumed": totals["resumed"], "answers_generated": totals["generated"], "answers_cached": totals["cached"],
+        "backend": config.llm.backend,
+        "source": source_of(config.llm),
+        "engine": engine,
+        "workers": worker_count(job.runner) if engine else 1,
+        "prompts": len(prompts),
+        "combinations": config.prompts.combinations,
+        "units": len(units),
+        "units_resumed": totals["resumed"],
+        "answers_generated": totals["generated"],
+        "answers_cached": totals["cached"],
         "cleaning": cleaning,
     }
     if config.llm.backend == "transformers":
@@ -152,8 +187,9 @@ def _generate(job: VocabJob, config: VocabConfig, prompts: list[Prompt], writer:
     return summary
 
 
-def _generate_on_model_workers(runner: Runner, task: GenerationTask, units: list[GenerationUnit],
-                               on_result: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+def _generate_on_model_workers(
+    runner: Runner, task: GenerationTask, units: list[GenerationUnit], on_result: Callable[[dict[str, Any]], None]
+) -> list[dict[str, Any]]:
     """A local model's units on the engine's model workers, each loading the model once
     (Ray: an actor per replica, with a GPU where the cluster has them). Units already
     written are read on the plain workers: a finished run loads no model."""
@@ -162,8 +198,12 @@ def _generate_on_model_workers(runner: Runner, task: GenerationTask, units: list
     done = [u for u in units if u.index in finished]
     pending = [u for u in units if u.index not in finished]
     options = task.llm.transformers
-    stage = ModelStage(prepare=_as_payload, load=functools.partial(UnitGenerator, task),
-                       workers=options.model_workers, num_gpus=options.gpus_per_model_worker)
+    stage = ModelStage(
+        prepare=_as_payload,
+        load=functools.partial(UnitGenerator, task),
+        workers=options.model_workers,
+        num_gpus=options.gpus_per_model_worker,
+    )
     results = runner.map(functools.partial(generate_unit, task=task), done, on_result) if done else []
     return results + runner.map_model(stage, pending, on_result)
 
@@ -176,8 +216,15 @@ def _as_payload(unit: GenerationUnit) -> GenerationUnit:
 class _GenerationProgress:
     def __init__(self, units: int, console: Console) -> None:
         self.prompts = self.generated = self.kept = 0
-        self._progress = Progress(TextColumn("[bold]vocab"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
-                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console)
+        self._progress = Progress(
+            TextColumn("[bold]vocab"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("units"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self._task = self._progress.add_task("vocab", total=units, detail="")
 
     def __enter__(self) -> _GenerationProgress:

@@ -16,8 +16,8 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Crop:
-    offset: int   # first frame taken
-    length: int   # frames taken; the rest of the window is padding
+    offset: int  # first frame taken
+    length: int  # frames taken; the rest of the window is padding
 
 
 def choose_crop(total: int, size: int, rng: random.Random, randomize: bool) -> Crop:
@@ -32,7 +32,7 @@ def pad(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     out = np.zeros((channels, size), dtype=frames.dtype)
     out[:, :length] = frames[:, :size]
     mask = np.zeros(size, dtype=bool)
-    mask[:min(length, size)] = True
+    mask[: min(length, size)] = True
     return out, mask
 
 

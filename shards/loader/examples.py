@@ -53,13 +53,14 @@ class AudioRows:
     def take(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The filled rows: audio as (B, C, T), a view of the interleaved tensor (`.to(device)`
         keeps the layout; the first convolution makes it contiguous on the device), and the mask."""
-        audio, mask = self._audio[:self.filled].transpose(1, 2), self._mask[:self.filled]
+        audio, mask = self._audio[: self.filled].transpose(1, 2), self._mask[: self.filled]
         self._audio, self._mask, self.filled = None, None, 0
         return audio, mask
 
 
-def decode_audio(sample: Sample, config: LoaderConfig, rng: random.Random, out: np.ndarray,
-                 mask: np.ndarray) -> tuple[int, int]:
+def decode_audio(
+    sample: Sample, config: LoaderConfig, rng: random.Random, out: np.ndarray, mask: np.ndarray
+) -> tuple[int, int]:
     """Decode the crop into out (sample_size, C), zero-padded, and mark its real frames in mask
     (sample_size,); return the crop's offset and rate in the clip."""
     target_rate = config.sample_rate
@@ -71,7 +72,7 @@ def decode_audio(sample: Sample, config: LoaderConfig, rng: random.Random, out: 
         if crop.offset:
             audio.seek(crop.offset)
         direct = rate == (target_rate or rate) and channels == config.channels
-        frames = audio.read(crop.length, dtype="float32", always_2d=True, out=out[:crop.length] if direct else None)
+        frames = audio.read(crop.length, dtype="float32", always_2d=True, out=out[: crop.length] if direct else None)
     if resampled:
         import soxr  # only a rate change needs it
 
@@ -81,7 +82,7 @@ def decode_audio(sample: Sample, config: LoaderConfig, rng: random.Random, out: 
         if config.channels == 1 and channels == 2:
             out[:length, 0] = (frames[:length, 0] + frames[:length, 1]) * 0.5
         else:
-            out[:length] = frames[:length, :config.channels]  # mono to stereo broadcasts
+            out[:length] = frames[:length, : config.channels]  # mono to stereo broadcasts
     out[length:] = 0
     mask[:length] = True
     mask[length:] = False
@@ -94,12 +95,13 @@ def decode_latents(sample: Sample, config: LoaderConfig, rng: random.Random) -> 
     if latent.ndim != 2:
         raise ValueError(f"latent.npy has shape {latent.shape}, expected (channels, frames)")
     crop = choose_crop(latent.shape[1], config.latent_size, rng, config.random_crop)
-    padded, mask = pad(latent[:, crop.offset:crop.offset + crop.length].astype(np.float32), config.latent_size)
+    padded, mask = pad(latent[:, crop.offset : crop.offset + crop.length].astype(np.float32), config.latent_size)
     return padded, mask, crop.offset
 
 
-def make_example(sample: Sample, config: LoaderConfig, seed: int, epoch: int, draw: tuple[int, ...],
-                 rows: AudioRows | None) -> Example:
+def make_example(
+    sample: Sample, config: LoaderConfig, seed: int, epoch: int, draw: tuple[int, ...], rows: AudioRows | None
+) -> Example:
     """One training example; its audio goes to the next of `rows` (latents are small and kept here)."""
     record = json.loads(sample["json"])
     rng = random.Random(stable_seed(seed, "sample", epoch, *draw, sample["__key__"]))
@@ -138,7 +140,9 @@ def collate(examples: list[Example], rows: AudioRows | None) -> TrainingBatch:
         audio, mask = rows.take()
         signal = {"audio": audio}
     batch = TrainingBatch(
-        **signal, padding_mask=mask, prompt=[e["prompt"] for e in examples],
+        **signal,
+        padding_mask=mask,
+        prompt=[e["prompt"] for e in examples],
         seconds_start=torch.tensor([e["seconds_start"] for e in examples], dtype=torch.float32),
         seconds_total=torch.tensor([e["seconds_total"] for e in examples], dtype=torch.float32),
         key=[e["key"] for e in examples],

@@ -52,8 +52,9 @@ class StreamingLoader:
     """Iterate it for batches: one epoch per iteration (endless when resampled). state_dict()
     is the position to save with a checkpoint; load_state_dict() resumes from it."""
 
-    def __init__(self, urls: list[str], config: LoaderConfig, rank: int, world_size: int, seed: int,
-                 epoch: int) -> None:
+    def __init__(
+        self, urls: list[str], config: LoaderConfig, rank: int, world_size: int, seed: int, epoch: int
+    ) -> None:
         if not urls:
             raise LoaderError("no shards to read (an empty split or URL list)")
         if not 0 <= rank < world_size:
@@ -81,15 +82,30 @@ class StreamingLoader:
         self._positions, self._next_worker = {}, 0
 
     def __iter__(self) -> Iterator[TrainingBatch]:
-        dataset = ShardStream(self.urls, self.config, self.rank, self.world_size, self.seed, self.epoch,
-                              dict(self._positions), self._next_worker, dict(self._errors))
+        dataset = ShardStream(
+            self.urls,
+            self.config,
+            self.rank,
+            self.world_size,
+            self.seed,
+            self.epoch,
+            dict(self._positions),
+            self._next_worker,
+            dict(self._errors),
+        )
         workers = self.config.num_workers
         if self.config.worker_kind == "thread" and workers:
-            loader: Iterable[WorkerBatch] = thread_round_robin(dataset, workers, self.config.prefetch_factor,
-                                                               self.config.pin_memory)
+            loader: Iterable[WorkerBatch] = thread_round_robin(
+                dataset, workers, self.config.prefetch_factor, self.config.pin_memory
+            )
         else:
-            loader = DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=self.config.pin_memory,
-                                prefetch_factor=self.config.prefetch_factor if workers else None)
+            loader = DataLoader(
+                dataset,
+                batch_size=None,
+                num_workers=workers,
+                pin_memory=self.config.pin_memory,
+                prefetch_factor=self.config.prefetch_factor if workers else None,
+            )
         for batch in loader:
             position = batch.pop("_position")
             self._positions[position["worker"]] = position["samples"]
@@ -102,19 +118,30 @@ class StreamingLoader:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "seed": self.seed, "rank": self.rank, "world_size": self.world_size,
-            "num_workers": self.workers, "resampled": self.config.resampled,
+            "epoch": self.epoch,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "num_workers": self.workers,
+            "resampled": self.config.resampled,
             "positions": {str(w): n for w, n in sorted(self._positions.items())},
             "next_worker": self._next_worker,
             "errors": {str(w): dict(c) for w, c in sorted(self._errors.items())},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, mine in (("seed", self.seed), ("rank", self.rank), ("world_size", self.world_size),
-                           ("num_workers", self.workers), ("resampled", self.config.resampled)):
+        for name, mine in (
+            ("seed", self.seed),
+            ("rank", self.rank),
+            ("world_size", self.world_size),
+            ("num_workers", self.workers),
+            ("resampled", self.config.resampled),
+        ):
             if state[name] != mine:
-                raise LoaderError(f"the saved loader position was made with {name}={state[name]!r}, "
-                                  f"this loader has {mine!r}; resume with the same {name}")
+                raise LoaderError(
+                    f"the saved loader position was made with {name}={state[name]!r}, "
+                    f"this loader has {mine!r}; resume with the same {name}"
+                )
         self.epoch = state["epoch"]
         self._positions = {int(w): n for w, n in state["positions"].items()}
         self._next_worker = state["next_worker"]
@@ -126,17 +153,23 @@ def resolve_urls(source: str | list[str], config: LoaderConfig) -> tuple[list[st
     if isinstance(source, str) and not source.endswith(".tar") and not source.startswith("pipe:"):
         manifest = read_manifest(source)
         if config.split not in manifest["splits"]:
-            raise LoaderError(f"{source} has no split {config.split!r} "
-                              f"(it has: {', '.join(sorted(manifest['splits']))})")
+            raise LoaderError(
+                f"{source} has no split {config.split!r} (it has: {', '.join(sorted(manifest['splits']))})"
+            )
         if config.latents and "latent.npy" not in manifest["members"]:
-            raise LoaderError(f"{source} has no latent.npy members; "
-                              "pre-encode it or read audio (latents: false)")
+            raise LoaderError(f"{source} has no latent.npy members; pre-encode it or read audio (latents: false)")
         return shard_urls(source, manifest, [config.split]), manifest["audio"]["sample_rate"]
     return ([source] if isinstance(source, str) else list(source)), None
 
 
-def make_loader(source: str | list[str], config: LoaderConfig | None = None, rank: int | None = None,
-                world_size: int | None = None, seed: int = 0, epoch: int = 0) -> StreamingLoader:
+def make_loader(
+    source: str | list[str],
+    config: LoaderConfig | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    seed: int = 0,
+    epoch: int = 0,
+) -> StreamingLoader:
     """The training loader for a published version (its folder or URL) or a list of tar URLs
     (paths, fsspec URLs, `pipe:` commands). rank and world_size default to torch.distributed's."""
     config = config or LoaderConfig()

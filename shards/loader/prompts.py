@@ -21,8 +21,16 @@ PromptStyle = Literal["structured", "free_form"]
 
 # How a field is titled in a structured prompt; other aspects are titled from their name.
 ASPECT_TITLES = {
-    "genre": "Genre", "instrument": "Instruments", "mood": "Moods", "tempo": "Tempo", "era": "Era",
-    "production": "Production", "vocals": "Vocals", "key": "Key", "artist": "Artist", "title": "Title",
+    "genre": "Genre",
+    "instrument": "Instruments",
+    "mood": "Moods",
+    "tempo": "Tempo",
+    "era": "Era",
+    "production": "Production",
+    "vocals": "Vocals",
+    "key": "Key",
+    "artist": "Artist",
+    "title": "Title",
 }
 
 

@@ -17,8 +17,19 @@ from torch.utils.data import IterableDataset, get_worker_info
 from shards.loader.config import LoaderConfig
 from shards.loader.examples import AudioRows, collate, make_example
 from shards.loader.seed import stable_seed
-from shards.loader.stages import (Stage, batch_samples, decode_samples, resample_shards, shard_list, shuffle_samples,
-                                  shuffle_shards, skip_to, split_by_node, split_by_worker, tar_samples)
+from shards.loader.stages import (
+    Stage,
+    batch_samples,
+    decode_samples,
+    resample_shards,
+    shard_list,
+    shuffle_samples,
+    shuffle_shards,
+    skip_to,
+    split_by_node,
+    split_by_worker,
+    tar_samples,
+)
 
 # A worker's batch: a TrainingBatch plus "_position" (the worker, samples handed out, error counts),
 # and "_end" on the worker's last word.
@@ -28,8 +39,18 @@ WorkerBatch = dict[str, Any]
 class ShardStream(IterableDataset):
     """One rank's stream; in each DataLoader worker it runs the stage list on its own slice."""
 
-    def __init__(self, urls: list[str], config: LoaderConfig, rank: int, world_size: int, seed: int, epoch: int,
-                 positions: dict[int, int], rotation: int, errors: dict[int, dict[str, int]]) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        config: LoaderConfig,
+        rank: int,
+        world_size: int,
+        seed: int,
+        epoch: int,
+        positions: dict[int, int],
+        rotation: int,
+        errors: dict[int, dict[str, int]],
+    ) -> None:
         self.urls, self.config = urls, config
         self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, epoch
         self.positions, self.rotation, self.errors = positions, rotation, errors
@@ -43,8 +64,11 @@ class ShardStream(IterableDataset):
             draw = (self.rank, worker, start)
             position = skip_to(start, counted_from=start)
         else:
-            shards = [shuffle_shards(self.seed, self.epoch), split_by_node(self.rank, self.world_size),
-                      split_by_worker(worker, num_workers)]
+            shards = [
+                shuffle_shards(self.seed, self.epoch),
+                split_by_node(self.rank, self.world_size),
+                split_by_worker(worker, num_workers),
+            ]
             draw = ()
             position = skip_to(start)
         buffer_rng = random.Random(stable_seed(self.seed, "buffer", self.epoch, self.rank, worker, *draw))
@@ -55,8 +79,10 @@ class ShardStream(IterableDataset):
             tar_samples(errors),
             shuffle_samples(config.shuffle_buffer, buffer_rng),
             position,
-            decode_samples(functools.partial(make_example, config=config, seed=self.seed, epoch=self.epoch, draw=draw,
-                                             rows=rows), errors),
+            decode_samples(
+                functools.partial(make_example, config=config, seed=self.seed, epoch=self.epoch, draw=draw, rows=rows),
+                errors,
+            ),
             batch_samples(config.batch_size, config.drop_last, functools.partial(collate, rows=rows)),
         ]
 
@@ -99,8 +125,9 @@ def thread_round_robin(dataset: ShardStream, workers: int, prefetch: int, pin_me
         except BaseException as error:  # handed to the training loop, which raises it
             _put(outboxes[physical], _WorkerFailed(error), stop)
 
-    threads = [threading.Thread(target=work, args=(w,), name=f"soundry-loader-{w}", daemon=True)
-               for w in range(workers)]
+    threads = [
+        threading.Thread(target=work, args=(w,), name=f"soundry-loader-{w}", daemon=True) for w in range(workers)
+    ]
     for thread in threads:
         thread.start()
     try:

@@ -4,8 +4,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.clip import (CLIP_SCHEMA, ClipTableError, clip_part_url, clip_parts, clips_folder, summary_url,
-                           written_clip_parts)
+from curation.clip import (
+    CLIP_SCHEMA,
+    ClipTableError,
+    clip_part_url,
+    clip_parts,
+    clips_folder,
+    summary_url,
+    written_clip_parts,
+)
 from curation.core.errors import UserError
 
 
@@ -48,11 +55,18 @@ def test_an_output_folder_named_clips_is_an_output(tmp_path):
     assert clip_parts(output) == [clip_part_url(output, "a"), clip_part_url(output, "b")]
 
 
-@pytest.mark.parametrize("units,summary,match", [
-    (("a",), False, r"curated: curation has not finished here \(no summary.json\); run `soundry curate` again"),
-    ((), False, r"curated: no clip table here \(no summary.json, no clips/part-\*.parquet\); give the output folder"),
-    ((), True, r"curated: summary.json is there but no clips/part-\*.parquet; .* run `soundry curate` into a new"),
-])
+@pytest.mark.parametrize(
+    "units,summary,match",
+    [
+        (("a",), False, r"curated: curation has not finished here \(no summary.json\); run `soundry curate` again"),
+        (
+            (),
+            False,
+            r"curated: no clip table here \(no summary.json, no clips/part-\*.parquet\); give the output folder",
+        ),
+        ((), True, r"curated: summary.json is there but no clips/part-\*.parquet; .* run `soundry curate` into a new"),
+    ],
+)
 def test_an_unfinished_or_missing_table_is_refused_with_what_to_do(tmp_path, units, summary, match):
     (tmp_path / "curated").mkdir()
     output = curate_output(tmp_path / "curated", units, summary)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from audio_files import encode, write_audio
+
 from curation.config import AudioFormat, Decoding
 from curation.decode import choose_backend, decode, remix
 from curation.probe import NotAudio, probe
@@ -60,15 +60,22 @@ def test_no_drift_on_any_codec_or_backend(sources, kind, backend):
     assert pcm.dtype == np.float32 and pcm.shape[1] == 2
     # Same length as the source (46 s), to within one codec frame of padding.
     assert abs(len(pcm) - 46 * RATE) <= (0 if kind in ("wav", "flac") else 1024)
-    for found, start in zip(burst_times(pcm, RATE), BURSTS_S):
+    for found, start in zip(burst_times(pcm, RATE), BURSTS_S, strict=True):
         expected = start + 0.002  # the envelope peaks mid-burst
         assert abs(found - expected) < 0.0005, f"{kind}/{backend}: burst at {found:.4f}s, expected {expected}"
 
 
 def test_auto_routes_by_codec(sources):
     routes = {kind: choose_backend(probe(str(p)), Decoding()) for kind, p in sources.items()}
-    assert routes == {"wav": "soundfile", "flac": "soundfile", "wav48k": "soundfile", "mp3": "soundfile",
-                      "ogg": "soundfile", "opus": "pyav", "m4a": "pyav"}
+    assert routes == {
+        "wav": "soundfile",
+        "flac": "soundfile",
+        "wav48k": "soundfile",
+        "mp3": "soundfile",
+        "ogg": "soundfile",
+        "opus": "pyav",
+        "m4a": "pyav",
+    }
 
 
 def test_probe_reads_facts(sources):

@@ -54,4 +54,7 @@ def test_apply_is_idempotent_after_a_crash(tmp_path):
     assert len(calls) == 1 and decision.num_rows == 2
     assert pq.read_table(p1).column("clip_id").to_pylist() == ["a", "b"]
     rejects = pq.read_table(tmp_path / "rejects" / "part-dedup.parquet").to_pylist()
-    assert {(r["clip_id"], r["reason"], r["duplicate_of"]) for r in rejects} == {("c", "duplicate", "a"), ("e", "duplicate", "b")}
+    assert {(r["clip_id"], r["reason"], r["duplicate_of"]) for r in rejects} == {
+        ("c", "duplicate", "a"),
+        ("e", "duplicate", "b"),
+    }

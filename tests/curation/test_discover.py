@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from audio_files import music_like, write_audio
+
 from curation.config import Location, Partitioning
 from curation.discover import LocationError, PlannedFile, discover, plan_from_table, plan_to_table, plan_units
 
@@ -28,7 +28,10 @@ def test_folders_are_searched_recursively_and_sidecars_paired(tree):
 def test_globs_and_several_locations(tree):
     files = discover([Location(path=str(tree / "a" / "*.wav")), Location(path=str(tree / "b" / "**" / "*.wav"))])
     assert [(f.uri.rsplit("/", 1)[1], f.location) for f in files] == [
-        ("one.wav", 0), ("Track 2.0 (Clean).wav", 1), ("three.wav", 1)]
+        ("one.wav", 0),
+        ("Track 2.0 (Clean).wav", 1),
+        ("three.wav", 1),
+    ]
 
 
 def test_output_inside_input_is_skipped(tree):
@@ -50,7 +53,10 @@ def test_a_location_with_no_files_names_the_entry(tree):
             discover([Location(path=str(tree / "a")), Location(path=str(path))])
 
 
-@pytest.mark.parametrize("count,max_files,max_bytes,min_units", [(100, 7, 10**9, 1), (100, 1000, 2500, 1), (10, 1000, 10**9, 4), (3, 1000, 10**9, 16)])
+@pytest.mark.parametrize(
+    "count,max_files,max_bytes,min_units",
+    [(100, 7, 10**9, 1), (100, 1000, 2500, 1), (10, 1000, 10**9, 4), (3, 1000, 10**9, 16)],
+)
 def test_units_respect_limits_and_keep_order(count, max_files, max_bytes, min_units):
     files = [PlannedFile(f"/f/{i:04d}", 100 + i, 0) for i in range(count)]
     units = plan_units(files, Partitioning(max_files=max_files, max_bytes=max_bytes, min_units=min_units))

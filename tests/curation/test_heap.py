@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from audio_files import music_like, write_audio
 
 # Runs in a fresh process: how glibc serves an allocation depends on the heap's history,
@@ -44,14 +43,21 @@ print(json.dumps({"default": default, "retained": retained, "with_retention": fa
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or "libc.so" not in (ctypes.util.find_library("c") or ""),
-                    reason="mallopt thresholds are glibc's")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or "libc.so" not in (ctypes.util.find_library("c") or ""),
+    reason="mallopt thresholds are glibc's",
+)
 def test_short_files_cost_no_fresh_pages(tmp_path):
-    paths = [str(write_audio(tmp_path / f"sfx{i}.{'wav' if i % 2 else 'flac'}", music_like(1 + i % 3, rate, seed=i), rate))
-             for i, rate in enumerate([44100, 48000] * 6)]
+    paths = [
+        str(write_audio(tmp_path / f"sfx{i}.{'wav' if i % 2 else 'flac'}", music_like(1 + i % 3, rate, seed=i), rate))
+        for i, rate in enumerate([44100, 48000] * 6)
+    ]
     repository = Path(__file__).resolve().parents[2]
-    result = json.loads(subprocess.run([sys.executable, "-c", _WORKER, *paths], cwd=repository,
-                                       check=True, capture_output=True, text=True).stdout)
+    result = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", _WORKER, *paths], cwd=repository, check=True, capture_output=True, text=True
+        ).stdout
+    )
     assert result["retained"]
     # glibc's defaults map or trim these blocks afresh for every file (~400 faults of 4 KB);
     # with the freed pages kept, a file reuses what the one before it freed.

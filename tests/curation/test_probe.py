@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import av
 import pytest
-
 from audio_files import encode, music_like, write_audio
+
 from curation import probe as probe_module
 from curation.probe import probe
 
-TAGS = {"title": "Paper Signal", "artist": "Saltmarsh", "album": "Sea Charts", "genre": "ambient",
-        "date": "2019", "comment": "made for a test"}
+TAGS = {
+    "title": "Paper Signal",
+    "artist": "Saltmarsh",
+    "album": "Sea Charts",
+    "genre": "ambient",
+    "date": "2019",
+    "comment": "made for a test",
+}
 TAGGED = ("tagged.wav", "tagged.flac", "tagged.ogg", "tagged.mp3", "tagged.m4a")
 
 
@@ -19,16 +25,43 @@ TAGGED = ("tagged.wav", "tagged.flac", "tagged.ogg", "tagged.mp3", "tagged.m4a")
 def sources(tmp_path_factory):
     folder = tmp_path_factory.mktemp("probe")
     wav = write_audio(folder / "plain.wav", music_like(1.5, seed=1), 44100)
-    made = {"plain.wav": wav, "float 48k.wav": write_audio(folder / "float 48k.wav", music_like(1.5, 48000), 48000, "FLOAT")}
-    for name, args in [("tagged.wav", ()), ("tagged.flac", ()), ("tagged.aiff", ()), ("tagged.w64", ("-c:a", "pcm_s24le")),
-                       ("tagged.caf", ()), ("tagged.au", ()), ("tagged.ogg", ("-c:a", "libvorbis")), ("tagged.mp3", ()),
-                       ("tagged.m4a", ("-c:a", "aac")), ("raw.aac", ("-c:a", "aac", "-f", "adts"))]:
+    made = {
+        "plain.wav": wav,
+        "float 48k.wav": write_audio(folder / "float 48k.wav", music_like(1.5, 48000), 48000, "FLOAT"),
+    }
+    for name, args in [
+        ("tagged.wav", ()),
+        ("tagged.flac", ()),
+        ("tagged.aiff", ()),
+        ("tagged.w64", ("-c:a", "pcm_s24le")),
+        ("tagged.caf", ()),
+        ("tagged.au", ()),
+        ("tagged.ogg", ("-c:a", "libvorbis")),
+        ("tagged.mp3", ()),
+        ("tagged.m4a", ("-c:a", "aac")),
+        ("raw.aac", ("-c:a", "aac", "-f", "adts")),
+    ]:
         made[name] = encode(wav, folder / name, *args, tags=TAGS)
     return made
 
 
-@pytest.mark.parametrize("name", ["plain.wav", "float 48k.wav", "tagged.wav", "tagged.flac", "tagged.aiff", "tagged.w64",
-                                  "tagged.caf", "tagged.au", "tagged.ogg", "tagged.mp3", "tagged.m4a", "raw.aac"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "plain.wav",
+        "float 48k.wav",
+        "tagged.wav",
+        "tagged.flac",
+        "tagged.aiff",
+        "tagged.w64",
+        "tagged.caf",
+        "tagged.au",
+        "tagged.ogg",
+        "tagged.mp3",
+        "tagged.m4a",
+        "raw.aac",
+    ],
+)
 def test_short_read_ahead_gives_the_same_facts(sources, name, monkeypatch):
     facts = probe(str(sources[name]))
     monkeypatch.setattr(probe_module, "_HEADER_PROBE_OPTIONS", probe_module._PROBE_OPTIONS)
@@ -37,8 +70,17 @@ def test_short_read_ahead_gives_the_same_facts(sources, name, monkeypatch):
         assert {k: facts.tags.get(k) for k in TAGS} == TAGS
 
 
-@pytest.mark.parametrize("name,short", [("plain.wav", True), ("tagged.flac", True), ("tagged.aiff", True),
-                                        ("tagged.ogg", False), ("tagged.mp3", False), ("raw.aac", False)])
+@pytest.mark.parametrize(
+    "name,short",
+    [
+        ("plain.wav", True),
+        ("tagged.flac", True),
+        ("tagged.aiff", True),
+        ("tagged.ogg", False),
+        ("tagged.mp3", False),
+        ("raw.aac", False),
+    ],
+)
 def test_short_read_ahead_only_for_header_stated_containers(sources, name, short, monkeypatch):
     opened = []
     real_open = av.open

@@ -23,14 +23,14 @@ def run(total: int, windows: Windows, block_sizes: list[int]) -> tuple[list[Piec
 @pytest.mark.parametrize(
     "total,window,hop,min_length,expected_starts,tail",
     [
-        (1000, 300, 300, 50, [0, 300, 600, 900], None),        # 100-sample tail kept
+        (1000, 300, 300, 50, [0, 300, 600, 900], None),  # 100-sample tail kept
         (1030, 300, 300, 50, [0, 300, 600, 900], None),
-        (920, 300, 300, 50, [0, 300, 600], (900, 20)),          # 20-sample tail too short
-        (900, 300, 300, 50, [0, 300, 600], None),               # exact fit, no tail
+        (920, 300, 300, 50, [0, 300, 600], (900, 20)),  # 20-sample tail too short
+        (900, 300, 300, 50, [0, 300, 600], None),  # exact fit, no tail
         (1000, 300, 150, 50, [0, 150, 300, 450, 600, 750], None),  # overlap: tail 750..1000
-        (1000, 200, 350, 50, [0, 350, 700], None),              # gaps between windows
-        (40, 300, 300, 50, [], (0, 40)),                        # shorter than a clip
-        (120, 300, 300, 50, [0], None),                         # one short clip
+        (1000, 200, 350, 50, [0, 350, 700], None),  # gaps between windows
+        (40, 300, 300, 50, [], (0, 40)),  # shorter than a clip
+        (120, 300, 300, 50, [0], None),  # one short clip
     ],
 )
 def test_clips_are_sample_exact(blocks, total, window, hop, min_length, expected_starts, tail):

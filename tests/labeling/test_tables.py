@@ -5,14 +5,25 @@ import pytest
 
 from curation.core.storage import write_table_atomic
 from labeling.labels.table import Candidate, LabelRow, labels_from_table, labels_to_table
-from labeling.vocab.table import (VOCAB_SCHEMA, VocabularyError, caption_id, read_vocabularies,
-                                  vocabulary_version)
+from labeling.vocab.table import VOCAB_SCHEMA, VocabularyError, caption_id, read_vocabularies, vocabulary_version
 
 
 def vocab_table(texts: list[str]) -> pa.Table:
-    return pa.Table.from_pylist([
-        {"vocab": "tags", "caption_id": caption_id(t), "text": t, "kind": "short_form", "aspect": "genre",
-         "source": "builtin", "provenance": None} for t in texts], schema=VOCAB_SCHEMA)
+    return pa.Table.from_pylist(
+        [
+            {
+                "vocab": "tags",
+                "caption_id": caption_id(t),
+                "text": t,
+                "kind": "short_form",
+                "aspect": "genre",
+                "source": "builtin",
+                "provenance": None,
+            }
+            for t in texts
+        ],
+        schema=VOCAB_SCHEMA,
+    )
 
 
 def test_caption_id_ignores_case_spacing_and_end_punctuation():
@@ -42,9 +53,16 @@ def test_read_vocabularies_checks_the_manifest(tmp_path):
 
 def test_label_rows_round_trip_through_arrow():
     row = LabelRow(
-        clip_id="abc-000000000000", label_run="run1",
-        candidates=[Candidate("tags", "c1", "jazz", "genre", 0.5), Candidate("llm_long", "c2", "A calm piece.", None, 0.25)],
+        clip_id="abc-000000000000",
+        label_run="run1",
+        candidates=[
+            Candidate("tags", "c1", "jazz", "genre", 0.5),
+            Candidate("llm_long", "c2", "A calm piece.", None, 0.25),
+        ],
         labels=[Candidate("tags", "c1", "jazz", "genre", 0.5)],
-        prompt_candidates=["A calm piece.", "jazz, piano"], structured={"genre": ["jazz"], "instrument": ["piano"]},
-        title="Song", genre="Jazz")
+        prompt_candidates=["A calm piece.", "jazz, piano"],
+        structured={"genre": ["jazz"], "instrument": ["piano"]},
+        title="Song",
+        genre="Jazz",
+    )
     assert labels_from_table(labels_to_table([row])) == [row]

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from orchestration.configs.jobs import CurateJob
+from orchestration.configs.jobs import CurateJob, ShardJob
 from orchestration.jobs.curate import curate
-from orchestration.configs.jobs import ShardJob
 from orchestration.jobs.shard import publish_version
 
 
@@ -28,12 +27,28 @@ def synthesize(folder: Path, files: int = 6, seconds: float = 2.0, rate: int = 4
 def audio_version(tmp_path_factory) -> str:
     base = tmp_path_factory.mktemp("train-data")
     synthesize(base / "raw")
-    curate(CurateJob.model_validate({
-        "inputs": [{"path": str(base / "raw"), "license": "CC0-1.0"}], "output": str(base / "curated"),
-        "segment": {"window_s": 1.0, "min_clip_s": 0.5}, "runner": {"name": "local", "workers": 1}}))
-    publish_version(ShardJob.model_validate({
-        "clips": str(base / "curated"), "root": str(base / "versions"), "version": "v1",
-        "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 4}, "runner": {"name": "local", "workers": 1}}))
+    curate(
+        CurateJob.model_validate(
+            {
+                "inputs": [{"path": str(base / "raw"), "license": "CC0-1.0"}],
+                "output": str(base / "curated"),
+                "segment": {"window_s": 1.0, "min_clip_s": 0.5},
+                "runner": {"name": "local", "workers": 1},
+            }
+        )
+    )
+    publish_version(
+        ShardJob.model_validate(
+            {
+                "clips": str(base / "curated"),
+                "root": str(base / "versions"),
+                "version": "v1",
+                "splits": {"fractions": {"train": 1.0}},
+                "shards": {"min_shards": 4},
+                "runner": {"name": "local", "workers": 1},
+            }
+        )
+    )
     return str(base / "versions" / "v1")
 
 

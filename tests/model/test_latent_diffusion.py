@@ -30,9 +30,13 @@ def model():
 
 
 def batch(b: int = 2, **fields):
-    return {"latents": torch.randn(b, 64, FRAMES, generator=torch.Generator().manual_seed(b)),
-            "prompt": ["a calm solo piano piece", "fast techno, 140 BPM"][:b],
-            "seconds_start": torch.tensor([0.0, 12.0])[:b], "seconds_total": torch.tensor([30.0, 600.0])[:b], **fields}
+    return {
+        "latents": torch.randn(b, 64, FRAMES, generator=torch.Generator().manual_seed(b)),
+        "prompt": ["a calm solo piano piece", "fast techno, 140 BPM"][:b],
+        "seconds_start": torch.tensor([0.0, 12.0])[:b],
+        "seconds_total": torch.tensor([30.0, 600.0])[:b],
+        **fields,
+    }
 
 
 def test_conditioning_layout(model):
@@ -46,7 +50,9 @@ def test_conditioning_layout(model):
     # seconds_total is clamped to [0, 512]: 600 s embeds as 512 s.
     clamped = model.condition(batch(seconds_total=torch.tensor([30.0, 512.0])))
     torch.testing.assert_close(clamped.global_cond, cond.global_cond)
-    assert not torch.allclose(model.condition(batch(seconds_total=torch.tensor([30.0, 400.0]))).global_cond, cond.global_cond)
+    assert not torch.allclose(
+        model.condition(batch(seconds_total=torch.tensor([30.0, 400.0]))).global_cond, cond.global_cond
+    )
 
 
 def test_sao_sized_context_has_130_tokens():
@@ -81,7 +87,9 @@ def test_gradient_reaches_every_trainable_parameter_and_nothing_frozen():
     unreached = [name for name, p in trainable.items() if p.grad is None or not p.grad.any()]
     assert not unreached
     frozen = [name for name, p in model.named_parameters() if name not in trainable]
-    assert any(n.startswith("vae.") for n in frozen) and any(n.startswith("conditioners.prompt.encoder.") for n in frozen)
+    assert any(n.startswith("vae.") for n in frozen) and any(
+        n.startswith("conditioners.prompt.encoder.") for n in frozen
+    )
     assert all(p.grad is None for name, p in model.named_parameters() if name not in trainable)
 
 
@@ -139,6 +147,6 @@ def test_masking_padding_leaves_padded_frames_out_of_the_loss():
         a = masked.loss(batch(padding_mask=mask), torch.Generator().manual_seed(0))
         b = plain.loss(batch(padding_mask=mask), torch.Generator().manual_seed(0))
         noisy = batch(padding_mask=mask)
-        noisy["latents"][..., FRAMES // 2:] += 100
+        noisy["latents"][..., FRAMES // 2 :] += 100
         assert torch.equal(masked.loss(noisy, torch.Generator().manual_seed(0)), a)
     assert not torch.equal(a, b)

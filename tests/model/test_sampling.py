@@ -4,8 +4,15 @@ probability-flow ODE's exact solution are known in closed form."""
 import pytest
 import torch
 
-from model.sampling import (SAMPLERS, classifier_free_guidance, get_sigmas_karras, get_sigmas_polyexponential,
-                            sample_dpmpp_2m, sample_dpmpp_3m_sde, sample_euler)
+from model.sampling import (
+    SAMPLERS,
+    classifier_free_guidance,
+    get_sigmas_karras,
+    get_sigmas_polyexponential,
+    sample_dpmpp_2m,
+    sample_dpmpp_3m_sde,
+    sample_euler,
+)
 
 MU, S = 0.5, 0.3
 SIGMA_MIN, SIGMA_MAX = 0.01, 80.0
@@ -29,11 +36,14 @@ def ode_error(sampler, steps, **options):
     return (sampler(gaussian_denoiser, x, sigmas, **options) - exact).abs().max().item()
 
 
-@pytest.mark.parametrize("sampler, options, tolerance", [
-    (sample_euler, {}, 0.04),
-    (sample_dpmpp_2m, {}, 2e-3),
-    (sample_dpmpp_3m_sde, {"eta": 0.0}, 2e-3),
-])
+@pytest.mark.parametrize(
+    "sampler, options, tolerance",
+    [
+        (sample_euler, {}, 0.04),
+        (sample_dpmpp_2m, {}, 2e-3),
+        (sample_dpmpp_3m_sde, {"eta": 0.0}, 2e-3),
+    ],
+)
 def test_deterministic_samplers_converge_to_the_exact_ode_solution(sampler, options, tolerance):
     coarse, fine = ode_error(sampler, 10, **options), ode_error(sampler, 80, **options)
     assert fine < tolerance

@@ -7,7 +7,13 @@ import torch
 from model.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from model.config import ModelConfig, TextEncoderConfig
 from model.latent_diffusion import LatentDiffusion
-from model.text_encoder import RANDOM_MARKER, T5TextEncoder, TextEncoderError, load_text_encoder, train_stand_in_tokenizer
+from model.text_encoder import (
+    RANDOM_MARKER,
+    T5TextEncoder,
+    TextEncoderError,
+    load_text_encoder,
+    train_stand_in_tokenizer,
+)
 
 CPU = torch.device("cpu")
 
@@ -55,10 +61,15 @@ def test_a_real_layout_folder_loads_and_a_relative_path_is_taken_from_the_checkp
 
 
 def test_a_checkpoint_points_at_a_real_encoder_by_absolute_path(t5_folder, tmp_path):
-    config = ModelConfig(sample_size=2048 * 4, conditioning={"prompt": {"path": os.path.relpath(t5_folder), "max_length": 16}})
+    config = ModelConfig(
+        sample_size=2048 * 4, conditioning={"prompt": {"path": os.path.relpath(t5_folder), "max_length": 16}}
+    )
     model = LatentDiffusion(config)
     save_checkpoint(tmp_path / "ckpt", model)
     assert not (tmp_path / "ckpt" / "text_encoder").exists()
     assert read_checkpoint_info(tmp_path / "ckpt").config.conditioning.prompt.path == str(t5_folder.resolve())
     loaded = load_checkpoint(tmp_path / "ckpt")
-    torch.testing.assert_close(loaded.conditioners.text_encoder.encode(["jazz"], CPU)[0], model.conditioners.text_encoder.encode(["jazz"], CPU)[0])
+    torch.testing.assert_close(
+        loaded.conditioners.text_encoder.encode(["jazz"], CPU)[0],
+        model.conditioners.text_encoder.encode(["jazz"], CPU)[0],
+    )

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from model.config import VAEConfig, VAELossConfig
-from model.vae import AudioVAE, WNConv1d, WNConvTranspose1d, kl_divergence, posterior, snake_beta
 from model.training.vae_losses import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses, stft_loss
+from model.vae import AudioVAE, WNConv1d, WNConvTranspose1d, kl_divergence, posterior, snake_beta
 
 # SAO's block structure at a fraction of the width: same strides (x2048), same reach.
 SMALL = VAEConfig(channels=2)
@@ -51,7 +51,9 @@ def test_chunked_decoding_equals_whole(vae):
     # The decoder reaches about 10 latent frames either way.
     latents = torch.randn(1, 64, 30)
     with torch.no_grad():
-        torch.testing.assert_close(vae.decode(latents, chunk_frames=25, overlap_frames=11), vae.decode(latents), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            vae.decode(latents, chunk_frames=25, overlap_frames=11), vae.decode(latents), atol=1e-5, rtol=1e-4
+        )
 
 
 def test_posterior_sample_is_seeded_and_mean_is_deterministic(vae):
@@ -75,8 +77,10 @@ def test_bottleneck_matches_sao():
 def test_weight_norm_is_the_old_torch_parametrization():
     """weight = g * v / |v| with the norm over every dim but 0, for transposed convs too."""
     torch.manual_seed(0)
-    for ours, reference in ((WNConv1d(3, 5, 4, stride=2, padding=1), nn.Conv1d(3, 5, 4, stride=2, padding=1)),
-                            (WNConvTranspose1d(5, 3, 4, stride=2, padding=1), nn.ConvTranspose1d(5, 3, 4, stride=2, padding=1))):
+    for ours, reference in (
+        (WNConv1d(3, 5, 4, stride=2, padding=1), nn.Conv1d(3, 5, 4, stride=2, padding=1)),
+        (WNConvTranspose1d(5, 3, 4, stride=2, padding=1), nn.ConvTranspose1d(5, 3, 4, stride=2, padding=1)),
+    ):
         with torch.no_grad():
             ours.weight_v.normal_()
             ours.weight_g.uniform_(0.5, 2)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from audio_files import encode, music_like, write_audio
 from rich.console import Console
 
-from audio_files import encode, music_like, write_audio
 from curation.encode import decode_flac, pcm_sha256
 from orchestration.configs.jobs import CurateJob
 from orchestration.jobs.curate import curate
@@ -37,12 +37,32 @@ def build_zoo(root: Path) -> dict[str, tuple[str, str | None]]:
     kept(write_audio(root / "six channels.wav", music_like(6, channels=6, seed=2), RATE))
     kept(write_audio(root / "telephone 8k.wav", music_like(6, rate=8000, seed=3), 8000))
     kept(write_audio(root / "hires 192k.flac", music_like(6, rate=192000, seed=4), 192000))
-    kept(encode(write_audio(root / "src" / "a.wav", music_like(6, seed=5), RATE), root / "Track 2.0 (Clean).mp3", "-b:a", "192k"))
-    kept(encode(write_audio(root / "src" / "b.wav", music_like(6, seed=6), RATE), root / "-leading dash.ogg", "-c:a", "libvorbis"))
+    kept(
+        encode(
+            write_audio(root / "src" / "a.wav", music_like(6, seed=5), RATE),
+            root / "Track 2.0 (Clean).mp3",
+            "-b:a",
+            "192k",
+        )
+    )
+    kept(
+        encode(
+            write_audio(root / "src" / "b.wav", music_like(6, seed=6), RATE),
+            root / "-leading dash.ogg",
+            "-c:a",
+            "libvorbis",
+        )
+    )
     kept(write_audio(root / "spaces ünïcödé ♫.flac", music_like(6, seed=7), RATE))
-    kept(write_audio(root / "quote's \"double\".wav", music_like(6, seed=8), RATE))
-    kept(encode(write_audio(root / "src" / "c.wav", music_like(6, seed=9), RATE), root / "aac in mp4.m4a", "-c:a", "aac"))
-    kept(encode(write_audio(root / "src" / "d.wav", music_like(6, seed=10), RATE), root / "voice.opus", "-c:a", "libopus"))
+    kept(write_audio(root / 'quote\'s "double".wav', music_like(6, seed=8), RATE))
+    kept(
+        encode(write_audio(root / "src" / "c.wav", music_like(6, seed=9), RATE), root / "aac in mp4.m4a", "-c:a", "aac")
+    )
+    kept(
+        encode(
+            write_audio(root / "src" / "d.wav", music_like(6, seed=10), RATE), root / "voice.opus", "-c:a", "libopus"
+        )
+    )
     shutil.rmtree(root / "src")
 
     (root / "empty.wav").write_bytes(b"")
@@ -71,12 +91,14 @@ def build_zoo(root: Path) -> dict[str, tuple[str, str | None]]:
 def curated_zoo(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo")
     fate = build_zoo(root / "in")
-    job = CurateJob.model_validate({
-        "inputs": [{"path": str(root / "in"), "source_name": "zoo", "license": "CC0-1.0"}],
-        "output": str(root / "out"),
-        "segment": {"window_s": 4.0, "min_clip_s": 1.0},
-        "runner": {"name": "local", "workers": 2},
-    })
+    job = CurateJob.model_validate(
+        {
+            "inputs": [{"path": str(root / "in"), "source_name": "zoo", "license": "CC0-1.0"}],
+            "output": str(root / "out"),
+            "segment": {"window_s": 4.0, "min_clip_s": 1.0},
+            "runner": {"name": "local", "workers": 2},
+        }
+    )
     summary = curate(job, Console(file=open("/dev/null", "w")))
     clips = pq.read_table(root / "out" / "clips")
     rejects = pq.read_table(root / "out" / "rejects")

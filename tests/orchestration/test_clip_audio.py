@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile
+from audio_files import music_like, write_audio
 from rich.console import Console
 
-from audio_files import music_like, write_audio
 from orchestration.configs.jobs import CurateJob
 from orchestration.jobs.curate import curate
 
@@ -24,11 +24,16 @@ def test_16_bit_sources_at_the_training_format_are_stored_bit_for_bit(tmp_path, 
     loud = np.clip(music_like(5, seed=3, level=0.9), -1, 1)  # samples above half scale, where 32767 and 32768 differ
     for name in ("a.wav", "b.flac"):
         write_audio(folder / name, loud, 44100, subtype="PCM_16")
-    config = CurateJob.model_validate({
-        "inputs": [{"path": str(folder)}], "output": str(tmp_path / "out"), "runner": {"workers": 1},
-        "segment": {"window_s": 2.0, "min_clip_s": 0.5}, "filter": {"max_clipping_ratio": None},
-        "decode": {"backend": backend},
-    })
+    config = CurateJob.model_validate(
+        {
+            "inputs": [{"path": str(folder)}],
+            "output": str(tmp_path / "out"),
+            "runner": {"workers": 1},
+            "segment": {"window_s": 2.0, "min_clip_s": 0.5},
+            "filter": {"max_clipping_ratio": None},
+            "decode": {"backend": backend},
+        }
+    )
     curate(config, QUIET)
     clips = pq.read_table(tmp_path / "out" / "clips").to_pylist()
     assert {row["source_uri"].rsplit("/", 1)[1] for row in clips} == {"a.wav", "b.flac"}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import fsspec
 import pyarrow.parquet as pq
+from audio_files import music_like, write_audio
 from rich.console import Console
 
-from audio_files import music_like, write_audio
 from orchestration.configs.jobs import CurateJob
 from orchestration.jobs.curate import curate
 
@@ -17,8 +17,9 @@ QUIET = Console(file=open("/dev/null", "w"))
 
 
 def job(inputs, output, **extra) -> CurateJob:
-    return CurateJob.model_validate({"inputs": inputs, "output": output, "segment": {"window_s": 3.0},
-                                     "runner": {"workers": 1}, **extra})
+    return CurateJob.model_validate(
+        {"inputs": inputs, "output": output, "segment": {"window_s": 3.0}, "runner": {"workers": 1}, **extra}
+    )
 
 
 def test_remote_inputs_and_outputs_give_the_same_clips(tmp_path):
@@ -43,13 +44,24 @@ def test_location_attributes_and_sidecar_overrides(tmp_path):
     folder = tmp_path / "in"
     write_audio(folder / "plain.wav", music_like(4, seed=1), 44100)
     write_audio(folder / "Track 2.0 (Clean).wav", music_like(4, seed=2), 44100)
-    (folder / "Track 2.0 (Clean).json").write_text(json.dumps({
-        "license": "CC-BY-NC-4.0", "split_hint": "valid",
-        "tags": {"Title": "Clean Version", "genre": "field recording"},
-        "description": "rain on a tin roof", "freesound_id": 1234,
-    }))
-    curate(job([{"path": str(folder), "source_name": "field", "license": "CC0-1.0", "split_hint": "train"}],
-               str(tmp_path / "out")), QUIET)
+    (folder / "Track 2.0 (Clean).json").write_text(
+        json.dumps(
+            {
+                "license": "CC-BY-NC-4.0",
+                "split_hint": "valid",
+                "tags": {"Title": "Clean Version", "genre": "field recording"},
+                "description": "rain on a tin roof",
+                "freesound_id": 1234,
+            }
+        )
+    )
+    curate(
+        job(
+            [{"path": str(folder), "source_name": "field", "license": "CC0-1.0", "split_hint": "train"}],
+            str(tmp_path / "out"),
+        ),
+        QUIET,
+    )
     rows = {Path(r["source_uri"]).name: r for r in pq.read_table(tmp_path / "out" / "clips").to_pylist()}
     plain, special = rows["plain.wav"], rows["Track 2.0 (Clean).wav"]
     assert (plain["source_name"], plain["license"], plain["split_hint"]) == ("field", "CC0-1.0", "train")

@@ -18,13 +18,18 @@ ARGS = ["--segment.window_s", "5", "--units.min_units", "12", "--runner.workers"
 
 
 def soundry(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestration.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def clip_set(output: Path) -> list[tuple[str, str, str]]:
     table = pq.read_table(output / "clips", columns=["clip_id", "source_uri", "pcm_sha256"])
-    return sorted(zip(*(table.column(c).to_pylist() for c in table.column_names)))
+    return sorted(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +71,8 @@ def test_other_config_in_same_output_is_refused(demo_corpus, tmp_path):
     output = tmp_path / "out"
     first = soundry("curate", str(folder), "--output", str(output), "--segment.window_s", "5", "--units.min_units", "1")
     assert first.wait(timeout=300) == 0
-    second = soundry("curate", str(folder), "--output", str(output), "--segment.window_s", "6", "--units.min_units", "1")
+    second = soundry(
+        "curate", str(folder), "--output", str(output), "--segment.window_s", "6", "--units.min_units", "1"
+    )
     assert second.wait(timeout=300) == 2
     assert "differs in: segment.window_s" in second.stderr.read().decode()

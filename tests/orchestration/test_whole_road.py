@@ -6,11 +6,11 @@ import json
 
 import pytest
 import soundfile
+from audio_files import music_like, write_audio
 from rich.console import Console
 
-from audio_files import music_like, write_audio
-from orchestration.configs.resolve import ConfigError
 from orchestration.configs.pipeline import PipelineConfig
+from orchestration.configs.resolve import ConfigError
 from orchestration.jobs.pipeline import run_pipeline
 from shards.manifest import read_manifest
 
@@ -21,22 +21,39 @@ def pipeline(tmp_path, **changes) -> PipelineConfig:
     raw = tmp_path / "raw"
     for i in range(4):
         write_audio(raw / f"piece {i}.wav", music_like(3.0, seed=i), 44100)
-    return PipelineConfig.model_validate({
-        "run_dir": str(tmp_path / "run"), "inputs": [{"path": str(raw), "license": "CC0-1.0"}],
-        "runner": {"name": "local", "workers": 1},
-        "curate": {"segment": {"window_s": 1.5, "min_clip_s": 1.0}},
-        "vocab": {"builtin_tags": False, "prompts": {"combinations": 4}},
-        "label": {"clap": {"backend": "random", "architecture": "HTSAT-mini", "threads": 1}},
-        "publish": {"splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 2}},
-        "vae": {"model": "tiny", "sample_size": 8192, "max_steps": 2, "adversarial_start": 1, "log_every": 1,
-                "checkpoint_every": 2, "data": {"batch_size": 2, "workers": 0},
-                "losses": {"discriminator_filters": 4, "fft_sizes": [256, 64], "discriminator_ffts": [256]}},
-        "encode": {"threads": 1},
-        "train": {"model": "tiny", "sample_size": 16384, "max_steps": 2, "log_every": 1, "checkpoint_every": 2,
-                  "data": {"batch_size": 2, "workers": 0}, "demo": {"prompts": ["Calm"], "seconds": 0.2, "steps": 2}},
-        "sample": {"prompts": ["Genre: Ambient"], "seconds": 0.5, "steps": 3},
-        **changes,
-    })
+    return PipelineConfig.model_validate(
+        {
+            "run_dir": str(tmp_path / "run"),
+            "inputs": [{"path": str(raw), "license": "CC0-1.0"}],
+            "runner": {"name": "local", "workers": 1},
+            "curate": {"segment": {"window_s": 1.5, "min_clip_s": 1.0}},
+            "vocab": {"builtin_tags": False, "prompts": {"combinations": 4}},
+            "label": {"clap": {"backend": "random", "architecture": "HTSAT-mini", "threads": 1}},
+            "publish": {"splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 2}},
+            "vae": {
+                "model": "tiny",
+                "sample_size": 8192,
+                "max_steps": 2,
+                "adversarial_start": 1,
+                "log_every": 1,
+                "checkpoint_every": 2,
+                "data": {"batch_size": 2, "workers": 0},
+                "losses": {"discriminator_filters": 4, "fft_sizes": [256, 64], "discriminator_ffts": [256]},
+            },
+            "encode": {"threads": 1},
+            "train": {
+                "model": "tiny",
+                "sample_size": 16384,
+                "max_steps": 2,
+                "log_every": 1,
+                "checkpoint_every": 2,
+                "data": {"batch_size": 2, "workers": 0},
+                "demo": {"prompts": ["Calm"], "seconds": 0.2, "steps": 2},
+            },
+            "sample": {"prompts": ["Genre: Ambient"], "seconds": 0.5, "steps": 3},
+            **changes,
+        }
+    )
 
 
 @pytest.mark.slow

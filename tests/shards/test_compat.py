@@ -22,7 +22,9 @@ def all_tars(version: str) -> list[str]:
 def test_plain_tar_lists_and_extracts(labeled_version, curated, tmp_path):
     version, manifest, _ = labeled_version
     shard = manifest["shards"][0]
-    listing = subprocess.run(["tar", "-tvf", str(Path(version) / shard["tar"])], capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        ["tar", "-tvf", str(Path(version) / shard["tar"])], capture_output=True, text=True, check=True
+    )
     names = [line.split()[-1] for line in listing.stdout.splitlines()]
     assert len(names) == 3 * shard["count"]
     assert all(name.count(".") in (1, 2) and "/" not in name for name in names)
@@ -73,8 +75,13 @@ def test_hugging_face_datasets_reads_the_version_folder_and_the_tars(labeled_ver
     # The tars alone, with the card's features (datasets >= 4 needs torchcodec to infer Audio).
     header = yaml.safe_load((Path(version) / "README.md").read_text().split("---")[1])
     features = datasets.Features._from_yaml_list(header["dataset_info"]["features"])
-    train = datasets.load_dataset("webdataset", data_files={"train": all_tars(version)}, split="train",
-                                  features=features, cache_dir=str(tmp_path / "cache"))
+    train = datasets.load_dataset(
+        "webdataset",
+        data_files={"train": all_tars(version)},
+        split="train",
+        features=features,
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert len(train) == len(curated.rows)
     import soundfile
 

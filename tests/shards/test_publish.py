@@ -29,8 +29,14 @@ def tar_members(path: Path) -> list[tuple[str, bytes]]:
 
 
 def config_for(curated, tmp_path, version="v1", **overrides) -> ShardConfig:
-    values = {"clips": curated.folder, "root": str(tmp_path / "versions"), "version": version,
-              "splits": {"fractions": {"train": 0.5, "valid": 0.5}}, "shards": {"min_shards": 3}, **overrides}
+    values = {
+        "clips": curated.folder,
+        "root": str(tmp_path / "versions"),
+        "version": version,
+        "splits": {"fractions": {"train": 0.5, "valid": 0.5}},
+        "shards": {"min_shards": 3},
+        **overrides,
+    }
     return ShardConfig.model_validate(values)
 
 
@@ -150,12 +156,18 @@ def test_published_versions_are_immutable_and_claims_are_kept(curated, tmp_path,
 
 
 def test_license_rule_is_applied_and_recorded(tmp_path, shard_inputs):
-    curated = shard_inputs.make_curated(tmp_path / "curated", sources=4, licenses=["CC0-1.0", "CC-BY-4.0", "proprietary", None])
+    curated = shard_inputs.make_curated(
+        tmp_path / "curated", sources=4, licenses=["CC0-1.0", "CC-BY-4.0", "proprietary", None]
+    )
     manifest = shard_inputs.publish_inline(config_for(curated, tmp_path, licenses=["CC0-1.0", "CC-BY-4.0", "unknown"]))
     licenses = manifest["licenses"]
     assert licenses["allowed"] == ["CC0-1.0", "CC-BY-4.0", "unknown"]
     assert licenses["excluded_clips"] == {"license": 4}
-    assert {name: c["clips"] for name, c in licenses["per_license"].items()} == {"CC-BY-4.0": 4, "CC0-1.0": 4, "unknown": 4}
+    assert {name: c["clips"] for name, c in licenses["per_license"].items()} == {
+        "CC-BY-4.0": 4,
+        "CC0-1.0": 4,
+        "unknown": 4,
+    }
     assert manifest["totals"]["clips_in"] == 16 and manifest["totals"]["clips"] == 12
 
 
@@ -165,13 +177,24 @@ def test_exclusions_and_fixed_splits(curated, tmp_path, shard_inputs):
     (tmp_path / "eval_sources.txt").write_text(f"# evaluation audio\n{sources[0].rsplit('/', 1)[-1]}\n")
     (tmp_path / "eval_captions.txt").write_text("Recording number 1.\n")
     (tmp_path / "splits.csv").write_text(f"source,split\n{sources[1]},test\n")
-    manifest = shard_inputs.publish_inline(config_for(
-        curated, tmp_path, labels=labels,
-        exclude={"sources": [str(tmp_path / "eval_sources.txt")], "captions": [str(tmp_path / "eval_captions.txt")],
-                 "vocabularies": ["rater_long"]},
-        splits={"fractions": {"train": 1.0}, "assignments": str(tmp_path / "splits.csv")}))
+    manifest = shard_inputs.publish_inline(
+        config_for(
+            curated,
+            tmp_path,
+            labels=labels,
+            exclude={
+                "sources": [str(tmp_path / "eval_sources.txt")],
+                "captions": [str(tmp_path / "eval_captions.txt")],
+                "vocabularies": ["rater_long"],
+            },
+            splits={"fractions": {"train": 1.0}, "assignments": str(tmp_path / "splits.csv")},
+        )
+    )
     unlabeled = [c for c in sorted(curated.rows)[:2] if curated.rows[c]["source_uri"] != sources[0]]
-    assert manifest["licenses"]["excluded_clips"] == {"excluded_source": 4, **({"unlabeled": len(unlabeled)} if unlabeled else {})}
+    assert manifest["licenses"]["excluded_clips"] == {
+        "excluded_source": 4,
+        **({"unlabeled": len(unlabeled)} if unlabeled else {}),
+    }
     version = Path(tmp_path / "versions" / "v1")
     sidecars = pd.concat([pd.read_parquet(version / s["sidecar"]) for s in manifest["shards"]])
     assert sources[0] not in set(sidecars["source_uri"])
@@ -183,11 +206,14 @@ def test_exclusions_and_fixed_splits(curated, tmp_path, shard_inputs):
     assert "Recording number 2." in texts
 
 
-@pytest.mark.parametrize("problem,match", [
-    ("no_summary", "no summary.json"),
-    ("no_label_manifest", "no manifest.json"),
-    ("bad_assignments", "columns source,split"),
-])
+@pytest.mark.parametrize(
+    "problem,match",
+    [
+        ("no_summary", "no summary.json"),
+        ("no_label_manifest", "no manifest.json"),
+        ("bad_assignments", "columns source,split"),
+    ],
+)
 def test_bad_inputs_are_named(curated, tmp_path, problem, match, shard_inputs):
     overrides = {}
     if problem == "no_summary":
@@ -205,10 +231,14 @@ def test_bad_inputs_are_named(curated, tmp_path, problem, match, shard_inputs):
 
 
 def test_shard_targets_bound_size_and_count(curated, tmp_path):
-    plan = make_plan(config_for(curated, tmp_path, splits={"fractions": {"train": 1.0}},
-                                shards={"max_samples": 5, "min_shards": 1}))
+    plan = make_plan(
+        config_for(curated, tmp_path, splits={"fractions": {"train": 1.0}}, shards={"max_samples": 5, "min_shards": 1})
+    )
     assert sorted(len(t.clips) for t in plan.tasks) == [4, 5, 5, 5, 5]
     assert [t.name for t in plan.tasks] == [f"train-{i:06d}" for i in range(5)]
-    tiny = make_plan(config_for(curated, tmp_path, splits={"fractions": {"train": 1.0}},
-                                shards={"max_bytes": 2**16, "min_shards": 1}))
+    tiny = make_plan(
+        config_for(
+            curated, tmp_path, splits={"fractions": {"train": 1.0}}, shards={"max_bytes": 2**16, "min_shards": 1}
+        )
+    )
     assert len(tiny.tasks) > 5

@@ -27,7 +27,9 @@ def test_json_has_one_shape_with_or_without_labels(curated, shard_inputs, labele
     record = sample_json(curated.rows[clip_id], "train", label)
     assert sorted(record) == sorted(RECORD_SCHEMA.names)
     if labeled:
-        assert record["long_form"] == label.prompt_candidates[:3] and record["tag_chunks"] == label.prompt_candidates[3:]
+        assert (
+            record["long_form"] == label.prompt_candidates[:3] and record["tag_chunks"] == label.prompt_candidates[3:]
+        )
         assert record["text"] == record["prompt"] == record["long_form"][0]
     else:
         row = curated.rows[clip_id]
@@ -53,10 +55,14 @@ def test_hashed_split_is_stable_and_proportional():
     ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(4000)]
     counts = collections.Counter(hashed_split(i, fractions, "soundry") for i in ids)
     assert abs(counts["train"] / 4000 - 0.8) < 0.03 and abs(counts["test"] / 4000 - 0.1) < 0.02
-    assert [hashed_split(i, fractions, "soundry") for i in ids[:50]] == [hashed_split(i, fractions, "soundry") for i in ids[:50]]
+    assert [hashed_split(i, fractions, "soundry") for i in ids[:50]] == [
+        hashed_split(i, fractions, "soundry") for i in ids[:50]
+    ]
     grown = {**fractions}
     assert hashed_split(ids[0], grown, "soundry") == hashed_split(ids[0], fractions, "soundry")
-    assert [hashed_split(i, fractions, "other") for i in ids[:50]] != [hashed_split(i, fractions, "soundry") for i in ids[:50]]
+    assert [hashed_split(i, fractions, "other") for i in ids[:50]] != [
+        hashed_split(i, fractions, "soundry") for i in ids[:50]
+    ]
 
 
 def test_assignments_win_over_hints_which_win_over_the_hash(tmp_path):
@@ -69,16 +75,23 @@ def test_assignments_win_over_hints_which_win_over_the_hash(tmp_path):
     assert ignoring.split("id2", "/c/song 2.wav", "valid") == "train"
 
 
-@pytest.mark.parametrize("text,match", [("source,split\na,Bad-Split\n", "line 2"), ("x,y\n1,2\n", "columns source,split")])
+@pytest.mark.parametrize(
+    "text,match", [("source,split\na,Bad-Split\n", "line 2"), ("x,y\n1,2\n", "columns source,split")]
+)
 def test_bad_assignment_files_are_named(tmp_path, text, match):
     (tmp_path / "splits.csv").write_text(text)
     with pytest.raises(SplitFileError, match=match):
         read_assignments(str(tmp_path / "splits.csv"))
 
 
-@pytest.mark.parametrize("fractions,match", [
-    ({"train": 0.5}, "add up to 0.5"), ({"tr-ain": 1.0}, "split name"), ({"train": 1.5, "valid": -0.5}, "negative"),
-])
+@pytest.mark.parametrize(
+    "fractions,match",
+    [
+        ({"train": 0.5}, "add up to 0.5"),
+        ({"tr-ain": 1.0}, "split name"),
+        ({"train": 1.5, "valid": -0.5}, "negative"),
+    ],
+)
 def test_bad_fractions_are_refused(fractions, match):
     with pytest.raises(ValueError, match=match):
         Splits(fractions=fractions)

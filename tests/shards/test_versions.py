@@ -22,11 +22,18 @@ def two_versions(tmp_path_factory, shard_inputs):
     ids = sorted(small.rows)
     relabel = {clip_id: 100 + i for i, clip_id in enumerate(ids[:3])}
     common = {"root": str(base / "root"), "splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 2}}
-    shard_inputs.publish_inline(ShardConfig(clips=small.folder, labels=shard_inputs.make_labels(base / "l1", ids),
-                                            version="v1", **common))
-    shard_inputs.publish_inline(ShardConfig(clips=large.folder, version="v2", seed=3,
-                                            labels=shard_inputs.make_labels(base / "l2", sorted(large.rows), relabel=relabel),
-                                            **common))
+    shard_inputs.publish_inline(
+        ShardConfig(clips=small.folder, labels=shard_inputs.make_labels(base / "l1", ids), version="v1", **common)
+    )
+    shard_inputs.publish_inline(
+        ShardConfig(
+            clips=large.folder,
+            version="v2",
+            seed=3,
+            labels=shard_inputs.make_labels(base / "l2", sorted(large.rows), relabel=relabel),
+            **common,
+        )
+    )
     return base / "root", small, large, sorted(relabel)
 
 
@@ -60,8 +67,15 @@ def test_list_shows_published_and_unfinished(two_versions, shard_inputs):
 
 def test_verify_names_corrupt_and_missing_files(tmp_path, shard_inputs):
     curated = shard_inputs.make_curated(tmp_path / "curated", sources=3)
-    manifest = shard_inputs.publish_inline(ShardConfig(clips=curated.folder, root=str(tmp_path / "root"), version="v1",
-                                                       splits={"fractions": {"train": 1.0}}, shards={"min_shards": 3}))
+    manifest = shard_inputs.publish_inline(
+        ShardConfig(
+            clips=curated.folder,
+            root=str(tmp_path / "root"),
+            version="v1",
+            splits={"fractions": {"train": 1.0}},
+            shards={"min_shards": 3},
+        )
+    )
     version = tmp_path / "root" / "v1"
     assert verify_version(str(version)) == []
     first, second, third = manifest["shards"]

@@ -24,8 +24,11 @@ class EvalCaptions:
 
     def __init__(self, config: CleaningConfig) -> None:
         self.ids: set[str] = set()
-        self.index = NearDuplicateIndex(config.near_duplicate_threshold, config.minhash_permutations) \
-            if config.near_duplicate_threshold is not None else None
+        self.index = (
+            NearDuplicateIndex(config.near_duplicate_threshold, config.minhash_permutations)
+            if config.near_duplicate_threshold is not None
+            else None
+        )
 
     def add(self, texts: Iterable[str]) -> None:
         for text in texts:
@@ -47,8 +50,11 @@ class Deduplicator:
     def __init__(self, config: CleaningConfig, eval_captions: EvalCaptions | None = None) -> None:
         self.eval_captions = eval_captions
         self._seen: set[str] = set()
-        self._near = NearDuplicateIndex(config.near_duplicate_threshold, config.minhash_permutations) \
-            if config.near_duplicate_threshold is not None else None
+        self._near = (
+            NearDuplicateIndex(config.near_duplicate_threshold, config.minhash_permutations)
+            if config.near_duplicate_threshold is not None
+            else None
+        )
 
     def check(self, text: str) -> str | None:
         """The rule that drops `text`, or None: then it is kept and later texts are compared with it."""

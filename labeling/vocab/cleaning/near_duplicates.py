@@ -36,8 +36,11 @@ _RECALL_AT_THRESHOLD = 0.95
 def content_words(text: str) -> set[str]:
     """The content words of a text, plurals folded (strings -> string)."""
     words = re.findall(r"[^\W_]+(?:['-][^\W_]+)*", normalize_caption(text))
-    content = {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
-               for w in words if w not in _FUNCTION_WORDS}
+    content = {
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+        for w in words
+        if w not in _FUNCTION_WORDS
+    }
     return content or set(words)
 
 
@@ -50,7 +53,7 @@ def bands_and_rows(threshold: float, num_perm: int) -> tuple[int, int]:
     of similarity `threshold` with probability at least 0.95."""
     for rows in range(num_perm, 0, -1):
         bands = num_perm // rows
-        if 1 - (1 - threshold ** rows) ** bands >= _RECALL_AT_THRESHOLD:
+        if 1 - (1 - threshold**rows) ** bands >= _RECALL_AT_THRESHOLD:
             return bands, rows
     return num_perm, 1
 
@@ -65,7 +68,9 @@ class NearDuplicateIndex:
         self.bands, self.rows = bands_and_rows(threshold, num_perm)
         prototype = MinHash(num_perm=num_perm, seed=1)
         # Building a MinHash draws its permutations anew; sharing one set is several times faster.
-        self._make = lambda: MinHash(num_perm=num_perm, seed=1, permutations=prototype.permutations, scheme=prototype.scheme)
+        self._make = lambda: MinHash(
+            num_perm=num_perm, seed=1, permutations=prototype.permutations, scheme=prototype.scheme
+        )
         self._tables: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]
         self._keys: list[str] = []
         # Word sets to verify candidates against; the words interned, so a word shared by a
@@ -79,7 +84,7 @@ class NearDuplicateIndex:
         minhash = self._make()
         minhash.update_batch([w.encode() for w in words])
         values: np.ndarray = minhash.hashvalues
-        return [hash(values[b * self.rows:(b + 1) * self.rows].tobytes()) for b in range(self.bands)]
+        return [hash(values[b * self.rows : (b + 1) * self.rows].tobytes()) for b in range(self.bands)]
 
     def find(self, text: str, words: set[str] | None = None, bands: list[int] | None = None) -> str | None:
         words = words if words is not None else content_words(text)

@@ -38,10 +38,44 @@ _MUSIC_WORDS = (
     "horns brass woodwinds choir riffing backbeat ballad anthem duet"
 )
 # Built-in tags that are everyday words as well; alone they do not make a sentence musical.
-_AMBIGUOUS = {"house", "drop", "bridge", "trap", "drill", "rage", "bounce", "march", "soul", "spiritual",
-              "alternative", "experimental", "indie", "grime", "jam", "industrial", "noise", "classic",
-              "contemporary", "modern", "crisp", "sampled", "echo", "delay", "commercial", "jingle", "karaoke",
-              "video game", "triangle", "bells", "emo", "boogie", "rap", "plugg", "dub", "hymn"}
+_AMBIGUOUS = {
+    "house",
+    "drop",
+    "bridge",
+    "trap",
+    "drill",
+    "rage",
+    "bounce",
+    "march",
+    "soul",
+    "spiritual",
+    "alternative",
+    "experimental",
+    "indie",
+    "grime",
+    "jam",
+    "industrial",
+    "noise",
+    "classic",
+    "contemporary",
+    "modern",
+    "crisp",
+    "sampled",
+    "echo",
+    "delay",
+    "commercial",
+    "jingle",
+    "karaoke",
+    "video game",
+    "triangle",
+    "bells",
+    "emo",
+    "boogie",
+    "rap",
+    "plugg",
+    "dub",
+    "hymn",
+}
 _MUSIC_ASPECTS = ("genre", "instrument", "vocals", "rhythm", "tempo", "production", "harmony", "structure")
 
 
@@ -50,7 +84,9 @@ class SentenceRules:
 
     def __init__(self, config: CleaningConfig) -> None:
         self.config = config
-        self._non_descriptive = [(name, re.compile(pattern, re.IGNORECASE)) for name, pattern in config.non_descriptive.items()]
+        self._non_descriptive = [
+            (name, re.compile(pattern, re.IGNORECASE)) for name, pattern in config.non_descriptive.items()
+        ]
 
     def check(self, sentence: str, names: Sequence[str] = ()) -> str | None:
         words = _WORD.findall(sentence)

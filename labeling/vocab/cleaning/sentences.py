@@ -22,16 +22,43 @@ _LABEL = re.compile(r"^[A-Za-z][A-Za-z/&'-]*(?: [A-Za-z/&'-]+){0,2}\s*:\s*(?=\S)
 _QUOTES = "\"'“”‘’«»„‟`"
 # Chat openers are short ("Sure!", "Of course, happy to help."); a caption may well begin
 # "Here is a fast techno track", so "here is/are" counts only when it points at the answer.
-_OPENER = re.compile(r"^(?:sure|certainly|of course|absolutely|okay|ok|alright|great question|happy to help|"
-                     r"(?:i'd|i would|i'm|i am) (?:be )?(?:happy|glad))\b", re.IGNORECASE)
+_OPENER = re.compile(
+    r"^(?:sure|certainly|of course|absolutely|okay|ok|alright|great question|happy to help|"
+    r"(?:i'd|i would|i'm|i am) (?:be )?(?:happy|glad))\b",
+    re.IGNORECASE,
+)
 _POINTER = re.compile(r"\b(?:here|below|following)\b.*\b(?:sentences?|descriptions?|captions?)\b", re.IGNORECASE)
-_CLOSING = re.compile(r"^(?:i hope|hope (?:this|these|that)|let me know|feel free|if you (?:need|want|would like))\b", re.IGNORECASE)
+_CLOSING = re.compile(
+    r"^(?:i hope|hope (?:this|these|that)|let me know|feel free|if you (?:need|want|would like))\b", re.IGNORECASE
+)
 _OPENER_WORDS = 8
 # "Here are some notes: A calm piece...": a lead-in before a colon, whatever it announces.
-_LEAD_IN = re.compile(r"^(?:sure|certainly|of course|okay|ok|alright|absolutely|here|below|the following|these are)\b",
-                      re.IGNORECASE)
-_ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "st", "jr", "sr", "no", "approx", "ca",
-                  "feat", "ft", "vol", "op", "cf", "al", "incl"}
+_LEAD_IN = re.compile(
+    r"^(?:sure|certainly|of course|okay|ok|alright|absolutely|here|below|the following|these are)\b", re.IGNORECASE
+)
+_ABBREVIATIONS = {
+    "e.g",
+    "i.e",
+    "etc",
+    "vs",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "st",
+    "jr",
+    "sr",
+    "no",
+    "approx",
+    "ca",
+    "feat",
+    "ft",
+    "vol",
+    "op",
+    "cf",
+    "al",
+    "incl",
+}
 _BOUNDARY = re.compile(r"([.!?]+)([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9ÀÁÂÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÖØÙÚÛÜÝ])")
 
 
@@ -70,9 +97,13 @@ def split_sentences(text: str) -> Split:
 
 def _is_preamble(sentence: str) -> bool:
     head, colon, _ = sentence.partition(":")
-    return (sentence.endswith(":") or bool(_CLOSING.match(sentence)) or bool(_POINTER.search(sentence))
-            or (bool(colon) and bool(_LEAD_IN.match(head)))
-            or (bool(_OPENER.match(sentence)) and len(sentence.split()) <= _OPENER_WORDS))
+    return (
+        sentence.endswith(":")
+        or bool(_CLOSING.match(sentence))
+        or bool(_POINTER.search(sentence))
+        or (bool(colon) and bool(_LEAD_IN.match(head)))
+        or (bool(_OPENER.match(sentence)) and len(sentence.split()) <= _OPENER_WORDS)
+    )
 
 
 def _strip_line(line: str) -> str:
@@ -87,11 +118,11 @@ def _strip_line(line: str) -> str:
 def _split_line(line: str) -> list[str]:
     pieces, start = [], 0
     for match in _BOUNDARY.finditer(line):
-        before = line[start:match.start()].rsplit(None, 1)
+        before = line[start : match.start()].rsplit(None, 1)
         last_word = before[-1].lower().rstrip(".") if before else ""
         if match.group(1) == "." and (last_word in _ABBREVIATIONS or len(last_word) == 1):
             continue  # "e.g. Piano", "J. S. Bach": not an end
-        pieces.append(line[start:match.end(2)])
+        pieces.append(line[start : match.end(2)])
         start = match.end()
     pieces.append(line[start:])
     return [p.strip() for p in pieces if p.strip()]

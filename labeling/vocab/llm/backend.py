@@ -14,8 +14,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from labeling.vocab.config import LLMConfig
 from curation.core.errors import UserError
+from labeling.vocab.config import LLMConfig
 
 
 @dataclasses.dataclass(frozen=True)

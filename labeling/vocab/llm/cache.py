@@ -17,7 +17,12 @@ from labeling.vocab.llm.backend import Identity, Prompt
 
 
 def answer_key(identity: Identity, prompt: Prompt) -> str:
-    material = {"backend": identity.backend, "model": identity.model, "settings": identity.settings, "prompt": prompt.text}
+    material = {
+        "backend": identity.backend,
+        "model": identity.model,
+        "settings": identity.settings,
+        "prompt": prompt.text,
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -42,7 +47,13 @@ class AnswerCache:
         return answer if isinstance(answer, str) else None
 
     def put(self, key: str, identity: Identity, prompt: Prompt, answer: str) -> None:
-        write_json_atomic(self.url(key), {
-            "backend": identity.backend, "model": identity.model, "settings": identity.settings,
-            "prompt": prompt.text, "answer": answer,
-        })
+        write_json_atomic(
+            self.url(key),
+            {
+                "backend": identity.backend,
+                "model": identity.model,
+                "settings": identity.settings,
+                "prompt": prompt.text,
+                "answer": answer,
+            },
+        )

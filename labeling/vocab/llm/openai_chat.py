@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
-from labeling.vocab.llm.backend import Identity, LLMError, Prompt
 from labeling.vocab.config import LLMConfig
+from labeling.vocab.llm.backend import Identity, LLMError, Prompt
 
 _RETRIED_STATUS = {408, 409, 425, 429}
 
@@ -38,18 +38,30 @@ class OpenAIBackend:
         if self.options.api_key_env:
             key = os.environ.get(self.options.api_key_env)
             if not key:
-                raise LLMError(f"llm.openai.api_key_env: the environment variable {self.options.api_key_env} is not set; "
-                               "export it with the endpoint's key, or set api_key_env empty for an endpoint without one")
+                raise LLMError(
+                    f"llm.openai.api_key_env: the environment variable {self.options.api_key_env} is not set; "
+                    "export it with the endpoint's key, or set api_key_env empty for an endpoint without one"
+                )
             headers["Authorization"] = f"Bearer {key}"
             self._secret = key
         self.url = self.options.base_url.rstrip("/") + "/chat/completions"
         self.client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(self.options.timeout_s),
-            limits=httpx.Limits(max_connections=self.options.concurrency, max_keepalive_connections=self.options.concurrency),
+            headers=headers,
+            timeout=httpx.Timeout(self.options.timeout_s),
+            limits=httpx.Limits(
+                max_connections=self.options.concurrency, max_keepalive_connections=self.options.concurrency
+            ),
         )
-        self.identity = Identity("openai", config.model or "", {
-            "max_tokens": config.max_new_tokens, "temperature": config.temperature, "top_p": config.top_p, "seed": seed,
-        })
+        self.identity = Identity(
+            "openai",
+            config.model or "",
+            {
+                "max_tokens": config.max_new_tokens,
+                "temperature": config.temperature,
+                "top_p": config.top_p,
+                "seed": seed,
+            },
+        )
 
     def generate(self, prompts: Sequence[Prompt], on_answer: Callable[[int, str], None] | None = None) -> list[str]:
         answers: list[str] = [""] * len(prompts)
@@ -97,11 +109,23 @@ class OpenAIBackend:
                 failure = f"HTTP {response.status_code}"
                 retry_after = response.headers.get("retry-after")
                 continue
-            hint = "; check the key in the variable llm.openai.api_key_env names" if response.status_code in (401, 403) else ""
-            raise LLMError(self._scrub(f"{self.url}: HTTP {response.status_code} for model {self.config.model}: "
-                                       f"{response.text[:300]!r}{hint}"))
-        raise LLMError(self._scrub(f"{self.url}: no answer after {self.options.max_retries + 1} attempts "
-                                   f"(last: {failure}); raise llm.openai.max_retries or timeout_s, or check the server"))
+            hint = (
+                "; check the key in the variable llm.openai.api_key_env names"
+                if response.status_code in (401, 403)
+                else ""
+            )
+            raise LLMError(
+                self._scrub(
+                    f"{self.url}: HTTP {response.status_code} for model {self.config.model}: "
+                    f"{response.text[:300]!r}{hint}"
+                )
+            )
+        raise LLMError(
+            self._scrub(
+                f"{self.url}: no answer after {self.options.max_retries + 1} attempts "
+                f"(last: {failure}); raise llm.openai.max_retries or timeout_s, or check the server"
+            )
+        )
 
     def _wait(self, prompt: Prompt, attempt: int, retry_after: str | None) -> float:
         asked = retry_after_seconds(retry_after) if retry_after is not None else None

@@ -15,15 +15,16 @@ import re
 from collections.abc import Callable, Sequence
 
 from labeling.vocab.builtin_tags import tags_by_aspect
-from labeling.vocab.llm.backend import Identity, Prompt
 from labeling.vocab.config import LLMConfig
+from labeling.vocab.llm.backend import Identity, Prompt
 
 # Bump when a change alters the sentences, so that cached answers are not reused.
 VERSION = 1
 
 # {G} genre, {I} {I2} instruments, {L} a melodic (not percussion) instrument, {M} {M2}
-# moods, {T} tempo word, {E} era; {a} is "a"/"an" for the word after it. Instruments appear only after "with", "by", "on", "around" and
-# "featuring", where a plural ("congas", "strings") reads as well as a singular.
+# moods, {T} tempo word, {E} era; {a} is "a"/"an" for the word after it. Instruments appear
+# only after "with", "by", "on", "around" and "featuring", where a plural ("congas",
+# "strings") reads as well as a singular.
 PATTERNS = (
     "{a} {M} {G} piece led by {L}.",
     "{a} {M} melody on {L} over {a} {G} backing.",
@@ -43,9 +44,11 @@ ERA_PATTERNS = (
     "{G} with {a} {E} feel, featuring {I}.",
 )
 _TEMPO = re.compile(r"^((?:very )?(?:slow|medium|moderate|fast)) tempo$")
-_PERCUSSION = re.compile(r"drum|cymbal|hi-hat|snare|kick|toms|clap|snap|shaker|maraca|claves|cowbell|woodblock|triangle|"
-                         r"conga|bongo|timbales|caj[oó]n|djembe|tabla|darbuka|bodhr[aá]n|guiro|surdo|tambourine|gong|"
-                         r"TR-\d|scratching|berimbau")
+_PERCUSSION = re.compile(
+    r"drum|cymbal|hi-hat|snare|kick|toms|clap|snap|shaker|maraca|claves|cowbell|woodblock|triangle|"
+    r"conga|bongo|timbales|caj[oó]n|djembe|tabla|darbuka|bodhr[aá]n|guiro|surdo|tambourine|gong|"
+    r"TR-\d|scratching|berimbau"
+)
 
 
 class TemplateBackend:
@@ -106,7 +109,7 @@ def _melodic_instruments() -> tuple[str, ...]:
 
 
 def article(word: str) -> str:
-    """"an" before a vowel sound: an uplifting, an 80s; a euphoric, a unison."""
+    """ "an" before a vowel sound: an uplifting, an 80s; a euphoric, a unison."""
     lower = word.lower()
     if lower.startswith(("eu", "uni", "use", "one")):
         return "a"

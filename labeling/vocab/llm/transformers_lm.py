@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from curation.core.extras import needs_extra
-from labeling.vocab.llm.backend import Identity, LLMError, Prompt, source_of
 from labeling.vocab.config import LLMConfig
+from labeling.vocab.llm.backend import Identity, LLMError, Prompt, source_of
 
 _FINGERPRINT_BYTES = 1 << 20
 
@@ -24,8 +24,10 @@ class TransformersBackend:
     def __init__(self, config: LLMConfig, seed: int = 0) -> None:
         folder = Path(config.model or "")
         if not (folder / "config.json").is_file():  # said before torch takes seconds to import
-            raise LLMError(f"llm.model {config.model}: not a model folder (no config.json); give a local folder "
-                           "with config.json, the weights and the tokenizer, e.g. one saved by save_pretrained")
+            raise LLMError(
+                f"llm.model {config.model}: not a model folder (no config.json); give a local folder "
+                "with config.json, the weights and the tokenizer, e.g. one saved by save_pretrained"
+            )
         import torch
 
         with needs_extra("label", "the transformers LLM backend", "transformers"):
@@ -51,20 +53,33 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"  # new tokens follow every prompt directly
         if self.tokenizer.pad_token is None:
             if self.tokenizer.eos_token is None:
-                raise LLMError(f"llm.model {config.model}: the tokenizer has neither a pad nor an end-of-sequence token")
+                raise LLMError(
+                    f"llm.model {config.model}: the tokenizer has neither a pad nor an end-of-sequence token"
+                )
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.chat = bool(getattr(self.tokenizer, "chat_template", None))
         self.config = config
         self.seed = seed
-        self.identity = Identity("transformers", source_of(config).removeprefix("llm:"), {
-            "fingerprint": model_fingerprint(folder), "chat_template": self.chat, "dtype": str(self.dtype).removeprefix("torch."),
-            "max_new_tokens": config.max_new_tokens, "temperature": config.temperature, "top_p": config.top_p, "seed": seed,
-        })
+        self.identity = Identity(
+            "transformers",
+            source_of(config).removeprefix("llm:"),
+            {
+                "fingerprint": model_fingerprint(folder),
+                "chat_template": self.chat,
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "max_new_tokens": config.max_new_tokens,
+                "temperature": config.temperature,
+                "top_p": config.top_p,
+                "seed": seed,
+            },
+        )
 
     def render(self, prompt: Prompt) -> str:
         if not self.chat:
             return prompt.text
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt.text}], tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt.text}], tokenize=False, add_generation_prompt=True
+        )
 
     def generate(self, prompts: Sequence[Prompt], on_answer: Callable[[int, str], None] | None = None) -> list[str]:
         import torch
@@ -72,16 +87,25 @@ class TransformersBackend:
         answers: list[str] = []
         size = self.config.transformers.batch_size
         for start in range(0, len(prompts), size):
-            batch = [self.render(p) for p in prompts[start:start + size]]
+            batch = [self.render(p) for p in prompts[start : start + size]]
             # Seeded by the batch's own prompts, not by worker or call order.
             torch.manual_seed(int.from_bytes(hashlib.sha256(repr((self.seed, batch)).encode()).digest()[:8], "little"))
-            encoded = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=not self.chat).to(self.device)
-            sampling = {"do_sample": True, "temperature": self.config.temperature, "top_p": self.config.top_p} \
-                if self.config.temperature > 0 else {"do_sample": False}
+            encoded = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=not self.chat).to(
+                self.device
+            )
+            sampling = (
+                {"do_sample": True, "temperature": self.config.temperature, "top_p": self.config.top_p}
+                if self.config.temperature > 0
+                else {"do_sample": False}
+            )
             with torch.inference_mode():
-                output = self.model.generate(**encoded, max_new_tokens=self.config.max_new_tokens,
-                                             pad_token_id=self.tokenizer.pad_token_id, **sampling)
-            new_tokens = output[:, encoded["input_ids"].shape[1]:]
+                output = self.model.generate(
+                    **encoded,
+                    max_new_tokens=self.config.max_new_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    **sampling,
+                )
+            new_tokens = output[:, encoded["input_ids"].shape[1] :]
             for answer in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True):
                 if on_answer is not None:
                     on_answer(len(answers), answer)

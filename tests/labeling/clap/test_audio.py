@@ -25,7 +25,7 @@ def test_decode_mixes_to_mono_and_resamples_to_48k():
     left, right = 0.5 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 440 * t)
     mono = decode_mono_48k(flac(np.stack([left, right], axis=1), 44100))
     assert mono.dtype == np.float32 and abs(len(mono) - 96000) <= 1
-    assert np.max(np.abs(mono)) == pytest.approx(0.3, abs=0.01)   # (0.5 + 0.1) / 2
+    assert np.max(np.abs(mono)) == pytest.approx(0.3, abs=0.01)  # (0.5 + 0.1) / 2
 
 
 @pytest.mark.parametrize("seconds,expected", [(3.0, 1), (10.0, 1), (25.0, 3), (30.0, 3), (20.5, 2), (21.5, 3)])
@@ -36,9 +36,9 @@ def test_window_count_with_a_short_tail_left_out(seconds, expected):
 def test_last_window_is_repeated_then_zero_padded_like_laion():
     mono = np.linspace(-0.5, 0.5, 13 * 48000, dtype=np.float32)
     out = windows(mono)
-    tail = (np.clip(mono[480000:], -1, 1) * 32767).astype(np.int16)    # 3 s: repeated 3 times, then 1 s of zeros
+    tail = (np.clip(mono[480000:], -1, 1) * 32767).astype(np.int16)  # 3 s: repeated 3 times, then 1 s of zeros
     assert out.dtype == np.int16 and out.shape == (2, 480000)
-    assert np.array_equal(out[1, : 3 * len(tail)], np.tile(tail, 3)) and not out[1, 3 * len(tail):].any()
+    assert np.array_equal(out[1, : 3 * len(tail)], np.tile(tail, 3)) and not out[1, 3 * len(tail) :].any()
     assert np.allclose(to_float(out[:1]), mono[:480000], atol=1 / 32767)
 
 
@@ -56,7 +56,7 @@ def test_log_mel_matches_the_hf_feature_extractor(scale, truncation):
     t = np.arange(480000) / 48000
     wave = (0.3 * np.sin(2 * np.pi * 330 * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
     extractor = ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation=truncation)
-    reference = extractor(wave, sampling_rate=48000, return_tensors="np")["input_features"][0, 0]   # (frames, 64)
+    reference = extractor(wave, sampling_rate=48000, return_tensors="np")["input_features"][0, 0]  # (frames, 64)
     ours = log_mel(torch.from_numpy(wave)[None], torch.from_numpy(mel_filters(scale)))[0].numpy()
     assert ours.shape == reference.shape == (1001, 64)
     np.testing.assert_allclose(ours, reference, atol=2e-3)

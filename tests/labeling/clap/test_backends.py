@@ -14,8 +14,8 @@ import pytest
 import torch
 from label_inputs import CLAP_TEXTS, clap_windows
 
-from labeling.clap.backend import ClapConfig, ClapError, load_clap
 from labeling.clap.architectures import ARCHITECTURES, hf_clap_config
+from labeling.clap.backend import ClapConfig, ClapError, load_clap
 from labeling.clap.random_weights import load_random_clap
 
 
@@ -23,7 +23,7 @@ def test_an_item_embeds_the_same_whatever_it_is_batched_with():
     clap = load_random_clap(ClapConfig(backend="random", architecture="HTSAT-mini", audio_batch_size=2))
     audio = clap_windows(2)
     together = clap.embed_audio(audio)
-    alone = np.concatenate([clap.embed_audio(audio[i:i + 1]) for i in range(2)])
+    alone = np.concatenate([clap.embed_audio(audio[i : i + 1]) for i in range(2)])
     assert np.array_equal(together, alone)
 
 
@@ -36,14 +36,14 @@ def test_the_real_architectures_build(name, fusion):
         model = ClapModel(hf_clap_config(ARCHITECTURES[name], fusion))
     widths = {"HTSAT-tiny": 768, "HTSAT-base": 1024}
     assert model.audio_projection.linear1.in_features == widths[name]
-    assert model.text_model.embeddings.word_embeddings.num_embeddings == 50265   # roberta-base
+    assert model.text_model.embeddings.word_embeddings.num_embeddings == 50265  # roberta-base
     assert len(model.text_model.encoder.layer) == 12
     assert hasattr(model.audio_model.audio_encoder.patch_embed, "fusion_model") == fusion
 
 
 def test_random_weights_are_seeded_and_say_so():
     config = ClapConfig(backend="random", architecture="HTSAT-mini", seed=3, audio_batch_size=2)
-    first, again = load_random_clap(config), load_random_clap(config)   # built anew each, not cached
+    first, again = load_random_clap(config), load_random_clap(config)  # built anew each, not cached
     other = load_random_clap(config.model_copy(update={"seed": 4}))
     audio = clap_windows(2, seconds=3)
     assert np.array_equal(first.embed_audio(audio), again.embed_audio(audio))
@@ -52,7 +52,7 @@ def test_random_weights_are_seeded_and_say_so():
     assert "RANDOM WEIGHTS" in first.identity.description
     assert first.identity.model_id == again.identity.model_id != other.identity.model_id
     texts = first.embed_text(CLAP_TEXTS)
-    assert np.linalg.matrix_rank(texts) == len(CLAP_TEXTS)   # the stand-in tokenizer tells captions apart
+    assert np.linalg.matrix_rank(texts) == len(CLAP_TEXTS)  # the stand-in tokenizer tells captions apart
 
 
 def test_random_weights_are_the_same_when_built_on_threads():
@@ -64,11 +64,14 @@ def test_random_weights_are_the_same_when_built_on_threads():
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"backend": "laion", "checkpoint": "x.pt"}, "needs clap.tokenizer"),
-    ({"backend": "hf"}, "needs clap.model_dir"),
-    ({"backend": "random", "checkpoint": "x.pt"}, "clap.checkpoint is set but backend random does not use it"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"backend": "laion", "checkpoint": "x.pt"}, "needs clap.tokenizer"),
+        ({"backend": "hf"}, "needs clap.model_dir"),
+        ({"backend": "random", "checkpoint": "x.pt"}, "clap.checkpoint is set but backend random does not use it"),
+    ],
+)
 def test_config_names_what_a_backend_needs(settings, message):
     with pytest.raises(ValueError, match=message):
         ClapConfig(**settings)

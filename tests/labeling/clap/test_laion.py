@@ -21,8 +21,8 @@ import torch
 import transformers
 from label_inputs import CLAP_TEXTS, clap_windows
 
-from labeling.clap.backend import ClapConfig, ClapError
 from labeling.clap.architectures import architecture, hf_clap_config
+from labeling.clap.backend import ClapConfig, ClapError
 from labeling.clap.hf import hf_state_dict_from_laion, load_hf_clap
 from labeling.clap.laion import _offline_import_guard, load_laion_clap, read_checkpoint
 from labeling.clap.tokenizer import stand_in_tokenizer, stand_in_tokenizer_files
@@ -56,7 +56,8 @@ for fusion in (False, True):
     with torch.no_grad():  # running statistics as a trained model has them, not the identity
         model.audio_branch.bn0.running_mean.normal_()
         model.audio_branch.bn0.running_var.uniform_(0.5, 2.0)
-    torch.save({"epoch": 15, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, out / f"{name}.pt")
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 15, "state_dict": state}, out / f"{name}.pt")
     config = ClapConfig(backend="laion", architecture="HTSAT-mini", fusion=fusion, checkpoint=str(out / f"{name}.pt"),
                         tokenizer=tokenizer, audio_batch_size=2)
     clap = load_laion_clap(config)
@@ -85,10 +86,16 @@ def laion_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("laion")
     tokenizer = write_tokenizer(folder / "tokenizer")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_HUB_OFFLINE")}
-    env["HF_ENDPOINT"] = "http://192.0.2.1:9"   # unroutable, in case anything still tried
+    env["HF_ENDPOINT"] = "http://192.0.2.1:9"  # unroutable, in case anything still tried
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(folder), tokenizer], capture_output=True, text=True,
-                            env=env, cwd=ROOT, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(folder), tokenizer],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return {"folder": folder, "tokenizer": tokenizer, "report": json.loads(result.stdout.strip().splitlines()[-1])}
 
@@ -113,15 +120,17 @@ def test_laion_and_hf_give_the_same_embeddings(laion_run, name, tmp_path):
     fusion = name == "fusion"
     model = ClapModel(hf_clap_config(architecture("HTSAT-mini"), fusion))
     state = hf_state_dict_from_laion(read_checkpoint(str(laion_run["folder"] / f"{name}.pt"), allow_pickle=False))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(state, strict=True)
     assert not unexpected and all(k.endswith(("position_ids", "token_type_ids")) for k in missing)
     model.save_pretrained(tmp_path)
     stand_in_tokenizer().save_pretrained(tmp_path)
-    ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation="fusion" if fusion else "rand_trunc").save_pretrained(tmp_path)
+    ClapFeatureExtractor(
+        frequency_min=50, frequency_max=14000, truncation="fusion" if fusion else "rand_trunc"
+    ).save_pretrained(tmp_path)
     hf = load_hf_clap(ClapConfig(backend="hf", model_dir=str(tmp_path), audio_batch_size=2))
     audio, text = np.load(laion_run["folder"] / f"{name}-audio.npy"), np.load(laion_run["folder"] / f"{name}-text.npy")
     assert audio.shape == (2, 512) and np.allclose(np.linalg.norm(audio, axis=1), 1, atol=1e-5)
-    assert not np.allclose(audio[0], audio[1], atol=1e-3)   # different audio, different vectors
+    assert not np.allclose(audio[0], audio[1], atol=1e-3)  # different audio, different vectors
     np.testing.assert_allclose(hf.embed_audio(clap_windows(2)), audio, atol=2e-5)
     np.testing.assert_allclose(hf.embed_text(CLAP_TEXTS), text, atol=2e-5)
 
@@ -147,8 +156,12 @@ def test_checkpoints_load_without_unpickling_code(laion_run, tmp_path):
 
 def test_degenerate_tokenizers_stop_the_run(laion_run, tmp_path):
     def config(tokenizer: Path) -> ClapConfig:
-        return ClapConfig(backend="laion", architecture="HTSAT-mini", checkpoint=str(laion_run["folder"] / "plain.pt"),
-                          tokenizer=str(tokenizer))
+        return ClapConfig(
+            backend="laion",
+            architecture="HTSAT-mini",
+            checkpoint=str(laion_run["folder"] / "plain.pt"),
+            tokenizer=str(tokenizer),
+        )
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(ClapError, match="no RoBERTa tokenizer files"):

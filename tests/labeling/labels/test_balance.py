@@ -17,16 +17,20 @@ def test_draws_depend_on_clip_vocabulary_and_seed_only():
     keys = draw_keys(["a", "b", "a", "c"], "tags", 0)
     draws = balanced_draws(frequencies, 6, keys)
     assert np.array_equal(draws[0], draws[2]) and not np.array_equal(draws[0], draws[1])
-    assert np.array_equal(draws[1:2], balanced_draws(frequencies[:1], 6, draw_keys(["b"], "tags", 0)))  # alone or in a unit
+    assert np.array_equal(
+        draws[1:2], balanced_draws(frequencies[:1], 6, draw_keys(["b"], "tags", 0))
+    )  # alone or in a unit
     assert len({*draw_keys(["a"], "tags", 0), *draw_keys(["a"], "llm_long", 0), *draw_keys(["a"], "tags", 1)}) == 3
-    assert all(len(set(row)) == 6 and set(row) <= set(range(10)) for row in draws)   # without replacement
+    assert all(len(set(row)) == 6 and set(row) <= set(range(10)) for row in draws)  # without replacement
 
 
 def test_uniforms_are_uniform_and_fixed():
     u = uniforms(draw_keys(CLIPS[:5000], "v", 0), 4)
     assert u.min() >= 0 and u.max() < 1 and stats.kstest(u.ravel(), "uniform").pvalue > 1e-4
     # splitmix64 seeded with 0 begins 0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4 (Vigna's reference sequence).
-    assert uniforms(np.array([0], dtype=np.uint64), 2).tolist() == [[(0xE220A8397B1DCDAF >> 11) / 2**53, (0x6E789E6AA1B965F4 >> 11) / 2**53]]
+    assert uniforms(np.array([0], dtype=np.uint64), 2).tolist() == [
+        [(0xE220A8397B1DCDAF >> 11) / 2**53, (0x6E789E6AA1B965F4 >> 11) / 2**53]
+    ]
 
 
 def test_short_lists_leave_the_missing_draws_empty():
@@ -54,10 +58,14 @@ def test_rare_captions_are_drawn_more_often_than_plain_sampling_would():
     ones clearly more labels than uniform sampling of K' from the top-K (binomial test)."""
     rng = np.random.default_rng(0)
     clips, k_prime, popular = 3000, 3, 8
-    lists = np.array([np.concatenate([rng.choice(popular, 6, replace=False), popular + rng.choice(500, 4, replace=False)])
-                      for _ in range(clips)])
+    lists = np.array(
+        [
+            np.concatenate([rng.choice(popular, 6, replace=False), popular + rng.choice(500, 4, replace=False)])
+            for _ in range(clips)
+        ]
+    )
     frequency = np.bincount(lists.ravel(), minlength=popular + 500)
     draws = balanced_draws(frequency[lists], k_prime, draw_keys(CLIPS[:clips], "tags", 0))
     rare = int((np.take_along_axis(lists, draws, 1) >= popular).sum())
-    test = stats.binomtest(rare, clips * k_prime, 4 / 10, alternative="greater")   # plain: 4 of 10 candidates are rare
+    test = stats.binomtest(rare, clips * k_prime, 4 / 10, alternative="greater")  # plain: 4 of 10 candidates are rare
     assert rare / (clips * k_prime) > 0.9 and test.pvalue < 1e-12

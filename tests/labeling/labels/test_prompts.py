@@ -6,14 +6,33 @@ from __future__ import annotations
 import pytest
 
 from labeling.clap.tokenizer import stand_in_tokenizer
-from labeling.labels.prompts import count_words, metadata_values, prompt_candidates, structured_fields, tag_chunks, token_counter
+from labeling.labels.prompts import (
+    count_words,
+    metadata_values,
+    prompt_candidates,
+    structured_fields,
+    tag_chunks,
+    token_counter,
+)
 from labeling.labels.table import Candidate
 
-TAGS = [Candidate("tags", f"t{i}", text, aspect, 0.3) for i, (text, aspect) in enumerate([
-    ("jazz", "genre"), ("double bass", "instrument"), ("calm", "mood"), ("piano", "instrument"), ("Jazz", "genre"),
-    ("brushed drums", "instrument")])]
-LONG = [Candidate("llm_long", "l1", "A calm late-night jazz trio with soft brushes.", None, 0.2),
-        Candidate("rater_long", "r1", "The recording is noisy.", None, 0.1)]
+TAGS = [
+    Candidate("tags", f"t{i}", text, aspect, 0.3)
+    for i, (text, aspect) in enumerate(
+        [
+            ("jazz", "genre"),
+            ("double bass", "instrument"),
+            ("calm", "mood"),
+            ("piano", "instrument"),
+            ("Jazz", "genre"),
+            ("brushed drums", "instrument"),
+        ]
+    )
+]
+LONG = [
+    Candidate("llm_long", "l1", "A calm late-night jazz trio with soft brushes.", None, 0.2),
+    Candidate("rater_long", "r1", "The recording is noisy.", None, 0.1),
+]
 META = {"title": "Blue Hour", "artist": "The Quiet Trio", "album": "Night", "genre": "Jazz; Cool Jazz"}
 
 
@@ -49,8 +68,11 @@ def test_prompt_candidates_are_long_labels_then_tag_chunks():
 
 def test_structured_fields_group_tags_by_aspect_and_add_metadata():
     fields = structured_fields(TAGS, META, ["genre", "artist"])
-    assert fields == {"artist": ["The Quiet Trio"], "genre": ["jazz", "Cool Jazz"], "instrument": ["double bass", "piano", "brushed drums"],
-                      "mood": ["calm"]}
+    assert fields == {
+        "artist": ["The Quiet Trio"],
+        "genre": ["jazz", "Cool Jazz"],
+        "instrument": ["double bass", "piano", "brushed drums"],
+        "mood": ["calm"],
+    }
     assert metadata_values("genre", " Rock / Pop ;Indie") == ["Rock", "Pop", "Indie"]
     assert metadata_values("title", "  ") == []
-

@@ -13,8 +13,13 @@ from labeling.labels.stats import FREQUENCY_SCHEMA, distribution_stats, plot_cap
 
 def test_equal_use_of_every_caption():
     s = distribution_stats(np.full(200, 5), 200)
-    assert s == {"labels": 1000, "distinct": 200, "normalized_entropy": pytest.approx(1.0),
-                 "gini": pytest.approx(0.0, abs=1e-12), "top1pct_share": pytest.approx(0.01)}
+    assert s == {
+        "labels": 1000,
+        "distinct": 200,
+        "normalized_entropy": pytest.approx(1.0),
+        "gini": pytest.approx(0.0, abs=1e-12),
+        "top1pct_share": pytest.approx(0.01),
+    }
 
 
 def test_one_caption_takes_everything():
@@ -31,8 +36,19 @@ def test_unused_captions_count_in_gini_and_entropy():
 
 
 def test_plot_is_written(tmp_path):
-    table = pa.Table.from_pylist([
-        {"vocab": "tags", "caption_id": f"c{i}", "text": f"t{i}", "topk_count": 9 - i, "plain_count": max(0, 5 - 2 * i),
-         "balanced_count": 2} for i in range(5)], schema=FREQUENCY_SCHEMA)
+    table = pa.Table.from_pylist(
+        [
+            {
+                "vocab": "tags",
+                "caption_id": f"c{i}",
+                "text": f"t{i}",
+                "topk_count": 9 - i,
+                "plain_count": max(0, 5 - 2 * i),
+                "balanced_count": 2,
+            }
+            for i in range(5)
+        ],
+        schema=FREQUENCY_SCHEMA,
+    )
     plot_caption_frequency(table, {"tags": 20, "llm_long": 10}, str(tmp_path / "plot.png"))
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -27,8 +27,10 @@ def brute_force(queries: np.ndarray, captions: np.ndarray, k: int) -> tuple[np.n
 def test_chunked_search_equals_brute_force(clip_batch, caption_chunk, k):
     rng = np.random.default_rng(k * 100 + caption_chunk)
     captions, queries = unit_vectors(rng, 300), unit_vectors(rng, 23)
-    captions[150] = captions[7]      # an exact tie across chunks: the lower index comes first
-    scores, indices = CaptionIndex(captions, torch.device("cpu"), torch.float32, caption_chunk).search(queries, k, clip_batch)
+    captions[150] = captions[7]  # an exact tie across chunks: the lower index comes first
+    scores, indices = CaptionIndex(captions, torch.device("cpu"), torch.float32, caption_chunk).search(
+        queries, k, clip_batch
+    )
     want_scores, want_indices = brute_force(queries, captions, k)
     assert np.array_equal(indices, want_indices)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-7)
@@ -49,7 +51,9 @@ def test_equal_scores_go_to_the_lowest_index(caption_chunk):
 
 def test_vocabulary_smaller_than_k_gives_every_caption():
     rng = np.random.default_rng(1)
-    scores, indices = CaptionIndex(unit_vectors(rng, 4), torch.device("cpu"), torch.float32, 2).search(unit_vectors(rng, 3), 10, 2)
+    scores, indices = CaptionIndex(unit_vectors(rng, 4), torch.device("cpu"), torch.float32, 2).search(
+        unit_vectors(rng, 3), 10, 2
+    )
     assert indices.shape == (3, 4) and sorted(indices[0]) == [0, 1, 2, 3]
     assert np.all(np.diff(scores, axis=1) <= 0)
 
@@ -62,4 +66,4 @@ def test_half_precision_search_reports_float32_exact_scores():
     exact = np.einsum("bd,bkd->bk", queries.astype(np.float64), captions[indices].astype(np.float64))
     np.testing.assert_allclose(scores, exact, rtol=1e-6)
     best = (queries @ captions.T).max(axis=1)
-    assert np.all(scores[:, 0] >= best - 0.02)   # low precision may swap near neighbours, never miss by much
+    assert np.all(scores[:, 0] >= best - 0.02)  # low precision may swap near neighbours, never miss by much

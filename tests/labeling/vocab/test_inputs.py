@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.clip import ClipTableError
+from labeling.vocab.config import CaptionSource, CleaningConfig, SongList, VocabConfig
 from labeling.vocab.inputs import file_sha256, rater_sentences, read_exclusions, song_prompts
 from labeling.vocab.rater_captions import caption_reader, rater_items
 from labeling.vocab.songs import corpus_songs, era_of, list_songs, split_genres
 from labeling.vocab.tags import TagCollector
 from labeling.vocab.text_tables import TableFileError, TableReader
-from labeling.vocab.config import CaptionSource, CleaningConfig, SongList, VocabConfig
 from labeling.vocab.writer import VocabularyWriter
 
 
@@ -27,7 +27,9 @@ def read(path, required=("caption",), optional=(), **options):
 def test_csv_with_a_missing_column_names_it(tmp_path):
     path = tmp_path / "captions.csv"
     path.write_text("text,aspect_list\nA calm piano piece.,[]\n")
-    with pytest.raises(TableFileError, match=r"captions.csv: no column 'caption' \(it has: text, aspect_list\); set captions"):
+    with pytest.raises(
+        TableFileError, match=r"captions.csv: no column 'caption' \(it has: text, aspect_list\); set captions"
+    ):
         list(TableReader(str(path), ["caption"], option="captions[].caption_column"))
 
 
@@ -35,18 +37,21 @@ def test_empty_rows_bad_bytes_and_huge_lines_are_counted_not_fatal(tmp_path):
     path = tmp_path / "captions.csv"
     huge = "x" * (10 * 2**20)  # one 10 MB line
     path.write_bytes(
-        b"\xef\xbb\xbfcaption,aspect_list\n"              # a byte-order mark before the header
+        b"\xef\xbb\xbfcaption,aspect_list\n"  # a byte-order mark before the header
         b"A calm piano piece.,\"['piano']\"\n"
-        b"\n"                                              # empty line
-        b",\n"                                             # empty fields
-        b"Caf\xe9 jazz in Latin-1.,x\n"                    # not UTF-8
-        + huge.encode() + b",y\n"
-        b"\"A caption over\ntwo lines.\",z\n"
-        b"one,two,three\n"                                 # too many fields
+        b"\n"  # empty line
+        b",\n"  # empty fields
+        b"Caf\xe9 jazz in Latin-1.,x\n" + huge.encode() + b",y\n"  # not UTF-8
+        b'"A caption over\ntwo lines.",z\n'
+        b"one,two,three\n"  # too many fields
         b"Last row without newline.,w"
     )
     rows, reader = read(path, optional=["aspect_list"])
-    assert [r["caption"] for r in rows] == ["A calm piano piece.", "A caption over\ntwo lines.", "Last row without newline."]
+    assert [r["caption"] for r in rows] == [
+        "A calm piano piece.",
+        "A caption over\ntwo lines.",
+        "Last row without newline.",
+    ]
     assert reader.skipped == {"empty_row": 2, "not_utf-8": 1, "line_too_long": 1, "wrong_field_count": 1}
     assert reader.summary()["examples"][:2] == ["line 3: empty_row", "line 4: empty_row"]
 
@@ -91,11 +96,14 @@ def test_parquet_with_list_tags(tmp_path):
         read(tmp_path / "fake.parquet")
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("captions.xlsx", "x", "cannot tell the format"),
-    ("empty.csv", "", "empty file"),
-    ("missing.csv", None, "no such file"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("captions.xlsx", "x", "cannot tell the format"),
+        ("empty.csv", "", "empty file"),
+        ("missing.csv", None, "no such file"),
+    ],
+)
 def test_files_that_cannot_be_read_say_why(tmp_path, name, content, message):
     path = tmp_path / name
     if content is not None:
@@ -108,7 +116,7 @@ def test_rater_captions_become_sentences_and_tags(tmp_path):
     path = tmp_path / "musiccaps.csv"
     path.write_text(
         "ytid,caption,aspect_list\n"
-        "a,\"This is a low quality recording. A mellow piano melody plays over soft strings. I love it!\","
+        'a,"This is a low quality recording. A mellow piano melody plays over soft strings. I love it!",'
         "\"['low quality', 'mellow piano melody']\"\n"
         "b,,\"['rock']\"\n"
         f"c,{'A long caption about drums. ' * 100},[]\n"
@@ -117,10 +125,14 @@ def test_rater_captions_become_sentences_and_tags(tmp_path):
     cleaning = CleaningConfig(max_caption_chars=500)
     removed = collections.Counter()
     read_counts = collections.Counter()
-    items = list(rater_items(caption_reader(source, cleaning, "x"), source, cleaning, removed, lambda k: read_counts.update([k])))
+    items = list(
+        rater_items(caption_reader(source, cleaning, "x"), source, cleaning, removed, lambda k: read_counts.update([k]))
+    )
     assert [(kind, text) for kind, text, _ in items] == [
-        ("tag", "low quality"), ("tag", "mellow piano melody"),
-        ("sentence", "This is a low quality recording."), ("sentence", "A mellow piano melody plays over soft strings."),
+        ("tag", "low quality"),
+        ("tag", "mellow piano melody"),
+        ("sentence", "This is a low quality recording."),
+        ("sentence", "A mellow piano melody plays over soft strings."),
         ("tag", "rock"),
     ]
     assert items[3][2] == {"file": str(path), "line": 2, "sentence": 1}
@@ -131,7 +143,7 @@ def test_rater_captions_become_sentences_and_tags(tmp_path):
 
 def test_song_lists_and_their_tags(tmp_path):
     path = tmp_path / "songs.csv"
-    path.write_text("title,artist,tags\nSo What,Miles Davis,\"jazz; trumpet; cool\"\nNo Artist,,\n")
+    path.write_text('title,artist,tags\nSo What,Miles Davis,"jazz; trumpet; cool"\nNo Artist,,\n')
     songs = list(list_songs(SongList(path=str(path), tags_column="tags"), 2**17))
     assert songs[0].facts == {"genre": ("jazz",), "instrument": ("trumpet",), "mood": ("cool",)}
     assert songs[0].names == ("So What", "Miles Davis") and songs[1].artist is None
@@ -142,8 +154,17 @@ def test_song_lists_and_their_tags(tmp_path):
 def test_corpus_songs_are_distinct_and_read_from_the_tag_columns(tmp_path):
     clips = tmp_path / "curated" / "clips"
     clips.mkdir(parents=True)
-    rows = [{"clip_id": f"c{i}", "title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987-02-01"}
-            for i in range(3)] + [{"clip_id": "d", "title": None, "artist": None, "album": None, "genre": None, "date": None}]
+    rows = [
+        {
+            "clip_id": f"c{i}",
+            "title": "Tide",
+            "artist": "Saltmarsh",
+            "album": "Sea",
+            "genre": "Rock/Pop",
+            "date": "1987-02-01",
+        }
+        for i in range(3)
+    ] + [{"clip_id": "d", "title": None, "artist": None, "album": None, "genre": None, "date": None}]
     pq.write_table(pa.Table.from_pylist(rows), clips / "part-000000.parquet")
     (tmp_path / "curated" / "summary.json").write_text("{}")
     songs = list(corpus_songs(str(tmp_path / "curated")))
@@ -152,12 +173,16 @@ def test_corpus_songs_are_distinct_and_read_from_the_tag_columns(tmp_path):
         list(corpus_songs(str(tmp_path)))
 
 
-@pytest.mark.parametrize("value,expected", [("Rock; Pop", ["Rock", "Pop"]), ("R&B/Soul", ["R&B", "Soul"]), ("", []), (None, [])])
+@pytest.mark.parametrize(
+    "value,expected", [("Rock; Pop", ["Rock", "Pop"]), ("R&B/Soul", ["R&B", "Soul"]), ("", []), (None, [])]
+)
 def test_genre_tags_split(value, expected):
     assert split_genres(value) == expected
 
 
-@pytest.mark.parametrize("value,expected", [("2019", "2010s"), ("1969-07-20", "1960s"), ("n/a", None), (None, None), ("2999", None)])
+@pytest.mark.parametrize(
+    "value,expected", [("2019", "2010s"), ("1969-07-20", "1960s"), ("n/a", None), (None, None), ("2999", None)]
+)
 def test_dates_become_decades(value, expected):
     assert era_of(value) == expected
 
@@ -172,21 +197,31 @@ def write_corpus(folder, rows):
 
 def test_evaluation_captions_are_read_whole_and_in_sentences_and_recorded(tmp_path):
     path = tmp_path / "eval.csv"
-    path.write_text("caption,id\n\"A mellow piano melody plays. Soft strings join it.\",a\n,b\n")
+    path.write_text('caption,id\n"A mellow piano melody plays. Soft strings join it.",a\n,b\n')
     config = VocabConfig(output=str(tmp_path / "out"), cleaning=CleaningConfig(exclude=[CaptionSource(path=str(path))]))
     inputs = {}
     eval_captions = read_exclusions(config, inputs)
     assert len(eval_captions) == 3  # the caption and its two sentences
-    assert inputs == {str(path): {"role": "eval_exclusion", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                  "rows": 1, "skipped": {"empty_caption": 1}, "examples": ["line 3: empty_caption"]}}
+    assert inputs == {
+        str(path): {
+            "role": "eval_exclusion",
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "rows": 1,
+            "skipped": {"empty_caption": 1},
+            "examples": ["line 3: empty_caption"],
+        }
+    }
 
 
 def test_songs_are_prompted_once_and_their_genres_become_tags(tmp_path):
-    corpus = write_corpus(tmp_path / "curated", [
-        {"title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987"},
-        {"title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987"},
-        {"title": "Untitled", "artist": None, "album": None, "genre": "Ambient", "date": None},
-    ])
+    corpus = write_corpus(
+        tmp_path / "curated",
+        [
+            {"title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987"},
+            {"title": "Tide", "artist": "Saltmarsh", "album": "Sea", "genre": "Rock/Pop", "date": "1987"},
+            {"title": "Untitled", "artist": None, "album": None, "genre": "Ambient", "date": None},
+        ],
+    )
     songs = tmp_path / "songs.csv"
     songs.write_text("title,artist\nTIDE,saltmarsh\nSo What,Miles Davis\n")
     config = VocabConfig(output=str(tmp_path / "out"), corpus=[corpus], songs=[SongList(path=str(songs))])
@@ -202,13 +237,18 @@ def test_songs_are_prompted_once_and_their_genres_become_tags(tmp_path):
 
 def test_rater_sentences_pass_the_rules_and_the_evaluation_exclusion(tmp_path):
     path = tmp_path / "musiccaps.csv"
-    path.write_text("caption,aspect_list\n"
-                    "\"A mellow piano melody plays over soft strings. A fast techno beat pounds under a synth.\","
-                    "\"['techno', 'piano']\"\n")
+    path.write_text(
+        "caption,aspect_list\n"
+        '"A mellow piano melody plays over soft strings. A fast techno beat pounds under a synth.",'
+        "\"['techno', 'piano']\"\n"
+    )
     excluded = tmp_path / "eval.csv"
     excluded.write_text("caption\nA mellow piano melody plays over soft strings.\n")
-    config = VocabConfig(output=str(tmp_path / "out"), captions=[CaptionSource(path=str(path), tags_column="aspect_list")],
-                         cleaning=CleaningConfig(exclude=[CaptionSource(path=str(excluded))]))
+    config = VocabConfig(
+        output=str(tmp_path / "out"),
+        captions=[CaptionSource(path=str(path), tags_column="aspect_list")],
+        cleaning=CleaningConfig(exclude=[CaptionSource(path=str(excluded))]),
+    )
     inputs = {}
     writer = VocabularyWriter("rater_long", "long_form")
     tags = TagCollector(VocabularyWriter("tags", "short_form"), config.cleaning)

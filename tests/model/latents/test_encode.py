@@ -22,10 +22,10 @@ from orchestration.cli.main import main
 from orchestration.configs.jobs import EncodeJob
 from orchestration.jobs.encode import encode_version
 from shards.derive import DerivationError
-from shards.manifest import read_manifest
-from shards.publish import PublishConflict, VersionExists
 from shards.loader.loader import make_loader
 from shards.loader.tars import read_tar_samples
+from shards.manifest import read_manifest
+from shards.publish import PublishConflict, VersionExists
 from shards.versions import verify_version
 
 
@@ -41,8 +41,16 @@ def vae(tmp_path_factory) -> str:
 
 
 def encode(source: str, vae: str, root, version: str, **options) -> dict:
-    job = {"source": source, "vae": vae, "root": str(root), "version": version, "threads": 1, "batch_size": 2,
-           "runner": {"name": "local", "workers": 1}, **options}
+    job = {
+        "source": source,
+        "vae": vae,
+        "root": str(root),
+        "version": version,
+        "threads": 1,
+        "batch_size": 2,
+        "runner": {"name": "local", "workers": 1},
+        **options,
+    }
     return encode_version(EncodeJob.model_validate(job))
 
 
@@ -88,7 +96,9 @@ def test_posterior_draws_are_seeded_by_clip_so_reruns_are_byte_identical(tmp_pat
     mean = samples(str(encode(audio_version, vae, tmp_path, "mean", latents="mean")["version"]))
     drawn = samples(str(tmp_path / "a"))
     key = next(iter(drawn))
-    assert not np.array_equal(np.load(io.BytesIO(drawn[key]["latent.npy"])), np.load(io.BytesIO(mean[key]["latent.npy"])))
+    assert not np.array_equal(
+        np.load(io.BytesIO(drawn[key]["latent.npy"])), np.load(io.BytesIO(mean[key]["latent.npy"]))
+    )
     with pytest.raises(VersionExists):
         encode(audio_version, vae, tmp_path, "a")
 
@@ -99,7 +109,7 @@ def test_a_run_that_fails_midway_resumes_to_the_uninterrupted_result(tmp_path, a
     names = [s["tar"] for s in read_manifest(str(source))["shards"]]
     broken = source / names[2]
     whole = broken.read_bytes()
-    broken.write_bytes(whole[:len(whole) // 2])
+    broken.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DerivationError, match="versions verify"):
         encode(str(source), vae, tmp_path, "resumed")
     written = sorted(p.name for p in (tmp_path / "resumed" / "shards").glob("*.tar"))
@@ -119,8 +129,8 @@ def test_a_run_that_fails_midway_resumes_to_the_uninterrupted_result(tmp_path, a
 
 
 def test_the_trainer_reads_the_latents(tmp_path, audio_version, vae):
-    from model.training.train import train
     from model.training.config import TrainConfig
+    from model.training.train import train
 
     version = encode(audio_version, vae, tmp_path, "latents")["version"]
     model = preset("tiny").model_copy(update={"sample_size": 32 * 2048})
@@ -128,10 +138,20 @@ def test_the_trainer_reads_the_latents(tmp_path, audio_version, vae):
     assert config.latents
     batch = next(iter(make_loader(version, config, seed=0)))
     assert batch["latents"].shape == (2, 64, 32) and "audio" not in batch
-    summary = train(TrainConfig.model_validate({
-        "output": str(tmp_path / "run"), "data": {"version": version, "batch_size": 2, "workers": 0},
-        "vae": vae, "sample_size": 32 * 2048, "max_steps": 2, "log_every": 1, "checkpoint_every": 2,
-        "demo": {"seconds": 0.1, "steps": 2}}))
+    summary = train(
+        TrainConfig.model_validate(
+            {
+                "output": str(tmp_path / "run"),
+                "data": {"version": version, "batch_size": 2, "workers": 0},
+                "vae": vae,
+                "sample_size": 32 * 2048,
+                "max_steps": 2,
+                "log_every": 1,
+                "checkpoint_every": 2,
+                "demo": {"seconds": 0.1, "steps": 2},
+            }
+        )
+    )
     assert summary["step"] == 2 and np.isfinite(summary["loss"])
     with pytest.raises(TrainDataError, match="architecture"):
         loader_config(DataConfig(version=version), preset("small"))
@@ -157,10 +177,30 @@ def test_bad_input_is_named(tmp_path, audio_version, vae):
 
 
 def test_cli(tmp_path, audio_version, vae, capsys):
-    assert main(["encode", audio_version, "--vae", vae, "--root", str(tmp_path), "--version", "v2",
-                 "--threads", "1", "--runner.workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                audio_version,
+                "--vae",
+                vae,
+                "--root",
+                str(tmp_path),
+                "--version",
+                "v2",
+                "--threads",
+                "1",
+                "--runner.workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "latents" in capsys.readouterr().err
-    assert main(["encode", audio_version, "--vae", str(tmp_path / "nope"), "--root", str(tmp_path), "--version", "v3"]) == 2
+    assert (
+        main(["encode", audio_version, "--vae", str(tmp_path / "nope"), "--root", str(tmp_path), "--version", "v3"])
+        == 2
+    )
     assert "no such checkpoint folder" in capsys.readouterr().err
     with tarfile.open(next((tmp_path / "v2" / "shards").glob("*.tar"))) as archive:
         assert any(m.name.endswith(".latent.npy") for m in archive.getmembers())

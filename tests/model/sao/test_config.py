@@ -27,14 +27,17 @@ def test_model_configs_round_trip(name, objective):
     assert from_sao_model_config(to_sao_model_config(config)) == config
 
 
-@pytest.mark.parametrize("path, value, message", [
-    (("model", "pretransform", "config", "encoder", "type"), "dac", "encoder.type is 'dac'"),
-    (("model", "diffusion", "type"), "adp_cfg_1d", "model.diffusion.type is 'adp_cfg_1d'"),
-    (("model", "diffusion", "config", "project_cond_tokens"), True, "project_cond_tokens is True"),
-    (("model", "conditioning", "configs", 0, "type"), "clap_text", "'clap_text' conditioner with id 'prompt'"),
-    (("model_type",), "autoencoder", "only 'diffusion_cond'"),
-    (("model", "diffusion", "config", "global_cond_dim"), 768, "global_cond_dim is 768"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("model", "pretransform", "config", "encoder", "type"), "dac", "encoder.type is 'dac'"),
+        (("model", "diffusion", "type"), "adp_cfg_1d", "model.diffusion.type is 'adp_cfg_1d'"),
+        (("model", "diffusion", "config", "project_cond_tokens"), True, "project_cond_tokens is True"),
+        (("model", "conditioning", "configs", 0, "type"), "clap_text", "'clap_text' conditioner with id 'prompt'"),
+        (("model_type",), "autoencoder", "only 'diffusion_cond'"),
+        (("model", "diffusion", "config", "global_cond_dim"), 768, "global_cond_dim is 768"),
+    ],
+)
 def test_unsupported_sao_configs_are_refused_by_key(path, value, message):
     document = json.loads((REFERENCE / "sao-1.0-model-config.json").read_text())
     target = document

@@ -35,8 +35,10 @@ def test_a_diffusion_export_loads_back_with_the_ema_weights(tmp_path, trained):
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     raw = export_sao(trained, tmp_path / "raw", use_ema=False)
     assert raw.weights == "model"
-    assert not torch.equal(load_sao(tmp_path / "raw" / "model_config.json", tmp_path / "raw" / "model.safetensors").dit.project_in.weight,
-                           back.dit.project_in.weight)
+    assert not torch.equal(
+        load_sao(tmp_path / "raw" / "model_config.json", tmp_path / "raw" / "model.safetensors").dit.project_in.weight,
+        back.dit.project_in.weight,
+    )
 
 
 def test_a_vae_export_loads_back(tmp_path):
@@ -47,7 +49,7 @@ def test_a_vae_export_loads_back(tmp_path):
     document = json.loads((tmp_path / "sao" / "model_config.json").read_text())
     assert document["model_type"] == "autoencoder" and document["model"]["latent_dim"] == 64
     back = load_sao_vae(tmp_path / "sao" / "model.safetensors", tmp_path / "sao" / "model_config.json")
-    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), vae.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), vae.state_dict().values(), strict=True))
 
 
 def test_cli(tmp_path, trained, capsys):

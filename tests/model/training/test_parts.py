@@ -46,7 +46,7 @@ def test_ema_of_sharded_parameters_averages_each_shard_and_gathers_whole_tensors
         assert isinstance(sharded.weight, DTensor)
         averages = EMA(plain, decay=0.5), EMA(sharded, decay=0.5)
         for value in (1.0, 3.0):
-            for module, ema in zip((plain, sharded), averages):
+            for module, ema in zip((plain, sharded), averages, strict=True):
                 with torch.no_grad():
                     for p in module.parameters():
                         p.fill_(value)

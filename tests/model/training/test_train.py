@@ -1,14 +1,20 @@
 from safetensors.torch import load_file
 
-from model.training.train import train
 from model.training.config import TrainConfig
+from model.training.train import train
 
 
 def config(output, version, **overrides) -> TrainConfig:
     base = {
-        "output": str(output), "model": "tiny", "sample_size": 8192, "device": "cpu",
+        "output": str(output),
+        "model": "tiny",
+        "sample_size": 8192,
+        "device": "cpu",
         "data": {"version": version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4},
-        "max_steps": 4, "checkpoint_every": 2, "log_every": 1, "schedule": {"warmup_steps": 2},
+        "max_steps": 4,
+        "checkpoint_every": 2,
+        "log_every": 1,
+        "schedule": {"warmup_steps": 2},
         "demo": {"prompts": ["Drums, Calm"], "seconds": 0.2, "steps": 2},
     }
     for key, value in overrides.items():
@@ -45,11 +51,21 @@ def test_vae_trains_resumes_exactly_and_feeds_the_diffusion_trainer(tmp_path, au
     from model.training.train_vae import train_vae
 
     def vae_config(output, **overrides):
-        return VAETrainConfig.model_validate({
-            "output": str(output), "model": "tiny", "sample_size": 8192, "device": "cpu",
-            "data": {"version": audio_version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4},
-            "max_steps": 4, "adversarial_start": 2, "checkpoint_every": 2, "log_every": 1,
-            "losses": {"fft_sizes": [256, 64], "discriminator_ffts": [256, 64], "discriminator_filters": 4}, **overrides})
+        return VAETrainConfig.model_validate(
+            {
+                "output": str(output),
+                "model": "tiny",
+                "sample_size": 8192,
+                "device": "cpu",
+                "data": {"version": audio_version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4},
+                "max_steps": 4,
+                "adversarial_start": 2,
+                "checkpoint_every": 2,
+                "log_every": 1,
+                "losses": {"fft_sizes": [256, 64], "discriminator_ffts": [256, 64], "discriminator_filters": 4},
+                **overrides,
+            }
+        )
 
     whole = train_vae(vae_config(tmp_path / "vae"))
     assert whole["step"] == 4 and "loss_discriminator" in whole and "loss_adversarial" in whole
@@ -70,7 +86,10 @@ def test_a_run_stopped_at_the_end_of_an_epoch_resumes_into_the_next(tmp_path, au
     from shards.manifest import read_manifest
 
     per_epoch = read_manifest(audio_version)["splits"]["train"]["clips"] // 2
-    assert train(config(tmp_path / "run", audio_version, max_steps=per_epoch, checkpoint_every=per_epoch))["step"] == per_epoch
+    assert (
+        train(config(tmp_path / "run", audio_version, max_steps=per_epoch, checkpoint_every=per_epoch))["step"]
+        == per_epoch
+    )
     assert train(config(tmp_path / "run", audio_version, max_steps=per_epoch + 2))["step"] == per_epoch + 2
 
 
@@ -117,9 +136,13 @@ def test_fine_tuning_from_a_checkpoint_folder_takes_its_weights_and_a_new_crop_l
 
     train(config(tmp_path / "base", audio_version, max_steps=2))
     base = tmp_path / "base" / "checkpoints" / "step-00000002"
-    settings = {key: value for key, value in config(tmp_path / "tuned", audio_version).model_dump().items() if key != "model"}
+    settings = {
+        key: value for key, value in config(tmp_path / "tuned", audio_version).model_dump().items() if key != "model"
+    }
     # Another seed: its random weights differ from the base run's, so only the folder can explain a match.
-    tuned = TrainConfig.model_validate({**settings, "init_from": str(base), "sample_size": 4096, "max_steps": 1, "seed": 7})
+    tuned = TrainConfig.model_validate(
+        {**settings, "init_from": str(base), "sample_size": 4096, "max_steps": 1, "seed": 7}
+    )
     assert train(tuned)["step"] == 1
     folder = tmp_path / "tuned" / "checkpoints" / "step-00000001"
     assert json.loads((folder / "config.json").read_text())["model"]["sample_size"] == 4096
@@ -149,8 +172,14 @@ def test_text_encoder_option_reads_the_prompt_encoder_from_a_local_folder(tmp_pa
     assert not (folder / "text_encoder").exists()  # a real encoder stays where it is
 
     # A fine-tune reads the folder's model with another encoder location (e.g. another machine's path).
-    settings = {k: v for k, v in config(tmp_path / "third", audio_version, max_steps=1).model_dump().items() if k != "model"}
+    settings = {
+        k: v for k, v in config(tmp_path / "third", audio_version, max_steps=1).model_dump().items() if k != "model"
+    }
     with pytest.raises(TextEncoderError, match="no config.json"):
-        train(TrainConfig.model_validate({**settings, "init_from": str(folder), "text_encoder": str(tmp_path / "elsewhere")}))
+        train(
+            TrainConfig.model_validate(
+                {**settings, "init_from": str(folder), "text_encoder": str(tmp_path / "elsewhere")}
+            )
+        )
     tuned = train(TrainConfig.model_validate({**settings, "init_from": str(folder), "text_encoder": str(t5)}))
     assert tuned["step"] == 1

@@ -10,10 +10,19 @@ def test_ray_train_runs_a_few_steps_on_a_local_cluster(tmp_path, audio_version, 
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    config = TrainConfig.model_validate({
-        "output": str(tmp_path / "run"), "model": "tiny", "sample_size": 8192, "device": "cpu",
-        "data": {"version": audio_version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4},
-        "max_steps": 2, "checkpoint_every": 2, "log_every": 1, "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1}})
+    config = TrainConfig.model_validate(
+        {
+            "output": str(tmp_path / "run"),
+            "model": "tiny",
+            "sample_size": 8192,
+            "device": "cpu",
+            "data": {"version": audio_version, "batch_size": 2, "workers": 0, "shuffle_buffer": 4},
+            "max_steps": 2,
+            "checkpoint_every": 2,
+            "log_every": 1,
+            "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1},
+        }
+    )
     import ray
 
     try:

@@ -36,8 +36,9 @@ def soundry_without_extras(*argv: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("core") / "corpus"
-    done = soundry_without_extras("demo-corpus", str(folder), "--pieces", "2", "--min-duration", "10",
-                                  "--max-duration", "11")
+    done = soundry_without_extras(
+        "demo-corpus", str(folder), "--pieces", "2", "--min-duration", "10", "--max-duration", "11"
+    )
     assert done.returncode == 0, done.stderr
     return folder
 

@@ -6,8 +6,8 @@ import pytest
 
 from curation.config import CurationConfig
 from orchestration.cli.main import main
-from orchestration.configs.resolve import ConfigError, resolve
 from orchestration.configs.jobs import CurateJob
+from orchestration.configs.resolve import ConfigError, resolve
 
 
 def write(path: Path, text: str) -> str:
@@ -16,8 +16,12 @@ def write(path: Path, text: str) -> str:
 
 
 def test_yaml_then_command_line_overrides(tmp_path):
-    config = write(tmp_path / "job.yaml", "inputs: [{path: a, license: CC-BY-4.0}]\noutput: out\nsegment: {window_s: 10}\n")
-    job = resolve(CurateJob, config, {"segment.hop_s": "5", "runner.name": "ray", "filter.min_lufs": "null", "output": "o2"})
+    config = write(
+        tmp_path / "job.yaml", "inputs: [{path: a, license: CC-BY-4.0}]\noutput: out\nsegment: {window_s: 10}\n"
+    )
+    job = resolve(
+        CurateJob, config, {"segment.hop_s": "5", "runner.name": "ray", "filter.min_lufs": "null", "output": "o2"}
+    )
     assert job.segment.window_s == 10 and job.segment.hop_s == 5
     assert job.runner.name == "ray" and job.filter.min_lufs is None and job.output == "o2"
     assert job.inputs[0].license == "CC-BY-4.0"
@@ -34,10 +38,18 @@ def test_string_options_stay_strings(tmp_path):
         ("inputs: [{path: a}]\noutput: o\nsegmnt: {window_s: 3}\n", {}, "segmnt: unknown key (in"),
         ("inputs: [{path: a}]\noutput: o\nsegmnt: {window_s: 3}\n", {}, "did you mean 'segment'"),
         ("inputs: [{path: a, licence: MIT}]\noutput: o\n", {}, "did you mean 'license'"),
-        ("inputs: [{path: a}]\noutput: o\n", {"segment.window_s": "-3"}, "segment.window_s = -3 (in --segment.window_s)"),
+        (
+            "inputs: [{path: a}]\noutput: o\n",
+            {"segment.window_s": "-3"},
+            "segment.window_s = -3 (in --segment.window_s)",
+        ),
         ("inputs: [{path: a}]\noutput: o\n", {"runner.name": "spark"}, "runner.name = 'spark'"),
         ("inputs: [{path: a}]\n", {}, "output: required"),
-        ("inputs: [{path: a}]\noutput: o\nsegment: {window_s: 2, min_clip_s: 5}\n", {}, "min_clip_s (5.0) is longer than window_s"),
+        (
+            "inputs: [{path: a}]\noutput: o\nsegment: {window_s: 2, min_clip_s: 5}\n",
+            {},
+            "min_clip_s (5.0) is longer than window_s",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path, yaml_text, overrides, expected):
@@ -57,11 +69,13 @@ def test_unreadable_and_invalid_yaml(tmp_path):
 
 
 def test_help_describes_every_option():
-    result = subprocess.run([sys.executable, "-m", "orchestration.cli", "curate", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "curate", "--help"], capture_output=True, text=True, check=True
+    )
     flat = " ".join(result.stdout.split())
     for name, field in CurationConfig.model_fields.items():
         nested = getattr(field.annotation, "model_fields", None)
-        for key in ([f"{name}.{k}" for k in nested] if nested else [name]):
+        for key in [f"{name}.{k}" for k in nested] if nested else [name]:
             assert f"--{key}" in flat, f"--{key} missing from --help"
     assert "--runner.ray.address" in flat and "--runner.beam.pipeline_options" in flat
     assert "Clip length in seconds" in flat
@@ -107,8 +121,19 @@ def test_print_config_round_trips(tmp_path, capsys):
 
 
 def test_a_list_of_locations_is_one_yaml_option(tmp_path, capsys):
-    assert main(["curate", "--inputs", f"[{{path: {tmp_path}, license: CC-BY-4.0}}, {{path: s3://bucket/sfx}}]",
-                 "--output", str(tmp_path / "out"), "--print-config"]) == 0
+    assert (
+        main(
+            [
+                "curate",
+                "--inputs",
+                f"[{{path: {tmp_path}, license: CC-BY-4.0}}, {{path: s3://bucket/sfx}}]",
+                "--output",
+                str(tmp_path / "out"),
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"path: {tmp_path}" in printed and "license: CC-BY-4.0" in printed and "path: s3://bucket/sfx" in printed
     with pytest.raises(SystemExit):

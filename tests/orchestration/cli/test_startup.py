@@ -5,8 +5,20 @@ import subprocess
 import sys
 
 # Each of these takes from a tenth of a second to seconds to import; none is needed to describe an option.
-HEAVY = {"torch", "scipy", "matplotlib", "pyarrow", "pandas", "ray", "apache_beam", "transformers", "laion_clap",
-         "soundfile", "av", "tensorboard"}
+HEAVY = {
+    "torch",
+    "scipy",
+    "matplotlib",
+    "pyarrow",
+    "pandas",
+    "ray",
+    "apache_beam",
+    "transformers",
+    "laion_clap",
+    "soundfile",
+    "av",
+    "tensorboard",
+}
 
 # Every command's --help in one process: if the union of what they load is light, each one is.
 SCRIPT = """
@@ -20,22 +32,44 @@ for argv in json.loads(sys.argv[1]):
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
-COMMANDS = [[], ["curate"], ["demo-corpus"], ["shard"], ["publish"], ["versions"], ["versions", "list"],
-            ["versions", "show"], ["versions", "diff"], ["versions", "verify"], ["vocab"], ["label"], ["encode"],
-            ["train-vae"], ["train"], ["model-info"], ["model-init"], ["sample"], ["export"], ["run"], ["demo"]]
+COMMANDS = [
+    [],
+    ["curate"],
+    ["demo-corpus"],
+    ["shard"],
+    ["publish"],
+    ["versions"],
+    ["versions", "list"],
+    ["versions", "show"],
+    ["versions", "diff"],
+    ["versions", "verify"],
+    ["vocab"],
+    ["label"],
+    ["encode"],
+    ["train-vae"],
+    ["train"],
+    ["model-info"],
+    ["model-init"],
+    ["sample"],
+    ["export"],
+    ["run"],
+    ["demo"],
+]
 
 
 def test_every_help_imports_no_heavy_library():
-    done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(COMMANDS)], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(COMMANDS)], capture_output=True, text=True, check=True
+    )
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert "orchestration" in loaded
     assert not loaded & HEAVY, f"--help imported {sorted(loaded & HEAVY)}"
 
 
 def test_every_command_is_covered():
-    from orchestration.cli.main import COMMAND_MODULES, _parser
     import importlib
+
+    from orchestration.cli.main import COMMAND_MODULES, _parser
 
     _, commands = _parser([importlib.import_module(name) for name in COMMAND_MODULES])
     assert set(commands.choices) == {argv[0] for argv in COMMANDS if argv}

@@ -19,8 +19,8 @@ from label_inputs import label_job_settings, write_clip_table, write_vocabularie
 from rich.console import Console
 
 from orchestration.configs.jobs import LabelJob
-from orchestration.jobs.label import label
 from orchestration.engines.base import ModelStage
+from orchestration.jobs.label import label
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -55,8 +55,12 @@ class _Adder:
 
     def __call__(self, payload: dict[str, int]) -> dict[str, Any]:
         self.served += 1
-        return {"item": payload["item"], "value": payload["square"] + self.offset, "model": f"{self.loaded_in}-{id(self)}",
-                "served": self.served}
+        return {
+            "item": payload["item"],
+            "value": payload["square"] + self.offset,
+            "model": f"{self.loaded_in}-{id(self)}",
+            "served": self.served,
+        }
 
 
 def _load_adder() -> _Adder:
@@ -78,15 +82,26 @@ def test_model_stage_prepares_then_runs_a_model_loaded_once_per_worker(runner):
 
 def test_sum_by_key_is_the_same_on_every_engine(runner, tmp_path):
     parts = []
-    for index, rows in enumerate([[("tags", "a", 2), ("tags", "b", 1), ("llm", "a", 5)],
-                                  [("tags", "a", 3), ("llm", "c", 1)], [("tags", "b", 4), ("tags", "a", 1)]]):
-        vocab, caption, count = zip(*rows)
+    for index, rows in enumerate(
+        [
+            [("tags", "a", 2), ("tags", "b", 1), ("llm", "a", 5)],
+            [("tags", "a", 3), ("llm", "c", 1)],
+            [("tags", "b", 4), ("tags", "a", 1)],
+        ]
+    ):
+        vocab, caption, count = zip(*rows, strict=True)
         path = tmp_path / f"part-{index}.parquet"
-        pq.write_table(pa.table({"vocab": list(vocab), "caption_id": list(caption), "count": pa.array(count, pa.int64())}), path)
+        pq.write_table(
+            pa.table({"vocab": list(vocab), "caption_id": list(caption), "count": pa.array(count, pa.int64())}), path
+        )
         parts.append(str(path))
     table = runner.sum_by_key(parts, ["vocab", "caption_id"], "count")
-    assert table.to_pylist() == [{"vocab": "llm", "caption_id": "a", "count": 5}, {"vocab": "llm", "caption_id": "c", "count": 1},
-                                 {"vocab": "tags", "caption_id": "a", "count": 6}, {"vocab": "tags", "caption_id": "b", "count": 5}]
+    assert table.to_pylist() == [
+        {"vocab": "llm", "caption_id": "a", "count": 5},
+        {"vocab": "llm", "caption_id": "c", "count": 1},
+        {"vocab": "tags", "caption_id": "a", "count": 6},
+        {"vocab": "tags", "caption_id": "b", "count": 5},
+    ]
     assert runner.sum_by_key([], ["vocab"], "count").num_rows == 0
 
 
@@ -107,7 +122,9 @@ def labeled_on_every_engine(ray_runner, tmp_path_factory):
                 shutil.copy(text_part, target)
         # Local in one process (its worker pool is tested above); Ray and Beam with two workers.
         workers = 1 if engine == "local" else 2
-        settings = label_job_settings(clips, vocab, root / engine / "labels", cache=str(cache), runner={"name": engine, "workers": workers})
+        settings = label_job_settings(
+            clips, vocab, root / engine / "labels", cache=str(cache), runner={"name": engine, "workers": workers}
+        )
         summary = label(LabelJob.model_validate(settings), Console(file=open("/dev/null", "w")))
         assert summary["runner"] == engine and summary["windows_embedded"] == 6
         assert summary["captions_embedded"] == (18 if engine == "local" else 0)
@@ -120,7 +137,10 @@ def labeled_on_every_engine(ray_runner, tmp_path_factory):
 def test_same_labels_on_every_engine(labeled_on_every_engine, engine, table):
     def read(folder):
         data = pq.read_table(folder / table).to_pylist()
-        return sorted(data, key=lambda r: (r.get("clip_id") or r.get("key") or "", r.get("vocab") or "", r.get("caption_id") or ""))
+        return sorted(
+            data,
+            key=lambda r: (r.get("clip_id") or r.get("key") or "", r.get("vocab") or "", r.get("caption_id") or ""),
+        )
 
     local, other = read(labeled_on_every_engine["local"]), read(labeled_on_every_engine[engine])
     assert len(local) >= 5 and local == other

@@ -24,12 +24,14 @@ def curated(demo_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("parity")
     outputs = {}
     for engine in ("local", "ray", "beam"):
-        job = CurateJob.model_validate({
-            "inputs": [{"path": str(folder), "source_name": "demo", "license": "CC0-1.0"}],
-            "output": str(root / engine),
-            "segment": {"window_s": 5.0},
-            "runner": {"name": engine, "workers": 2},
-        })
+        job = CurateJob.model_validate(
+            {
+                "inputs": [{"path": str(folder), "source_name": "demo", "license": "CC0-1.0"}],
+                "output": str(root / engine),
+                "segment": {"window_s": 5.0},
+                "runner": {"name": engine, "workers": 2},
+            }
+        )
         summary = curate(job, Console(file=open("/dev/null", "w")))
         assert summary["runner"] == engine
         outputs[engine] = root / engine
@@ -41,7 +43,7 @@ def test_same_clip_table_as_local(curated, engine):
     local, other = rows(curated["local"], "clips"), rows(curated[engine], "clips")
     assert len(local) > 10
     assert [r["clip_id"] for r in other] == [r["clip_id"] for r in local]
-    for a, b in zip(local, other):
+    for a, b in zip(local, other, strict=True):
         assert a == b, f"clip {a['clip_id']} differs on {engine}"
 
 
@@ -61,8 +63,10 @@ def test_same_duplicate_decision_as_local(curated, engine):
     def decision(path):
         rows = pq.read_table(path / "dedup.parquet").to_pylist()
         # A row names its clip part by URL, and each engine curated into a folder of its own.
-        return sorted((r["clip_id"], r["source_uri"], r["part"].rsplit("/", 1)[-1], r["duplicate_of"],
-                       r["duplicate_of_uri"]) for r in rows)
+        return sorted(
+            (r["clip_id"], r["source_uri"], r["part"].rsplit("/", 1)[-1], r["duplicate_of"], r["duplicate_of_uri"])
+            for r in rows
+        )
 
     local = decision(curated["local"])
     assert local and decision(curated[engine]) == local

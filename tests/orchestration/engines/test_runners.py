@@ -56,7 +56,7 @@ def _fail_on_unit_3(unit: WorkUnit) -> dict[str, Any]:
 
 def _digest_and_clip(part: str) -> list[tuple[str, str]]:
     table = read_table(part, columns=["pcm_sha256", "clip_id"]).to_pydict()
-    return list(zip(table["pcm_sha256"], table["clip_id"]))
+    return list(zip(table["pcm_sha256"], table["clip_id"], strict=True))
 
 
 def _members(clip_ids: list[str]) -> list[dict[str, Any]]:
@@ -73,13 +73,23 @@ def parts(tmp_path: Any) -> list[str]:
     parts, and one clip found under two source paths (identical source files)."""
     rows = [
         # (pcm_sha256, clip_id, source_uri)
-        [("h-a", "c-1", "/src/a.wav"), ("h-b", "c-2", "/src/a.wav"), ("h-b", "c-3", "/src/b.wav"), ("h-u1", "c-4", "/src/b.wav")],
+        [
+            ("h-a", "c-1", "/src/a.wav"),
+            ("h-b", "c-2", "/src/a.wav"),
+            ("h-b", "c-3", "/src/b.wav"),
+            ("h-u1", "c-4", "/src/b.wav"),
+        ],
         [("h-a", "c-1", "/mirror/a.wav"), ("h-c", "c-5", "/src/c.wav"), ("h-u2", "c-6", "/src/c.wav")],
-        [("h-c", "c-0", "/src/d.wav"), ("h-c", "c-7", "/src/e.wav"), ("h-u3", "c-8", "/src/e.wav"), ("h-a", "c-9", "/src/f.wav")],
+        [
+            ("h-c", "c-0", "/src/d.wav"),
+            ("h-c", "c-7", "/src/e.wav"),
+            ("h-u3", "c-8", "/src/e.wav"),
+            ("h-a", "c-9", "/src/f.wav"),
+        ],
     ]
     paths = []
     for index, part_rows in enumerate(rows):
-        digests, clip_ids, uris = zip(*part_rows)
+        digests, clip_ids, uris = zip(*part_rows, strict=True)
         table = pa.table(
             {
                 "pcm_sha256": list(digests),
@@ -111,7 +121,13 @@ def test_map_runs_every_unit_once(runner: Any, tmp_path: Any) -> None:
 def test_group_by_key_reduces_every_key_once(runner: Any, parts: list[str]) -> None:
     groups = runner.group_by_key(parts, _ByValue(_digest_and_clip), _ByValue(_members))
     assert sorted(group["members"] for group in groups) == [
-        ["c-0", "c-5", "c-7"], ["c-1", "c-1", "c-9"], ["c-2", "c-3"], ["c-4"], ["c-6"], ["c-8"]]
+        ["c-0", "c-5", "c-7"],
+        ["c-1", "c-1", "c-9"],
+        ["c-2", "c-3"],
+        ["c-4"],
+        ["c-6"],
+        ["c-8"],
+    ]
 
 
 def test_duplicates_are_the_same_on_every_engine(runner: Any, parts: list[str]) -> None:

@@ -14,8 +14,8 @@ from rich.console import Console
 
 from labeling.labels.table import EMBEDDING_SCHEMA, LABEL_SCHEMA, labels_from_table
 from orchestration.cli.main import main
-from orchestration.configs.resolve import ConfigError
 from orchestration.configs.jobs import LabelJob
+from orchestration.configs.resolve import ConfigError
 from orchestration.jobs.label import label
 
 QUIET = Console(file=open("/dev/null", "w"))
@@ -54,7 +54,7 @@ def test_the_label_folder_holds_the_contract(labeled):
     for row in labels:
         by_vocab = {v: [c for c in row.labels if c.vocab == v] for v in ("llm_long", "tags")}
         assert len(by_vocab["llm_long"]) == 2 and len(by_vocab["tags"]) == 3
-        assert set(row.labels) <= set(row.candidates) and len(row.candidates) == 8   # k = 4 per vocabulary
+        assert set(row.labels) <= set(row.candidates) and len(row.candidates) == 8  # k = 4 per vocabulary
         for v in ("llm_long", "tags"):
             scores = [c.score for c in row.candidates if c.vocab == v]
             assert scores == sorted(scores, reverse=True)
@@ -63,7 +63,7 @@ def test_the_label_folder_holds_the_contract(labeled):
         assert {a for a in row.structured} <= {a for _, a in TAGS} | {"genre", "artist", "title"}
         assert row.label_run == summary["label_run"]
     by_title = {r.title: r for r in labels}
-    static = by_title["Static"]   # genre tag "Rock; Metal": two values, "rock" once even when also a drawn tag
+    static = by_title["Static"]  # genre tag "Rock; Metal": two values, "rock" once even when also a drawn tag
     assert {g.lower() for g in static.structured["genre"]} >= {"rock", "metal"} and static.artist == "Noise Unit"
     assert len(static.structured["genre"]) == len({g.lower() for g in static.structured["genre"]})
     embeddings = pq.read_table(output / "clip_embeddings", schema=EMBEDDING_SCHEMA).to_pydict()
@@ -86,7 +86,7 @@ def test_a_finished_run_is_not_redone_and_a_lost_unit_is(labeled, inputs):
     lost = sorted((output / "labels").iterdir())[0]
     lost.unlink()
     again = run(label_job_settings(inputs["clips"], inputs["vocab"], output))
-    assert again["units_resumed"] == again["units"] and again["windows_embedded"] == 0   # top-K kept, labels redrawn
+    assert again["units_resumed"] == again["units"] and again["windows_embedded"] == 0  # top-K kept, labels redrawn
     assert rows(output) == before and lost.exists()
 
 
@@ -107,9 +107,15 @@ def test_a_similarity_threshold_shortens_the_lists(labeled, inputs):
     output, _ = labeled
     scores = sorted(c["score"] for r in rows(output) for c in r["candidates"])
     threshold = scores[len(scores) // 2]
-    summary = run(label_job_settings(inputs["clips"], inputs["vocab"], inputs["root"] / "runs" / "threshold",
-                                     topk={"k": 4, "min_similarity": threshold}))
-    assert summary["windows_embedded"] == 0   # the same units: their audio comes from the cache
+    summary = run(
+        label_job_settings(
+            inputs["clips"],
+            inputs["vocab"],
+            inputs["root"] / "runs" / "threshold",
+            topk={"k": 4, "min_similarity": threshold},
+        )
+    )
+    assert summary["windows_embedded"] == 0  # the same units: their audio comes from the cache
     labels = labels_from_table(pq.read_table(inputs["root"] / "runs" / "threshold" / "labels"))
     kept = [c for r in labels for c in r.candidates]
     assert kept and all(c.score >= threshold for c in kept) and len(kept) < len(scores)
@@ -125,13 +131,19 @@ def test_another_run_in_the_same_folder_is_refused(labeled, inputs):
         run(label_job_settings(inputs["clips"], inputs["vocab"], output, balance={"seed": 5}))
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--clap.backend", "random", "--clips", "{root}/nowhere"], "no clip table"),
-    (["--clap.backend", "random", "--vocab", "{root}/nowhere"], "build the vocabularies with `soundry vocab` first"),
-    (["--clap.backend", "laion"], "backend laion needs clap.checkpoint and clap.tokenizer"),
-    (["--clap.backend", "random", "--topk.k", "2"], "draws 3 labels from llm_long but topk.k keeps only 2"),
-    ([], "clap: required"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--clap.backend", "random", "--clips", "{root}/nowhere"], "no clip table"),
+        (
+            ["--clap.backend", "random", "--vocab", "{root}/nowhere"],
+            "build the vocabularies with `soundry vocab` first",
+        ),
+        (["--clap.backend", "laion"], "backend laion needs clap.checkpoint and clap.tokenizer"),
+        (["--clap.backend", "random", "--topk.k", "2"], "draws 3 labels from llm_long but topk.k keeps only 2"),
+        ([], "clap: required"),
+    ],
+)
 def test_mistakes_are_one_line_errors(inputs, capsys, args, message):
     argv = ["label", "--clips", inputs["clips"], "--vocab", inputs["vocab"], "--output", str(inputs["root"] / "err")]
     code = main(argv + [a.format(root=inputs["root"]) for a in args])

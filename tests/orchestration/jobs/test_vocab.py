@@ -16,9 +16,11 @@ from orchestration.cli.main import main
 from orchestration.configs.jobs import VocabJob
 from orchestration.jobs.vocab import build_vocabularies
 
-SONGS = [("Paper Signal", "Saltmarsh", "Sea Charts", "ambient", "2019"),
-         ("Silver Signal", "Neon Cartographer", "Low Light", "techno", "1996"),
-         ("Golden Garden", "Østfold Tape Club", "Field Notes", "lo-fi hip hop; Chillhop", "2018")]
+SONGS = [
+    ("Paper Signal", "Saltmarsh", "Sea Charts", "ambient", "2019"),
+    ("Silver Signal", "Neon Cartographer", "Low Light", "techno", "1996"),
+    ("Golden Garden", "Østfold Tape Club", "Field Notes", "lo-fi hip hop; Chillhop", "2018"),
+]
 
 
 @pytest.fixture()
@@ -28,28 +30,38 @@ def inputs(tmp_path):
     clips.mkdir(parents=True)
     fields = [CLIP_SCHEMA.field(name) for name in ("clip_id", "title", "artist", "album", "genre", "date")]
     for part, songs in enumerate([SONGS[:2], SONGS[2:]]):
-        rows = [{"clip_id": f"{title}-{i}", "title": title, "artist": artist, "album": album, "genre": genre, "date": date}
-                for title, artist, album, genre, date in songs for i in range(2)]
+        rows = [
+            {"clip_id": f"{title}-{i}", "title": title, "artist": artist, "album": album, "genre": genre, "date": date}
+            for title, artist, album, genre, date in songs
+            for i in range(2)
+        ]
         pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema(fields)), clips / f"part-{part:06d}.parquet")
     (tmp_path / "curated" / "summary.json").write_text("{}")
     captions = tmp_path / "musiccaps.csv"
     captions.write_text(
         "ytid,caption,aspect_list\n"
-        "a,\"A mellow piano melody plays over soft strings. The recording is noisy and in mono.\",\"['mellow piano melody', 'mono', 'jazz']\"\n"
-        "b,\"Here is a fast techno track with a pounding kick drum. A mellow piano melody plays over the soft strings.\",\"['techno', 'pounding kick']\"\n"
-        "c,\"A male choir sings a slow hymn in a large church hall with long reverb.\",\"['male choir', 'church', 'long reverb']\"\n"
+        'a,"A mellow piano melody plays over soft strings. The recording is noisy and in mono.","[\'mellow piano '
+        "melody', 'mono', 'jazz']\"\n"
+        'b,"Here is a fast techno track with a pounding kick drum. A mellow piano melody plays over the soft '
+        "strings.\",\"['techno', 'pounding kick']\"\n"
+        "c,\"A male choir sings a slow hymn in a large church hall with long reverb.\",\"['male choir', 'church', "
+        "'long reverb']\"\n"
         "d,,\"['empty caption row']\"\n"
     )
     evaluation = tmp_path / "eval.csv"
-    evaluation.write_text("caption\n\"A male choir sings a slow hymn in a large church hall with a long reverb.\"\n")
+    evaluation.write_text('caption\n"A male choir sings a slow hymn in a large church hall with a long reverb."\n')
     return tmp_path
 
 
 def job(root: Path, output: str = "vocab", **overrides) -> VocabJob:
-    data = {"output": str(root / output), "corpus": [str(root / "curated")],
-            "captions": [{"path": str(root / "musiccaps.csv"), "tags_column": "aspect_list"}],
-            "cleaning": {"exclude": [{"path": str(root / "eval.csv")}]},
-            "prompts": {"combinations": 6}, "runner": {"workers": 1}}
+    data = {
+        "output": str(root / output),
+        "corpus": [str(root / "curated")],
+        "captions": [{"path": str(root / "musiccaps.csv"), "tags_column": "aspect_list"}],
+        "cleaning": {"exclude": [{"path": str(root / "eval.csv")}]},
+        "prompts": {"combinations": 6},
+        "runner": {"workers": 1},
+    }
     for key, value in overrides.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return VocabJob.model_validate(data)
@@ -68,20 +80,31 @@ def test_the_template_backend_builds_all_three_vocabularies(inputs):
     assert not any(title in r["text"] for r in llm for title, *_ in SONGS)
 
     rater = [r["text"] for r in vocabularies["rater_long"].table.to_pylist()]
-    assert rater == ["A mellow piano melody plays over soft strings.", "The recording is noisy and in mono.",
-                     "Here is a fast techno track with a pounding kick drum."]
+    assert rater == [
+        "A mellow piano melody plays over soft strings.",
+        "The recording is noisy and in mono.",
+        "Here is a fast techno track with a pounding kick drum.",
+    ]
     assert summary["cleaning"]["rater_long"]["removed"] == {"empty_caption": 1, "eval_overlap": 1, "near_duplicate": 1}
 
     tags = {r["text"]: r for r in vocabularies["tags"].table.to_pylist()}
     assert tags["jazz"]["source"] == "builtin" and tags["jazz"]["aspect"] == "genre"
     assert tags["Chillhop"]["source"] == "metadata" and tags["Chillhop"]["aspect"] == "genre"
-    assert tags["mellow piano melody"]["source"] == "rater:musiccaps" and tags["mellow piano melody"]["aspect"] == "instrument"
+    assert (
+        tags["mellow piano melody"]["source"] == "rater:musiccaps"
+        and tags["mellow piano melody"]["aspect"] == "instrument"
+    )
     assert tags["pounding kick"]["aspect"] == "other"
-    assert len(tags) == 1147 + 1 + 5  # built-in, Chillhop, five new rater tags ('mono', 'jazz', 'techno' ... are built in)
+    assert (
+        len(tags) == 1147 + 1 + 5
+    )  # built-in, Chillhop, five new rater tags ('mono', 'jazz', 'techno' ... are built in)
 
     manifest = json.loads((inputs / "vocab" / "manifest.json").read_text())
     for name, entry in manifest["vocabularies"].items():
-        assert entry["count"] == vocabularies[name].table.num_rows and entry["file"] == f"{name}-{entry['version']}.parquet"
+        assert (
+            entry["count"] == vocabularies[name].table.num_rows
+            and entry["file"] == f"{name}-{entry['version']}.parquet"
+        )
     assert manifest["vocabularies"]["tags"]["sources"] == {"builtin": 1147, "metadata": 1, "rater:musiccaps": 5}
     assert manifest["inputs"][str(inputs / "musiccaps.csv")]["rows"] == 3
     assert manifest["inputs"][str(inputs / "eval.csv")]["rows"] == 1
@@ -89,8 +112,11 @@ def test_the_template_backend_builds_all_three_vocabularies(inputs):
     assert manifest["config"]["llm"]["backend"] == "template"
     for name in ("llm_long", "rater_long"):
         counts = manifest["cleaning"][name]
-        assert counts["sentences"] == counts["kept"] + sum(n for rule, n in counts["removed"].items()
-                                                           if rule not in ("chat_preamble", "empty_caption", "caption_too_long"))
+        assert counts["sentences"] == counts["kept"] + sum(
+            n
+            for rule, n in counts["removed"].items()
+            if rule not in ("chat_preamble", "empty_caption", "caption_too_long")
+        )
     assert not (inputs / "vocab" / "work").exists()
 
 
@@ -103,7 +129,9 @@ def test_the_same_inputs_give_the_same_versions(inputs):
     changed = build_vocabularies(job(inputs, "a", prompts={"combinations": 7}))
     assert changed["vocabularies"]["llm_long"]["version"] != first["llm_long"]["version"]
     assert changed["replaced_files"] == [first["llm_long"]["file"]]
-    assert sorted(p.name for p in (inputs / "a").glob("*.parquet")) == sorted(e["file"] for e in changed["vocabularies"].values())
+    assert sorted(p.name for p in (inputs / "a").glob("*.parquet")) == sorted(
+        e["file"] for e in changed["vocabularies"].values()
+    )
 
 
 def test_without_caption_datasets_rater_long_is_left_out(inputs):
@@ -121,8 +149,17 @@ def test_an_endpoint_run_resumes_without_paying_twice(inputs, monkeypatch):
 
     monkeypatch.setenv("SOUNDRY_TEST_KEY", "sk-test-secret-42")
     with ChatCompletionsServer(behaviour, api_key="sk-test-secret-42") as server:
-        llm = {"backend": "openai", "model": "test-model", "prompts_per_unit": 2,
-               "openai": {"base_url": server.base_url, "api_key_env": "SOUNDRY_TEST_KEY", "max_retries": 1, "backoff_s": 0.01}}
+        llm = {
+            "backend": "openai",
+            "model": "test-model",
+            "prompts_per_unit": 2,
+            "openai": {
+                "base_url": server.base_url,
+                "api_key_env": "SOUNDRY_TEST_KEY",
+                "max_retries": 1,
+                "backoff_s": 0.01,
+            },
+        }
         with pytest.raises(LLMError, match="no answer after 2 attempts"):
             build_vocabularies(job(inputs, llm=llm))
         paid_before = sum(server.answered.values())
@@ -148,12 +185,21 @@ def test_the_demo_corpus_rater_captions_give_all_three_kinds(demo_corpus, tmp_pa
     """What `soundry demo` hands the vocab stage beside the corpus's tags: its rater caption file."""
     _, pieces = demo_corpus
     captions = write_demo_captions(pieces, tmp_path / "rater_captions.csv")
-    summary = build_vocabularies(VocabJob.model_validate({
-        "output": str(tmp_path / "vocab"), "prompts": {"combinations": 4},
-        "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}]}))
+    summary = build_vocabularies(
+        VocabJob.model_validate(
+            {
+                "output": str(tmp_path / "vocab"),
+                "prompts": {"combinations": 4},
+                "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}],
+            }
+        )
+    )
     vocabularies = read_vocabularies(str(tmp_path / "vocab"))
     assert {name: v.table["kind"].unique().to_pylist() for name, v in vocabularies.items()} == {
-        "llm_long": ["long_form"], "rater_long": ["long_form"], "tags": ["short_form"]}
+        "llm_long": ["long_form"],
+        "rater_long": ["long_form"],
+        "tags": ["short_form"],
+    }
     assert set(vocabularies["rater_long"].table["source"].to_pylist()) == {"rater:soundry-demo"}
     rater = summary["cleaning"]["rater_long"]
     assert rater["captions"] == len(pieces) and 2 * len(pieces) <= rater["sentences"] <= 3 * len(pieces)
@@ -170,15 +216,22 @@ def test_the_clap_check_drops_sentences_far_from_the_references(inputs):
     plain = build_vocabularies(job(inputs, "plain"))
     kept = read_vocabularies(str(inputs / "plain"))["llm_long"].table["text"].to_pylist()
     rater = "The recording is noisy and in mono."
-    check = {"clap": {"backend": "random", "architecture": "HTSAT-mini"}, "references": [kept[3], rater], "threshold": 0.9999}
+    check = {
+        "clap": {"backend": "random", "architecture": "HTSAT-mini"},
+        "references": [kept[3], rater],
+        "threshold": 0.9999,
+    }
     checked = build_vocabularies(job(inputs, "checked", cleaning={"clap_check": check}))
     vocabularies = read_vocabularies(str(inputs / "checked"))
     assert vocabularies["llm_long"].table["text"].to_pylist() == [kept[3]]
     assert vocabularies["rater_long"].table["text"].to_pylist() == [rater]
     cleaning = checked["cleaning"]
     assert cleaning["rater_long"]["removed"] == {"empty_caption": 1, "non_descriptive:clap": 4}
-    survivors = plain["cleaning"]["llm_long"]["kept"] + sum(n for rule, n in plain["cleaning"]["llm_long"]["removed"].items()
-                                                            if rule in ("duplicate", "near_duplicate", "eval_overlap"))
+    survivors = plain["cleaning"]["llm_long"]["kept"] + sum(
+        n
+        for rule, n in plain["cleaning"]["llm_long"]["removed"].items()
+        if rule in ("duplicate", "near_duplicate", "eval_overlap")
+    )
     llm = cleaning["llm_long"]
     assert llm["removed"]["non_descriptive:clap"] == survivors - 1 - llm["removed"].get("duplicate", 0)
     assert list(llm["clap_similarity"]) == ["p1", "p5", "p25", "p50", "p75", "p95"]  # 0.01 bins: all 1.0 here
@@ -193,8 +246,12 @@ def test_the_clap_check_drops_sentences_far_from_the_references(inputs):
 @pytest.mark.slow
 def test_two_local_worker_processes_share_the_work(inputs):
     with ChatCompletionsServer(delay_s=0.2) as server:
-        llm = {"backend": "openai", "model": "m", "prompts_per_unit": 3,
-               "openai": {"base_url": server.base_url, "api_key_env": None, "concurrency": 2}}
+        llm = {
+            "backend": "openai",
+            "model": "m",
+            "prompts_per_unit": 3,
+            "openai": {"base_url": server.base_url, "api_key_env": None, "concurrency": 2},
+        }
         summary = build_vocabularies(job(inputs, llm=llm, runner={"workers": 2}))
         assert summary["runner"] == "local" and summary["llm"]["workers"] == 2 and summary["llm"]["units"] == 3
         assert len(server.answered) == 9
@@ -207,8 +264,20 @@ def test_two_local_worker_processes_share_the_work(inputs):
 
 def test_the_command_line(inputs, capsys):
     out = inputs / "cli"
-    code = main(["vocab", str(inputs / "curated"), "--output", str(out), "--captions-file", str(inputs / "musiccaps.csv"),
-                 "--exclude-file", str(inputs / "eval.csv"), "--prompts.combinations", "3"])
+    code = main(
+        [
+            "vocab",
+            str(inputs / "curated"),
+            "--output",
+            str(out),
+            "--captions-file",
+            str(inputs / "musiccaps.csv"),
+            "--exclude-file",
+            str(inputs / "eval.csv"),
+            "--prompts.combinations",
+            "3",
+        ]
+    )
     assert code == 0
     assert set(read_vocabularies(str(out))) == {"llm_long", "rater_long", "tags"}
     err = capsys.readouterr().err
@@ -218,18 +287,32 @@ def test_the_command_line(inputs, capsys):
     assert "api_key_env: OPENAI_API_KEY" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("arguments,message", [
-    (["--captions-file", "{root}/missing.csv"], "missing.csv: no such file"),
-    (["--captions", "[{path: '{root}/eval.csv', caption_column: text}]"], "captions[].caption_column"),
-    (["{root}/nothing-here"], "no clip table"),
-    (["--llm.backend", "transformers", "--llm.model", "{root}/no-model"], "not a model folder"),
-    (["--llm.backend", "openai"], "llm.model is required"),
-    (["--prompts.song", "Describe {song}"], "unknown field {song}"),
-    (["--cleaning.clap_check.clap.backend", "random"], "cleaning.clap_check.threshold: required"),
-    (["--cleaning.clap_check.clap.backend", "hf", "--cleaning.clap_check.threshold", "0.2"], "needs clap.model_dir"),
-])
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        (["--captions-file", "{root}/missing.csv"], "missing.csv: no such file"),
+        (["--captions", "[{path: '{root}/eval.csv', caption_column: text}]"], "captions[].caption_column"),
+        (["{root}/nothing-here"], "no clip table"),
+        (["--llm.backend", "transformers", "--llm.model", "{root}/no-model"], "not a model folder"),
+        (["--llm.backend", "openai"], "llm.model is required"),
+        (["--prompts.song", "Describe {song}"], "unknown field {song}"),
+        (["--cleaning.clap_check.clap.backend", "random"], "cleaning.clap_check.threshold: required"),
+        (
+            ["--cleaning.clap_check.clap.backend", "hf", "--cleaning.clap_check.threshold", "0.2"],
+            "needs clap.model_dir",
+        ),
+    ],
+)
 def test_user_mistakes_are_one_line_errors(inputs, capsys, arguments, message):
-    code = main(["vocab", "--output", str(inputs / "err"), "--prompts.combinations", "2",
-                 *[a.replace("{root}", str(inputs)) for a in arguments]])
+    code = main(
+        [
+            "vocab",
+            "--output",
+            str(inputs / "err"),
+            "--prompts.combinations",
+            "2",
+            *[a.replace("{root}", str(inputs)) for a in arguments],
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err

@@ -12,9 +12,9 @@ import pytest
 import torch
 from tiny_causal_lm import build_tiny_causal_lm
 
+from labeling.vocab.cleaning.sentences import split_sentences
 from labeling.vocab.llm.backend import make_backend
 from labeling.vocab.llm.cache import AnswerCache, answer_key
-from labeling.vocab.cleaning.sentences import split_sentences
 from labeling.vocab.prompts import combination_prompts
 from labeling.vocab.table import read_vocabularies
 from orchestration.configs.jobs import VocabJob
@@ -32,16 +32,31 @@ def model(tmp_path_factory):
 
 
 def job(model, output, runner: str = "local", workers: int = 2, **llm) -> VocabJob:
-    return VocabJob.model_validate({
-        "output": str(output), "builtin_tags": False, "prompts": {"combinations": PROMPTS},
-        "llm": {"backend": "transformers", "model": str(model), "max_new_tokens": 24, "temperature": 0.0,
-                "prompts_per_unit": PER_UNIT, **llm,
+    return VocabJob.model_validate(
+        {
+            "output": str(output),
+            "builtin_tags": False,
+            "prompts": {"combinations": PROMPTS},
+            "llm": {
+                "backend": "transformers",
+                "model": str(model),
+                "max_new_tokens": 24,
+                "temperature": 0.0,
+                "prompts_per_unit": PER_UNIT,
+                **llm,
                 # one thread: a model this small is slower with several, and much slower on a busy machine
-                "transformers": {"device": "cpu", "cpu_threads": 1, "batch_size": 2, "model_workers": 2}},
-        # the tiny model writes noise: rules that want real sentences would leave nothing to compare
-        "cleaning": {"require_music_word": False, "min_words": 1, "non_descriptive": {}, "near_duplicate_threshold": None},
-        "runner": {"name": runner, "workers": workers},
-    })
+                "transformers": {"device": "cpu", "cpu_threads": 1, "batch_size": 2, "model_workers": 2},
+            },
+            # the tiny model writes noise: rules that want real sentences would leave nothing to compare
+            "cleaning": {
+                "require_music_word": False,
+                "min_words": 1,
+                "non_descriptive": {},
+                "near_duplicate_threshold": None,
+            },
+            "runner": {"name": runner, "workers": workers},
+        }
+    )
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,15 @@ def test_mono_is_decoded_into_both_channels_of_its_row_and_padded():
 
 
 def example(key: str, clap: np.ndarray | None) -> dict:
-    return {"key": key, "prompt": f"prompt {key}", "seconds_start": 1, "seconds_total": 30, "clap": clap,
-            "latent": np.ones((4, 6), np.float32), "mask": np.ones(6, bool)}
+    return {
+        "key": key,
+        "prompt": f"prompt {key}",
+        "seconds_start": 1,
+        "seconds_total": 30,
+        "clap": clap,
+        "latent": np.ones((4, 6), np.float32),
+        "mask": np.ones(6, bool),
+    }
 
 
 def test_audio_rows_collate_to_a_training_batch():

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from shards.config import ShardConfig
-from shards.manifest import VersionError
 from shards.loader.config import LoaderConfig, PromptWeights
 from shards.loader.loader import LoaderError, make_loader
+from shards.manifest import VersionError
 from shards.sample import members, sample_json
 
 RATE = 8000  # the synthetic clip table's rate (conftest.make_curated)
@@ -29,8 +29,15 @@ RATE = 8000  # the synthetic clip table's rate (conftest.make_curated)
 def version(tmp_path_factory, curated, shard_inputs) -> str:
     """24 clips of 1 s in 8 train shards of 3."""
     root = tmp_path_factory.mktemp("reader") / "versions"
-    shard_inputs.publish_inline(ShardConfig(clips=curated.folder, root=str(root), version="v1",
-                                            splits={"fractions": {"train": 1.0}}, shards={"min_shards": 8}))
+    shard_inputs.publish_inline(
+        ShardConfig(
+            clips=curated.folder,
+            root=str(root),
+            version="v1",
+            splits={"fractions": {"train": 1.0}},
+            shards={"min_shards": 8},
+        )
+    )
     return str(root / "v1")
 
 
@@ -87,7 +94,7 @@ def test_restored_position_continues_exactly(version, workers, kind, stop_after)
     resumed.load_state_dict(state)
     taken += [(b["key"], b["audio"]) for b in resumed]
     assert [keys for keys, _ in taken] == [keys for keys, _ in uninterrupted]
-    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(taken, uninterrupted))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(taken, uninterrupted, strict=True))
 
 
 def test_resampled_mode_is_endless_and_restorable(version, curated):
@@ -113,10 +120,14 @@ def test_crop_timing_and_padding(version, curated):
             row = curated.rows[key]
             reference = curated.pcm[key].T.astype(np.float32) / 32768  # (C, n)
             crop = batch["audio"][i].numpy()
-            offsets = [o for o in range(reference.shape[1] - RATE // 2 + 1) if np.array_equal(reference[:, o:o + 8], crop[:, :8])]
+            offsets = [
+                o
+                for o in range(reference.shape[1] - RATE // 2 + 1)
+                if np.array_equal(reference[:, o : o + 8], crop[:, :8])
+            ]
             assert len(offsets) == 1
             offset = offsets[0]
-            np.testing.assert_array_equal(crop, reference[:, offset:offset + RATE // 2])
+            np.testing.assert_array_equal(crop, reference[:, offset : offset + RATE // 2])
             assert batch["padding_mask"][i].all()
             assert batch["seconds_start"][i] == math.floor(row["start_s"] + offset / RATE)
             assert batch["seconds_total"][i] == row["seconds_total"]
@@ -137,13 +148,18 @@ def test_channels_and_rate(version, channels, rate):
     assert batch["padding_mask"].sum(dim=1).tolist() == [real, real]
 
 
-@pytest.mark.parametrize("weights,check", [
-    ({"long_form": 1, "tag_chunk": 0, "structured": 0, "free_form": 0}, lambda p, r: p in r["long_form"]),
-    ({"long_form": 0, "tag_chunk": 1, "structured": 0, "free_form": 0}, lambda p, r: p in r["tag_chunks"]),
-    ({"long_form": 0, "tag_chunk": 0, "structured": 1, "free_form": 0}, lambda p, r: ": " in p),
-    ({"long_form": 0, "tag_chunk": 0, "structured": 0, "free_form": 1},
-     lambda p, r: ":" not in p and set(p.split(", ")) <= {v for f in r["structured"] for v in f["values"]}),
-])
+@pytest.mark.parametrize(
+    "weights,check",
+    [
+        ({"long_form": 1, "tag_chunk": 0, "structured": 0, "free_form": 0}, lambda p, r: p in r["long_form"]),
+        ({"long_form": 0, "tag_chunk": 1, "structured": 0, "free_form": 0}, lambda p, r: p in r["tag_chunks"]),
+        ({"long_form": 0, "tag_chunk": 0, "structured": 1, "free_form": 0}, lambda p, r: ": " in p),
+        (
+            {"long_form": 0, "tag_chunk": 0, "structured": 0, "free_form": 1},
+            lambda p, r: ":" not in p and set(p.split(", ")) <= {v for f in r["structured"] for v in f["values"]},
+        ),
+    ],
+)
 def test_prompt_choice_and_clap(labeled_version, weights, check):
     version, _, _ = labeled_version
     records = {}
@@ -156,14 +172,16 @@ def test_prompt_choice_and_clap(labeled_version, weights, check):
     loader = make_loader(version, config(prompts=PromptWeights(**weights)), seed=0)
     for batch in loader:
         assert batch["clap"].shape == (len(batch["key"]), 8)
-        for key, prompt in zip(batch["key"], batch["prompt"]):
+        for key, prompt in zip(batch["key"], batch["prompt"], strict=True):
             assert prompt and check(prompt, records[key])
 
 
 def test_latents_are_cropped_in_frames(tmp_path, curated):
     hop, frames, size = 256, 40, 16
     keys = sorted(curated.rows)[:4]
-    latents = {key: np.random.default_rng(i).standard_normal((64, frames)).astype(np.float16) for i, key in enumerate(keys)}
+    latents = {
+        key: np.random.default_rng(i).standard_normal((64, frames)).astype(np.float16) for i, key in enumerate(keys)
+    }
     shard = tmp_path / "latents-000000.tar"
     with tarfile.open(shard, "w") as archive:
         for key in keys:
@@ -177,7 +195,11 @@ def test_latents_are_cropped_in_frames(tmp_path, curated):
     assert batch["latents"].shape == (4, 64, size) and "audio" not in batch
     for i, key in enumerate(batch["key"]):
         crop = batch["latents"][i].numpy()
-        offset = next(o for o in range(frames - size + 1) if np.array_equal(latents[key][:, o:o + size].astype(np.float32), crop))
+        offset = next(
+            o
+            for o in range(frames - size + 1)
+            if np.array_equal(latents[key][:, o : o + size].astype(np.float32), crop)
+        )
         assert batch["seconds_start"][i] == math.floor(curated.rows[key]["start_s"] + offset * hop / RATE)
     long = next(iter(make_loader([str(shard)], settings.model_copy(update={"latent_size": 64}), seed=0)))
     assert long["padding_mask"].sum(dim=1).tolist() == [frames] * 4
@@ -193,8 +215,10 @@ def test_corrupt_shards_and_samples_are_skipped_counted_and_logged(version, tmp_
     truncated = broken / shards[0].name
     with tarfile.open(truncated) as archive:
         entries = archive.getmembers()
-    second_flac = next(m for m in entries if m.name.endswith(".flac") and not m.name.startswith(entries[0].name.split(".")[0]))
-    truncated.write_bytes(truncated.read_bytes()[:second_flac.offset_data + second_flac.size // 2])
+    second_flac = next(
+        m for m in entries if m.name.endswith(".flac") and not m.name.startswith(entries[0].name.split(".")[0])
+    )
+    truncated.write_bytes(truncated.read_bytes()[: second_flac.offset_data + second_flac.size // 2])
     survivor = entries[0].name.split(".")[0]
     lost = second_flac.name.split(".")[0]
     unread = {m.name.split(".")[0] for m in entries} - {survivor}

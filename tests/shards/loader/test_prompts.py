@@ -11,9 +11,16 @@ from shards.loader.config import PromptWeights
 from shards.loader.prompts import build_prompt, choose_prompt
 
 FIELDS = {"genre": ["Jazz"], "instrument": ["Piano", "Double Bass"], "mood": ["Calm", "Warm"], "tempo": []}
-RECORD = {"text": "jazz trio", "long_form": ["A calm jazz trio."], "tag_chunks": ["jazz, piano, calm"],
-          "structured": [{"aspect": "genre", "values": ["Jazz"]}, {"aspect": "mood", "values": ["Calm"]},
-                         {"aspect": "tempo", "values": []}]}
+RECORD = {
+    "text": "jazz trio",
+    "long_form": ["A calm jazz trio."],
+    "tag_chunks": ["jazz, piano, calm"],
+    "structured": [
+        {"aspect": "genre", "values": ["Jazz"]},
+        {"aspect": "mood", "values": ["Calm"]},
+        {"aspect": "tempo", "values": []},
+    ],
+}
 
 
 def parse_structured(prompt: str) -> dict[str, list[str]]:
@@ -55,9 +62,19 @@ def test_no_fields_gives_the_unconditional_prompt():
 
 
 def test_the_loader_builds_prompts_from_the_fields():
-    tags = [Candidate("tags", f"t{i}", text, aspect, 0.3) for i, (text, aspect) in enumerate([
-        ("jazz", "genre"), ("double bass", "instrument"), ("calm", "mood"), ("piano", "instrument"), ("Jazz", "genre"),
-        ("brushed drums", "instrument")])]
+    tags = [
+        Candidate("tags", f"t{i}", text, aspect, 0.3)
+        for i, (text, aspect) in enumerate(
+            [
+                ("jazz", "genre"),
+                ("double bass", "instrument"),
+                ("calm", "mood"),
+                ("piano", "instrument"),
+                ("Jazz", "genre"),
+                ("brushed drums", "instrument"),
+            ]
+        )
+    ]
     metadata = {"title": "Blue Hour", "artist": "The Quiet Trio", "album": "Night", "genre": "Jazz; Cool Jazz"}
     fields = structured_fields(tags, metadata, ["genre"])
     values = {v for vs in fields.values() for v in vs}
@@ -68,12 +85,15 @@ def test_the_loader_builds_prompts_from_the_fields():
         assert structured.split(": ")[0] in {"Genre", "Instruments", "Moods"}
 
 
-@pytest.mark.parametrize("kind,check", [
-    ("long_form", lambda p: p in RECORD["long_form"]),
-    ("tag_chunk", lambda p: p in RECORD["tag_chunks"]),
-    ("structured", lambda p: set(parse_structured(p)) <= {"Genre", "Moods"}),
-    ("free_form", lambda p: ":" not in p and set(p.split(", ")) <= {"Jazz", "Calm"}),
-])
+@pytest.mark.parametrize(
+    "kind,check",
+    [
+        ("long_form", lambda p: p in RECORD["long_form"]),
+        ("tag_chunk", lambda p: p in RECORD["tag_chunks"]),
+        ("structured", lambda p: set(parse_structured(p)) <= {"Genre", "Moods"}),
+        ("free_form", lambda p: ":" not in p and set(p.split(", ")) <= {"Jazz", "Calm"}),
+    ],
+)
 def test_a_kind_with_all_the_weight_is_always_chosen(kind, check):
     weights = PromptWeights(**{name: float(name == kind) for name in PromptWeights.model_fields})
     assert all(check(choose_prompt(RECORD, weights, random.Random(seed))) for seed in range(20))

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import random
 
-from shards.loader.stages import (batch_samples, resample_shards, shard_list, shuffle_samples, shuffle_shards, skip_to,
-                                  split_by_node, split_by_worker)
+from shards.loader.stages import (
+    batch_samples,
+    resample_shards,
+    shard_list,
+    shuffle_samples,
+    shuffle_shards,
+    skip_to,
+    split_by_node,
+    split_by_worker,
+)
 
 URLS = [f"shard-{i:06d}.tar" for i in range(11)]
 
@@ -62,4 +70,3 @@ def test_batches_carry_their_last_position_and_drop_last_drops_the_rest():
     batches = list(batch_samples(2, False, collate)(iter(samples)))
     assert [(b["key"], b["_last_position"]) for b in batches] == [(["0", "1"], 2), (["2", "3"], 4), (["4"], 5)]
     assert len(list(batch_samples(2, True, collate)(iter(samples)))) == 2
-

@@ -30,7 +30,7 @@ def test_members_of_a_key_become_one_sample_in_order(tmp_path):
 def test_a_truncated_tar_yields_its_whole_samples_then_names_the_broken_one(tmp_path):
     write_tar(tmp_path / "s.tar", MEMBERS)
     data = (tmp_path / "s.tar").read_bytes()
-    (tmp_path / "cut.tar").write_bytes(data[:data.index(b"y" * 100) + 100])  # inside b's FLAC
+    (tmp_path / "cut.tar").write_bytes(data[: data.index(b"y" * 100) + 100])  # inside b's FLAC
     samples = []
     with pytest.raises(BrokenShard, match="in sample b") as broken:
         samples.extend(read_tar_samples(str(tmp_path / "cut.tar")))

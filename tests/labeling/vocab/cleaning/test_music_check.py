@@ -31,12 +31,18 @@ def test_without_references_the_built_in_descriptions_are_used():
         ClapCheckConfig(clap=RANDOM_CLAP, threshold=1.5)
 
 
-@pytest.mark.parametrize("values,expected", [
-    ([-0.5] * 10 + [0.305] * 80 + [0.9] * 10, {"p1": -0.49, "p5": -0.49, "p25": 0.31, "p50": 0.31, "p75": 0.31, "p95": 0.91}),
-    ([1.0, -1.0], {"p1": -0.99, "p5": -0.99, "p25": -0.99, "p50": -0.99, "p75": 1.0, "p95": 1.0}),
-    ([], {}),
-])
+@pytest.mark.parametrize(
+    "values,expected",
+    [
+        (
+            [-0.5] * 10 + [0.305] * 80 + [0.9] * 10,
+            {"p1": -0.49, "p5": -0.49, "p25": 0.31, "p50": 0.31, "p75": 0.31, "p95": 0.91},
+        ),
+        ([1.0, -1.0], {"p1": -0.99, "p5": -0.99, "p25": -0.99, "p50": -0.99, "p75": 1.0, "p95": 1.0}),
+        ([], {}),
+    ],
+)
 def test_quantiles_come_from_histograms_that_add_up(values, expected):
-    halves = [np.asarray(values[: len(values) // 2]), np.asarray(values[len(values) // 2:])]
+    halves = [np.asarray(values[: len(values) // 2]), np.asarray(values[len(values) // 2 :])]
     histogram = sum(similarity_histogram(h) for h in halves)  # as units' histograms are added
     assert similarity_quantiles(histogram.tolist()) == expected

@@ -1,8 +1,16 @@
 import pytest
 
 from labeling.vocab.cleaning.corpus_rules import DUPLICATE, EVAL_OVERLAP, NEAR_DUPLICATE, Deduplicator, EvalCaptions
-from labeling.vocab.cleaning.rules import NAMES_SONG, NOT_ABOUT_MUSIC, NOT_PROSE, TOO_LONG, TOO_SHORT, SentenceRules, name_variants
-from labeling.vocab.cleaning.near_duplicates import NearDuplicateIndex, jaccard, content_words
+from labeling.vocab.cleaning.near_duplicates import NearDuplicateIndex, content_words, jaccard
+from labeling.vocab.cleaning.rules import (
+    NAMES_SONG,
+    NOT_ABOUT_MUSIC,
+    NOT_PROSE,
+    TOO_LONG,
+    TOO_SHORT,
+    SentenceRules,
+    name_variants,
+)
 from labeling.vocab.cleaning.sentences import split_sentences
 from labeling.vocab.config import CleaningConfig, VocabConfig
 
@@ -30,20 +38,31 @@ def test_a_chatty_answer_becomes_plain_sentences():
     assert split.preambles == 5  # Sure!, Here are..., the heading, I hope..., Let me know...
 
 
-@pytest.mark.parametrize("answer,expected", [
-    ("Here are three sentences: A calm piano piece.", ["A calm piano piece."]),  # the lead-in goes, the sentence stays
-    ("Here is a fast techno track with a pounding kick.", ["Here is a fast techno track with a pounding kick."]),
-    ("Sure! Here are some notes: a mellow piano melody.", ["A mellow piano melody."]),
-    ("Of course! Below are five descriptions of the song. A calm piano piece.", ["A calm piano piece."]),
-    ("Okay so the guitar, the drums and the organ all start together on the downbeat.",
-     ["Okay so the guitar, the drums and the organ all start together on the downbeat."]),
-    ("1) Slow strings.\n2) Fast drums.\n(3) Loud horns.", ["Slow strings.", "Fast drums.", "Loud horns."]),
-    ("“A dreamy synth pad floats above.”", ["A dreamy synth pad floats above."]),
-    ("Mood: calm and warm.", ["Calm and warm."]),
-    ("At 12:30 the choir enters.", ["At 12:30 the choir enters."]),
-    ("J. S. Bach would have liked the fugue. It ends softly!", ["J. S. Bach would have liked the fugue.", "It ends softly!"]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        (
+            "Here are three sentences: A calm piano piece.",
+            ["A calm piano piece."],
+        ),  # the lead-in goes, the sentence stays
+        ("Here is a fast techno track with a pounding kick.", ["Here is a fast techno track with a pounding kick."]),
+        ("Sure! Here are some notes: a mellow piano melody.", ["A mellow piano melody."]),
+        ("Of course! Below are five descriptions of the song. A calm piano piece.", ["A calm piano piece."]),
+        (
+            "Okay so the guitar, the drums and the organ all start together on the downbeat.",
+            ["Okay so the guitar, the drums and the organ all start together on the downbeat."],
+        ),
+        ("1) Slow strings.\n2) Fast drums.\n(3) Loud horns.", ["Slow strings.", "Fast drums.", "Loud horns."]),
+        ("“A dreamy synth pad floats above.”", ["A dreamy synth pad floats above."]),
+        ("Mood: calm and warm.", ["Calm and warm."]),
+        ("At 12:30 the choir enters.", ["At 12:30 the choir enters."]),
+        (
+            "J. S. Bach would have liked the fugue. It ends softly!",
+            ["J. S. Bach would have liked the fugue.", "It ends softly!"],
+        ),
+        ("", []),
+    ],
+)
 def test_splitting_keeps_content_and_strips_decoration(answer, expected):
     assert split_sentences(answer).sentences == expected
 
@@ -51,38 +70,51 @@ def test_splitting_keeps_content_and_strips_decoration(answer, expected):
 RULES = SentenceRules(CleaningConfig())
 
 
-@pytest.mark.parametrize("sentence,names,expected", [
-    # kept
-    ("A warm Rhodes piano plays over brushed drums.", (), None),
-    ("The mix is dry, with a punchy kick drum.", (), None),
-    ("Soft female vocals float over an ambient pad.", ("Golden Garden", "Saltmarsh"), None),
-    ("A single guitar plays a slow melody.", (), None),                      # "single" alone is no release fact
-    ("An upbeat jazz tune with a walking bass line.", ("Jazz", "Duke"), None),  # a title that is a music word is not searched
-    # dropped
-    ("Great!", (), TOO_SHORT),
-    ("Piano.", (), TOO_SHORT),
-    ("A " + "very " * 45 + "slow piano piece.", (), TOO_LONG),
-    ("See https://example.com for the piano part.", (), NOT_PROSE),
-    ("### 1234 5678 ---- ????", (), NOT_PROSE),
-    ("Golden Garden opens with a soft piano.", ("Golden Garden", "Saltmarsh"), NAMES_SONG),
-    ("Saltmarsh layers warm synth pads here.", ("Golden Garden", "Saltmarsh"), NAMES_SONG),
-    ("Lea Moreau sings over a nylon-string guitar.", ("Tide", "Léa Moreau"), NAMES_SONG),        # accents folded
-    ("Winter Postcard 2.0 drifts along on soft strings.", ("Winter Postcard 2.0 (Clean)", "X"), NAMES_SONG),  # release suffix dropped
-    ("As an AI, I cannot hear the piano in this song.", (), "non_descriptive:about_the_assistant"),
-    ("You might enjoy the guitar solo in this track.", (), "non_descriptive:talks_to_reader"),
-    ("Does the drum groove make you want to dance?", (), "non_descriptive:talks_to_reader"),
-    ("The song was released as the lead single in 1985.", (), "non_descriptive:release_facts"),
-    ("It reached number one on the Billboard charts with its piano hook.", (), "non_descriptive:release_facts"),
-    ("The lyrics tell of a lost love over acoustic guitar.", (), "non_descriptive:lyrics_and_credits"),
-    ("The band was formed in Leeds and is best known for guitar rock.", (), "non_descriptive:biography"),
-    ("It reminds me of a long summer afternoon in the park.", (), NOT_ABOUT_MUSIC),
-])
+@pytest.mark.parametrize(
+    "sentence,names,expected",
+    [
+        # kept
+        ("A warm Rhodes piano plays over brushed drums.", (), None),
+        ("The mix is dry, with a punchy kick drum.", (), None),
+        ("Soft female vocals float over an ambient pad.", ("Golden Garden", "Saltmarsh"), None),
+        ("A single guitar plays a slow melody.", (), None),  # "single" alone is no release fact
+        (
+            "An upbeat jazz tune with a walking bass line.",
+            ("Jazz", "Duke"),
+            None,
+        ),  # a title that is a music word is not searched
+        # dropped
+        ("Great!", (), TOO_SHORT),
+        ("Piano.", (), TOO_SHORT),
+        ("A " + "very " * 45 + "slow piano piece.", (), TOO_LONG),
+        ("See https://example.com for the piano part.", (), NOT_PROSE),
+        ("### 1234 5678 ---- ????", (), NOT_PROSE),
+        ("Golden Garden opens with a soft piano.", ("Golden Garden", "Saltmarsh"), NAMES_SONG),
+        ("Saltmarsh layers warm synth pads here.", ("Golden Garden", "Saltmarsh"), NAMES_SONG),
+        ("Lea Moreau sings over a nylon-string guitar.", ("Tide", "Léa Moreau"), NAMES_SONG),  # accents folded
+        (
+            "Winter Postcard 2.0 drifts along on soft strings.",
+            ("Winter Postcard 2.0 (Clean)", "X"),
+            NAMES_SONG,
+        ),  # release suffix dropped
+        ("As an AI, I cannot hear the piano in this song.", (), "non_descriptive:about_the_assistant"),
+        ("You might enjoy the guitar solo in this track.", (), "non_descriptive:talks_to_reader"),
+        ("Does the drum groove make you want to dance?", (), "non_descriptive:talks_to_reader"),
+        ("The song was released as the lead single in 1985.", (), "non_descriptive:release_facts"),
+        ("It reached number one on the Billboard charts with its piano hook.", (), "non_descriptive:release_facts"),
+        ("The lyrics tell of a lost love over acoustic guitar.", (), "non_descriptive:lyrics_and_credits"),
+        ("The band was formed in Leeds and is best known for guitar rock.", (), "non_descriptive:biography"),
+        ("It reminds me of a long summer afternoon in the park.", (), NOT_ABOUT_MUSIC),
+    ],
+)
 def test_each_rule_keeps_and_drops(sentence, names, expected):
     assert RULES.check(sentence, names) == expected
 
 
 def test_rules_are_configurable():
-    relaxed = SentenceRules(CleaningConfig(min_words=1, require_music_word=False, drop_song_names=False, non_descriptive={}))
+    relaxed = SentenceRules(
+        CleaningConfig(min_words=1, require_music_word=False, drop_song_names=False, non_descriptive={})
+    )
     assert relaxed.check("Great!") is None
     assert relaxed.check("Golden Garden was released in 1999.", ("Golden Garden",)) is None
     custom = SentenceRules(CleaningConfig(non_descriptive={"no_covers": r"\bcover\b"}))
@@ -100,14 +132,21 @@ def test_release_suffixes_are_name_variants():
     assert name_variants("Plain") == ["Plain"]
 
 
-@pytest.mark.parametrize("a,b,near", [
-    ("A calm piano piece with soft strings.", "a calm piano piece with soft strings!", True),
-    ("A calm piano piece with soft strings.", "A calm piano piece with soft strings and pads.", True),
-    ("A calm piano piece with soft strings.", "A calm piano piece with the soft string.", True),
-    ("A calm piano piece with soft strings.", "A calm organ piece with loud brass.", False),
-    ("Fast techno with a pounding kick drum.", "Slow techno with a pounding kick drum.", False),  # one word, other meaning
-    ("Fast techno with a pounding kick drum.", "A calm piano piece with soft strings.", False),
-])
+@pytest.mark.parametrize(
+    "a,b,near",
+    [
+        ("A calm piano piece with soft strings.", "a calm piano piece with soft strings!", True),
+        ("A calm piano piece with soft strings.", "A calm piano piece with soft strings and pads.", True),
+        ("A calm piano piece with soft strings.", "A calm piano piece with the soft string.", True),
+        ("A calm piano piece with soft strings.", "A calm organ piece with loud brass.", False),
+        (
+            "Fast techno with a pounding kick drum.",
+            "Slow techno with a pounding kick drum.",
+            False,
+        ),  # one word, other meaning
+        ("Fast techno with a pounding kick drum.", "A calm piano piece with soft strings.", False),
+    ],
+)
 def test_near_duplicates_are_found_by_verified_jaccard(a, b, near):
     index = NearDuplicateIndex(threshold=0.8, num_perm=64)
     assert index.find_or_add("a", a) is None

@@ -5,17 +5,24 @@ import time
 import pytest
 from chat_completions_server import ChatCompletionsServer
 
+from labeling.vocab.config import LLMConfig
 from labeling.vocab.llm.backend import LLMError, Prompt, make_backend
 from labeling.vocab.llm.openai_chat import retry_after_seconds
 from labeling.vocab.llm.templates import TemplateBackend
-from labeling.vocab.config import LLMConfig
 
 KEY_ENV = "SOUNDRY_TEST_LLM_KEY"
 SECRET = "sk-test-6c1f0e-very-secret"
 
 
 def config(server: ChatCompletionsServer, **openai) -> LLMConfig:
-    options = {"base_url": server.base_url, "api_key_env": None, "backoff_s": 0.01, "max_retries": 3, "timeout_s": 5.0, **openai}
+    options = {
+        "base_url": server.base_url,
+        "api_key_env": None,
+        "backoff_s": 0.01,
+        "max_retries": 3,
+        "timeout_s": 5.0,
+        **openai,
+    }
     return LLMConfig(backend="openai", model="test-model", openai=options)
 
 
@@ -56,8 +63,13 @@ def test_retries_are_bounded():
 def test_an_unreachable_endpoint_is_retried_then_reported():
     with ChatCompletionsServer() as server:
         url = server.base_url
-    backend = make_backend(LLMConfig(backend="openai", model="m", openai={"base_url": url, "api_key_env": None,
-                                                                          "max_retries": 1, "backoff_s": 0.01}))
+    backend = make_backend(
+        LLMConfig(
+            backend="openai",
+            model="m",
+            openai={"base_url": url, "api_key_env": None, "max_retries": 1, "backoff_s": 0.01},
+        )
+    )
     with pytest.raises(LLMError, match=r"no answer after 2 attempts \(last: connection failed"):
         backend.generate([Prompt("x", {})])
 
@@ -74,7 +86,9 @@ def test_answers_already_paid_for_are_handed_over_before_a_failure():
         received = {}
         prompts = [Prompt(text, {}) for text in ("a", "broken", "b", "c")]
         with pytest.raises(LLMError):
-            make_backend(config(server, max_retries=1, concurrency=2)).generate(prompts, lambda i, answer: received.update({i: answer}))
+            make_backend(config(server, max_retries=1, concurrency=2)).generate(
+                prompts, lambda i, answer: received.update({i: answer})
+            )
         assert received == {0: expected("a"), 2: expected("b"), 3: expected("c")}
 
 
@@ -93,8 +107,17 @@ def test_the_key_comes_from_the_named_variable_and_is_never_shown(monkeypatch):
         assert "sk-wrong" not in str(error.value)
 
 
-@pytest.mark.parametrize("header, seconds", [("7", 7.0), ("0.5", 0.5), ("Sat, 21 Nov 2026 22:00:30 GMT", 30.0),
-                                             ("Sat, 21 Nov 2026 21:59:50 GMT", -10.0), ("soon", None), ("", None)])
+@pytest.mark.parametrize(
+    "header, seconds",
+    [
+        ("7", 7.0),
+        ("0.5", 0.5),
+        ("Sat, 21 Nov 2026 22:00:30 GMT", 30.0),
+        ("Sat, 21 Nov 2026 21:59:50 GMT", -10.0),
+        ("soon", None),
+        ("", None),
+    ],
+)
 def test_retry_after_takes_seconds_or_an_http_date(header, seconds):
     now = 1795298400.0  # Sat, 21 Nov 2026 22:00:00 GMT
     assert retry_after_seconds(header, now=now) == seconds

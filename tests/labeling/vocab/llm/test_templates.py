@@ -1,12 +1,12 @@
 import pytest
 
 from labeling.vocab.cleaning.rules import SentenceRules
-from labeling.vocab.llm.backend import Identity, Prompt, make_backend, source_of
-from labeling.vocab.llm.cache import AnswerCache, answer_key
-from labeling.vocab.llm.templates import TemplateBackend, article
 from labeling.vocab.cleaning.sentences import split_sentences
 from labeling.vocab.config import CleaningConfig, LLMConfig, PromptConfig
 from labeling.vocab.generation import GenerationTask, GenerationUnit, generate_unit, part_url
+from labeling.vocab.llm.backend import Identity, Prompt, make_backend, source_of
+from labeling.vocab.llm.cache import AnswerCache, answer_key
+from labeling.vocab.llm.templates import TemplateBackend, article
 from labeling.vocab.prompts import combination_prompts, describe
 
 
@@ -32,8 +32,19 @@ def test_template_sentences_pass_the_cleaning_rules():
     assert not any(" a a" in s.lower() or " a an " in s.lower() or " an a " in s.lower() for s in sentences)
 
 
-@pytest.mark.parametrize("word,expected", [("uplifting", "an"), ("80s", "an"), ("18th", "an"), ("euphoric", "a"),
-                                           ("1990s", "a"), ("calm", "a"), ("ambient", "an"), ("unison", "a")])
+@pytest.mark.parametrize(
+    "word,expected",
+    [
+        ("uplifting", "an"),
+        ("80s", "an"),
+        ("18th", "an"),
+        ("euphoric", "a"),
+        ("1990s", "a"),
+        ("calm", "a"),
+        ("ambient", "an"),
+        ("unison", "a"),
+    ],
+)
 def test_articles(word, expected):
     assert article(word) == expected
 
@@ -43,8 +54,10 @@ def test_combinations_are_seeded_per_index():
     ten = list(combination_prompts(PromptConfig(combinations=10), seed=0))
     assert ten[:5] == five and len({p.text for p in ten}) == 10
     assert list(combination_prompts(PromptConfig(combinations=5), seed=1)) != five
-    assert describe({"genre": ("jazz",), "mood": ("calm",), "instrument": ("piano",), "tempo": ("fast tempo",)}) \
+    assert (
+        describe({"genre": ("jazz",), "mood": ("calm",), "instrument": ("piano",), "tempo": ("fast tempo",)})
         == "calm jazz music with piano (fast tempo)"
+    )
 
 
 def test_prompt_templates_are_checked():
@@ -61,17 +74,24 @@ def test_prompt_templates_are_checked():
 def test_the_answer_key_covers_backend_model_settings_and_prompt():
     prompt = Prompt("Describe a song", {})
     base = Identity("openai", "m1", {"temperature": 0.8})
-    keys = {answer_key(base, prompt), answer_key(Identity("openai", "m2", {"temperature": 0.8}), prompt),
-            answer_key(Identity("openai", "m1", {"temperature": 0.7}), prompt),
-            answer_key(Identity("transformers", "m1", {"temperature": 0.8}), prompt),
-            answer_key(base, Prompt("Describe another song", {}))}
+    keys = {
+        answer_key(base, prompt),
+        answer_key(Identity("openai", "m2", {"temperature": 0.8}), prompt),
+        answer_key(Identity("openai", "m1", {"temperature": 0.7}), prompt),
+        answer_key(Identity("transformers", "m1", {"temperature": 0.8}), prompt),
+        answer_key(base, Prompt("Describe another song", {})),
+    }
     assert len(keys) == 5
-    assert answer_key(base, Prompt("Describe a song", {"genre": ("jazz",)}, origin="corpus:x")) == answer_key(base, prompt)
+    assert answer_key(base, Prompt("Describe a song", {"genre": ("jazz",)}, origin="corpus:x")) == answer_key(
+        base, prompt
+    )
 
 
 def test_a_unit_resumes_from_its_part_then_from_the_cache(tmp_path):
     prompts = tuple(combination_prompts(PromptConfig(combinations=6), seed=0))
-    task = GenerationTask(LLMConfig(), CleaningConfig(), seed=0, cache=str(tmp_path / "cache"), work=str(tmp_path / "work"))
+    task = GenerationTask(
+        LLMConfig(), CleaningConfig(), seed=0, cache=str(tmp_path / "cache"), work=str(tmp_path / "work")
+    )
     unit = GenerationUnit(0, prompts)
     first = generate_unit(unit, task)
     assert (first["generated"], first["cached"], first["resumed"]) == (6, 0, False)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from tiny_causal_lm import build_tiny_causal_lm
 
-from labeling.vocab.llm.backend import LLMError, Prompt, make_backend
 from labeling.vocab.config import CleaningConfig, LLMConfig
 from labeling.vocab.generation import GenerationTask, GenerationUnit, generate_unit
+from labeling.vocab.llm.backend import LLMError, Prompt, make_backend
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,14 @@ def tiny_models(tmp_path_factory):
 
 def llm(model, **options) -> LLMConfig:
     # One thread: a model this small is slower with several, and much slower on a busy machine.
-    return LLMConfig(backend="transformers", model=str(model), max_new_tokens=12, temperature=0.0,
-                     transformers={"batch_size": options.pop("batch_size", 4), "device": "cpu", "cpu_threads": 1}, **options)
+    return LLMConfig(
+        backend="transformers",
+        model=str(model),
+        max_new_tokens=12,
+        temperature=0.0,
+        transformers={"batch_size": options.pop("batch_size", 4), "device": "cpu", "cpu_threads": 1},
+        **options,
+    )
 
 
 def prompts(n: int) -> list[Prompt]:
@@ -61,21 +67,28 @@ def test_the_fingerprint_tells_other_weights_apart(tiny_models, tmp_path):
 
 def test_generation_units_cache_and_resume(tiny_models, tmp_path):
     chat, _ = tiny_models
-    task = GenerationTask(llm(chat), CleaningConfig(), seed=0, cache=str(tmp_path / "cache"), work=str(tmp_path / "work"))
+    task = GenerationTask(
+        llm(chat), CleaningConfig(), seed=0, cache=str(tmp_path / "cache"), work=str(tmp_path / "work")
+    )
     unit = GenerationUnit(0, tuple(prompts(6)))
     first = generate_unit(unit, task)
     assert (first["generated"], first["cached"]) == (6, 0)
     # noise in, noise out: every sentence is accounted for by a rule or kept
-    assert first["sentences"] == first["kept"] + sum(n for rule, n in first["removed"].items() if rule != "chat_preamble")
+    assert first["sentences"] == first["kept"] + sum(
+        n for rule, n in first["removed"].items() if rule != "chat_preamble"
+    )
     shutil.rmtree(tmp_path / "work")
     second = generate_unit(unit, task)
     assert (second["generated"], second["cached"]) == (0, 6) and second["removed"] == first["removed"]
 
 
-@pytest.mark.parametrize("folder,device,message", [
-    ("missing", "auto", "not a model folder"),
-    ("model", "cuda", "no GPU is visible"),
-])
+@pytest.mark.parametrize(
+    "folder,device,message",
+    [
+        ("missing", "auto", "not a model folder"),
+        ("model", "cuda", "no GPU is visible"),
+    ],
+)
 def test_loading_mistakes_are_explained(tiny_models, tmp_path, folder, device, message):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("a GPU is visible")
