@@ -89,7 +89,7 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
         "",
         "## Licenses",
         "",
-        f"Allowed licenses: {', '.join(manifest['licenses']['allowed']) or 'all'}. "
+        f"Allowed licenses: {', '.join(manifest['licenses']['allowed'] or ['all'])}. "
         f"Clips left out: {_reasons(manifest['licenses']['excluded_clips'])}.",
         "",
         _table(

@@ -249,7 +249,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], where: 
         "630k-*best are HTSAT-tiny, music_* are HTSAT-base, *fusion* need clap.fusion true"
     )
     try:
-        missing, unexpected = model.load_state_dict(state, strict=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as error:
         shape = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), "")
         raise ClapError(f"{where}: {hint} ({shape[:200]})") from None

@@ -120,7 +120,7 @@ def test_laion_and_hf_give_the_same_embeddings(laion_run, name, tmp_path):
     fusion = name == "fusion"
     model = ClapModel(hf_clap_config(architecture("HTSAT-mini"), fusion))
     state = hf_state_dict_from_laion(read_checkpoint(str(laion_run["folder"] / f"{name}.pt"), allow_pickle=False))
-    missing, unexpected = model.load_state_dict(state, strict=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(k.endswith(("position_ids", "token_type_ids")) for k in missing)
     model.save_pretrained(tmp_path)
     stand_in_tokenizer().save_pretrained(tmp_path)
