@@ -15,9 +15,6 @@ import pyarrow as pa
 from curation.core.errors import UserError
 from curation.core.storage import exists, join, list_files
 
-# These are the contract between curation and every later stage (../shared/DESIGN.md, "Clip
-# table"). A row is built once, never mutated; Arrow is the only on-disk form.
-
 # Container tags promoted to their own columns; every tag is kept in `tags_json` too.
 TAG_COLUMNS = ("title", "artist", "album", "genre", "date", "comment")
 

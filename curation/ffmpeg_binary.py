@@ -2,7 +2,7 @@
 build that ships inside the imageio-ffmpeg wheel.
 
 The system build comes first because it decodes about 1.7x faster than the static one
-(../shared/ENVIRONMENT.md); the wheel's binary means a machine with nothing installed by
+(README, "Install and the two commands"); the wheel's binary means a machine with nothing installed by
 hand still works.
 """
 
