@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -10,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from orchestration.engines.base import Item, ModelStage, Read, Reduce, Result, read_key_sums, sum_table
+from orchestration.engines.base import Item, ModelStage, Read, Reduce, Result, read_key_sums, sum_table, warm_up
 
 
 class LocalRunner:
@@ -30,7 +29,8 @@ class LocalRunner:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(list(warm_imports))
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-            list(self._pool.map(_import, [tuple(warm_imports)] * workers))
+            # Submitting the warm-up makes the pool start its workers now.
+            list(self._pool.map(warm_up, [tuple(warm_imports)] * workers))
 
     def map(
         self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
@@ -98,9 +98,3 @@ class LocalRunner:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
-
-
-def _import(modules: tuple[str, ...]) -> None:
-    """Imports what the forkserver has not; submitting it makes the pool start its workers now."""
-    for module in modules:
-        importlib.import_module(module)

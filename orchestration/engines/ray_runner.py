@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import zlib
@@ -13,7 +12,7 @@ import pyarrow as pa
 import ray
 from ray.util import ActorPool
 
-from orchestration.engines.base import Item, ModelStage, Read, Reduce, Result, read_key_sums, sum_table
+from orchestration.engines.base import Item, ModelStage, Read, Reduce, Result, read_key_sums, sum_table, warm_up
 from orchestration.engines.config import RayOptions
 
 
@@ -139,8 +138,7 @@ class RayRunner:
 
 @ray.remote(num_cpus=1)
 def _warm_up(modules: Sequence[str]) -> None:
-    for module in modules:
-        importlib.import_module(module)
+    warm_up(modules)
 
 
 @ray.remote(num_cpus=1)
