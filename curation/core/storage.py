@@ -185,7 +185,7 @@ def write_bytes_exclusive(url: str, data: bytes) -> None:
     try:
         with fs.open(path, "xb") as f:
             f.write(data)
-    except (NotImplementedError, TypeError):
+    except (NotImplementedError, ValueError, TypeError):  # a filesystem (or an older version) without mode "x"
         if fs.exists(path):
             raise FileExistsError(path) from None
         with fs.open(path, "wb") as f:
