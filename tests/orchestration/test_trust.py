@@ -18,10 +18,11 @@ from rich.console import Console
 from curation.core.lease import LeaseHeld
 from curation.segment import Windows
 from labeling.vocab.generation import generation_task
+from model.training.config import TrainConfig, VAETrainConfig
 from orchestration.cli.main import main
-from orchestration.configs.jobs import CurateJob, LabelJob, ShardJob, VocabJob
+from orchestration.configs.jobs import CurateJob, EncodeJob, LabelJob, ShardJob, VocabJob
 from orchestration.configs.resolve import ConfigError, resolve
-from orchestration.jobs.pipeline import _job, _stage
+from orchestration.jobs.pipeline import _fingerprint, _job, _stage
 from orchestration.jobs.shard import publish_version
 
 S3FS = importlib.util.find_spec("s3fs") is not None
@@ -81,6 +82,21 @@ def test_an_error_inside_an_option_names_that_option():
         resolve(CurateJob, None, {"inputs": "[{path: raw, license: [a]}]", "output": "o"})
 
 
+@pytest.mark.parametrize(
+    "location",
+    [
+        f"{{path: raw, storage_options: {KEY}}}",  # a key where the options' mapping belongs
+        f"{{path: raw, storage_options: [{KEY}, {SECRET}]}}",
+        f"{{path: raw, storage_options: {{key: {KEY}, secret: {SECRET}}}, licence: x}}",  # a typo beside them
+    ],
+    ids=["string", "list", "sibling"],
+)
+def test_a_configuration_error_never_echoes_storage_options(location):
+    with pytest.raises(ConfigError, match=r"inputs\.0\.(storage_options|licence).* \(in --inputs\)") as error:
+        resolve(CurateJob, None, {"inputs": f"[{location}]", "output": "o"})
+    assert KEY not in str(error.value) and SECRET not in str(error.value)
+
+
 def test_an_api_key_where_its_variables_name_belongs_is_refused_and_never_echoed(tmp_path):
     key = "sk-live-0123456789abcdefEXAMPLE"
     file = tmp_path / "vocab.yaml"
@@ -110,6 +126,7 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
         ({"segment.hop_s": "0.000001"}, r"hop_s = 1e-06 s is shorter than one sample at audio.sample_rate 44100 Hz"),
         ({"segment.hop_s": "0.1"}, r"hop_s = 0.1 s would put every instant of audio into more than 100 clips"),
         ({"segment.window_s": "0.00001", "segment.min_clip_s": "0.00001"}, r"window_s = 1e-05 s is shorter than"),
+        ({"segment.min_clip_s": "0.00001"}, r"min_clip_s = 1e-05 s is shorter than one sample"),
     ],
 )
 def test_a_segment_length_below_a_sample_or_a_runaway_hop_is_refused(options, refusal):
@@ -163,6 +180,17 @@ def test_publish_is_refused_while_another_job_writes_the_version(curated, tmp_pa
         assert (root / "v1" / TEMPORARY).exists()
 
 
+@pytest.mark.slow
+def test_training_is_refused_on_a_run_folder_another_job_writes(tmp_path, capsys):
+    run = tmp_path / "run"
+    with other_writer(run, "soundry train") as holder:
+        for argv in (["train", "--vae", "vae"], ["train-vae"]):
+            assert main([*argv, "--output", str(run), "--data.version", str(tmp_path / "v1")]) == 2
+            err = capsys.readouterr().err
+            assert "is being written by soundry train (user" in err and f"process {holder.pid}" in err, err
+        assert (run / TEMPORARY).exists()
+
+
 def test_execution_settings_never_invalidate_a_finished_stage(tmp_path):
     def work(job, out, console):
         return {}
@@ -183,6 +211,35 @@ def test_execution_settings_never_invalidate_a_finished_stage(tmp_path):
             job = _job(model, name, options, runner=runner, **paths)
             _stage(tmp_path, name, job, [], report, console, work)
     assert [r["status"] for r in report] == ["ran", *["skipped (done)"] * 3] * 2
+
+
+@pytest.mark.parametrize(
+    "model,paths,execution,result",
+    [
+        (TrainConfig, {"output": "t", "vae": "vae", "data": {"version": "v"}}, {"log_every": 50}, {"max_steps": 7}),
+        (VAETrainConfig, {"output": "t", "data": {"version": "v"}}, {"log_every": 50}, {"max_steps": 7}),
+        (
+            EncodeJob,
+            {"source": "s", "vae": "vae", "root": "r", "version": "v1-latents"},
+            {"model_workers": 4, "gpus_per_model_worker": 0.5, "threads": 2, "runner": {"name": "ray"}},
+            {"seed": 1},
+        ),
+        (
+            VocabJob,
+            {"output": "v", "corpus": ["c"]},
+            {"llm": {"backend": "openai", "model": "m", "openai": {"concurrency": 32}}, "runner": {"workers": 3}},
+            {"llm": {"backend": "openai", "model": "m2"}},
+        ),
+    ],
+    ids=["train", "train-vae", "encode", "vocab"],
+)
+def test_a_stage_fingerprint_ignores_how_it_runs_and_follows_what_it_makes(model, paths, execution, result):
+    def fingerprint(options):
+        return _fingerprint(_job(model, "stage", options, **paths), ["upstream"])
+
+    base = {"llm": {"backend": "openai", "model": "m"}} if model is VocabJob else {}
+    assert fingerprint(base) == fingerprint(execution)
+    assert fingerprint(base) != fingerprint(result)
 
 
 def test_how_many_requests_are_in_flight_does_not_redo_generated_units():
