@@ -5,6 +5,9 @@ only ratios mean something).
    floor, the ffmpeg CLI alone decoding + resampling (soxr) + FLAC-encoding the same
    files with the same number of processes. Targets: local >= 0.85, ray and beam >= 0.75.
    Engine start (Ray, Beam) is printed apart; a cluster's engine is already up.
+   --baseline TREE: each run is also made with the code in TREE (another checkout, e.g.
+   `git worktree add /tmp/before main`), alternating which goes first, each with its own
+   floor: the ratio of the two medians is this code's speed against that code's.
 2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s vs the
    floor of decoding the same files in-process with soundfile, same processes. Target >= 0.5.
    Also measured in the same run: decoding, resampling to 44.1 kHz and FLAC-encoding alone
@@ -18,6 +21,7 @@ floor measured just before it, and the median and spread of --repeat pairs is pr
 with the load average.
 
     .venv/bin/python bench/curation.py [FOLDER] [--short FOLDER] [--workers N] [--engines local,ray,beam] [--repeat 3]
+        [--baseline TREE]
 """
 
 from __future__ import annotations
@@ -45,14 +49,16 @@ from curation.demo.corpus import generate_demo_corpus  # noqa: E402
 from curation.encode import encode_flac, quantize_pcm16  # noqa: E402
 from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
 
-CACHE = Path(__file__).resolve().parents[1] / "build" / "bench"
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "build" / "bench"
 TARGETS = {"local": 0.85, "ray": 0.75, "beam": 0.75}
 SHORT_TARGET = 0.5
 
 
-def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str) -> dict:
+def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str, code: Path | None = None) -> dict:
     """One `soundry curate` in a fresh process, so each run's peak RSS is its own; its
-    output is removed once its summary is read."""
+    output is removed once its summary is read. `code`: the checkout whose soundry runs
+    (`python -m` imports from the working folder first); default: this one."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     try:
         subprocess.run(
@@ -72,6 +78,7 @@ def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str) -
             ],
             check=True,
             env=env,
+            cwd=code or ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -206,6 +213,7 @@ def main() -> None:
     parser.add_argument("--engines", default="local,ray,beam")
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine, each paired with its own floor")
     parser.add_argument("--skip-memory", action="store_true", help="skip the long-file memory check")
+    parser.add_argument("--baseline", help="another checkout: its curate runs alternate with this one's (music)")
     args = parser.parse_args()
     engines = [engine for engine in args.engines.split(",") if engine]  # "": short files and memory only
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -221,7 +229,10 @@ def main() -> None:
     print(f"\n1. music corpus {folder}: {len(files)} files")
     for engine in engines:
         ratios, loads = [], []
+        baseline: list[float] = []
         for run in range(args.repeat):
+            if args.baseline and run % 2 == 0:  # alternate which goes first: load drifts
+                baseline.append(_music_ratio(files, folder, scratch, engine, args.workers, Path(args.baseline)))
             loads.append(os.getloadavg()[0])
             floor_s = ffmpeg_floor(files, args.workers, scratch / "floor")
             summary = curate(folder, scratch / f"music-{engine}-{run}", engine, args.workers)
@@ -238,7 +249,15 @@ def main() -> None:
                 f"{summary['peak_rss_mb_per_worker']:.0f} MB; "
                 f"load {loads[-2]:.1f}]"
             )
+            if args.baseline and run % 2 == 1:
+                baseline.append(_music_ratio(files, folder, scratch, engine, args.workers, Path(args.baseline)))
         print(f"   {engine:5s}: {spread(ratios, loads)} (target >= {TARGETS[engine]})")
+        if baseline:
+            print(
+                f"   {engine:5s}: baseline {args.baseline}: ratio {statistics.median(baseline):.2f} "
+                f"({', '.join(f'{r:.2f}' for r in baseline)}) -> this code / baseline "
+                f"{statistics.median(ratios) / statistics.median(baseline):.2f}"
+            )
 
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
     short_files = audio_files(short)
@@ -286,6 +305,15 @@ def main() -> None:
             ]
         _print_growth("as files get longer", by_length)
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _music_ratio(files: list[Path], folder: Path, scratch: Path, engine: str, workers: int, code: Path) -> float:
+    """The music ratio of another checkout's code, against its own floor."""
+    floor_s = ffmpeg_floor(files, workers, scratch / "floor")
+    summary = curate(folder, scratch / f"baseline-{engine}", engine, workers, code=code)
+    realtime, ratio = summary["hours_in"] * 3600 / work_seconds(summary), floor_s / work_seconds(summary)
+    print(f"   {engine:5s} (baseline): {realtime:7.1f}x realtime, ratio {ratio:.2f}")
+    return ratio
 
 
 def _print_growth(title: str, rss: dict[str, float]) -> None:

@@ -6,11 +6,24 @@ mistyped key is an error naming it, never a silent default.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_serializer, field_validator, model_validator
 
-from curation.core.strict_model import StrictModel
+from curation.core.strict_model import SENSITIVE, StrictModel
+
+REDACTED = "<redacted>"
+
+
+def redact(value: Any) -> Any:
+    """The same structure with every string and number replaced; booleans and nulls hold no secret."""
+    if isinstance(value, dict):
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    if value is None or isinstance(value, bool):
+        return value
+    return REDACTED
 
 
 class Location(StrictModel):
@@ -18,9 +31,19 @@ class Location(StrictModel):
     source_name: str | None = Field(None, description="Name of the collection; recorded on every clip from here")
     license: str | None = Field(None, description="License of the files here, e.g. CC-BY-4.0")
     split_hint: str | None = Field(None, description="Split these files should land in (train, valid, test)")
-    storage_options: dict[str, str] = Field(
-        default_factory=dict, description="fsspec options for this location (credentials come from the environment)"
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for this location, e.g. {anon: true} or {client_kwargs: {endpoint_url: ...}}; "
+        "prefer credentials from the environment: values given here are never written or printed (saved "
+        "configs and manifests keep the names, values redacted)",
+        json_schema_extra=SENSITIVE,
     )
+
+    @field_serializer("storage_options", when_used="json")
+    def _redact(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Every JSON dump (config.json, manifests, run fingerprints, --print-config) keeps the
+        option names and drops their values: a key or a secret here must never reach a file."""
+        return redact(options)
 
 
 class AudioFormat(StrictModel):
@@ -107,6 +130,11 @@ class Partitioning(StrictModel):
     )
 
 
+# The most clips any instant of audio may land in: a hop shorter than window_s / MAX_OVERLAP
+# multiplies the corpus past what any training wants (a hop of a microsecond never ends).
+MAX_OVERLAP = 100
+
+
 class CurationConfig(StrictModel):
     inputs: list[Location] = Field(description="Where the raw audio is; each location's attributes flow into its clips")
     output: str = Field(description="Folder (or fsspec URL) the clip table, rejects and summary are written to")
@@ -120,3 +148,27 @@ class CurationConfig(StrictModel):
     follow_sidecars: bool = Field(
         True, description="Read a .json beside each file (same stem) that overrides its location's attributes"
     )
+
+    @field_validator("segment")
+    @classmethod
+    def _check_segment_lengths(cls, segment: Segmenting, info: ValidationInfo) -> Segmenting:
+        """Lengths in seconds become sample counts at the training rate: each must be one sample or more."""
+        audio = info.data.get("audio")
+        if audio is None:
+            return segment  # the audio format is wrong itself; its own error says how
+        rate = audio.sample_rate
+        lengths = {"window_s": segment.window_s, "hop_s": segment.hop, "min_clip_s": segment.min_clip_s}
+        for name, seconds in lengths.items():
+            if round(seconds * rate) < 1:
+                raise ValueError(
+                    f"{name} = {seconds:g} s is shorter than one sample at audio.sample_rate {rate} Hz "
+                    f"({1 / rate:.3g} s)"
+                )
+        floor = segment.window_s / MAX_OVERLAP
+        if segment.hop < floor:
+            raise ValueError(
+                f"hop_s = {segment.hop:g} s would put every instant of audio into more than {MAX_OVERLAP} "
+                f"clips of window_s {segment.window_s:g} s; use a hop of at least {floor:g} s "
+                f"(window_s / {MAX_OVERLAP})"
+            )
+        return segment

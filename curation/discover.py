@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from curation.config import Location, Partitioning
 from curation.core.errors import UserError
-from curation.core.storage import filesystem
+from curation.core.storage import SchemeUnavailable, filesystem
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -127,7 +127,9 @@ def _list_location(location: Location, index: int) -> list[tuple[str, int]]:
     where = f"inputs[{index}].path = {location.path!r}"
     try:
         fs, path = filesystem(location.path, location.storage_options)
-    except (ImportError, ValueError) as error:
+    except SchemeUnavailable as error:
+        raise LocationError(f"{where}: {error.reason}") from None
+    except (ImportError, ValueError) as error:  # a filesystem that refuses its storage options
         raise LocationError(f"{where}: {error}") from error
     try:
         if any(ch in path for ch in "*?["):

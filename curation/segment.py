@@ -20,6 +20,11 @@ class Windows:
     hop: int
     min_length: int
 
+    def __post_init__(self) -> None:
+        # A hop of 0 samples never advances: the segmenter would cut the same clip forever.
+        if self.window < 1 or self.hop < 1:
+            raise ValueError(f"window ({self.window}) and hop ({self.hop}) must be at least one sample")
+
     @classmethod
     def from_seconds(cls, window_s: float, hop_s: float, min_clip_s: float, sample_rate: int) -> Windows:
         return cls(round(window_s * sample_rate), round(hop_s * sample_rate), max(1, round(min_clip_s * sample_rate)))

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from curation.core.durable import sync_folder, sync_tree
 from curation.core.errors import UserError
 from model.config import ModelConfig
 from model.latent_diffusion import LatentDiffusion
@@ -69,13 +70,16 @@ def checkpoint_writer(folder: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        sync_tree(tmp)  # every file on the disk before the rename: a committed folder is never empty after a crash
         if folder.exists():
             old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
             folder.rename(old)
             tmp.rename(folder)
+            sync_folder(folder.parent)
             shutil.rmtree(old)
         else:
             tmp.rename(folder)
+            sync_folder(folder.parent)  # before anyone prunes the checkpoints older than this one
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

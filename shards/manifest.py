@@ -11,18 +11,21 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import re
 from importlib import metadata as package_metadata
 from typing import Any
 
 from curation.core.errors import UserError
 from curation.core.storage import exists, filesystem, join, read_json
-from shards.config import ShardConfig
+from shards.config import SPLIT_NAME, ShardConfig
 from shards.plan import Plan
 from shards.writer import SHARDS_DIR, ShardResult
 
 MANIFEST = "manifest.json"
 PENDING = "pending.json"  # a publish under way: its config and input hashes
 FORMAT = "soundry-dataset-version/1"
+SHARD_NAME = re.compile(rf"({SPLIT_NAME.pattern})-[0-9]{{6}}")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")  # no folder, no "..", not hidden
 
 
 class VersionError(UserError):
@@ -60,7 +63,38 @@ def read_manifest(version: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise VersionError(f"{url} is not a soundry dataset manifest (format {found!r}, expected {FORMAT})")
+    check_file_names(url, manifest)
     return manifest
+
+
+def check_file_names(url: str, manifest: dict[str, Any]) -> None:
+    """Every file a manifest names lies inside its version, under the one name the writer gives
+    it: shards/{split}-{n:06d}.tar and .parquet, plain names for stats and card. Readers join these
+    names to the version's URL, so a name like "../x" would read (or, deriving, write) elsewhere."""
+    altered = "the manifest was altered or is not soundry's: do not use this version, copy it again from its source"
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
+        raise VersionError(f"{url}: no list of shards; {altered}")
+    for index, shard in enumerate(shards):
+        name = shard.get("name") if isinstance(shard, dict) else None
+        match = SHARD_NAME.fullmatch(name) if isinstance(name, str) else None
+        expected = (
+            {"split": match.group(1), "tar": f"{SHARDS_DIR}/{name}.tar", "sidecar": f"{SHARDS_DIR}/{name}.parquet"}
+            if match
+            else {}
+        )
+        if not match or any(shard.get(key) != value for key, value in expected.items()):
+            found = shard.get("tar") if isinstance(shard, dict) else shard
+            raise VersionError(
+                f"{url}: shards[{index}] names {found!r}, not {SHARDS_DIR}/{{split}}-{{n:06d}}.tar of its split "
+                f"inside the version; {altered}"
+            )
+    for split in manifest.get("splits") or {}:
+        if not SPLIT_NAME.fullmatch(str(split)):
+            raise VersionError(f"{url}: split {split!r} is not a split name; {altered}")
+    for key, name in (manifest.get("files") or {}).items():
+        if not isinstance(name, str) or not FILE_NAME.fullmatch(name):
+            raise VersionError(f"{url}: files.{key} names {name!r}, not a file of the version's folder; {altered}")
 
 
 def shard_urls(version: str, manifest: dict[str, Any], splits: list[str] | None = None) -> list[str]:

@@ -20,7 +20,7 @@ from curation.core.errors import UserError
 from curation.core.storage import exists, filesystem, join, list_files, read_json, read_table
 from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR
 from labeling.labels.table import MANIFEST as LABEL_MANIFEST
-from shards.config import ShardConfig
+from shards.config import SPLIT_NAME, ShardConfig
 from shards.sample import check_key
 from shards.split import SplitAssigner, read_lines, source_names
 
@@ -121,11 +121,21 @@ def make_plan(config: ShardConfig) -> Plan:
                 if reason:
                     excluded[reason] += 1
                     continue
+                split = assigner.split(source_id, uri, rows["split_hint"][row])
+                if not SPLIT_NAME.fullmatch(split):
+                    # Only a hint can bring one (fractions and assignments are checked as they are read);
+                    # it names files: "../x" would write outside the version.
+                    raise InputError(
+                        f"{part}: clip {clip_id} (from {uri}) carries split_hint {split!r}, which is not a split "
+                        "name (lower case letters, digits and _, starting with a letter: it starts shard file "
+                        "names); fix the hint in its sidecar or location and curate again, or publish with "
+                        "--splits.use_split_hints false"
+                    )
                 kept.append(
                     _Clip(
                         ClipRef(part, group, row, clip_id),
                         source_id,
-                        assigner.split(source_id, uri, rows["split_hint"][row]),
+                        split,
                         audio_bytes * rows["num_samples"][row] / total_samples,
                         int.from_bytes(hashlib.sha256(f"{config.seed}:{clip_id}".encode()).digest()[:8], "big"),
                     )

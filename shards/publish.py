@@ -12,7 +12,16 @@ import contextlib
 from typing import Any
 
 from curation.core.errors import UserError
-from curation.core.storage import exists, filesystem, join, read_json, remove_stale_temporaries, write_json_atomic
+from curation.core.storage import (
+    exists,
+    filesystem,
+    join,
+    json_bytes,
+    read_json,
+    write_bytes_exclusive,
+    write_json_atomic,
+)
+from curation.core.strict_model import identity
 from shards.card import write_card
 from shards.config import ShardConfig
 from shards.manifest import MANIFEST, PENDING, build_manifest, lineage
@@ -32,16 +41,23 @@ class PublishConflict(UserError):
 
 
 def begin(config: ShardConfig, plan: Plan) -> None:
-    claim_version(version_url(config), {"config": config.model_dump(mode="json"), "inputs": plan.lineage_inputs()})
+    claim_version(version_url(config), {"config": identity(config), "inputs": plan.lineage_inputs()})
 
 
-def claim_version(version: str, claim: dict[str, Any]) -> None:
-    """Refuse a published version; record `claim` (what this publish is) in pending.json, or
-    check that the unfinished publish found there is the same one."""
+def refuse_published(version: str) -> None:
     if exists(join(version, MANIFEST)):
         raise VersionExists(
             f"version {version} is already published and versions are immutable; publish under a new --version"
         )
+
+
+def claim_version(version: str, claim: dict[str, Any]) -> None:
+    """Refuse a published version; record `claim` (what this publish is) in pending.json, or
+    check that the unfinished publish found there is the same one.
+
+    The caller holds the version folder's lease (curation/core/lease.py): no other job writes
+    there, and the caller clears what a dead one left half-written."""
+    refuse_published(version)
     pending = join(version, PENDING)
     if exists(pending):
         found = read_json(pending)
@@ -54,12 +70,18 @@ def claim_version(version: str, claim: dict[str, Any]) -> None:
             )
     else:
         write_json_atomic(pending, claim)
-    remove_stale_temporaries(version)
 
 
 def commit_version(version: str, manifest: dict[str, Any]) -> None:
-    """The manifest, last: from this rename on the version exists for every reader."""
-    write_json_atomic(join(version, MANIFEST), manifest)
+    """The manifest, last and put-if-absent: from its creation on the version exists for every
+    reader, and of two publishes that reach this point only the first commits."""
+    try:
+        write_bytes_exclusive(join(version, MANIFEST), json_bytes(manifest))
+    except FileExistsError:
+        raise VersionExists(
+            f"version {version} was published by another job while this one ran; versions are immutable: "
+            "publish under a new --version"
+        ) from None
     # After the commit the claim is history; a crash before this line leaves a harmless file.
     fs, path = filesystem(join(version, PENDING))
     with contextlib.suppress(FileNotFoundError):

@@ -74,10 +74,21 @@ def written_shard(task: ShardTask, config: ShardConfig) -> ShardResult | None:
 
 
 def find_written_shard(version: str, name: str) -> ShardResult | None:
-    """The facts of the version's shard `name` if it is already written (its tar is the commit)."""
-    if exists(tar_url(version, name)) and exists(sidecar_url(version, name)):
-        return dataclasses.replace(read_shard_facts(sidecar_url(version, name)), resumed=True)
-    return None
+    """The facts of the version's shard `name` if it is already written (its tar is the commit).
+
+    Trusted only when the tar has the size its sidecar recorded: a tar cut short (a copy that was
+    interrupted, a filesystem that lost its tail) is not done, and is written again."""
+    tar, sidecar = tar_url(version, name), sidecar_url(version, name)
+    if not (exists(tar) and exists(sidecar)):
+        return None
+    try:
+        facts = read_shard_facts(sidecar)
+    except (OSError, ValueError, KeyError):  # a sidecar cut short is no commit either (ArrowInvalid is a ValueError)
+        return None
+    fs, path = filesystem(tar)
+    if fs.size(path) != facts.bytes:
+        return None
+    return dataclasses.replace(facts, resumed=True)
 
 
 def write_shard(task: ShardTask, config: ShardConfig) -> ShardResult:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from curation.core.strict_model import StrictModel
+from curation.core.strict_model import EXECUTION, StrictModel
 from labeling.clap.backend import ClapConfig
 
 MetadataField = Literal["genre", "artist", "title", "album"]
@@ -90,10 +90,16 @@ class LabelConfig(StrictModel):
     )
     captions_per_unit: int = Field(4096, ge=1, description="Captions embedded in one work unit")
     model_workers: int = Field(
-        1, ge=1, description="Model replicas on ray and beam (each loads CLAP once); local runs one in-process"
+        1,
+        ge=1,
+        description="Model replicas on ray and beam (each loads CLAP once); local runs one in-process",
+        json_schema_extra=EXECUTION,
     )
     gpus_per_model_worker: float | None = Field(
-        None, ge=0, description="GPUs each model replica takes on ray; empty: 1 when the cluster has GPUs, else 0"
+        None,
+        ge=0,
+        description="GPUs each model replica takes on ray; empty: 1 when the cluster has GPUs, else 0",
+        json_schema_extra=EXECUTION,
     )
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from curation.core.strict_model import StrictModel
+from curation.core.strict_model import EXECUTION, SENSITIVE, StrictModel
 from labeling.clap.backend import ClapConfig
 from labeling.vocab.builtin_tags import ASPECTS
 
@@ -78,13 +78,18 @@ class TransformersOptions(StrictModel):
         "(one per GPU with gpus_per_model_worker 1), Beam model DoFns (bounded by Beam's workers); the local runner "
         "runs "
         "one, in its own process",
+        json_schema_extra=EXECUTION,
     )
     gpus_per_model_worker: float | None = Field(
         None,
         ge=0,
         description="GPUs each model replica takes on Ray (fractions share a GPU); empty: 1 when the cluster has "
         "GPUs, else 0",
+        json_schema_extra=EXECUTION,
     )
+
+
+ENVIRONMENT_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class OpenAIOptions(StrictModel):
@@ -96,6 +101,7 @@ class OpenAIOptions(StrictModel):
         "OPENAI_API_KEY",
         description="NAME of the environment variable holding the API key (the key itself is never read from or "
         "written to a config); empty: no key",
+        json_schema_extra=SENSITIVE,
     )
     concurrency: int = Field(
         8,
@@ -104,6 +110,7 @@ class OpenAIOptions(StrictModel):
         "sees up to concurrency x the units running at once: runner.workers on local, up to 2 x runner.workers on a "
         "Ray "
         "cluster with that many CPUs, Beam's worker threads",
+        json_schema_extra=EXECUTION,
     )
     timeout_s: float = Field(120.0, gt=0, description="Seconds before a request is abandoned and retried")
     max_retries: int = Field(
@@ -115,6 +122,19 @@ class OpenAIOptions(StrictModel):
         description="First wait before a retry; doubled after each, with jitter, or as the server's Retry-After says",
     )
     max_backoff_s: float = Field(60.0, gt=0, description="Longest wait between retries")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_variable_name(cls, name: str | None) -> str | None:
+        # Not echoed: a value that is no variable name is most likely the key itself.
+        if name is None or name == "":
+            return None
+        if not ENVIRONMENT_VARIABLE.fullmatch(name):
+            raise ValueError(
+                "must be the NAME of an environment variable (letters, digits and _, e.g. OPENAI_API_KEY), not the "
+                "key itself: export the key in a variable and give the variable's name here"
+            )
+        return name
 
 
 class LLMConfig(StrictModel):

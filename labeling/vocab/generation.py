@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.core.storage import atomic_local_file, exists, filesystem, join, read_table
+from curation.core.strict_model import identity
 from labeling.clap.backend import clap_identity
 from labeling.vocab.cleaning.corpus_rules import Deduplicator
 from labeling.vocab.cleaning.music_check import BINS, RULE, MusicSimilarityCheck, music_check
@@ -225,8 +226,9 @@ def _work_root(output: str) -> str:
 
 def _work_key(config: VocabConfig) -> str:
     """Part files are valid only for the generation and cleaning settings that made them
-    (and the CLAP weights, when the CLAP check is on); how many workers made them does not matter."""
-    llm = config.llm.model_dump(mode="json", exclude={"transformers": {"model_workers", "gpus_per_model_worker"}})
+    (and the CLAP weights, when the CLAP check is on); how many workers made them, or how many
+    requests were in flight, does not matter."""
+    llm = identity(config.llm)
     check = config.cleaning.clap_check
     # Without the CLAP check the key is what it was before the check existed: unfinished work still resumes.
     material = [

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from curation.core.strict_model import StrictModel
+from curation.core.strict_model import EXECUTION, StrictModel
 from model.config import VAELossConfig
 from model.training.lr_schedule import ScheduleConfig
 from shards.loader.config import PromptWeights
@@ -94,7 +94,9 @@ class TrainConfig(StrictModel):
         "do not fit one device); checkpoints are the same either way",
     )
     seed: int = Field(0, description="Seeds every random choice (with the step and rank), so reruns and resumes agree")
-    log_every: int = Field(10, ge=1, description="Steps between log lines and TensorBoard points")
+    log_every: int = Field(
+        10, ge=1, description="Steps between log lines and TensorBoard points", json_schema_extra=EXECUTION
+    )
     checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="Newest checkpoints to keep")
     demo: DemoConfig = Field(default_factory=DemoConfig, description="Demo samples from the EMA weights")
@@ -128,6 +130,8 @@ class VAETrainConfig(StrictModel):
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on GPU, fp32 on CPU")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train")
     seed: int = Field(0, description="Seeds every random choice (with the step and rank)")
-    log_every: int = Field(10, ge=1, description="Steps between log lines and TensorBoard points")
+    log_every: int = Field(
+        10, ge=1, description="Steps between log lines and TensorBoard points", json_schema_extra=EXECUTION
+    )
     checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="Newest checkpoints to keep")

@@ -4,8 +4,10 @@ torchrun (one process per GPU, one node or many), or on a Ray cluster through Ra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -73,10 +75,21 @@ def _run(args: argparse.Namespace, console: Console, trainer: Callable[[Any], di
         print(to_yaml(config), end="")
         return 0
     _log_to(console)
-    summary = trainer(config)
+    with _run_folder_lease(config.output, f"soundry {args.command}", console):
+        summary = trainer(config)
     if summary.get("rank", 0) == 0:
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def _run_folder_lease(output: str, command: str, console: Console) -> contextlib.AbstractContextManager:
+    """The run folder's lease, held by the launching process or rank 0 of a torchrun job (the
+    other ranks write into rank 0's folder under its lease)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    from orchestration.jobs.lease import output_lease
+
+    return output_lease(output, command, console)
 
 
 def _log_to(console: Console) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from curation.config import CurationConfig
+from curation.core.strict_model import EXECUTION
 from labeling.labels.config import LabelConfig
 from labeling.vocab.config import VocabConfig
 from model.latents.config import EncodeConfig
@@ -17,7 +18,9 @@ from shards.config import ShardConfig
 
 
 class CurateJob(CurationConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the work units")
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig, description="Engine that runs the work units", json_schema_extra=EXECUTION
+    )
 
     def stage_config(self) -> CurationConfig:
         return CurationConfig.model_validate(self.model_dump(exclude={"runner"}))
@@ -27,6 +30,7 @@ class VocabJob(VocabConfig):
     runner: RunnerConfig = Field(
         default_factory=RunnerConfig,
         description="Engine that runs LLM generation (the template backend runs in this process)",
+        json_schema_extra=EXECUTION,
     )
 
     def stage_config(self) -> VocabConfig:
@@ -34,21 +38,27 @@ class VocabJob(VocabConfig):
 
 
 class LabelJob(LabelConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the work units")
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig, description="Engine that runs the work units", json_schema_extra=EXECUTION
+    )
 
     def stage_config(self) -> LabelConfig:
         return LabelConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 class ShardJob(ShardConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that writes the shards")
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig, description="Engine that writes the shards", json_schema_extra=EXECUTION
+    )
 
     def stage_config(self) -> ShardConfig:
         return ShardConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 class EncodeJob(EncodeConfig):
-    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the VAE workers")
+    runner: RunnerConfig = Field(
+        default_factory=RunnerConfig, description="Engine that runs the VAE workers", json_schema_extra=EXECUTION
+    )
 
     def stage_config(self) -> EncodeConfig:
         return EncodeConfig.model_validate(self.model_dump(exclude={"runner"}))

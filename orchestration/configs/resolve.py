@@ -1,7 +1,9 @@
 """A job's configuration from its layers: built-in defaults, a YAML file, command-line values.
 
 Errors name the key and where it came from (the file, or the option), and for a mistyped key
-the key that was probably meant.
+the key that was probably meant. A value is shown only when it is a plain one of a field not
+marked SENSITIVE (a field where a secret may land by mistake is never echoed). A key written
+twice in one mapping is an error naming both lines: YAML itself would keep the last silently.
 """
 
 from __future__ import annotations
@@ -16,10 +18,43 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from curation.core.errors import UserError
+from curation.core.strict_model import is_sensitive
 
 
 class ConfigError(UserError):
     """A user's config mistake; the message says which key and what to do."""
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
+        super().__init__(f"key {key!r} appears twice, on lines {first_line} and {second_line}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges on purpose; its keys may be overridden
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+            except TypeError:
+                continue  # an unhashable key: the constructor below says what is wrong with it
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """Parse YAML (safe, unique keys); `where` names the file or option in the error."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as error:
+        raise ConfigError(f"{where}: {error}; keep one (YAML would keep only the last, silently)") from None
 
 
 def resolve(
@@ -49,7 +84,7 @@ def _load_yaml(path: str) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"config file {path}: cannot be read ({error.strerror})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml_text(text, f"config file {path}") or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
@@ -62,7 +97,7 @@ def _parse_value(model: type[BaseModel], dotted: str, text: str) -> Any:
     if annotation is not None and _allows_str_only(annotation):
         return None if text in ("", "null", "~") and _optional(annotation) else text
     try:
-        return yaml.safe_load(text)
+        return load_yaml_text(text, f"--{dotted}")
     except yaml.YAMLError:
         return text
 
@@ -71,7 +106,9 @@ def _explain(error: ValidationError, model: type[BaseModel], origin: str, overri
     lines = []
     for problem in error.errors():
         loc = ".".join(str(part) for part in problem["loc"])
-        where = f"--{loc}" if loc in overrides else origin
+        # The option that set the value, or one inside the section the error is about.
+        given = [key for key in overrides if loc == key or loc.startswith(f"{key}.") or key.startswith(f"{loc}.")]
+        where = ", ".join(f"--{key}" for key in sorted(given)) if given else origin
         if problem["type"] == "extra_forbidden":
             known = _known_keys(model, [str(p) for p in problem["loc"][:-1]])
             guess = difflib.get_close_matches(str(problem["loc"][-1]), known, n=1)
@@ -80,8 +117,30 @@ def _explain(error: ValidationError, model: type[BaseModel], origin: str, overri
         elif problem["type"] == "missing":
             lines.append(f"  {loc}: required; set it in the config file or with --{loc}")
         else:
-            lines.append(f"  {loc} = {problem.get('input')!r} (in {where}): {problem['msg']}")
+            value = problem.get("input")
+            shown = "" if _hidden(model, problem["loc"], value) else f" = {value!r}"
+            lines.append(f"  {loc or '(the whole configuration)'}{shown} (in {where}): {problem['msg']}")
     return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _hidden(model: type[BaseModel], loc: tuple[Any, ...], value: Any) -> bool:
+    """Whether an error must not show its value: a whole section (it may hold secrets), or a
+    field marked sensitive, or anything inside one."""
+    if isinstance(value, (dict, list, tuple, BaseModel)):
+        return True
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            current = _list_item(current) if current is not None else None
+            continue
+        nested = nested_model(current) or nested_model(_list_item(current))
+        if nested is None or part not in nested.model_fields:
+            return False
+        field = nested.model_fields[part]
+        if is_sensitive(field):
+            return True
+        current = field.annotation
+    return False
 
 
 def nested_model(annotation: Any) -> type[BaseModel] | None:

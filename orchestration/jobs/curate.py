@@ -14,15 +14,16 @@ from rich.console import Console
 
 from curation.clip import clip_part_url, summary_url
 from curation.config import CurationConfig
+from curation.core.lease import OutputLease
 from curation.core.storage import (
     exists,
     join,
     read_json,
     read_table,
-    remove_stale_temporaries,
     write_json_atomic,
     write_table_atomic,
 )
+from curation.core.strict_model import identity
 from curation.dedup import apply_duplicates, decide_group, read_members
 from curation.discover import discover, plan_from_table, plan_to_table, plan_units
 from curation.ffmpeg_binary import find_ffmpeg
@@ -31,6 +32,7 @@ from curation.unit import UnitStats, run_unit
 from orchestration.configs.jobs import CurateJob
 from orchestration.configs.resolve import ConfigError
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.jobs.lease import output_lease
 from orchestration.jobs.progress import CurationProgress
 
 # What a unit's worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports
@@ -41,14 +43,20 @@ WORKER_IMPORTS = ("curation.unit", "pandas")
 def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
     console = console or Console(stderr=True)
     config = job.stage_config()
+    with output_lease(config.output, "soundry curate", console) as lease:
+        return _curate(job, config, lease, console)
+
+
+def _curate(job: CurateJob, config: CurationConfig, lease: OutputLease, console: Console) -> dict[str, Any]:
     clock = _PhaseClock()
     if config.decode.ffmpeg or config.decode.backend == "ffmpeg":
         find_ffmpeg(config.decode.ffmpeg)  # a wrong binary is the user's error, said once, not per file
-    # Inputs are listed before anything is written: a mistyped path must not leave an output folder behind.
+    # Inputs are listed before anything is written: a mistyped path leaves no output folder behind
+    # (the lease removes the folder it made when nothing else was written there).
     plan = join(config.output, "plan.parquet")
     files = None if exists(plan) else discover(config.inputs, config.follow_sidecars, exclude=config.output)
     _claim_output(config)
-    remove_stale_temporaries(config.output)
+    lease.remove_stale_temporaries()
     units = plan_from_table(read_table(plan)) if files is None else _plan(config, files)
     clock.lap("plan_s")
     runner = make_runner(job.runner, WORKER_IMPORTS)
@@ -74,6 +82,7 @@ def curate(job: CurateJob, console: Console | None = None) -> dict[str, Any]:
         worker_count(job.runner),
     )
     # Written last: a folder with summary.json holds a complete clip table.
+    lease.check()
     write_json_atomic(summary_url(config.output), summary)
     return summary
 
@@ -97,9 +106,10 @@ def _run_unit_dict(unit, config: CurationConfig) -> dict[str, Any]:
 
 
 def _claim_output(config: CurationConfig) -> None:
-    """Refuse to mix two configurations in one output folder; record this one."""
+    """Refuse to mix two configurations in one output folder; record this one (storage options'
+    values redacted: they may be credentials)."""
     url = join(config.output, "config.json")
-    wanted = config.model_dump(mode="json")
+    wanted = identity(config)
     if exists(url):
         found = read_json(url)
         if found != wanted:

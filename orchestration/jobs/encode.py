@@ -15,15 +15,30 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from curation.core.lease import OutputLease
 from curation.core.storage import join
+from curation.core.strict_model import identity
+from model.latents.config import EncodeConfig
 from orchestration.configs.jobs import EncodeJob
+from orchestration.jobs.lease import output_lease
 
 LATENT_MEMBER = "latent.npy"
-# Options that say how the work is spread, not what is computed: a resumed run may change them.
-EXECUTION_FIELDS = {"model_workers", "gpus_per_model_worker", "threads"}
 
 
 def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, Any]:
+    from shards.publish import refuse_published
+
+    console = console or Console(stderr=True)
+    config = job.stage_config()
+    target = join(config.root, config.version)
+    refuse_published(target)
+    with output_lease(target, "soundry encode", console) as lease:
+        return _encode_version(job, config, target, lease, console)
+
+
+def _encode_version(
+    job: EncodeJob, config: EncodeConfig, target: str, lease: OutputLease, console: Console
+) -> dict[str, Any]:
     # torch and the shard writers load here, not with the command line.
     from model.latents.encode import EncodeError, LatentEncoder, check_vae_weights, vae_format, vae_weights_sha256
     from orchestration.engines.base import ModelStage
@@ -32,8 +47,6 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
     from shards.manifest import read_manifest
     from shards.writer import ShardResult, find_written_shard
 
-    console = console or Console(stderr=True)
-    config = job.stage_config()
     started = time.perf_counter()
     source = read_manifest(config.source)
     form = vae_format(config)
@@ -47,9 +60,10 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
             "version curated at the VAE's format (curation's sample_rate and channels)"
         )
     check_vae_weights(config)
-    target = join(config.root, config.version)
-    recorded = {**config.model_dump(mode="json", exclude=EXECUTION_FIELDS), "vae_sha256": vae_weights_sha256(config)}
+    # Without how the work is spread (model workers, GPUs): a resumed run may change that.
+    recorded = {**identity(config), "vae_sha256": vae_weights_sha256(config)}
     claim_derived(target, config.source, recorded)
+    lease.remove_stale_temporaries()
     shards = derived_shards(config.source, target)
     found = {shard.name: find_written_shard(target, shard.name) for shard in shards}
     results = [r for r in found.values() if r is not None]
@@ -86,6 +100,7 @@ def encode_version(job: EncodeJob, console: Console | None = None) -> dict[str, 
             **form.lineage(),
         }
     }
+    lease.check()
     manifest = finish_derived(
         config.source,
         target,

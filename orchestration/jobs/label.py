@@ -27,12 +27,12 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from curation.core.lease import OutputLease
 from curation.core.storage import (
     atomic_local_file,
     exists,
     join,
     read_json,
-    remove_stale_temporaries,
     write_json_atomic,
     write_table_atomic,
 )
@@ -57,6 +57,7 @@ from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
 from orchestration.engines.base import ModelStage
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.jobs.lease import output_lease
 
 PLOT = "caption_frequency.png"
 # What the units' workers import before their first unit (pyarrow imports pandas at its first
@@ -68,6 +69,11 @@ def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:
     """Run (or resume) a labeling job; returns the summary also written to summary.json."""
     console = console or Console(stderr=True)
     config = job.stage_config()
+    with output_lease(config.output, "soundry label", console) as lease:
+        return _label(job, config, lease, console)
+
+
+def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Console) -> dict[str, Any]:
     phases: dict[str, float] = {}
     started = time.perf_counter()
     with _phase(phases, "plan_s"):
@@ -79,7 +85,7 @@ def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:
     if _claim_output(config, label_run):
         console.print(f"{config.output} is complete (label run {label_run}); nothing to do")
         return read_json(join(config.output, "summary.json"))
-    remove_stale_temporaries(config.output)
+    lease.remove_stale_temporaries()
     cache = EmbeddingCache(config.cache_root(), identity)
     cache.claim()
     model = ModelSettings(config.clap, identity, config.cache_root())
@@ -167,6 +173,7 @@ def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:
         phases,
         time.perf_counter() - started,
     )
+    lease.check()
     write_json_atomic(join(config.output, "summary.json"), summary)
     # Written last: its presence says the label folder is complete.
     write_json_atomic(

@@ -23,18 +23,24 @@ from rich.console import Console
 from rich.table import Table
 
 from curation.core.storage import write_json_atomic
-from curation.core.strict_model import StrictModel
+from curation.core.strict_model import StrictModel, identity
 from orchestration.configs.pipeline import PipelineConfig, SampleStage
 from orchestration.configs.resolve import ConfigError
+from orchestration.jobs.lease import output_lease
 
 STAGES = "stages"
 
 
 def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console(stderr=True)
+    with output_lease(config.run_dir, "soundry run", console):
+        return _run_pipeline(config, console)
+
+
+def _run_pipeline(config: PipelineConfig, console: Console) -> dict[str, Any]:
     from model.training.config import TrainConfig, VAETrainConfig
     from orchestration.configs.jobs import CurateJob, EncodeJob, LabelJob, ShardJob, VocabJob
 
-    console = console or Console(stderr=True)
     run = Path(config.run_dir)
     runner = config.runner.model_dump(mode="json")
     report: list[dict[str, Any]] = []
@@ -43,7 +49,7 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
         CurateJob,
         "curate",
         config.curate,
-        inputs=[i.model_dump(mode="json") for i in config.inputs],
+        inputs=[i.model_dump() for i in config.inputs],  # not JSON: that form has the storage options redacted
         output=str(run / "curated"),
         runner=runner,
     )
@@ -143,7 +149,9 @@ def _job(model: type[StrictModel], section: str, options: dict[str, Any], **path
 
 
 def _fingerprint(job: StrictModel, upstream: list[str]) -> str:
-    text = json.dumps({"config": job.model_dump(mode="json"), "upstream": upstream}, sort_keys=True)
+    """What the stage's output depends on: its config without execution settings (engine,
+    workers, cluster address) and secrets, and its inputs' fingerprints."""
+    text = json.dumps({"config": identity(job), "upstream": upstream}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -216,13 +224,15 @@ def _encode(job: Any, out: Path, console: Console) -> dict[str, Any]:
 def _train_vae(job: Any, out: Path, console: Console) -> dict[str, Any]:
     from model.training.train_vae import train_vae
 
-    return _finish_training(train_vae(job), out)
+    with output_lease(str(out), "soundry run (train-vae)", console):
+        return _finish_training(train_vae(job), out)
 
 
 def _train(job: Any, out: Path, console: Console) -> dict[str, Any]:
     from model.training.train import train
 
-    return _finish_training(train(job), out)
+    with output_lease(str(out), "soundry run (train)", console):
+        return _finish_training(train(job), out)
 
 
 def _finish_training(summary: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -17,12 +17,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from curation.core.lease import OutputLease
 from orchestration.configs.jobs import ShardJob
 from orchestration.engines.config import RunnerConfig
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.jobs.lease import output_lease
 from shards.config import ShardConfig
 from shards.plan import Plan, ShardTask, make_plan
-from shards.publish import begin, finish
+from shards.publish import begin, finish, refuse_published
 from shards.writer import ShardResult, version_url, write_shard, written_shard
 
 # What the shard writers import before their first shard, imported while the engine starts.
@@ -31,29 +33,51 @@ WORKER_IMPORTS = ("shards.writer",)
 
 def write_shards(job: ShardJob, console: Console | None = None) -> dict[str, Any]:
     """Write (or find written) every shard of the version; it stays unpublished."""
-    config, plan, results, phases = _write(job, console or Console(stderr=True))
+    console = console or Console(stderr=True)
+    config, plan, phases = _plan(job)
+    with output_lease(version_url(config), "soundry shard", console) as lease:
+        results = _write(config, plan, lease, job.runner, console, phases)
     return _summary(config, plan, results, phases, job.runner, published=False)
 
 
 def publish_version(job: ShardJob, console: Console | None = None) -> dict[str, Any]:
     """Write the version's shards (resuming), then commit it: stats, card, manifest last."""
-    config, plan, results, phases = _write(job, console or Console(stderr=True))
-    with _phase(phases, "commit_s"):
-        manifest = finish(config, plan, results)
+    console = console or Console(stderr=True)
+    config, plan, phases = _plan(job)
+    with output_lease(version_url(config), "soundry publish", console) as lease:
+        results = _write(config, plan, lease, job.runner, console, phases)
+        with _phase(phases, "commit_s"):
+            lease.check()
+            manifest = finish(config, plan, results)
     summary = _summary(config, plan, results, phases, job.runner, published=True)
     summary["splits"] = manifest["splits"]
     summary["hours"] = manifest["totals"]["hours"]
     return summary
 
 
-def _write(job: ShardJob, console: Console) -> tuple[ShardConfig, Plan, list[ShardResult], dict[str, float]]:
-    """Plan and claim the version, then write its shards (finding written ones done)."""
+def _plan(job: ShardJob) -> tuple[ShardConfig, Plan, dict[str, float]]:
+    """The version's plan, from its inputs alone: nothing is written before it stands."""
     config = job.stage_config()
     phases: dict[str, float] = {}
     with _phase(phases, "plan_s"):
+        refuse_published(version_url(config))
         plan = make_plan(config)
+    return config, plan, phases
+
+
+def _write(
+    config: ShardConfig,
+    plan: Plan,
+    lease: OutputLease,
+    runner: RunnerConfig,
+    console: Console,
+    phases: dict[str, float],
+) -> list[ShardResult]:
+    """Claim the version, then write its shards (finding written ones done)."""
+    with _phase(phases, "claim_s"):
         begin(config, plan)
-    return config, plan, _run(plan, config, job.runner, console, phases), phases
+        lease.remove_stale_temporaries()
+    return _run(plan, config, runner, console, phases)
 
 
 def _run(

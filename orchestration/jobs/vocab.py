@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from curation.clip import clip_parts
-from curation.core.storage import list_files, remove_stale_temporaries
+from curation.core.lease import OutputLease
+from curation.core.storage import list_files
 from labeling.vocab.cleaning.corpus_rules import Deduplicator, EvalCaptions
 from labeling.vocab.cleaning.music_check import BINS, similarity_quantiles
 from labeling.vocab.config import VocabConfig
@@ -36,6 +37,7 @@ from orchestration.configs.jobs import VocabJob
 from orchestration.engines.base import ModelStage, Runner
 from orchestration.engines.local_runner import LocalRunner
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.jobs.lease import output_lease
 
 # What the generation workers import before their first unit (pyarrow imports pandas at its
 # first table conversion), imported while the engine starts.
@@ -65,21 +67,22 @@ def build_vocabularies(job: VocabJob, console: Console | None = None) -> dict[st
     names = config.names
     for folder in config.corpus:
         clip_parts(folder)  # a wrong corpus folder is said before any work
-    remove_stale_temporaries(config.output)
-    writers = {
-        names.llm_long: VocabularyWriter(names.llm_long, "long_form"),
-        names.rater_long: VocabularyWriter(names.rater_long, "long_form"),
-        names.tags: VocabularyWriter(names.tags, "short_form"),
-    }
-    try:
-        return _build(job, config, writers, console)
-    finally:
-        for writer in writers.values():
-            writer.discard()  # after publishing, nothing is left to discard
+    with output_lease(config.output, "soundry vocab", console) as lease:
+        lease.remove_stale_temporaries()
+        writers = {
+            names.llm_long: VocabularyWriter(names.llm_long, "long_form"),
+            names.rater_long: VocabularyWriter(names.rater_long, "long_form"),
+            names.tags: VocabularyWriter(names.tags, "short_form"),
+        }
+        try:
+            return _build(job, config, writers, lease, console)
+        finally:
+            for writer in writers.values():
+                writer.discard()  # after publishing, nothing is left to discard
 
 
 def _build(
-    job: VocabJob, config: VocabConfig, writers: dict[str, VocabularyWriter], console: Console
+    job: VocabJob, config: VocabConfig, writers: dict[str, VocabularyWriter], lease: OutputLease, console: Console
 ) -> dict[str, Any]:
     started = time.perf_counter()
     laps: dict[str, float] = {}
@@ -102,6 +105,7 @@ def _build(
     llm["songs"] = song_counts
     laps["generation_s"] = time.perf_counter() - mark
 
+    lease.check()  # before the tables are published over an earlier build's
     vocabularies = {}
     for name, writer in writers.items():
         entry = writer.publish(config.output)

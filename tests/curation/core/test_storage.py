@@ -1,0 +1,137 @@
+"""Outputs are written atomically and durably: fsync observed in order, a torn upload to a
+store without atomic uploads never visible, a URL nobody can open explained in one line."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+import pytest
+from audio_files import music_like, write_audio
+from fsspec.implementations.memory import MemoryFileSystem
+
+from curation.config import CurationConfig
+from curation.core.storage import SchemeUnavailable, filesystem, write_bytes_atomic, write_table_atomic
+from curation.discover import PlannedFile, WorkUnit
+from curation.unit import run_unit
+
+
+class DiskLog:
+    """What reaches the disk, in order: fsync (of which path), rename (from, to), link."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, ...]] = []
+        real_fsync, real_replace = os.fsync, os.replace
+
+        def fsync(fd: int) -> None:
+            self.events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+            real_fsync(fd)
+
+        def replace(source, target, *args, **kwargs) -> None:
+            self.events.append(("rename", str(source), str(target)))
+            real_replace(source, target, *args, **kwargs)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "replace", replace)
+
+    def synced(self) -> list[str]:
+        return [event[1] for event in self.events if event[0] == "fsync"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd's file through /proc")
+def test_a_file_is_synced_before_its_rename_and_its_folder_after(tmp_path, monkeypatch):
+    log = DiskLog(monkeypatch)
+    target = tmp_path / "out" / "part-000000.parquet"
+    write_table_atomic(str(target), pa.table({"x": [1, 2, 3]}))
+    (kind, temporary), rename, folder = log.events
+    assert kind == "fsync" and Path(temporary).parent == target.parent and ".tmp" in Path(temporary).name
+    assert rename == ("rename", temporary, str(target))
+    assert folder == ("fsync", str(target.parent))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd's file through /proc")
+def test_a_curation_unit_syncs_its_three_files_once_each_whatever_its_rows(tmp_path, monkeypatch):
+    source = write_audio(tmp_path / "in" / "song.wav", music_like(12, rate=8000), 8000)
+    counts = {}
+    for rows_per_group in (1, 64):  # 12 row groups or 1: the syncs are the unit's, not the rows'
+        output = tmp_path / f"out-{rows_per_group}"
+        config = CurationConfig.model_validate(
+            {
+                "inputs": [{"path": str(source.parent)}],
+                "output": str(output),
+                "audio": {"sample_rate": 8000},
+                "segment": {"window_s": 1, "min_clip_s": 0.5},
+                "units": {"rows_per_group": rows_per_group},
+                "dedup": False,
+            }
+        )
+        log = DiskLog(monkeypatch)
+        stats = run_unit(WorkUnit("000000", (PlannedFile(str(source), source.stat().st_size, 0, None),)), config)
+        assert stats.clips == 12
+        renamed = [event[2] for event in log.events if event[0] == "rename"]
+        part = str(output / "clips" / "part-000000.parquet")
+        assert renamed[-1] == part, "the clip part, the unit's commit, comes last"
+        assert {Path(p).parent.name for p in renamed} == {"rejects", "stats", "clips"}
+        for index, event in enumerate(log.events):
+            if event[0] == "rename":  # each file's bytes before its name, its folder's entry after
+                assert log.events[index - 1] == ("fsync", event[1])
+                assert log.events[index + 1] == ("fsync", str(Path(event[2]).parent))
+        counts[rows_per_group] = len(log.synced())
+    assert counts == {1: 6, 64: 6}
+
+
+class TornUploads(MemoryFileSystem):
+    """An object store without atomic uploads (like sftp, HDFS or SMB): an upload cut by a crash
+    leaves the bytes it had sent under the name it was writing."""
+
+    protocol = "torn"
+    store: dict = {}
+    pseudo_dirs = [""]
+    cut = False
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return super()._strip_protocol(path.replace("torn://", "memory://", 1))
+
+    def put_file(self, lpath, rpath, **kwargs) -> None:
+        data = Path(lpath).read_bytes()
+        if type(self).cut:
+            self.pipe_file(rpath, data[: len(data) // 2])
+            raise ConnectionResetError("upload cut short")
+        super().put_file(lpath, rpath, **kwargs)
+
+
+@pytest.fixture
+def torn_store():
+    fsspec.register_implementation("torn", TornUploads, clobber=True)
+    TornUploads.store.clear()
+    yield TornUploads()
+    TornUploads.cut = False
+    TornUploads.store.clear()
+
+
+def test_a_store_without_atomic_uploads_never_shows_a_torn_file(torn_store):
+    TornUploads.cut = True
+    with pytest.raises(ConnectionResetError):
+        write_bytes_atomic("torn://bucket/clips/part-000000.parquet", b"x" * 1000)
+    assert not torn_store.exists("/bucket/clips/part-000000.parquet"), "a torn upload must not be taken as done"
+    assert torn_store.find("/bucket") == [], "nor left behind under another name"
+
+    TornUploads.cut = False
+    write_bytes_atomic("torn://bucket/clips/part-000000.parquet", b"y" * 1000)
+    assert torn_store.cat_file("/bucket/clips/part-000000.parquet") == b"y" * 1000
+    assert torn_store.find("/bucket") == ["/bucket/clips/part-000000.parquet"]
+
+
+def test_an_unknown_scheme_is_named():
+    with pytest.raises(SchemeUnavailable, match=r"unknown scheme s4://"):
+        filesystem("s4://bucket/out")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("s3fs") is not None, reason="s3fs is installed here")
+def test_a_scheme_without_its_package_names_the_package():
+    with pytest.raises(SchemeUnavailable, match=r"s3:// scheme needs the s3fs package.*pip install s3fs"):
+        filesystem("s3://bucket/out")
