@@ -30,7 +30,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from curation.core.storage import (
     atomic_local_file,
     exists,
+    filesystem,
     join,
+    list_files,
     read_json,
     remove_stale_temporaries,
     write_json_atomic,
@@ -50,8 +52,8 @@ from labeling.labels.score import (
     work_part,
 )
 from labeling.labels.stats import FREQUENCY_SCHEMA, distribution_stats, plot_caption_frequency
-from labeling.labels.table import MANIFEST
-from labeling.labels.units import ClipTable, plan_units
+from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST
+from labeling.labels.units import ClipTable, LabelUnit, plan_units
 from labeling.vocab.table import Vocabulary, read_vocabularies
 from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
@@ -59,6 +61,8 @@ from orchestration.engines.base import ModelStage
 from orchestration.engines.registry import make_runner, worker_count
 
 PLOT = "caption_frequency.png"
+# Where units write their parts (part-<unit>.parquet).
+UNIT_FOLDERS = (LABELS_DIR, CLIP_EMBEDDINGS_DIR, "work/topk", "work/topk_counts", "work/label_counts")
 # What the units' workers import before their first unit (pyarrow imports pandas at its first
 # table conversion), imported while the engine starts.
 WORKER_IMPORTS = ("labeling.labels.score", "labeling.labels.assemble", "pandas")
@@ -80,6 +84,7 @@ def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:
         console.print(f"{config.output} is complete (label run {label_run}); nothing to do")
         return read_json(join(config.output, "summary.json"))
     remove_stale_temporaries(config.output)
+    _remove_other_units(config.output, units)
     cache = EmbeddingCache(config.cache_root(), identity)
     cache.claim()
     model = ModelSettings(config.clap, identity, config.cache_root())
@@ -245,6 +250,18 @@ def _claim_output(config: LabelConfig, label_run: str) -> bool:
         return exists(join(config.output, MANIFEST))
     write_json_atomic(url, {"label_run": label_run})
     return False
+
+
+def _remove_other_units(output: str, units: list[LabelUnit]) -> None:
+    """Delete the parts of units this plan does not hold: what a run killed under another
+    clips_per_unit left. Readers take every part of labels/ and clip_embeddings/, and no clip may
+    be there twice (unit ids name their content, so a kept part is one of this plan's units)."""
+    planned = {f"part-{unit.id}.parquet" for unit in units}
+    for folder in UNIT_FOLDERS:
+        for url in list_files(join(output, folder), ".parquet"):
+            if url.rsplit("/", 1)[-1] not in planned:
+                fs, path = filesystem(url)
+                fs.rm(path)
 
 
 def _caption_units(cache: EmbeddingCache, vocabularies: dict[str, Vocabulary], size: int) -> list[CaptionUnit]:

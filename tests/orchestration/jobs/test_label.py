@@ -4,7 +4,12 @@ the embedding cache, determinism across partitionings, and mistakes named in one
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -156,3 +161,37 @@ def test_an_unfinished_clip_table_is_refused(inputs, tmp_path):
     (tmp_path / "curated" / "summary.json").unlink()
     with pytest.raises(ValueError, match="curation has not finished"):
         run(label_job_settings(str(tmp_path / "curated"), inputs["vocab"], tmp_path / "labels"))
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_with_other_unit_size_counts_every_clip_once(labeled, inputs, tmp_path):
+    """A run in units of 4 killed after its first top-K part, resumed in units of 2 (the
+    `labeled` run's size): the labels, embeddings and counts of an uninterrupted run. (The
+    runs share the reference's embedding cache: units of 2 find their audio there.)"""
+    reference, _ = labeled
+    output = inputs["root"] / "runs" / "killed"
+    job = tmp_path / "job.yaml"
+    job.write_text(json.dumps(label_job_settings(inputs["clips"], inputs["vocab"], output)))  # JSON is YAML
+
+    def soundry(clips_per_unit: int) -> subprocess.Popen:
+        argv = [sys.executable, "-m", "orchestration.cli", "label", "-c", str(job), "--clips_per_unit"]
+        return subprocess.Popen(
+            [*argv, str(clips_per_unit)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+
+    process = soundry(4)
+    deadline = time.time() + 300
+    while not list((output / "work" / "topk").glob("part-*.parquet")):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (output / "manifest.json").exists()
+    again = soundry(2)
+    assert again.wait(timeout=300) == 0, again.stderr.read().decode()
+    assert rows(output) == rows(reference)
+    assert rows(output, "clip_embeddings") == rows(reference, "clip_embeddings")
+    frequency = pq.read_table(output / "caption_frequency.parquet").to_pylist()
+    assert frequency == pq.read_table(reference / "caption_frequency.parquet").to_pylist()
+    assert sum(r["topk_count"] for r in frequency) == len(CLIPS) * 8
