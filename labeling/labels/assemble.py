@@ -22,7 +22,7 @@ from labeling.labels.prompts import prompt_candidates, structured_fields, token_
 from labeling.labels.score import work_part
 from labeling.labels.table import LABELS_DIR, Candidate, LabelRow, labels_to_table
 from labeling.labels.units import LabelUnit, read_unit_rows
-from labeling.vocab.table import read_vocabularies
+from labeling.vocab.table import VocabularyError, read_vocabularies
 
 SELECTION_SCHEMA = pa.schema(
     [
@@ -39,7 +39,7 @@ METADATA_COLUMNS = ["title", "artist", "album", "genre"]
 class AssembleSettings:
     output: str
     vocab_root: str
-    vocabularies: tuple[str, ...]
+    vocabularies: tuple[tuple[str, str], ...]  # (name, version) of each vocabulary the run labels with
     frequency_url: str  # the global top-K frequency: vocab, caption_id, count
     label_run: str
     balance: Balancing
@@ -58,14 +58,24 @@ class Catalog:
 
 
 @lru_cache(maxsize=2)
-def _catalogs(vocab_root: str, names: tuple[str, ...], frequency_url: str) -> dict[str, Catalog]:
-    """Loaded once per worker process, then shared by every unit it runs."""
+def _catalogs(
+    vocab_root: str, versions: tuple[tuple[str, str], ...], frequency_url: str, label_run: str
+) -> dict[str, Catalog]:
+    """Loaded once per worker process, then shared by every unit it runs. Keyed by content, not
+    by place: the vocabulary versions, and the label run the frequencies were counted for (a
+    folder rebuilt or relabeled in place holds other captions and counts under the same paths)."""
     frequencies = read_table(frequency_url).to_pydict()
     by_caption = {
         (v, c): n for v, c, n in zip(frequencies["vocab"], frequencies["caption_id"], frequencies["count"], strict=True)
     }
     catalogs = {}
-    for name, vocabulary in read_vocabularies(vocab_root, list(names)).items():
+    for name, version in versions:
+        vocabulary = read_vocabularies(vocab_root, [name])[name]
+        if vocabulary.version != version:
+            raise VocabularyError(
+                f"{vocab_root}: vocabulary {name} changed while labels were drawn (version {vocabulary.version}, "
+                f"the run planned {version}); run `soundry label` again"
+            )
         table = vocabulary.table.sort_by("caption_id").to_pydict()
         catalogs[name] = Catalog(
             table["caption_id"],
@@ -86,7 +96,7 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
     out = join(settings.output, LABELS_DIR, f"part-{unit.id}.parquet")
     if exists(out):
         return {"unit": unit.id, "clips": unit.rows, "resumed": True}
-    catalogs = _catalogs(settings.vocab_root, settings.vocabularies, settings.frequency_url)
+    catalogs = _catalogs(settings.vocab_root, settings.vocabularies, settings.frequency_url, settings.label_run)
     count = _token_counter(settings.prompts.tokenizer)
     top = read_table(work_part(settings.output, "topk", unit.id)).to_pydict()
     lists = {

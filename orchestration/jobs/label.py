@@ -134,7 +134,7 @@ def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:
                 assemble = AssembleSettings(
                     config.output,
                     config.vocab,
-                    tuple(sorted(vocabularies)),
+                    tuple((name, vocabularies[name].version) for name in sorted(vocabularies)),
                     frequency_url,
                     label_run,
                     config.balance,

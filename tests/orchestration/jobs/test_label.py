@@ -195,3 +195,26 @@ def test_kill_9_then_resume_with_other_unit_size_counts_every_clip_once(labeled,
     frequency = pq.read_table(output / "caption_frequency.parquet").to_pylist()
     assert frequency == pq.read_table(reference / "caption_frequency.parquet").to_pylist()
     assert sum(r["topk_count"] for r in frequency) == len(CLIPS) * 8
+
+
+def test_a_vocabulary_rebuilt_in_place_is_read_anew_in_the_same_process(inputs, tmp_path):
+    """Workers keep vocabularies loaded between units; a second run in this process whose
+    vocabulary folder and output paths are the first run's, but whose tags are other ones,
+    labels with the new tags (as a run into another folder does)."""
+    vocab = tmp_path / "vocab"
+    output = tmp_path / "runs" / "labels"
+    settings = label_job_settings(
+        inputs["clips"], str(vocab), output, cache=str(inputs["root"] / "runs" / "clap_cache")
+    )
+    write_vocabularies(vocab)
+    run(settings)
+    shutil.rmtree(vocab)
+    shutil.rmtree(output)
+    renamed = [(f"{text} music", aspect) for text, aspect in TAGS]
+    write_vocabularies(vocab, tags=renamed)
+    run(settings)
+    fresh = tmp_path / "runs" / "fresh"
+    run({**settings, "output": str(fresh)})
+    assert rows(output) == rows(fresh)
+    tags = {c["text"] for r in rows(output) for c in r["candidates"] if c["vocab"] == "tags"}
+    assert tags and tags <= {text for text, _ in renamed}
