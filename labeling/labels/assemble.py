@@ -22,7 +22,7 @@ from labeling.labels.prompts import prompt_candidates, structured_fields, token_
 from labeling.labels.score import work_part
 from labeling.labels.table import LABELS_DIR, Candidate, LabelRow, labels_to_table
 from labeling.labels.units import LabelUnit, read_unit_rows
-from labeling.vocab.table import VocabularyError, read_vocabularies
+from labeling.vocab.table import VocabularyError, read_evaluation_sources, read_vocabularies
 
 SELECTION_SCHEMA = pa.schema(
     [
@@ -54,6 +54,7 @@ class Catalog:
     texts: list[str]
     aspects: list[str | None]
     long_form: np.ndarray  # bool per caption
+    evaluation: np.ndarray  # bool per caption: a sentence of a caption dataset that is also an evaluation file
     frequency: np.ndarray  # global top-K frequency per caption
 
 
@@ -69,6 +70,7 @@ def _catalogs(
         (v, c): n for v, c, n in zip(frequencies["vocab"], frequencies["caption_id"], frequencies["count"], strict=True)
     }
     catalogs = {}
+    evaluation_sources = read_evaluation_sources(vocab_root)
     for name, version in versions:
         vocabulary = read_vocabularies(vocab_root, [name])[name]
         if vocabulary.version != version:
@@ -82,6 +84,7 @@ def _catalogs(
             table["text"],
             table["aspect"],
             np.array([k == "long_form" for k in table["kind"]]),
+            np.array([source in evaluation_sources for source in table["source"]]),
             np.array([by_caption.get((name, c), 0) for c in table["caption_id"]], dtype=np.int64),
         )
     return catalogs
@@ -127,7 +130,9 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
             for p in drawn:
                 if not catalog.long_form[indices[p]]:
                     short_labels.append(ranked[p])
-                elif long_vocabs is None or name in long_vocabs:
+                elif (long_vocabs is None or name in long_vocabs) and (
+                    settings.prompts.evaluation_sentences or not catalog.evaluation[indices[p]]
+                ):
                     long_labels.append(ranked[p])
             candidates += ranked
             labels += [ranked[p] for p in drawn]
