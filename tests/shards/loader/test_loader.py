@@ -307,3 +307,33 @@ def test_a_shard_cut_between_two_samples_is_counted_as_broken(version, tmp_path,
     assert loader.errors == {"shards": 1, "samples": 0}
     assert str(shard) in caplog.text and "ended after 2 of its 3 samples" in caplog.text
     assert [(p.file, p.problem) for p in verify_version(str(copy))] == [("shards/train-000004.tar", "size")]
+
+
+def test_seconds_start_adds_the_crop_offset_to_the_clip_start(tmp_path, shard_inputs):
+    """Clips of 2.5 s (starts 0, 2.5, 5 s in their source) cropped to a quarter second anywhere:
+    seconds_start = floor(clip start + crop offset), which differs from floor(clip start) for
+    most crops (the other fixtures start clips on whole seconds and crop under a second)."""
+    curated = shard_inputs.make_curated(tmp_path / "curated", sources=2, clips_per_source=3, seconds=2.5)
+    shard_inputs.publish_inline(
+        ShardConfig(
+            clips=curated.folder,
+            root=str(tmp_path / "versions"),
+            version="v1",
+            splits={"fractions": {"train": 1.0}},
+            shards={"min_shards": 1},
+        )
+    )
+    size, moved = RATE // 4, 0
+    for epoch in range(3):
+        loader = make_loader(str(tmp_path / "versions" / "v1"), config(sample_size=size), seed=0, epoch=epoch)
+        for batch in loader:
+            for i, key in enumerate(batch["key"]):
+                start_s = curated.rows[key]["start_s"]
+                reference = curated.pcm[key].T.astype(np.float32) / 32768
+                crop = batch["audio"][i].numpy()
+                (offset,) = [
+                    o for o in range(reference.shape[1] - size + 1) if np.array_equal(reference[:, o : o + size], crop)
+                ]
+                assert batch["seconds_start"][i] == math.floor(start_s + offset / RATE)
+                moved += math.floor(start_s + offset / RATE) != math.floor(start_s)
+    assert moved >= 6
