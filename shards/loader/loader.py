@@ -79,7 +79,8 @@ class StreamingLoader:
         self.urls, self.config, self.counts = urls, config, counts
         self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, epoch
         if not config.resampled:
-            check_enough_shards(len(urls), world_size, self.workers, f"the {config.split} split")
+            where = f"the {config.split} split" if counts is not None else "the list of tars"
+            check_enough_shards(len(urls), world_size, self.workers, where)
         self._positions: dict[int, int] = {}
         self._errors: dict[int, dict[str, int]] = {}
         self._next_worker = 0
