@@ -40,7 +40,7 @@ from curation.core.storage import (
 )
 from labeling.clap.backend import clap_identity
 from labeling.clap.embedding_cache import EmbeddingCache
-from labeling.labels.assemble import AssembleSettings, assemble_unit
+from labeling.labels.assemble import AssembleSettings, assemble_unit, frequency_digest
 from labeling.labels.config import LabelConfig
 from labeling.labels.score import (
     AudioScorer,
@@ -136,6 +136,7 @@ def label(job: LabelJob, console: Console | None = None) -> dict[str, Any]:
                     config.vocab,
                     tuple((name, vocabularies[name].version) for name in sorted(vocabularies)),
                     frequency_url,
+                    frequency_digest(frequency),
                     label_run,
                     config.balance,
                     config.prompts,

@@ -18,6 +18,7 @@ from label_inputs import CLIPS, LONG_FORM, TAGS, label_job_settings, write_clip_
 from rich.console import Console
 
 from labeling.labels.table import EMBEDDING_SCHEMA, LABEL_SCHEMA, labels_from_table
+from labeling.vocab.table import caption_id
 from orchestration.cli.main import main
 from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
@@ -199,8 +200,8 @@ def test_kill_9_then_resume_with_other_unit_size_counts_every_clip_once(labeled,
 
 def test_a_vocabulary_rebuilt_in_place_is_read_anew_in_the_same_process(inputs, tmp_path):
     """Workers keep vocabularies loaded between units; a second run in this process whose
-    vocabulary folder and output paths are the first run's, but whose tags are other ones,
-    labels with the new tags (as a run into another folder does)."""
+    vocabulary folder and output paths are the first run's, but whose tags are all other ones,
+    labels with the new tags."""
     vocab = tmp_path / "vocab"
     output = tmp_path / "runs" / "labels"
     settings = label_job_settings(
@@ -210,11 +211,10 @@ def test_a_vocabulary_rebuilt_in_place_is_read_anew_in_the_same_process(inputs, 
     run(settings)
     shutil.rmtree(vocab)
     shutil.rmtree(output)
-    renamed = [(f"{text} music", aspect) for text, aspect in TAGS]
-    write_vocabularies(vocab, tags=renamed)
+    renamed = {caption_id(f"{text} music"): f"{text} music" for text, _ in TAGS}
+    write_vocabularies(vocab, tags=[(text, aspect) for (_, aspect), text in zip(TAGS, renamed.values(), strict=True)])
     run(settings)
-    fresh = tmp_path / "runs" / "fresh"
-    run({**settings, "output": str(fresh)})
-    assert rows(output) == rows(fresh)
-    tags = {c["text"] for r in rows(output) for c in r["candidates"] if c["vocab"] == "tags"}
-    assert tags and tags <= {text for text, _ in renamed}
+    tags = [(c["caption_id"], c["text"]) for r in rows(output) for c in r["candidates"] if c["vocab"] == "tags"]
+    assert len(tags) == len(CLIPS) * 4 and all(renamed.get(cid) == text for cid, text in tags)
+    frequency = pq.read_table(output / "caption_frequency.parquet").to_pylist()
+    assert {r["caption_id"] for r in frequency if r["vocab"] == "tags"} <= set(renamed)
