@@ -62,22 +62,27 @@ def uneven(tmp_path_factory, shard_inputs) -> str:
     return str(target)
 
 
-def rank_keys(version: str, world_size: int, workers: int, epoch: int = 0) -> list[list[str]]:
+def rank_batches(version: str, world_size: int, workers: int, epoch: int = 0) -> list[list[list[str]]]:
+    """Each rank's batches of the epoch (their keys)."""
     settings = LoaderConfig(batch_size=BATCH, num_workers=workers, sample_size=256, shuffle_buffer=4)
-    return [
-        [k for batch in make_loader(version, settings, rank, world_size, seed=3, epoch=epoch) for k in batch["key"]]
-        for rank in range(world_size)
-    ]
+    loaders = [make_loader(version, settings, rank, world_size, seed=3, epoch=epoch) for rank in range(world_size)]
+    steps = {loader.steps_per_epoch() for loader in loaders}
+    batches = [[batch["key"] for batch in loader] for loader in loaders]
+    assert steps == {len(batches[0])}, "every rank knows the epoch's steps beforehand"
+    return batches
 
 
 @pytest.mark.parametrize("world_size,workers", [(1, 2), (2, 1), (2, 2), (3, 1), (8, 1), (8, 2)])
 def test_every_rank_takes_the_same_steps_and_no_sample_twice(uneven, world_size, workers):
     for epoch in (0, 1):
-        per_rank = rank_keys(uneven, world_size, workers, epoch)
+        per_rank = [
+            [key for batch in batches for key in batch] for batches in rank_batches(uneven, world_size, workers, epoch)
+        ]
         everything = [key for keys in per_rank for key in keys]
         assert len(everything) == len(set(everything)), "a sample was read twice in an epoch"
         sizes = [len(keys) for keys in per_rank]
-        assert max(sizes) - min(sizes) <= BATCH and min(sizes) > 0, sizes
+        # Equal steps (lockstep ranks): with drop_last every batch is full, so equal sample counts.
+        assert len(set(sizes)) == 1 and min(sizes) > 0, sizes
         # Dealt by size, little is left over for equal steps: at most a partial batch per worker
         # and what the most even deal of these shards cannot even out.
         assert sum(SIZES) - len(everything) <= world_size * workers * (BATCH - 1) + 8, sizes
