@@ -86,3 +86,22 @@ def test_half_precision_search_finds_the_exact_top_k_on_clustered_vectors(dtype)
     plain = torch.topk((torch.from_numpy(clips).to(dtype) @ torch.from_numpy(captions).to(dtype).T).float(), 10)
     assert sum(set(a) != set(b) for a, b in zip(plain.indices.numpy(), want_indices, strict=True)) >= 10
     assert index.searched_again >= 1  # the equal captions at least are searched again
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_captions_closer_than_half_precision_resolves_are_searched_again(dtype):
+    """A hundred captions a hundred-thousandth apart, the best at the highest indices: half
+    precision cannot tell them apart, so K + margin candidates miss the best; the clip is
+    searched again in a higher precision and gets float64's list."""
+    rng = np.random.default_rng(1)
+    clip = unit_vectors(rng, 1, dim=512)[0]
+    other = rng.standard_normal(512)
+    other -= (other @ clip) * clip
+    other /= np.linalg.norm(other)
+    cosines = 0.9 - 1e-5 * np.arange(99, -1, -1)  # caption 100 + i scores 0.9 - 1e-5 (99 - i)
+    close = np.outer(cosines, clip) + np.outer(np.sqrt(1 - cosines**2), other)
+    captions = np.concatenate([unit_vectors(rng, 100, dim=512), close]).astype(np.float32)
+    index = CaptionIndex(captions, torch.device("cpu"), dtype, 64)
+    scores, indices = index.search(clip[None].astype(np.float32), 10, 1)
+    assert list(indices[0]) == list(range(199, 189, -1)) and index.searched_again == 1
+    np.testing.assert_allclose(scores, brute_force(clip[None], captions, 10)[0], rtol=1e-7)
