@@ -90,12 +90,20 @@ def write_clip_table(root: Path, parts: int = 2, clips=CLIPS) -> str:
     return str(root)
 
 
-def write_vocabularies(root: Path, long_form=LONG_FORM, tags=TAGS) -> str:
+def write_vocabularies(
+    root: Path, long_form=LONG_FORM, tags=TAGS, rater_long: list[str] | None = None, evaluation: bool = False
+) -> str:
+    """llm_long and tags, and rater_long sentences of source rater:evalset when given (an
+    evaluation file too when `evaluation`, as the vocab stage records it)."""
     root.mkdir(parents=True, exist_ok=True)
     tables = {
         "llm_long": [{"text": t, "kind": "long_form", "aspect": None, "source": "template"} for t in long_form],
         "tags": [{"text": t, "kind": "short_form", "aspect": a, "source": "builtin"} for t, a in tags],
     }
+    if rater_long:
+        tables["rater_long"] = [
+            {"text": t, "kind": "long_form", "aspect": None, "source": "rater:evalset"} for t in rater_long
+        ]
     manifest = {}
     for name, rows in tables.items():
         table = pa.Table.from_pylist(
@@ -105,7 +113,10 @@ def write_vocabularies(root: Path, long_form=LONG_FORM, tags=TAGS) -> str:
         version = vocabulary_version(table)
         pq.write_table(table, root / f"{name}-{version}.parquet")
         manifest[name] = {"file": f"{name}-{version}.parquet", "version": version}
-    (root / "manifest.json").write_text(json.dumps({"vocabularies": manifest}))
+    evaluation_sources = ["rater:evalset"] if evaluation else []
+    (root / "manifest.json").write_text(
+        json.dumps({"vocabularies": manifest, "evaluation_sources": evaluation_sources})
+    )
     return str(root)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import abc
+import functools
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from labeling.clap.backend import ClapConfig, ClapError
+from labeling.clap.backend import CONTEXT_TOKENS, ClapConfig, ClapError
 
 
 def torch_device(config: ClapConfig) -> torch.device:
@@ -40,20 +42,27 @@ def set_threads(config: ClapConfig, device: torch.device) -> None:
         torch.set_num_threads(config.threads or os.cpu_count() or 1)
 
 
+# The token lengths a text batch is padded to: each caption goes with the captions of its own
+# bucket, so its forward pass has the same shape whatever else is embedded with it.
+TEXT_LENGTHS = (8, 16, 24, 32, 48, 64, CONTEXT_TOKENS)
+
+
 def embed_in_batches(
-    items: np.ndarray, size: int, forward: Callable[[np.ndarray], torch.Tensor], dim: int, pad: bool = False
+    items: np.ndarray, size: int, forward: Callable[[np.ndarray], torch.Tensor], dim: int, filler: Any
 ) -> np.ndarray:
     """forward(items[batch]) for every batch -> (N, dim) float32, L2-normalized in float32.
 
-    pad: fill the last batch up to `size` with zeros. Every forward pass then has the same
-    shape, which makes an item's vector independent of what it was batched with (kernels
-    pick their blocking by shape), so any split of the clips into units embeds alike."""
+    The last batch is filled up to `size` with `filler` items. Every forward pass then has the
+    same shape, which makes an item's vector independent of what it was batched with (kernels
+    pick their blocking by shape), so any split of clips or captions into units embeds alike."""
     out = np.empty((len(items), dim), dtype=np.float32)
     with torch.inference_mode():
         for part in batches(len(items), size):
             batch = items[part]
-            if pad and len(batch) < size:
-                batch = np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), dtype=batch.dtype)])
+            if len(batch) < size:
+                batch = np.concatenate(
+                    [batch, np.full((size - len(batch), *batch.shape[1:]), filler, dtype=batch.dtype)]
+                )
             vectors = forward(batch)[: part.stop - part.start].float()
             out[part] = torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
     return out
@@ -66,17 +75,34 @@ class BatchedEmbedder(abc.ABC):
     dim: int
     audio_batch_size: int
     text_batch_size: int
+    tokenizer: Any  # a transformers tokenizer
 
     def embed_audio(self, windows: np.ndarray) -> np.ndarray:
-        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim, pad=True)
+        return embed_in_batches(windows, self.audio_batch_size, self._audio_forward, self.dim, filler=0)
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
-        return embed_in_batches(np.asarray(texts, dtype=object), self.text_batch_size, self._text_forward, self.dim)
+        """Captions in batches of text_batch_size (filled up with empty captions), each batch of
+        one token-length bucket (TEXT_LENGTHS) padded to it: a caption's vector depends on it alone."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        tokens = self.tokenizer(list(texts), truncation=True, max_length=CONTEXT_TOKENS)["input_ids"]
+        buckets = [next(n for n in TEXT_LENGTHS if n >= len(ids)) for ids in tokens]
+        for length in sorted(set(buckets)):
+            rows = [i for i, bucket in enumerate(buckets) if bucket == length]
+            out[rows] = embed_in_batches(
+                np.asarray([texts[i] for i in rows], dtype=object),
+                self.text_batch_size,
+                functools.partial(self._text_forward, length=length),
+                self.dim,
+                filler="",
+            )
+        return out
 
     @abc.abstractmethod
     def _audio_forward(self, batch: np.ndarray) -> torch.Tensor:
         """Embeddings of one batch of 48 kHz windows (batch, samples)."""
 
     @abc.abstractmethod
-    def _text_forward(self, texts: np.ndarray) -> torch.Tensor:
-        """Embeddings of one batch of captions."""
+    def _text_forward(self, texts: np.ndarray, length: int) -> torch.Tensor:
+        """Embeddings of one batch of captions, their tokens padded to `length`."""

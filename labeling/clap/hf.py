@@ -16,7 +16,6 @@ import torch
 from labeling.clap.architectures import FFT_SIZE, HOP_SIZE, MEL_BINS
 from labeling.clap.audio import to_float
 from labeling.clap.backend import (
-    CONTEXT_TOKENS,
     SAMPLE_RATE,
     ClapConfig,
     ClapError,
@@ -57,9 +56,9 @@ class HfClap(BatchedEmbedder):
             longer = torch.zeros((len(batch), 1), dtype=torch.bool, device=self.device)
         return self.model.get_audio_features(input_features=mel.to(self.dtype), is_longer=longer).pooler_output
 
-    def _text_forward(self, texts: np.ndarray) -> torch.Tensor:
+    def _text_forward(self, texts: np.ndarray, length: int) -> torch.Tensor:
         tokens = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=CONTEXT_TOKENS, return_tensors="pt"
+            list(texts), padding="max_length", truncation=True, max_length=length, return_tensors="pt"
         )
         return self.model.get_text_features(
             input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device)

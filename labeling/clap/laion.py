@@ -294,9 +294,9 @@ class LaionClap(BatchedEmbedder):
             inputs = {"waveform": waveforms}
         return self.model.audio_projection(self.model.encode_audio(inputs, device=self.device)["embedding"])
 
-    def _text_forward(self, texts: np.ndarray) -> torch.Tensor:
+    def _text_forward(self, texts: np.ndarray, length: int) -> torch.Tensor:
         tokens = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=CONTEXT_TOKENS, return_tensors="pt"
+            list(texts), padding="max_length", truncation=True, max_length=length, return_tensors="pt"
         )
         return self.model.encode_text({k: tokens[k] for k in ("input_ids", "attention_mask")}, device=self.device)
 

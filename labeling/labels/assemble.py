@@ -15,14 +15,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from curation.core.errors import UserError
 from curation.core.storage import exists, join, read_table, write_table_atomic
+from labeling.clap.embedding_cache import content_key
 from labeling.labels.balance import balanced_draws, draw_keys
 from labeling.labels.config import Balancing, Prompts
 from labeling.labels.prompts import prompt_candidates, structured_fields, token_counter
 from labeling.labels.score import work_part
 from labeling.labels.table import LABELS_DIR, Candidate, LabelRow, labels_to_table
 from labeling.labels.units import LabelUnit, read_unit_rows
-from labeling.vocab.table import read_vocabularies
+from labeling.vocab.table import read_evaluation_sources, read_vocabularies
 
 SELECTION_SCHEMA = pa.schema(
     [
@@ -35,12 +37,17 @@ SELECTION_SCHEMA = pa.schema(
 METADATA_COLUMNS = ["title", "artist", "album", "genre"]
 
 
+class InputsChanged(UserError):
+    """A vocabulary or the caption frequencies are not what the label run planned with."""
+
+
 @dataclass(frozen=True)
 class AssembleSettings:
     output: str
     vocab_root: str
-    vocabularies: tuple[str, ...]
+    vocabularies: tuple[tuple[str, str], ...]  # (name, version) of each vocabulary the run labels with
     frequency_url: str  # the global top-K frequency: vocab, caption_id, count
+    frequency_digest: str  # its content (frequency_digest), which the run planned with
     label_run: str
     balance: Balancing
     prompts: Prompts
@@ -54,24 +61,51 @@ class Catalog:
     texts: list[str]
     aspects: list[str | None]
     long_form: np.ndarray  # bool per caption
+    evaluation: np.ndarray  # bool per caption: a sentence of a caption dataset that is also an evaluation file
     frequency: np.ndarray  # global top-K frequency per caption
 
 
+def frequency_digest(frequency: pa.Table) -> str:
+    """What the global frequency table holds (vocab, caption_id, count), as a short hash."""
+    columns = [frequency[c].to_pylist() for c in ("vocab", "caption_id", "count")]
+    return content_key(columns[0], columns[1], map(str, columns[2]))
+
+
 @lru_cache(maxsize=2)
-def _catalogs(vocab_root: str, names: tuple[str, ...], frequency_url: str) -> dict[str, Catalog]:
-    """Loaded once per worker process, then shared by every unit it runs."""
-    frequencies = read_table(frequency_url).to_pydict()
+def _catalogs(
+    vocab_root: str, versions: tuple[tuple[str, str], ...], frequency_url: str, frequency: str
+) -> dict[str, Catalog]:
+    """Loaded once per worker process, then shared by every unit it runs. Keyed by content, not
+    by place: the vocabulary versions and the frequency table's digest (a folder rebuilt or
+    relabeled in place holds other captions and counts under the same paths). What is loaded
+    must be what the run planned: a vocabulary or frequency table changed under the run is
+    refused, so a cached catalog is always the planned content."""
+    table = read_table(frequency_url)
+    if frequency_digest(table) != frequency:
+        raise InputsChanged(
+            f"{frequency_url}: the caption frequencies changed while labels were drawn (another run wrote "
+            "into this output folder?); run `soundry label` again"
+        )
+    frequencies = table.to_pydict()
     by_caption = {
         (v, c): n for v, c, n in zip(frequencies["vocab"], frequencies["caption_id"], frequencies["count"], strict=True)
     }
     catalogs = {}
-    for name, vocabulary in read_vocabularies(vocab_root, list(names)).items():
+    evaluation_sources = read_evaluation_sources(vocab_root)
+    for name, version in versions:
+        vocabulary = read_vocabularies(vocab_root, [name])[name]
+        if vocabulary.version != version:
+            raise InputsChanged(
+                f"{vocab_root}: vocabulary {name} changed while labels were drawn (version {vocabulary.version}, "
+                f"the run planned {version}); run `soundry label` again"
+            )
         table = vocabulary.table.sort_by("caption_id").to_pydict()
         catalogs[name] = Catalog(
             table["caption_id"],
             table["text"],
             table["aspect"],
             np.array([k == "long_form" for k in table["kind"]]),
+            np.array([source in evaluation_sources for source in table["source"]]),
             np.array([by_caption.get((name, c), 0) for c in table["caption_id"]], dtype=np.int64),
         )
     return catalogs
@@ -86,7 +120,7 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
     out = join(settings.output, LABELS_DIR, f"part-{unit.id}.parquet")
     if exists(out):
         return {"unit": unit.id, "clips": unit.rows, "resumed": True}
-    catalogs = _catalogs(settings.vocab_root, settings.vocabularies, settings.frequency_url)
+    catalogs = _catalogs(settings.vocab_root, settings.vocabularies, settings.frequency_url, settings.frequency_digest)
     count = _token_counter(settings.prompts.tokenizer)
     top = read_table(work_part(settings.output, "topk", unit.id)).to_pydict()
     lists = {
@@ -117,7 +151,9 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
             for p in drawn:
                 if not catalog.long_form[indices[p]]:
                     short_labels.append(ranked[p])
-                elif long_vocabs is None or name in long_vocabs:
+                elif (long_vocabs is None or name in long_vocabs) and (
+                    settings.prompts.evaluation_sentences or not catalog.evaluation[indices[p]]
+                ):
                     long_labels.append(ranked[p])
             candidates += ranked
             labels += [ranked[p] for p in drawn]

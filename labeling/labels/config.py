@@ -66,6 +66,11 @@ class Prompts(StrictModel):
         description="Vocabularies whose long-form labels become prompts; empty: all. Leave out rater_long when "
         "evaluating on MusicCaps: its sentences are MusicCaps' (Noise2Music kept them out of training)",
     )
+    evaluation_sentences: bool = Field(
+        False,
+        description="Let sentences of a caption dataset that is also an evaluation file (the vocabulary manifest's "
+        "evaluation_sources) become prompts; by default they are labels only",
+    )
 
 
 class LabelConfig(StrictModel):

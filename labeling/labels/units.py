@@ -5,7 +5,9 @@ many small parts; a unit fills up across them, so model batches stay full). It i
 row groups (curation writes a few clips per group), so a worker holds one unit's audio,
 never a whole part. Planning reads only the clip_id and pcm_sha256 columns: enough to name
 each unit after its content, which is how the embedding cache recognizes clips it has
-embedded before.
+embedded before, and how a resumed run recognizes finished units: a unit's id ends with the
+hash of the clips it covers, so a run resumed with another clips_per_unit finds none of the
+other size's parts done (the label job removes those) and counts no clip twice.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class LabelUnit:
-    id: str  # names the unit's output parts: <first part's stem>-<first row>
+    id: str  # names the unit's output parts: <first part's stem>-<first row>-<content, 8 hex>
     segments: tuple[Segment, ...]
     rows: int
     content: str  # hash of the unit's clip ids and audio digests
@@ -83,8 +85,9 @@ def _unit(pending: list[tuple[Segment, list[str], list[str]]]) -> LabelUnit:
     stem = os.path.basename(first.part).removesuffix(".parquet").removeprefix("part-")
     clip_ids = [c for _, ids, _ in pending for c in ids]
     digests = [d for _, _, ds in pending for d in ds]
+    content = content_key(clip_ids, digests)
     return LabelUnit(
-        f"{stem}-{first.first_row:07d}", tuple(s for s, _, _ in pending), len(clip_ids), content_key(clip_ids, digests)
+        f"{stem}-{first.first_row:07d}-{content[:8]}", tuple(s for s, _, _ in pending), len(clip_ids), content
     )
 
 

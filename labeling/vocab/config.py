@@ -336,8 +336,8 @@ class CleaningConfig(StrictModel):
     )
     exclude: list[CaptionSource] = Field(
         default_factory=list,
-        description="Evaluation captions (e.g. MusicCaps' eval split) no long-form sentence may match or nearly "
-        "match (eval_overlap)",
+        description="Evaluation captions (e.g. MusicCaps' eval split) no sentence or tag may match or nearly match "
+        "(eval_overlap); a file also given in captions keeps its sentences, and they become no prompts by default",
     )
     max_tag_words: int = Field(6, ge=1, description="Longest short-form tag kept, in words (too_long)")
     max_tag_chars: int = Field(60, ge=2, description="Longest short-form tag kept, in characters (too_long)")
@@ -402,13 +402,3 @@ class VocabConfig(StrictModel):
     )
     names: VocabNames = Field(default_factory=VocabNames, description="Names of the three vocabularies")
     seed: int = Field(0, description="Seed of the tag combinations and the template backend")
-
-    @model_validator(mode="after")
-    def _exclusions_are_not_inputs(self) -> VocabConfig:
-        inputs = {c.path for c in self.captions}
-        both = sorted(inputs & {c.path for c in self.cleaning.exclude})
-        if both:
-            raise ValueError(
-                f"{both[0]} is both a caption dataset and an evaluation exclusion list; it would exclude all of itself"
-            )
-        return self

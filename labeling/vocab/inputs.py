@@ -113,16 +113,19 @@ def rater_sentences(
     config: VocabConfig, writer: VocabularyWriter, tags: TagCollector, eval_captions: EvalCaptions, inputs: Inputs
 ) -> dict[str, Any]:
     """The caption datasets' sentences into `writer` through the per-sentence and corpus-wide
-    rules (and the CLAP check, when on), their tags into `tags`; the cleaning summary."""
+    rules (and the CLAP check, when on), their tags into `tags`; the cleaning summary. A
+    dataset that is also an evaluation file keeps its sentences (its source is named in the
+    manifest's evaluation_sources, and the label stage keeps them out of prompts)."""
     dedup = Deduplicator(config.cleaning, eval_captions)
     removed: collections.Counter[str] = collections.Counter()
     read: collections.Counter[str] = collections.Counter()
     check = music_check(config.cleaning.clap_check) if config.cleaning.clap_check else None
     histogram = np.zeros(BINS, dtype=np.int64)
-    waiting: list[tuple[str, str, dict[str, Any]]] = []  # sentences the CLAP check sees a batch at a time
+    # sentences the CLAP check sees a batch at a time: (text, source name, provenance, from an evaluation file)
+    waiting: list[tuple[str, str, dict[str, Any], bool]] = []
 
-    def add(text: str, name: str, provenance: dict[str, Any]) -> None:
-        reason = dedup.check(text)
+    def add(text: str, name: str, provenance: dict[str, Any], evaluation: bool) -> None:
+        reason = dedup.check(text, evaluation_source=evaluation)
         if reason:
             removed[reason] += 1
         else:
@@ -130,14 +133,15 @@ def rater_sentences(
 
     def flush() -> None:
         # In file order, after the per-sentence rules and before deduplication, as for LLM sentences.
-        passed = check.keep([text for text, _, _ in waiting], histogram)
+        passed = check.keep([text for text, _, _, _ in waiting], histogram)
         removed[RULE] += passed.count(False)
-        for (text, name, provenance), ok in zip(waiting, passed, strict=True):
+        for item, ok in zip(waiting, passed, strict=True):
             if ok:
-                add(text, name, provenance)
+                add(*item)
         waiting.clear()
 
     for source in config.captions:
+        evaluation = source.path in evaluation_paths(config)
         reader = caption_reader(source, config.cleaning, option="captions[].caption_column / tags_column")
         rows_before = read["captions"]
         name = f"rater:{source.dataset_name}"
@@ -145,11 +149,11 @@ def rater_sentences(
             reader, source, config.cleaning, removed, lambda key: read.update([key])
         ):
             if kind == "tag":
-                tags.add(text, name, provenance)
+                tags.add(text, name, provenance, evaluation_source=evaluation)
             elif check is None:
-                add(text, name, provenance)
+                add(text, name, provenance, evaluation)
             else:
-                waiting.append((text, name, provenance))
+                waiting.append((text, name, provenance, evaluation))
                 if len(waiting) >= _CLAP_CHECK_BATCH:
                     flush()
         inputs[source.path] = {
@@ -157,6 +161,7 @@ def rater_sentences(
             "sha256": file_sha256(source.path),
             "rows": read["captions"] - rows_before,
             **reader.summary(),
+            **({"evaluation": True} if evaluation else {}),
         }
     if waiting:
         flush()
@@ -169,6 +174,16 @@ def rater_sentences(
     if check is not None:
         summary["clap_similarity"] = similarity_quantiles(histogram)
     return summary
+
+
+def evaluation_paths(config: VocabConfig) -> set[str]:
+    return {source.path for source in config.cleaning.exclude}
+
+
+def evaluation_sources(config: VocabConfig) -> list[str]:
+    """The vocabulary sources (rater:<name>) of caption datasets that are also evaluation files."""
+    paths = evaluation_paths(config)
+    return sorted({f"rater:{source.dataset_name}" for source in config.captions if source.path in paths})
 
 
 def file_sha256(url: str) -> str:

@@ -90,3 +90,9 @@ def read_vocabularies(root: str, names: list[str] | None = None) -> dict[str, Vo
             )
         vocabularies[name] = Vocabulary(name, entry["version"], table)
     return vocabularies
+
+
+def read_evaluation_sources(root: str) -> frozenset[str]:
+    """The sources (rater:<name>) whose sentences come from an evaluation file: they may serve as
+    labels but, by default, not as training prompts."""
+    return frozenset(read_json(join(root, MANIFEST)).get("evaluation_sources", []))

@@ -11,6 +11,7 @@ import collections
 import re
 from typing import Any
 
+from labeling.vocab.cleaning.corpus_rules import EVAL_OVERLAP, EvalCaptions
 from labeling.vocab.cleaning.rules import NOT_PROSE, TOO_LONG
 from labeling.vocab.config import CleaningConfig
 from labeling.vocab.table import caption_id
@@ -23,14 +24,27 @@ _QUOTES = "\"'“”‘’«»`"
 
 
 class TagCollector:
-    def __init__(self, writer: VocabularyWriter, cleaning: CleaningConfig) -> None:
+    """Tags into the short-form vocabulary; a tag that matches an evaluation caption or one of its
+    sentences is dropped as eval_overlap, unless it comes from that evaluation file itself."""
+
+    def __init__(
+        self, writer: VocabularyWriter, cleaning: CleaningConfig, eval_captions: EvalCaptions | None = None
+    ) -> None:
         self.writer = writer
         self.cleaning = cleaning
+        self.eval_captions = eval_captions
         self.candidates = 0
         self.removed: collections.Counter[str] = collections.Counter()
         self._seen: set[str] = set()
 
-    def add(self, tag: str, source: str, provenance: dict[str, Any], aspect: str | None = None) -> None:
+    def add(
+        self,
+        tag: str,
+        source: str,
+        provenance: dict[str, Any],
+        aspect: str | None = None,
+        evaluation_source: bool = False,
+    ) -> None:
         self.candidates += 1
         text = re.sub(r"\s+", " ", tag.strip().strip(_QUOTES).strip())
         reason = self.check(text)
@@ -38,6 +52,8 @@ class TagCollector:
             cid = caption_id(text)
             if cid in self._seen:
                 reason = DUPLICATE
+            elif not evaluation_source and self.eval_captions is not None and self.eval_captions.overlaps(text, cid):
+                reason = EVAL_OVERLAP
             else:
                 self._seen.add(cid)
                 self.writer.add(text, source, provenance, aspect or aspect_of(text))

@@ -13,6 +13,7 @@ from torch import Tensor
 from curation.core.errors import UserError
 from model.config import ModelConfig
 from model.training.config import DataConfig
+from shards.loader.balance import check_enough_shards
 from shards.loader.batch import TrainingBatch
 from shards.loader.config import LoaderConfig
 from shards.loader.loader import StreamingLoader
@@ -37,6 +38,11 @@ def loader_config(
             f"data.version {data.version} holds latents of the VAE {encoded_by['vae']}, whose architecture "
             "differs from the model's vae section; train the model config that VAE belongs to"
         )
+    if not data.resampled:  # before any model work: a rank without shards would hang the others
+        shards = sum(s["split"] == data.split for s in manifest["shards"])
+        check_enough_shards(
+            shards, _world_size(), max(1, data.workers), f"data.version {data.version}, split {data.split},"
+        )
     if not latents and rate != model.sample_rate:
         raise TrainDataError(
             f"data.version {data.version} holds {rate} Hz audio, the model works at "
@@ -58,10 +64,15 @@ def loader_config(
     )
 
 
+def _world_size() -> int:
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return torch.distributed.get_world_size() if distributed else 1
+
+
 def endless(loader: StreamingLoader) -> Iterator[TrainingBatch]:
     """Batches across epochs (the loader moves to its next epoch when one ends). A loader
     restored at the very end of an epoch yields nothing from it; two empty epochs in a row
-    mean the split has too few examples."""
+    mean the ranks' shards make no full batch (every rank sees the same: equal steps)."""
     empty = 0
     while True:
         produced = False
@@ -71,8 +82,9 @@ def endless(loader: StreamingLoader) -> Iterator[TrainingBatch]:
         empty = 0 if produced else empty + 1
         if empty == 2:
             raise TrainDataError(
-                "the training split yields no batch: fewer examples than data.batch_size "
-                "x data.workers? lower data.batch_size or data.workers"
+                "the training split yields no batch: some rank's loader workers each hold fewer than "
+                "data.batch_size samples (or their shards are damaged: see the loader's warnings); lower "
+                "data.batch_size or data.workers, or train on fewer ranks"
             )
 
 

@@ -31,14 +31,16 @@ from curation.core.lease import OutputLease
 from curation.core.storage import (
     atomic_local_file,
     exists,
+    filesystem,
     join,
+    list_files,
     read_json,
     write_json_atomic,
     write_table_atomic,
 )
 from labeling.clap.backend import clap_identity
 from labeling.clap.embedding_cache import EmbeddingCache
-from labeling.labels.assemble import AssembleSettings, assemble_unit
+from labeling.labels.assemble import AssembleSettings, assemble_unit, frequency_digest
 from labeling.labels.config import LabelConfig
 from labeling.labels.score import (
     AudioScorer,
@@ -50,8 +52,8 @@ from labeling.labels.score import (
     work_part,
 )
 from labeling.labels.stats import FREQUENCY_SCHEMA, distribution_stats, plot_caption_frequency
-from labeling.labels.table import MANIFEST
-from labeling.labels.units import ClipTable, plan_units
+from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST
+from labeling.labels.units import ClipTable, LabelUnit, plan_units
 from labeling.vocab.table import Vocabulary, read_vocabularies
 from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
@@ -60,6 +62,8 @@ from orchestration.engines.registry import make_runner, worker_count
 from orchestration.jobs.lease import output_lease
 
 PLOT = "caption_frequency.png"
+# Where units write their parts (part-<unit>.parquet).
+UNIT_FOLDERS = (LABELS_DIR, CLIP_EMBEDDINGS_DIR, "work/topk", "work/topk_counts", "work/label_counts")
 # What the units' workers import before their first unit (pyarrow imports pandas at its first
 # table conversion), imported while the engine starts.
 WORKER_IMPORTS = ("labeling.labels.score", "labeling.labels.assemble", "pandas")
@@ -86,6 +90,7 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
         console.print(f"{config.output} is complete (label run {label_run}); nothing to do")
         return read_json(join(config.output, "summary.json"))
     lease.remove_stale_temporaries()
+    _remove_other_units(config.output, units)
     cache = EmbeddingCache(config.cache_root(), identity)
     cache.claim()
     model = ModelSettings(config.clap, identity, config.cache_root())
@@ -135,8 +140,9 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
                 assemble = AssembleSettings(
                     config.output,
                     config.vocab,
-                    tuple(sorted(vocabularies)),
+                    tuple((name, vocabularies[name].version) for name in sorted(vocabularies)),
                     frequency_url,
+                    frequency_digest(frequency),
                     label_run,
                     config.balance,
                     config.prompts,
@@ -252,6 +258,18 @@ def _claim_output(config: LabelConfig, label_run: str) -> bool:
         return exists(join(config.output, MANIFEST))
     write_json_atomic(url, {"label_run": label_run})
     return False
+
+
+def _remove_other_units(output: str, units: list[LabelUnit]) -> None:
+    """Delete the parts of units this plan does not hold: what a run killed under another
+    clips_per_unit left. Readers take every part of labels/ and clip_embeddings/, and no clip may
+    be there twice (unit ids name their content, so a kept part is one of this plan's units)."""
+    planned = {f"part-{unit.id}.parquet" for unit in units}
+    for folder in UNIT_FOLDERS:
+        for url in list_files(join(output, folder), ".parquet"):
+            if url.rsplit("/", 1)[-1] not in planned:
+                fs, path = filesystem(url)
+                fs.rm(path)
 
 
 def _caption_units(cache: EmbeddingCache, vocabularies: dict[str, Vocabulary], size: int) -> list[CaptionUnit]:

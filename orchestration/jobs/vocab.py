@@ -28,7 +28,13 @@ from labeling.vocab.generation import (
     part_url,
     remove_work,
 )
-from labeling.vocab.inputs import add_builtin_tags, rater_sentences, read_exclusions, song_prompts
+from labeling.vocab.inputs import (
+    add_builtin_tags,
+    evaluation_sources,
+    rater_sentences,
+    read_exclusions,
+    song_prompts,
+)
 from labeling.vocab.llm.backend import Prompt, source_of
 from labeling.vocab.prompts import combination_prompts
 from labeling.vocab.tags import TagCollector
@@ -92,7 +98,7 @@ def _build(
     eval_captions = read_exclusions(config, inputs)
     laps["exclusions_s"] = time.perf_counter() - started
 
-    tags = TagCollector(writers[names.tags], config.cleaning)
+    tags = TagCollector(writers[names.tags], config.cleaning, eval_captions)
     if config.builtin_tags:
         add_builtin_tags(tags, inputs)
     prompts, song_counts = song_prompts(config, tags, inputs)
@@ -112,7 +118,13 @@ def _build(
         if entry is not None:
             vocabularies[name] = entry
     cleaning = {names.llm_long: llm.pop("cleaning"), names.rater_long: rater, names.tags: tags.summary()}
-    details = {"config": config.model_dump(mode="json"), "inputs": inputs, "cleaning": cleaning, "llm": llm}
+    details = {
+        "config": config.model_dump(mode="json"),
+        "inputs": inputs,
+        "evaluation_sources": evaluation_sources(config),
+        "cleaning": cleaning,
+        "llm": llm,
+    }
     removed_files = write_manifest(config.output, vocabularies, details, list(writers))
     remove_work(config.output)
     laps["publish_s"] = time.perf_counter() - started - sum(laps.values())

@@ -10,6 +10,13 @@ from curation.core.strict_model import StrictModel
 
 
 class PromptWeights(StrictModel):
+    pick: Literal["weighted", "uniform"] = Field(
+        "weighted",
+        description="weighted: a kind by its weight, then one of the sample's prompts of that kind; uniform: one of "
+        "all the sample's prompts alike, as Noise2Music picks (each long-form sentence and tag chunk, and one "
+        "structured and one free-form prompt; a kind of weight 0 is left out): for a Noise2Music style run, "
+        "uniform with structured and free_form at 0",
+    )
     long_form: float = Field(0.4, ge=0, description="Weight of a long-form pseudo-label sentence")
     tag_chunk: float = Field(0.2, ge=0, description="Weight of a chunk of short tags and metadata")
     structured: float = Field(

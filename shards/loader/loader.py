@@ -8,17 +8,22 @@ Each loader worker runs an explicit list of small generator stages, webdataset s
 
 In an epoch every (rank, worker) reads a disjoint slice of the shuffled shard list and all
 of them together read every shard once (the shard shuffle is seeded by seed and epoch only,
-so all ranks agree on it). In resampled mode each worker draws shards with replacement,
-forever. Randomness per sample (crop, prompt) is seeded by the run seed, the epoch and the
-sample's key, so a sample gets the same crop whichever rank or worker reads it.
+so all ranks agree on it). The slices are dealt by sample count (the manifest's), and every
+rank takes the same number of batches per epoch, so ranks stepping in lockstep see the data
+evenly (balance.py); a split with fewer shards than ranks x workers is refused. In resampled
+mode each worker draws shards with replacement, forever. Randomness per sample (crop,
+prompt) is seeded by the run seed, the epoch and the sample's key, so a sample gets the same
+crop whichever rank or worker reads it.
 
 The position (samples each worker has handed out, and which worker is next) is saved with a
 checkpoint: a restore replays each worker's stream up to its position without decoding, so
 training continues with exactly the batches an uninterrupted run would have seen. (In
 resampled mode draws are independent: a restore starts a fresh stream seeded by the position.)
 
-A corrupt shard (unreadable, truncated) or sample (bad FLAC, bad json, missing member) is
-skipped, counted and logged with its shard and key; it never stops training.
+A corrupt shard (unreadable, truncated, fewer samples than its manifest count) or sample (bad
+FLAC, bad json, missing member) is skipped, counted and logged with its shard and key; it
+never stops training. The counts are part of the position: a restore does not count again
+what it replays.
 
 Here: the loader the trainer holds. Beside it: `stages.py` (the stages), `tars.py` (reading a
 tar), `examples.py` (decoding, cropping, collating), `prompts.py` (prompt choice), `stream.py`
@@ -29,19 +34,22 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
 
 from curation.core.errors import UserError
+from curation.core.storage import join
+from shards.loader.balance import TooFewShards, check_enough_shards, steps_per_epoch
 from shards.loader.batch import TrainingBatch
 from shards.loader.config import LoaderConfig
+from shards.loader.stages import epoch_order
 from shards.loader.stream import ShardStream, WorkerBatch, thread_round_robin
 from shards.manifest import read_manifest, shard_urls
 
 # What users import (README, the dataset card): the loader and its options from one place.
-__all__ = ["LoaderConfig", "LoaderError", "StreamingLoader", "make_loader", "resolve_urls"]
+__all__ = ["LoaderConfig", "LoaderError", "StreamingLoader", "TooFewShards", "make_loader", "resolve_urls"]
 
 
 class LoaderError(UserError):
@@ -53,17 +61,30 @@ class StreamingLoader:
     is the position to save with a checkpoint; load_state_dict() resumes from it."""
 
     def __init__(
-        self, urls: list[str], config: LoaderConfig, rank: int, world_size: int, seed: int, epoch: int
+        self,
+        urls: list[str],
+        config: LoaderConfig,
+        rank: int,
+        world_size: int,
+        seed: int,
+        epoch: int,
+        counts: dict[str, int] | None = None,
     ) -> None:
+        """`counts`: samples per URL (a version's manifest gives them), to deal shards by size,
+        equalize the ranks' steps and catch shards that end early; None for a bare list of tars."""
         if not urls:
             raise LoaderError("no shards to read (an empty split or URL list)")
         if not 0 <= rank < world_size:
             raise LoaderError(f"rank {rank} is outside world_size {world_size}")
-        self.urls, self.config = urls, config
+        self.urls, self.config, self.counts = urls, config, counts
         self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, epoch
+        if not config.resampled:
+            where = f"the {config.split} split" if counts is not None else "the list of tars"
+            check_enough_shards(len(urls), world_size, self.workers, where)
         self._positions: dict[int, int] = {}
         self._errors: dict[int, dict[str, int]] = {}
         self._next_worker = 0
+        self._batches = 0  # handed out in this epoch
 
     @property
     def workers(self) -> int:
@@ -79,9 +100,30 @@ class StreamingLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        self._positions, self._next_worker = {}, 0
+        self._positions, self._next_worker, self._batches = {}, 0, 0
+
+    def steps_per_epoch(self) -> int | None:
+        """Batches each rank takes in this epoch, the same on every rank; None when unbounded
+        (resampled) or unknown (tars without counts: each rank reads its shards to the end)."""
+        if self.config.resampled or self.counts is None:
+            return None
+        return steps_per_epoch(
+            epoch_order(self.urls, self.seed, self.epoch),
+            self.counts,
+            self.world_size,
+            self.workers,
+            self.config.batch_size,
+            self.config.drop_last,
+        )
 
     def __iter__(self) -> Iterator[TrainingBatch]:
+        steps = self.steps_per_epoch()
+        if steps is None or self._batches < steps:
+            yield from self._epoch(steps)
+        if not self.config.resampled:
+            self.set_epoch(self.epoch + 1)
+
+    def _epoch(self, steps: int | None) -> Iterator[TrainingBatch]:
         dataset = ShardStream(
             self.urls,
             self.config,
@@ -92,6 +134,7 @@ class StreamingLoader:
             dict(self._positions),
             self._next_worker,
             dict(self._errors),
+            self.counts,
         )
         workers = self.config.num_workers
         if self.config.worker_kind == "thread" and workers:
@@ -111,10 +154,12 @@ class StreamingLoader:
             self._positions[position["worker"]] = position["samples"]
             self._errors[position["worker"]] = position["errors"]
             self._next_worker = (position["worker"] + 1) % self.workers
-            if not batch.pop("_end", False):
-                yield batch
-        if not self.config.resampled:
-            self.set_epoch(self.epoch + 1)
+            if batch.pop("_end", False):
+                continue
+            self._batches += 1
+            yield batch
+            if self._batches == steps:
+                return  # the rest of this rank's epoch is dropped: every rank stops at the same step
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +171,7 @@ class StreamingLoader:
             "resampled": self.config.resampled,
             "positions": {str(w): n for w, n in sorted(self._positions.items())},
             "next_worker": self._next_worker,
+            "batches": self._batches,
             "errors": {str(w): dict(c) for w, c in sorted(self._errors.items())},
         }
 
@@ -145,11 +191,18 @@ class StreamingLoader:
         self.epoch = state["epoch"]
         self._positions = {int(w): n for w, n in state["positions"].items()}
         self._next_worker = state["next_worker"]
+        self._batches = state.get("batches", 0)  # positions saved before ranks took equal steps lack it
         self._errors = {int(w): dict(c) for w, c in state["errors"].items()}
 
 
-def resolve_urls(source: str | list[str], config: LoaderConfig) -> tuple[list[str], int | None]:
-    """Tar URLs to read, and the version's sample rate (None for a list of URLs)."""
+class ResolvedSource(NamedTuple):
+    urls: list[str]
+    counts: dict[str, int] | None  # samples per URL, from a version's manifest
+    sample_rate: int | None  # the version's; None for a list of URLs
+
+
+def resolve_urls(source: str | list[str], config: LoaderConfig) -> ResolvedSource:
+    """The tar URLs to read, with their sample counts and rate when `source` is a version."""
     if isinstance(source, str) and not source.endswith(".tar") and not source.startswith("pipe:"):
         manifest = read_manifest(source)
         if config.split not in manifest["splits"]:
@@ -158,8 +211,10 @@ def resolve_urls(source: str | list[str], config: LoaderConfig) -> tuple[list[st
             )
         if config.latents and "latent.npy" not in manifest["members"]:
             raise LoaderError(f"{source} has no latent.npy members; pre-encode it or read audio (latents: false)")
-        return shard_urls(source, manifest, [config.split]), manifest["audio"]["sample_rate"]
-    return ([source] if isinstance(source, str) else list(source)), None
+        urls = shard_urls(source, manifest, [config.split])
+        counts = {join(source, s["tar"]): s["count"] for s in manifest["shards"] if s["split"] == config.split}
+        return ResolvedSource(urls, counts, manifest["audio"]["sample_rate"])
+    return ResolvedSource([source] if isinstance(source, str) else list(source), None, None)
 
 
 def make_loader(
@@ -173,11 +228,11 @@ def make_loader(
     """The training loader for a published version (its folder or URL) or a list of tar URLs
     (paths, fsspec URLs, `pipe:` commands). rank and world_size default to torch.distributed's."""
     config = config or LoaderConfig()
-    urls, version_rate = resolve_urls(source, config)
+    urls, counts, version_rate = resolve_urls(source, config)
     if config.sample_rate is None and version_rate is not None:
         config = config.model_copy(update={"sample_rate": version_rate})
     if rank is None or world_size is None:
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank = torch.distributed.get_rank() if distributed else 0
         world_size = torch.distributed.get_world_size() if distributed else 1
-    return StreamingLoader(urls, config, rank, world_size, seed, epoch)
+    return StreamingLoader(urls, config, rank, world_size, seed, epoch, counts)

@@ -5,8 +5,11 @@ of short tags and metadata); Stable Audio on prompts drawn anew for every exampl
 same metadata: a random subset of the fields in shuffled order, either structured
 (`Genre: Jazz | Instruments: Piano, Double Bass | Moods: Calm`) or free-form
 (`Piano, Double Bass, Jazz, Calm`), so the model learns to follow either way of asking.
-Each kind has a weight; kinds a sample lacks are left out and the rest renormalized.
-Classifier-free guidance dropout is the trainer's, not the loader's.
+Two ways to pick: `weighted` draws a kind by its weight (kinds a sample lacks are left out and
+the rest renormalized), then a prompt of that kind; `uniform` draws one of all the sample's
+prompts alike, Noise2Music's pick (with 6 long-form sentences and 1 tag chunk the chunk gets
+1/7; weighted gives it its kind's share whatever the counts). Classifier-free guidance dropout
+is the trainer's, not the loader's.
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ def choose_prompt(record: dict[str, Any], weights: PromptWeights, rng: random.Ra
     kinds = [kind for kind, present in available.items() if present and getattr(weights, kind) > 0]
     if not kinds:
         return record.get("text") or ""
+    if weights.pick == "uniform":
+        written = [
+            *(record["long_form"] if "long_form" in kinds else []),
+            *(record["tag_chunks"] if "tag_chunk" in kinds else []),
+        ]
+        built = [kind for kind in ("structured", "free_form") if kind in kinds]
+        chosen = rng.randrange(len(written) + len(built))
+        return written[chosen] if chosen < len(written) else build_prompt(structured, rng, built[chosen - len(written)])
     kind = rng.choices(kinds, weights=[getattr(weights, kind) for kind in kinds])[0]
     if kind == "long_form":
         return rng.choice(record["long_form"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import collections
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import soundfile
 
+from shards.loader.balance import worker_shards
 from shards.loader.batch import TrainingBatch
 from shards.loader.seed import stable_seed
 from shards.loader.tars import BrokenShard, Sample, read_tar_samples
@@ -31,31 +32,25 @@ def shard_list(urls: list[str]) -> Callable[[None], Iterator[str]]:
     return stage
 
 
-def shuffle_shards(seed: int, epoch: int) -> Stage:
+def epoch_order(urls: Iterable[str], seed: int, epoch: int) -> list[str]:
     """The same order on every rank and worker: seeded by seed and epoch only."""
+    shards = list(urls)
+    random.Random(stable_seed(seed, "shards", epoch)).shuffle(shards)
+    return shards
 
+
+def shuffle_shards(seed: int, epoch: int) -> Stage:
     def stage(urls: Iterable[str]) -> Iterator[str]:
-        shards = list(urls)
-        random.Random(stable_seed(seed, "shards", epoch)).shuffle(shards)
-        yield from shards
+        yield from epoch_order(urls, seed, epoch)
 
     return stage
 
 
-def split_by_node(rank: int, world_size: int) -> Stage:
+def split_balanced(counts: Mapping[str, int] | None, rank: int, world_size: int, worker: int, workers: int) -> Stage:
+    """This (rank, worker)'s shards: the epoch's list dealt to ranks, then workers, by sample count (balance.py)."""
+
     def stage(urls: Iterable[str]) -> Iterator[str]:
-        for index, url in enumerate(urls):
-            if index % world_size == rank:
-                yield url
-
-    return stage
-
-
-def split_by_worker(worker: int, num_workers: int) -> Stage:
-    def stage(urls: Iterable[str]) -> Iterator[str]:
-        for index, url in enumerate(urls):
-            if index % num_workers == worker:
-                yield url
+        yield from worker_shards(list(urls), counts, rank, world_size, worker, workers)
 
     return stage
 
@@ -72,17 +67,41 @@ def resample_shards(seed: int, rank: int, worker: int, epoch: int, start: int) -
     return stage
 
 
-def tar_samples(errors: collections.Counter) -> Stage:
-    """Tar streams to samples; a broken shard is skipped from where it breaks, counted and logged."""
+class Replay:
+    """Whether a restored stream is still re-reading what was handed out before the checkpoint.
+    Damage met on the way was counted then (the counts are part of the position), so it is not
+    counted or logged again."""
+
+    def __init__(self, samples_to_replay: int) -> None:
+        self.active = samples_to_replay > 0
+
+
+def tar_samples(errors: collections.Counter, expected: Mapping[str, int] | None, replay: Replay) -> Stage:
+    """Tar streams to samples. A broken shard is skipped from where it breaks; one that ends
+    before the sample count its manifest gives (a tar cut exactly between two members reads as
+    complete) is broken too. Each is counted and logged."""
+
+    def damaged(message: str, *args: Any, partial: bool = False) -> None:
+        if not replay.active:
+            errors["shards"] += 1
+            errors["samples"] += 1 if partial else 0
+            log.warning(message, *args)
 
     def stage(urls: Iterable[str]) -> Iterator[Sample]:
         for url in urls:
+            read = 0
             try:
-                yield from read_tar_samples(url)
+                for sample in read_tar_samples(url):
+                    read += 1
+                    yield sample
             except BrokenShard as broken:
-                errors["shards"] += 1
-                errors["samples"] += 1 if broken.partial else 0
-                log.warning("skipped the rest of %s (the sample it broke in is dropped)", broken)
+                damaged(
+                    "skipped the rest of %s (the sample it broke in is dropped)", broken, partial=bool(broken.partial)
+                )
+                continue
+            wanted = expected.get(url) if expected is not None else None
+            if wanted is not None and read < wanted:
+                damaged("shard %s ended after %d of its %d samples: it was cut short", url, read, wanted)
 
     return stage
 
@@ -105,14 +124,17 @@ def shuffle_samples(size: int, rng: random.Random) -> Stage:
     return stage
 
 
-def skip_to(position: int, counted_from: int = 0) -> Stage:
-    """Number the samples from counted_from; drop those at or before the saved position (not decoded)."""
+def skip_to(position: int, replay: Replay, counted_from: int = 0) -> Stage:
+    """Number the samples from counted_from; drop those at or before the saved position (not
+    decoded). The replay ends with the last sample dropped."""
 
     def stage(samples: Iterable[Sample]) -> Iterator[Sample]:
         for number, sample in enumerate(samples, start=counted_from + 1):
             if number > position:
                 sample["__position__"] = number
                 yield sample
+            elif number == position:
+                replay.active = False
 
     return stage
 

@@ -18,6 +18,7 @@ from shards.loader.config import LoaderConfig
 from shards.loader.examples import AudioRows, collate, make_example
 from shards.loader.seed import stable_seed
 from shards.loader.stages import (
+    Replay,
     Stage,
     batch_samples,
     decode_samples,
@@ -26,8 +27,7 @@ from shards.loader.stages import (
     shuffle_samples,
     shuffle_shards,
     skip_to,
-    split_by_node,
-    split_by_worker,
+    split_balanced,
     tar_samples,
 )
 
@@ -50,8 +50,9 @@ class ShardStream(IterableDataset):
         positions: dict[int, int],
         rotation: int,
         errors: dict[int, dict[str, int]],
+        counts: dict[str, int] | None,
     ) -> None:
-        self.urls, self.config = urls, config
+        self.urls, self.config, self.counts = urls, config, counts
         self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, epoch
         self.positions, self.rotation, self.errors = positions, rotation, errors
 
@@ -62,21 +63,22 @@ class ShardStream(IterableDataset):
             # Draws are independent: a restore continues with a fresh stream seeded by the position.
             shards = [resample_shards(self.seed, self.rank, worker, self.epoch, start)]
             draw = (self.rank, worker, start)
-            position = skip_to(start, counted_from=start)
+            replay = Replay(0)
+            position = skip_to(start, replay, counted_from=start)
         else:
             shards = [
                 shuffle_shards(self.seed, self.epoch),
-                split_by_node(self.rank, self.world_size),
-                split_by_worker(worker, num_workers),
+                split_balanced(self.counts, self.rank, self.world_size, worker, num_workers),
             ]
             draw = ()
-            position = skip_to(start)
+            replay = Replay(start)
+            position = skip_to(start, replay)
         buffer_rng = random.Random(stable_seed(self.seed, "buffer", self.epoch, self.rank, worker, *draw))
         rows = None if config.latents else AudioRows(config.batch_size, config.sample_size, config.channels)
         return [
             shard_list(self.urls),
             *shards,
-            tar_samples(errors),
+            tar_samples(errors, self.counts, replay),
             shuffle_samples(config.shuffle_buffer, buffer_rng),
             position,
             decode_samples(

@@ -43,3 +43,34 @@ def test_16_bit_sources_at_the_training_format_are_stored_bit_for_bit(tmp_path, 
         expected = source[row["start_sample"] : row["start_sample"] + row["num_samples"]]
         assert np.abs(expected).max() > 16384
         np.testing.assert_array_equal(stored, expected)
+
+
+def test_every_clip_carries_its_source_timing(tmp_path):
+    """Stable Audio's timing: seconds_start = floor(the clip's offset in its source), seconds_total
+    = ceil(the source's duration), the same for every clip of a source, the last short one too."""
+    folder = tmp_path / "in"
+    write_audio(folder / "a.wav", music_like(7.3, seed=1), 44100)
+    write_audio(folder / "b.flac", music_like(5.0, seed=2), 48000)
+    config = CurateJob.model_validate(
+        {
+            "inputs": [{"path": str(folder)}],
+            "output": str(tmp_path / "out"),
+            "runner": {"workers": 1},
+            "segment": {"window_s": 2.0, "min_clip_s": 0.5},
+        }
+    )
+    curate(config, QUIET)
+    clips = pq.read_table(tmp_path / "out" / "clips").to_pylist()
+    timing = sorted(
+        (row["source_uri"].rsplit("/", 1)[1], row["start_s"], row["seconds_start"], row["seconds_total"])
+        for row in clips
+    )
+    assert timing == [
+        ("a.wav", 0.0, 0, 8),
+        ("a.wav", 2.0, 2, 8),
+        ("a.wav", 4.0, 4, 8),
+        ("a.wav", 6.0, 6, 8),
+        ("b.flac", 0.0, 0, 5),
+        ("b.flac", 2.0, 2, 5),
+        ("b.flac", 4.0, 4, 5),
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from labeling.vocab.cleaning.near_duplicates import NearDuplicateIndex
+from labeling.vocab.cleaning.near_duplicates import NearDuplicateIndex, overlap_words
 from labeling.vocab.config import CleaningConfig
 from labeling.vocab.table import caption_id
 
@@ -20,12 +20,14 @@ NEAR_DUPLICATE = "near_duplicate"
 
 
 class EvalCaptions:
-    """Evaluation captions (whole and split into sentences) no training caption may match."""
+    """Evaluation captions (whole and split into sentences) no training caption may match: the
+    same text, or nearly the same words once hyphens, inflections and function words are set
+    aside (overlap_words), which catches paraphrases the near-duplicate rule lets through."""
 
     def __init__(self, config: CleaningConfig) -> None:
         self.ids: set[str] = set()
         self.index = (
-            NearDuplicateIndex(config.near_duplicate_threshold, config.minhash_permutations)
+            NearDuplicateIndex(config.near_duplicate_threshold, config.minhash_permutations, overlap_words)
             if config.near_duplicate_threshold is not None
             else None
         )
@@ -56,12 +58,14 @@ class Deduplicator:
             else None
         )
 
-    def check(self, text: str) -> str | None:
-        """The rule that drops `text`, or None: then it is kept and later texts are compared with it."""
+    def check(self, text: str, evaluation_source: bool = False) -> str | None:
+        """The rule that drops `text`, or None: then it is kept and later texts are compared with it.
+        A sentence of an evaluation file itself (`evaluation_source`) is not compared with the
+        evaluation captions: it is one of them (and is kept out of prompts instead)."""
         cid = caption_id(text)
         if cid in self._seen:
             return DUPLICATE
-        if self.eval_captions is not None and self.eval_captions.overlaps(text, cid):
+        if not evaluation_source and self.eval_captions is not None and self.eval_captions.overlaps(text, cid):
             return EVAL_OVERLAP
         if self._near is not None and self._near.find_or_add(cid, text) is not None:
             return NEAR_DUPLICATE

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from labeling.vocab.table import normalize_caption
@@ -44,6 +45,43 @@ def content_words(text: str) -> set[str]:
     return content or set(words)
 
 
+# Words that carry the meaning of a comparison between an evaluation caption and a training one,
+# even though they are short: a caption "without drums" is not one "with drums".
+_NEGATIONS = frozenset({"no", "not", "never", "without", "nor"})
+_OVERLAP_STOP_WORDS = (_FUNCTION_WORDS - _NEGATIONS) | frozenset("s t some any very quite much many".split())
+# Words nearly every caption has, in their folded form: "song" or "track" changes no meaning.
+_GENERIC_WORDS = frozenset("song track piece music record audio sound".split())
+
+
+def overlap_words(text: str) -> set[str]:
+    """The words an evaluation overlap is judged on: content words with hyphens and apostrophes
+    split ("low-quality" = "low quality"), plurals and simple inflections folded (vocals, vocal;
+    plays, playing, played, play), function words and the words every caption shares left out,
+    negations kept."""
+    words = re.findall(r"[^\W_]+", normalize_caption(text))
+    content = {_stem(w) for w in words if w not in _OVERLAP_STOP_WORDS} - _GENERIC_WORDS
+    return content or set(words)
+
+
+def _stem(word: str) -> str:
+    """A light suffix fold, plural then -ing or -ed: enough for the inflections paraphrases
+    change (recordings, recording, recorded: record), never below 3 letters."""
+    if len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("sses") or (word.endswith("es") and word[-3] in "xz") or word.endswith(("ches", "shes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        stem = word[: -len(suffix)]
+        if word.endswith(suffix) and len(stem) >= 4:
+            # a doubled last consonant undone (strumming, stopped), not a word's own (rolling, buzzed)
+            return stem[:-1] if stem[-1] == stem[-2] and stem[-1] not in "lsz" else stem
+    return word
+
+
 def jaccard(a: set[str] | frozenset[str], b: set[str] | frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
@@ -59,11 +97,13 @@ def bands_and_rows(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 class NearDuplicateIndex:
-    """Texts added so far; `find` returns the key of one at least `threshold` similar."""
+    """Texts added so far; `find` returns the key of one at least `threshold` similar, comparing
+    the sets of words `words` makes of each text."""
 
-    def __init__(self, threshold: float, num_perm: int) -> None:
+    def __init__(self, threshold: float, num_perm: int, words: Callable[[str], set[str]] = content_words) -> None:
         from datasketch import MinHash  # imports scipy (a second): only when a run needs it
 
+        self.words_of = words
         self.threshold = threshold
         self.bands, self.rows = bands_and_rows(threshold, num_perm)
         prototype = MinHash(num_perm=num_perm, seed=1)
@@ -87,7 +127,7 @@ class NearDuplicateIndex:
         return [hash(values[b * self.rows : (b + 1) * self.rows].tobytes()) for b in range(self.bands)]
 
     def find(self, text: str, words: set[str] | None = None, bands: list[int] | None = None) -> str | None:
-        words = words if words is not None else content_words(text)
+        words = words if words is not None else self.words_of(text)
         bands = bands if bands is not None else self.band_hashes(words)
         candidates: set[int] = set()
         for table, band in zip(self._tables, bands, strict=True):
@@ -100,7 +140,7 @@ class NearDuplicateIndex:
         return None
 
     def add(self, key: str, text: str, words: set[str] | None = None, bands: list[int] | None = None) -> None:
-        words = words if words is not None else content_words(text)
+        words = words if words is not None else self.words_of(text)
         bands = bands if bands is not None else self.band_hashes(words)
         index = len(self._keys)
         self._keys.append(key)
@@ -116,7 +156,7 @@ class NearDuplicateIndex:
 
     def find_or_add(self, key: str, text: str) -> str | None:
         """The key of a near duplicate already held, or None after adding this text."""
-        words = content_words(text)
+        words = self.words_of(text)
         bands = self.band_hashes(words)
         found = self.find(text, words, bands)
         if found is None:

@@ -27,6 +27,14 @@ def test_an_item_embeds_the_same_whatever_it_is_batched_with():
     assert np.array_equal(together, alone)
 
 
+def test_a_caption_embeds_the_same_whatever_it_is_batched_with():
+    clap = load_random_clap(ClapConfig(backend="random", architecture="HTSAT-mini", text_batch_size=3))
+    texts = [*CLAP_TEXTS, "rock", "a slow, sad piano ballad with soft strings, recorded close in a small wooden room"]
+    alone = np.concatenate([clap.embed_text([text]) for text in texts])
+    assert np.array_equal(clap.embed_text(texts), alone)
+    assert np.array_equal(clap.embed_text(texts[::-1])[::-1], alone)
+
+
 @pytest.mark.parametrize("fusion", [False, True])
 @pytest.mark.parametrize("name", ["HTSAT-tiny", "HTSAT-base"])
 def test_the_real_architectures_build(name, fusion):

@@ -18,7 +18,7 @@ def unit_vectors(rng: np.random.Generator, count: int, dim: int = 32) -> np.ndar
 def brute_force(queries: np.ndarray, captions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Every score at once (float64), sorted by score descending, then caption index."""
     scores = queries.astype(np.float64) @ captions.astype(np.float64).T
-    order = np.array([sorted(range(len(row)), key=lambda i: (-row[i], i))[:k] for row in scores])
+    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :k]
     return np.take_along_axis(scores, order, 1).astype(np.float32), order
 
 
@@ -58,12 +58,50 @@ def test_vocabulary_smaller_than_k_gives_every_caption():
     assert np.all(np.diff(scores, axis=1) <= 0)
 
 
-def test_half_precision_search_reports_float32_exact_scores():
-    rng = np.random.default_rng(2)
-    captions, queries = unit_vectors(rng, 500, dim=64), unit_vectors(rng, 8, dim=64)
-    # bfloat16 stands in for a GPU's float16 here: the search runs in low precision, the scores do not.
-    scores, indices = CaptionIndex(captions, torch.device("cpu"), torch.bfloat16, 128).search(queries, 5, 4)
-    exact = np.einsum("bd,bkd->bk", queries.astype(np.float64), captions[indices].astype(np.float64))
-    np.testing.assert_allclose(scores, exact, rtol=1e-6)
-    best = (queries @ captions.T).max(axis=1)
-    assert np.all(scores[:, 0] >= best - 0.02)  # low precision may swap near neighbours, never miss by much
+def around(rng: np.random.Generator, centers: np.ndarray, count: int, spread: float) -> np.ndarray:
+    """Unit vectors clustered around the centers, as CLAP's captions and clips are: a clip's
+    best captions lie within a few thousandths of each other."""
+    noise = rng.standard_normal((count, centers.shape[1])).astype(np.float32) / np.sqrt(centers.shape[1])
+    v = centers[rng.integers(0, len(centers), count)] + spread * noise
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_search_finds_the_exact_top_k_on_clustered_vectors(dtype):
+    """A GPU searches in float16 (torch's CPU can too, and in bfloat16); the lists must be those
+    of float64 all the same, on every device."""
+    rng = np.random.default_rng(0)
+    centers = unit_vectors(rng, 40, dim=512)
+    captions, clips = around(rng, centers, 5000, 0.3), around(rng, centers, 64, 0.8)
+    captions[100:150] = captions[99]  # 51 equal captions: only float64 settles their tie (by index)
+    clips[0] = captions[99] + 0.01 * clips[1]
+    clips[0] /= np.linalg.norm(clips[0])
+    index = CaptionIndex(captions, torch.device("cpu"), dtype, 1024)
+    scores, indices = index.search(clips, 10, 16)
+    want_scores, want_indices = brute_force(clips, captions, 10)
+    assert np.array_equal(indices, want_indices)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-7)
+    assert list(indices[0]) == list(range(99, 109))
+    # The case is real: the plain low-precision top 10 is another set for many clips.
+    plain = torch.topk((torch.from_numpy(clips).to(dtype) @ torch.from_numpy(captions).to(dtype).T).float(), 10)
+    assert sum(set(a) != set(b) for a, b in zip(plain.indices.numpy(), want_indices, strict=True)) >= 10
+    assert index.searched_again >= 1  # the equal captions at least are searched again
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_captions_closer_than_half_precision_resolves_are_searched_again(dtype):
+    """A hundred captions a hundred-thousandth apart, the best at the highest indices: half
+    precision cannot tell them apart, so K + margin candidates miss the best; the clip is
+    searched again in a higher precision and gets float64's list."""
+    rng = np.random.default_rng(1)
+    clip = unit_vectors(rng, 1, dim=512)[0]
+    other = rng.standard_normal(512)
+    other -= (other @ clip) * clip
+    other /= np.linalg.norm(other)
+    cosines = 0.9 - 1e-5 * np.arange(99, -1, -1)  # caption 100 + i scores 0.9 - 1e-5 (99 - i)
+    close = np.outer(cosines, clip) + np.outer(np.sqrt(1 - cosines**2), other)
+    captions = np.concatenate([unit_vectors(rng, 100, dim=512), close]).astype(np.float32)
+    index = CaptionIndex(captions, torch.device("cpu"), dtype, 64)
+    scores, indices = index.search(clip[None].astype(np.float32), 10, 1)
+    assert list(indices[0]) == list(range(199, 189, -1)) and index.searched_again == 1
+    np.testing.assert_allclose(scores, brute_force(clip[None], captions, 10)[0], rtol=1e-7)

@@ -4,7 +4,12 @@ the embedding cache, determinism across partitionings, and mistakes named in one
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,6 +18,7 @@ from label_inputs import CLIPS, LONG_FORM, TAGS, label_job_settings, write_clip_
 from rich.console import Console
 
 from labeling.labels.table import EMBEDDING_SCHEMA, LABEL_SCHEMA, labels_from_table
+from labeling.vocab.table import caption_id
 from orchestration.cli.main import main
 from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
@@ -156,3 +162,59 @@ def test_an_unfinished_clip_table_is_refused(inputs, tmp_path):
     (tmp_path / "curated" / "summary.json").unlink()
     with pytest.raises(ValueError, match="curation has not finished"):
         run(label_job_settings(str(tmp_path / "curated"), inputs["vocab"], tmp_path / "labels"))
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_with_other_unit_size_counts_every_clip_once(labeled, inputs, tmp_path):
+    """A run in units of 4 killed after its first top-K part, resumed in units of 2 (the
+    `labeled` run's size): the labels, embeddings and counts of an uninterrupted run. (The
+    runs share the reference's embedding cache: units of 2 find their audio there.)"""
+    reference, _ = labeled
+    output = inputs["root"] / "runs" / "killed"
+    job = tmp_path / "job.yaml"
+    job.write_text(json.dumps(label_job_settings(inputs["clips"], inputs["vocab"], output)))  # JSON is YAML
+
+    def soundry(clips_per_unit: int) -> subprocess.Popen:
+        argv = [sys.executable, "-m", "orchestration.cli", "label", "-c", str(job), "--clips_per_unit"]
+        return subprocess.Popen(
+            [*argv, str(clips_per_unit)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+
+    process = soundry(4)
+    deadline = time.time() + 300
+    while not list((output / "work" / "topk").glob("part-*.parquet")):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (output / "manifest.json").exists()
+    again = soundry(2)
+    assert again.wait(timeout=300) == 0, again.stderr.read().decode()
+    assert rows(output) == rows(reference)
+    assert rows(output, "clip_embeddings") == rows(reference, "clip_embeddings")
+    frequency = pq.read_table(output / "caption_frequency.parquet").to_pylist()
+    assert frequency == pq.read_table(reference / "caption_frequency.parquet").to_pylist()
+    assert sum(r["topk_count"] for r in frequency) == len(CLIPS) * 8
+
+
+def test_a_vocabulary_rebuilt_in_place_is_read_anew_in_the_same_process(inputs, tmp_path):
+    """Workers keep vocabularies loaded between units; a second run in this process whose
+    vocabulary folder and output paths are the first run's, but whose tags are all other ones,
+    labels with the new tags."""
+    vocab = tmp_path / "vocab"
+    output = tmp_path / "runs" / "labels"
+    settings = label_job_settings(
+        inputs["clips"], str(vocab), output, cache=str(inputs["root"] / "runs" / "clap_cache")
+    )
+    write_vocabularies(vocab)
+    run(settings)
+    shutil.rmtree(vocab)
+    shutil.rmtree(output)
+    renamed = {caption_id(f"{text} music"): f"{text} music" for text, _ in TAGS}
+    write_vocabularies(vocab, tags=[(text, aspect) for (_, aspect), text in zip(TAGS, renamed.values(), strict=True)])
+    run(settings)
+    tags = [(c["caption_id"], c["text"]) for r in rows(output) for c in r["candidates"] if c["vocab"] == "tags"]
+    assert len(tags) == len(CLIPS) * 4 and all(renamed.get(cid) == text for cid, text in tags)
+    frequency = pq.read_table(output / "caption_frequency.parquet").to_pylist()
+    assert {r["caption_id"] for r in frequency if r["vocab"] == "tags"} <= set(renamed)

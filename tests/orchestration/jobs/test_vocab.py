@@ -134,6 +134,33 @@ def test_the_same_inputs_give_the_same_versions(inputs):
     )
 
 
+def test_llm_sentences_and_tags_are_checked_against_the_evaluation_captions(inputs):
+    build_vocabularies(job(inputs, "vocab-0"))
+    llm = [r["text"] for r in read_vocabularies(str(inputs / "vocab-0"))["llm_long"].table.to_pylist()]
+    leaked = llm[len(llm) // 2]
+    evaluation = inputs / "eval-2.csv"
+    # The LLM sentence in other words (upper case, no end mark), and a tag as an evaluation caption.
+    evaluation.write_text(f'caption\n"{leaked.upper().rstrip(".")}"\n"Mellow piano melodies."\n')
+    summary = build_vocabularies(job(inputs, "vocab-1", cleaning={"exclude": [{"path": str(evaluation)}]}))
+    vocabularies = read_vocabularies(str(inputs / "vocab-1"))
+    kept = [r["text"] for r in vocabularies["llm_long"].table.to_pylist()]
+    assert leaked not in kept and len(kept) < len(llm)
+    assert summary["cleaning"]["llm_long"]["removed"]["eval_overlap"] >= 1
+    tags = {r["text"] for r in vocabularies["tags"].table.to_pylist()}
+    assert "mellow piano melody" not in tags and summary["cleaning"]["tags"]["removed"]["eval_overlap"] == 1
+
+
+def test_a_caption_dataset_that_is_also_an_evaluation_file_is_named_in_the_manifest(inputs):
+    captions = str(inputs / "musiccaps.csv")
+    build_vocabularies(job(inputs, cleaning={"exclude": [{"path": captions}]}))
+    manifest = json.loads((inputs / "vocab" / "manifest.json").read_text())
+    assert manifest["evaluation_sources"] == ["rater:musiccaps"]
+    assert manifest["inputs"][captions]["evaluation"] is True
+    rater = read_vocabularies(str(inputs / "vocab"))["rater_long"].table.to_pylist()
+    assert "A mellow piano melody plays over soft strings." in {r["text"] for r in rater}
+    assert {r["source"] for r in rater} == {"rater:musiccaps"}
+
+
 def test_without_caption_datasets_rater_long_is_left_out(inputs):
     summary = build_vocabularies(job(inputs, captions=[], cleaning={"exclude": []}, builtin_tags=False))
     assert set(read_vocabularies(str(inputs / "vocab"))) == {"llm_long", "tags"}

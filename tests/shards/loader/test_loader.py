@@ -21,6 +21,7 @@ from shards.loader.config import LoaderConfig, PromptWeights
 from shards.loader.loader import LoaderError, make_loader
 from shards.manifest import VersionError
 from shards.sample import members, sample_json
+from shards.versions import verify_version
 
 RATE = 8000  # the synthetic clip table's rate (conftest.make_curated)
 
@@ -258,3 +259,81 @@ def test_loader_refusals(version, tmp_path):
     state = make_loader(version, config(num_workers=2)).state_dict()
     with pytest.raises(LoaderError, match="num_workers"):
         make_loader(version, config(num_workers=0)).load_state_dict(state)
+
+
+def truncate_second_sample(shard: Path) -> None:
+    """Cut a tar in the middle of its second sample's audio."""
+    with tarfile.open(shard) as archive:
+        entries = archive.getmembers()
+    first = entries[0].name.split(".")[0]
+    second = next(m for m in entries if m.name.endswith(".flac") and not m.name.startswith(first))
+    shard.write_bytes(shard.read_bytes()[: second.offset_data + second.size // 2])
+
+
+@pytest.mark.parametrize("stop_after", [1, 3, 5])
+def test_a_restored_position_does_not_count_damage_again(version, tmp_path, stop_after):
+    broken = tmp_path / "broken"
+    shutil.copytree(Path(version, "shards"), broken)
+    truncate_second_sample(sorted(broken.glob("*.tar"))[2])
+    urls = [str(p) for p in sorted(broken.glob("*.tar"))]
+    settings = config(num_workers=2)
+    whole = make_loader(urls, settings, seed=1)
+    keys_of(whole)
+    assert whole.errors == {"shards": 1, "samples": 1}
+    interrupted = make_loader(urls, settings, seed=1)
+    for taken, _ in enumerate(interrupted, start=1):
+        if taken == stop_after:
+            break
+    resumed = make_loader(urls, settings, seed=1)
+    resumed.load_state_dict(json.loads(json.dumps(interrupted.state_dict())))
+    keys_of(resumed)
+    assert resumed.errors == whole.errors
+
+
+def test_a_shard_cut_between_two_samples_is_counted_as_broken(version, tmp_path, caplog):
+    """tarfile reads the end of a file at a member boundary as the end of the archive: only the
+    manifest's sample count tells that samples are missing."""
+    copy = tmp_path / "v1"
+    shutil.copytree(version, copy)
+    shard = copy / "shards" / "train-000004.tar"
+    with tarfile.open(shard) as archive:
+        last = archive.getmembers()[-1].name.split(".")[0]
+        cut = next(m for m in archive.getmembers() if m.name.startswith(last)).offset  # its header
+    shard.write_bytes(shard.read_bytes()[:cut])
+    with caplog.at_level(logging.WARNING, logger="soundry.loader"):
+        loader = make_loader(str(copy), config(), seed=0)
+        keys = keys_of(loader)
+    assert len(keys) == 23 and last not in keys
+    assert loader.errors == {"shards": 1, "samples": 0}
+    assert str(shard) in caplog.text and "ended after 2 of its 3 samples" in caplog.text
+    assert [(p.file, p.problem) for p in verify_version(str(copy))] == [("shards/train-000004.tar", "size")]
+
+
+def test_seconds_start_adds_the_crop_offset_to_the_clip_start(tmp_path, shard_inputs):
+    """Clips of 2.5 s (starts 0, 2.5, 5 s in their source) cropped to a quarter second anywhere:
+    seconds_start = floor(clip start + crop offset), which differs from floor(clip start) for
+    most crops (the other fixtures start clips on whole seconds and crop under a second)."""
+    curated = shard_inputs.make_curated(tmp_path / "curated", sources=2, clips_per_source=3, seconds=2.5)
+    shard_inputs.publish_inline(
+        ShardConfig(
+            clips=curated.folder,
+            root=str(tmp_path / "versions"),
+            version="v1",
+            splits={"fractions": {"train": 1.0}},
+            shards={"min_shards": 1},
+        )
+    )
+    size, moved = RATE // 4, 0
+    for epoch in range(3):
+        loader = make_loader(str(tmp_path / "versions" / "v1"), config(sample_size=size), seed=0, epoch=epoch)
+        for batch in loader:
+            for i, key in enumerate(batch["key"]):
+                start_s = curated.rows[key]["start_s"]
+                reference = curated.pcm[key].T.astype(np.float32) / 32768
+                crop = batch["audio"][i].numpy()
+                (offset,) = [
+                    o for o in range(reference.shape[1] - size + 1) if np.array_equal(reference[:, o : o + size], crop)
+                ]
+                assert batch["seconds_start"][i] == math.floor(start_s + offset / RATE)
+                moved += math.floor(start_s + offset / RATE) != math.floor(start_s)
+    assert moved >= 6

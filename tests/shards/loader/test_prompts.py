@@ -85,6 +85,9 @@ def test_the_loader_builds_prompts_from_the_fields():
         assert structured.split(": ")[0] in {"Genre", "Instruments", "Moods"}
 
 
+KINDS = ("long_form", "tag_chunk", "structured", "free_form")
+
+
 @pytest.mark.parametrize(
     "kind,check",
     [
@@ -94,9 +97,31 @@ def test_the_loader_builds_prompts_from_the_fields():
         ("free_form", lambda p: ":" not in p and set(p.split(", ")) <= {"Jazz", "Calm"}),
     ],
 )
-def test_a_kind_with_all_the_weight_is_always_chosen(kind, check):
-    weights = PromptWeights(**{name: float(name == kind) for name in PromptWeights.model_fields})
+@pytest.mark.parametrize("pick", ["weighted", "uniform"])
+def test_a_kind_with_all_the_weight_is_always_chosen(kind, check, pick):
+    weights = PromptWeights(pick=pick, **{name: float(name == kind) for name in KINDS})
     assert all(check(choose_prompt(RECORD, weights, random.Random(seed))) for seed in range(20))
+
+
+def test_uniform_picks_every_candidate_alike_as_noise2music_does():
+    """6 long-form sentences and 1 tag chunk: the chunk is 1 of 7 candidates (weighted by kind it
+    gets its kind's share, here a third, whatever the counts)."""
+    record = {"long_form": [f"Sentence {i}." for i in range(6)], "tag_chunks": ["jazz, calm, piano"]}
+    draws = 14000
+
+    def chunk_share(weights: PromptWeights) -> float:
+        rng = random.Random(0)
+        return sum(choose_prompt(record, weights, rng) == "jazz, calm, piano" for _ in range(draws)) / draws
+
+    noise2music = {"long_form": 1.0, "tag_chunk": 1.0, "structured": 0.0, "free_form": 0.0}
+    assert abs(chunk_share(PromptWeights(pick="uniform", **noise2music)) - 1 / 7) < 0.01
+    assert abs(chunk_share(PromptWeights(pick="weighted", **noise2music)) - 1 / 2) < 0.015
+    structured = {**RECORD, "long_form": record["long_form"]}
+    rng = random.Random(1)
+    picks = [choose_prompt(structured, PromptWeights(pick="uniform"), rng) for _ in range(10000)]
+    # 6 sentences, 1 chunk, one structured and one free-form prompt: 1/9 each
+    assert abs(sum(p in record["long_form"] for p in picks) / len(picks) - 6 / 9) < 0.02
+    assert abs(sum(": " in p for p in picks) / len(picks) - 1 / 9) < 0.015
 
 
 def test_kinds_a_sample_lacks_are_left_out_and_text_is_the_last_resort():

@@ -5,14 +5,14 @@ from __future__ import annotations
 import random
 
 from shards.loader.stages import (
+    Replay,
     batch_samples,
     resample_shards,
     shard_list,
     shuffle_samples,
     shuffle_shards,
     skip_to,
-    split_by_node,
-    split_by_worker,
+    split_balanced,
 )
 
 URLS = [f"shard-{i:06d}.tar" for i in range(11)]
@@ -25,12 +25,20 @@ def run(stages):
     return list(stream)
 
 
-def test_nodes_times_workers_read_every_shard_once():
-    def slice_of(rank: int, worker: int) -> list[str]:
-        return run([shard_list(URLS), shuffle_shards(7, 0), split_by_node(rank, 2), split_by_worker(worker, 3)])
+def test_nodes_times_workers_read_every_shard_once_dealt_by_size():
+    counts = {url: 1 + (7 * i) % 5 for i, url in enumerate(URLS)}
 
-    read = [url for rank in range(2) for worker in range(3) for url in slice_of(rank, worker)]
-    assert sorted(read) == URLS
+    def slice_of(rank: int, worker: int, sizes=None) -> list[str]:
+        return run([shard_list(URLS), shuffle_shards(7, 0), split_balanced(sizes, rank, 2, worker, 3)])
+
+    for sizes in (None, counts):
+        read = [url for rank in range(2) for worker in range(3) for url in slice_of(rank, worker, sizes)]
+        assert sorted(read) == URLS
+    # Without counts every shard weighs one: plain round robin, ranks first.
+    order = run([shard_list(URLS), shuffle_shards(7, 0)])
+    assert slice_of(1, 2) == order[5::6]
+    totals = [sum(counts[u] for u in slice_of(rank, worker, counts)) for rank in range(2) for worker in range(3)]
+    assert max(totals) - min(totals) <= max(counts.values())
 
 
 def test_shard_order_is_seeded_by_seed_and_epoch_only():
@@ -55,9 +63,12 @@ def test_the_shuffle_buffer_keeps_every_sample():
 
 def test_skip_to_numbers_the_samples_and_drops_those_already_handed_out():
     samples = [{"__key__": str(i)} for i in range(5)]
-    kept = list(skip_to(3)(iter(samples)))
+    replay = Replay(3)
+    kept = skip_to(3, replay)(iter(samples))
+    assert replay.active
     assert [(s["__key__"], s["__position__"]) for s in kept] == [("3", 4), ("4", 5)]
-    resumed = list(skip_to(10, counted_from=10)(iter([{"__key__": "x"}])))
+    assert not replay.active
+    resumed = list(skip_to(10, Replay(0), counted_from=10)(iter([{"__key__": "x"}])))
     assert resumed[0]["__position__"] == 11
 
 

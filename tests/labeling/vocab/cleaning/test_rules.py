@@ -1,7 +1,7 @@
 import pytest
 
 from labeling.vocab.cleaning.corpus_rules import DUPLICATE, EVAL_OVERLAP, NEAR_DUPLICATE, Deduplicator, EvalCaptions
-from labeling.vocab.cleaning.near_duplicates import NearDuplicateIndex, content_words, jaccard
+from labeling.vocab.cleaning.near_duplicates import NearDuplicateIndex, content_words, jaccard, overlap_words
 from labeling.vocab.cleaning.rules import (
     NAMES_SONG,
     NOT_ABOUT_MUSIC,
@@ -12,7 +12,8 @@ from labeling.vocab.cleaning.rules import (
     name_variants,
 )
 from labeling.vocab.cleaning.sentences import split_sentences
-from labeling.vocab.config import CleaningConfig, VocabConfig
+from labeling.vocab.config import CleaningConfig
+from labeling.vocab.table import caption_id
 
 CHATTY_ANSWER = """Sure! Here are five sentences describing the song:
 
@@ -174,6 +175,48 @@ def test_exact_deduplication_only_when_near_duplicates_are_off():
     assert dedup.check("A warm Rhodes piano plays over the brushed drums.") is None
 
 
-def test_a_dataset_cannot_be_both_input_and_exclusion():
-    with pytest.raises(ValueError, match="both a caption dataset and an evaluation exclusion"):
-        VocabConfig(output="o", captions=[{"path": "mc.csv"}], cleaning={"exclude": [{"path": "mc.csv"}]})
+EVALUATION = (
+    "This is a low-quality recording of a live rock song with male vocals and a loud electric guitar. "
+    "The drummer is playing a fast beat while the crowd cheers."
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # hyphen, an added article, a plural made singular: content-word Jaccard 0.82 before normalizing
+        "This is a low quality recording of a live rock song with a male vocal and a loud electric guitar.",
+        "A low-quality recording of a live rock song with male vocals and loud electric guitars.",
+        "The drummer plays a fast beat while the crowd is cheering.",
+        "The drummers are playing fast beats while the crowds cheer.",
+        "this is a low quality recording of a live rock song with male vocals and a loud electric guitar",
+        "Low-quality live rock recording: male vocal, loud electric guitar.",
+    ],
+)
+def test_paraphrases_of_an_evaluation_caption_are_caught(text):
+    eval_captions = EvalCaptions(CleaningConfig())
+    eval_captions.add([EVALUATION, *split_sentences(EVALUATION).sentences])
+    assert eval_captions.overlaps(text, caption_id(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This is a high-quality studio recording of a rock song with female vocals and an acoustic guitar.",
+        "The drummer is playing a slow beat while the crowd is silent.",
+        "A live rock song without vocals, with a loud electric guitar and a fast drum beat.",
+        "A quiet jazz trio plays a slow ballad with brushed drums.",
+        "The recording is of low quality.",
+    ],
+)
+def test_captions_that_only_share_words_with_an_evaluation_caption_are_kept(text):
+    eval_captions = EvalCaptions(CleaningConfig())
+    eval_captions.add([EVALUATION, *split_sentences(EVALUATION).sentences])
+    assert not eval_captions.overlaps(text, caption_id(text))
+
+
+def test_overlap_words_fold_hyphens_inflections_and_keep_negations():
+    assert overlap_words("A low-quality recording") == overlap_words("the low quality recordings")
+    assert overlap_words("drummers playing strummed guitars") == overlap_words("drummer plays strumming guitar")
+    assert overlap_words("a song with drums") != overlap_words("a song without drums")
+    assert overlap_words("melodies") == {"melody"} and overlap_words("string") == {"string"}
