@@ -25,13 +25,17 @@ from typing import Any, Literal
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.distributed.checkpoint.state_dict import (
+
+from model.training.torch_support import require_fsdp2
+
+require_fsdp2()  # before the imports below, so an old torch gets a message, not an ImportError
+from torch.distributed.checkpoint.state_dict import (  # noqa: E402
     StateDictOptions,
     get_model_state_dict,
     get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
-from torch.distributed.tensor import DTensor
+from torch.distributed.tensor import DTensor  # noqa: E402
 
 Parallel = Literal["ddp", "fsdp"]
 

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.distributed.tensor import DTensor, distribute_tensor
+
+from model.training.torch_support import require_fsdp2
+
+require_fsdp2()  # before the imports below, so an old torch gets a message, not an ImportError
+from torch.distributed.tensor import DTensor, distribute_tensor  # noqa: E402
 
 
 def _local(tensor: Tensor) -> Tensor:
