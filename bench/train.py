@@ -128,7 +128,7 @@ def loop_config(name: str, version: str, vae: str, output: Path, batch: int, ste
             "log_every": 1,
             "checkpoint_every": 10**9,
             "keep_checkpoints": 1,
-            "demo": {"prompts": ["Drums"], "seconds": 0.1, "steps": 1},
+            "demo": {"prompts": ["Drums"], "seconds": 0.1, "steps": 1, "cfg_scales": [3.0]},
             **overrides,
         }
     )

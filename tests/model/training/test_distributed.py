@@ -29,7 +29,7 @@ def write_config(path, output, version, **overrides) -> str:
         "checkpoint_every": 100,
         "log_every": 1,
         "schedule": {"warmup_steps": 2},
-        "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1},
+        "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1, "cfg_scales": [3.0]},
         **overrides,
     }
     path.write_text(yaml.safe_dump(config))
@@ -194,7 +194,7 @@ def fsdp_runs(version: str, root: str) -> None:
                     "checkpoint_every": 2,
                     "log_every": 1,
                     "schedule": {"warmup_steps": 2},
-                    "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1},
+                    "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1, "cfg_scales": [3.0]},
                 }
             )
         )
@@ -266,7 +266,7 @@ def test_fsdp_trains_resumes_exactly_and_its_checkpoints_serve_ddp_and_one_proce
                 "checkpoint_every": 5,
                 "log_every": 1,
                 "schedule": {"warmup_steps": 2},
-                "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1},
+                "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1, "cfg_scales": [3.0]},
             }
         )
     )

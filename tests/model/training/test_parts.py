@@ -133,7 +133,6 @@ def test_latest_checkpoint_ignores_unfinished_saves_and_pruning_keeps_the_newest
 
 def test_a_torch_without_fsdp2_s_public_api_is_named_with_the_floor(monkeypatch):
     import sys
-    import tomllib
     from pathlib import Path
 
     from model.training.torch_support import TORCH_FLOOR, TorchTooOld, require_fsdp2
@@ -144,5 +143,5 @@ def test_a_torch_without_fsdp2_s_public_api_is_named_with_the_floor(monkeypatch)
         require_fsdp2()
     assert f"need torch >= {TORCH_FLOOR} " in str(error.value)
     assert f"this environment has torch {torch.__version__}" in str(error.value)
-    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
-    assert f"torch>={TORCH_FLOOR}" in pyproject["project"]["dependencies"]
+    pyproject = (Path(__file__).parents[3] / "pyproject.toml").read_text()
+    assert f'"torch>={TORCH_FLOOR}",' in pyproject  # the floor the package states is the one checked
