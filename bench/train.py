@@ -49,7 +49,7 @@ import soundfile  # noqa: E402
 import torch  # noqa: E402
 
 from bench.model import TARGET, matmul_peak_tflops  # noqa: E402
-from bench.train_memory import fits_on, largest_batch, per_example  # noqa: E402
+from bench.train_memory import Probes, largest_batch  # noqa: E402
 from model.config import preset  # noqa: E402
 
 CACHE = ROOT / "build" / "bench" / "train"
@@ -310,16 +310,17 @@ def size(
         print(f"size: no GPU; the same code on the CPU with {name}, to check it (figures mean little)", flush=True)
     peak = matmul_peak_tflops(device, torch.bfloat16, n=8192 if cuda else 1024)
     label = torch.cuda.get_device_name() if cuda else "cpu"
-    print(f"{label}: bf16 matmul peak measured {peak:.2f} TFLOP/s", flush=True)
+    print(f"{label}: bf16 matmul peak measured {peak:.3g} TFLOP/s", flush=True)
     frames = preset(name).latent_length
     row: dict = {"preset": name, "device": device.type, "frames": frames, "peak_tflops": peak}
     budget = int(budget_gb * 1e9)
     for checkpointing in (0, 1):
-        each = per_example(name, device, checkpointing)
-        largest = largest_batch(fits_on(name, device, checkpointing, budget), max_batch)
+        probes = Probes(name, device, checkpointing, budget)
+        each = probes.per_example()
+        largest = largest_batch(probes.fits, max_batch)
         row[f"memory_per_example_gb_ckpt{checkpointing}"] = None if each is None else each / 1e9
         row[f"largest_batch_ckpt{checkpointing}"] = largest
-        shown = "out of memory at batch 1 or 2" if each is None else f"{each / 2**30:.3f} GiB"
+        shown = "out of memory at batch 1 or 2" if each is None else f"{each / 2**30:.3g} GiB"
         where = "" if cuda else f" within a {budget_gb:g} GB budget"
         print(
             f"{device.type} {name} bare step, checkpointing {'on (every block)' if checkpointing else 'off'}: "
@@ -343,7 +344,7 @@ def size(
         print(
             f"{device.type} {name} training loop bf16 batch {batch} x {frames} frames, checkpointing "
             f"{'on' if checkpointing else 'off'}, compile {overrides['compile']}: {rates['samples_per_s']:.2f} "
-            f"samples/s, {rates['tflops_per_device']:.2f} TFLOP/s (the DiT's training FLOPs) = {ratio:.2f} of the "
+            f"samples/s, {rates['tflops_per_device']:.3g} TFLOP/s (the DiT's training FLOPs) = {ratio:.2f} of the "
             f"measured matmul peak ({verdict} target {TARGET})",
             flush=True,
         )
@@ -387,7 +388,7 @@ def main() -> int:
     parser.add_argument("--gpu-preset", help="preset of the size section (default: sao-1.0 on CUDA, tiny on the CPU)")
     parser.add_argument("--gpu-batch", type=int, default=8, help="examples per step of the size section's loop")
     parser.add_argument(
-        "--max-batch", type=int, default=256, help="where the largest-batch search stops (the CPU stand-in: 8)"
+        "--max-batch", type=int, default=256, help="where the largest-batch search stops (the CPU stand-in: 4)"
     )
     parser.add_argument(
         "--cpu-budget-gb", type=float, default=1.0, help="the CPU stand-in's memory budget per step (fits or not)"
@@ -440,7 +441,7 @@ def main() -> int:
         rows["scaling"] = scaling("tiny", args.batch, args.scaling_steps)
     if args.gpu:
         cuda = args.gpu_device == "cuda" or (args.gpu_device == "auto" and torch.cuda.is_available())
-        max_batch = args.max_batch if cuda else min(args.max_batch, 8)
+        max_batch = args.max_batch if cuda else min(args.max_batch, 4)
         rows["gpu"].append(
             size(
                 args.gpu_preset,

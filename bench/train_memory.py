@@ -95,14 +95,29 @@ def cpu_probe(name: str, batch: int, checkpointing: int) -> None:
     print(json.dumps({"step_peak_bytes": max(0, peak - before)}))
 
 
-def peak_memory(name: str, device: torch.device, batch: int, checkpointing: int) -> int | None:
-    return cuda_peak(name, batch, checkpointing) if device.type == "cuda" else cpu_peak(name, batch, checkpointing)
+class Probes:
+    """The peak memory of a preset's step per batch size on a device, each measured once."""
 
+    def __init__(self, name: str, device: torch.device, checkpointing: int, budget: int | None = None) -> None:
+        self.name, self.device, self.checkpointing, self.budget = name, device, checkpointing, budget
+        self.peaks: dict[int, int | None] = {}
 
-def per_example(name: str, device: torch.device, checkpointing: int) -> float | None:
-    """Bytes each example adds to a step's peak (batch 2 minus batch 1)."""
-    one, two = peak_memory(name, device, 1, checkpointing), peak_memory(name, device, 2, checkpointing)
-    return None if one is None or two is None else float(two - one)
+    def peak(self, batch: int) -> int | None:
+        """Bytes; None: out of memory (CUDA)."""
+        if batch not in self.peaks:
+            probe = cuda_peak if self.device.type == "cuda" else cpu_peak
+            self.peaks[batch] = probe(self.name, batch, self.checkpointing)
+        return self.peaks[batch]
+
+    def fits(self, batch: int) -> bool:
+        """CUDA: the step runs; CPU: its peak stays within the budget."""
+        peak = self.peak(batch)
+        return peak is not None and (self.device.type == "cuda" or peak <= self.budget)
+
+    def per_example(self) -> float | None:
+        """Bytes each example adds to a step's peak (batch 2 minus batch 1)."""
+        one, two = self.peak(1), self.peak(2)
+        return None if one is None or two is None else float(two - one)
 
 
 def largest_batch(fits: Callable[[int], bool], limit: int) -> int:
@@ -118,13 +133,6 @@ def largest_batch(fits: Callable[[int], bool], limit: int) -> int:
         middle = (good + bad) // 2
         good, bad = (middle, bad) if fits(middle) else (good, middle)
     return good
-
-
-def fits_on(name: str, device: torch.device, checkpointing: int, budget: int | None) -> Callable[[int], bool]:
-    """CUDA: the step runs; CPU: its peak stays within `budget` bytes."""
-    if device.type == "cuda":
-        return lambda batch: cuda_peak(name, batch, checkpointing) is not None
-    return lambda batch: cpu_peak(name, batch, checkpointing) <= budget
 
 
 if __name__ == "__main__":

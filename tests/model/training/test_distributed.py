@@ -156,12 +156,12 @@ def tiny_run(output, version: str, steps: int, **overrides) -> dict:
 def fsdp_runs(version: str, root: str) -> None:
     """Run by torchrun (2 ranks) from the test below, in one launch (starting processes is the slow
     part here) and one process group, which the runs use and leave open:
-    - FSDP2 for 4 steps, sharded checkpoints, the one at step 2 written in the background;
+    - FSDP2 for 4 steps, sharded checkpoints, the one at step 2 written in the background, validated;
     - FSDP2 stopped at step 2 and resumed to 4;
     - DDP for 2 steps (whole checkpoint), resumed under FSDP2;
     - a sharded checkpoint one process wrote (1 rank -> 2) resumed, with every other block
       checkpointed and the blocks compiled;
-    - DDP on a model without timing conditioning (its seconds conditioners unbuilt);
+    - DDP on a model without timing conditioning (its seconds conditioners unbuilt), validated;
     - which checkpoint the ranks resume from when each sees other folders."""
     import torch.distributed as dist
 
@@ -176,14 +176,16 @@ def fsdp_runs(version: str, root: str) -> None:
 
     dist.init_process_group("gloo")
     rank = dist.get_rank()
-    summaries = {"whole": run("fsdp", 4, "fsdp", async_checkpoints=True)}
+    # Validation (on the train split: this version has no other) must not change the training it watches.
+    validation = {"every": 2, "split": "train", "batches": 1, "times": [0.5]}
+    summaries = {"whole": run("fsdp", 4, "fsdp", async_checkpoints=True, validation=validation)}
     run("fsdp-parts", 2, "fsdp")
     summaries["parts"] = run("fsdp-parts", 4, "fsdp")
     run("ddp-then-fsdp", 2, "ddp")
     summaries["crossed"] = run("ddp-then-fsdp", 4, "fsdp")
     options = {"activation_checkpointing": 2, "compile": "on", "compile_backend": "aot_eager"}
     summaries["one-then-two"] = run("one-then-two", 4, "fsdp", **options)
-    summaries["no-timing"] = run("no-timing", 2, "ddp", model=f"{root}/no-timing.json")
+    summaries["no-timing"] = run("no-timing", 2, "ddp", model=f"{root}/no-timing.json", validation=validation)
     # Rank 1 sees a newer checkpoint than rank 0 (a listing that differs between ranks): rank 0's choice holds.
     chosen = resume_folder(Path(root) / f"view-{rank}", Distributed(rank, 2, rank, torch.device("cpu")))
     names: list = [None, None]
@@ -240,6 +242,7 @@ def test_fsdp_sharded_checkpoints_resume_exactly_across_world_sizes_and_formats(
     assert summaries.pop("chosen") == ["step-00000002", "step-00000002"]
     assert all(s["world_size"] == 2 and s["replicas_agree"] for s in summaries.values())
     assert [s["step"] for s in summaries.values()] == [4, 4, 4, 4, 2]
+    assert "valid_loss" in summaries["whole"] and "valid_loss" in summaries["no-timing"]
     assert (tmp_path / "fsdp" / "checkpoints" / "step-00000004" / "sharded" / ".metadata").is_file()
     assert not (tmp_path / "fsdp" / "checkpoints" / "step-00000004" / "model.safetensors").exists()
     for ema in (False, True):
@@ -260,6 +263,17 @@ def test_fsdp_sharded_checkpoints_resume_exactly_across_world_sizes_and_formats(
     one_then_two = load_training_state(tmp_path / "one-then-two" / "checkpoints" / "step-00000004")
     assert one_then_two["step"] == 4 and len(one_then_two["loader"]) == 2  # written by the 2 ranks it resumed on
     assert not any(k.startswith("conditioners.seconds_") for k in checkpoint(tmp_path / "no-timing", 2))
+
+    # `soundry export` consolidates the sharded checkpoint into SAO's files: its EMA weights, whole.
+    from safetensors.torch import load_file
+
+    from model.sao.checkpoint import to_sao_name
+    from model.sao.export import export_sao
+
+    export_sao(tmp_path / "fsdp" / "checkpoints" / "step-00000004", tmp_path / "exported")
+    exported = load_file(str(tmp_path / "exported" / "model.safetensors"))
+    averaged = checkpoint(tmp_path / "fsdp", 4, ema=True)
+    assert averaged and all(torch.equal(exported[to_sao_name(k)], v) for k, v in averaged.items())
 
     # The sharded FSDP2 checkpoint (2 ranks) resumes in one process (2 -> 1), AdamW going on from step 4.
     shutil.copytree(tmp_path / "fsdp", tmp_path / "one")
