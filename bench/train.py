@@ -49,7 +49,7 @@ import soundfile  # noqa: E402
 import torch  # noqa: E402
 
 from bench.model import TARGET, matmul_peak_tflops  # noqa: E402
-from bench.train_memory import Probes, largest_batch  # noqa: E402
+from bench.train_memory import Probes, TrainingStep, largest_batch  # noqa: E402
 from model.config import preset  # noqa: E402
 
 CACHE = ROOT / "build" / "bench" / "train"
@@ -314,8 +314,9 @@ def size(
     frames = preset(name).latent_length
     row: dict = {"preset": name, "device": device.type, "frames": frames, "peak_tflops": peak}
     budget = int(budget_gb * 1e9)
+    shared = TrainingStep(name, device) if cuda else None  # one model for every CUDA probe
     for checkpointing in (0, 1):
-        probes = Probes(name, device, checkpointing, budget)
+        probes = Probes(name, device, checkpointing, budget, shared)
         each = probes.per_example()
         largest = largest_batch(probes.fits, max_batch)
         row[f"memory_per_example_gb_ckpt{checkpointing}"] = None if each is None else each / 1e9
@@ -329,6 +330,7 @@ def size(
             flush=True,
         )
     if cuda:
+        del shared, probes
         torch.cuda.empty_cache()
     version, vae = latent_version(name, device.type)
     for checkpointing in (1, 0):
@@ -386,7 +388,9 @@ def main() -> int:
         "--gpu-device", default="auto", choices=["auto", "cuda", "cpu"], help="where the size section runs"
     )
     parser.add_argument("--gpu-preset", help="preset of the size section (default: sao-1.0 on CUDA, tiny on the CPU)")
-    parser.add_argument("--gpu-batch", type=int, default=8, help="examples per step of the size section's loop")
+    parser.add_argument(
+        "--gpu-batch", type=int, default=8, help="examples per step of the size section's loop (the CPU stand-in: 2)"
+    )
     parser.add_argument(
         "--max-batch", type=int, default=256, help="where the largest-batch search stops (the CPU stand-in: 4)"
     )
@@ -441,12 +445,14 @@ def main() -> int:
         rows["scaling"] = scaling("tiny", args.batch, args.scaling_steps)
     if args.gpu:
         cuda = args.gpu_device == "cuda" or (args.gpu_device == "auto" and torch.cuda.is_available())
+        # The CPU stand-in checks the path: small batches (bf16 matrix products are slow on a CPU).
         max_batch = args.max_batch if cuda else min(args.max_batch, 4)
+        batch = args.gpu_batch if cuda else min(args.gpu_batch, 2)
         rows["gpu"].append(
             size(
                 args.gpu_preset,
                 args.gpu_device,
-                args.gpu_batch,
+                batch,
                 args.steps,
                 max_batch,
                 args.cpu_budget_gb,

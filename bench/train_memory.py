@@ -3,8 +3,9 @@ with and without activation checkpointing, and the largest batch that fits.
 
 A probe is one bare training step of a preset (bf16 autocast, the loss on random latents of the
 preset's length with real prompts, backward, AdamW) at a given batch, and its peak memory:
-- CUDA: the caching allocator's peak, in this process; a batch fits when its step runs (an
-  out-of-memory error says it does not);
+- CUDA: the caching allocator's peak, in this process, on one model and optimizer built once for
+  every probe (building a 1.2 B-parameter model per probe would cost more device time than the
+  steps); a batch fits when its step runs (an out-of-memory error says it does not);
 - CPU (the stand-in that checks this code where no GPU is): the peak resident memory of a fresh
   process running the step over what it held before; a batch fits when that peak stays within
   a budget.
@@ -33,46 +34,48 @@ from model.latent_diffusion import LatentDiffusion  # noqa: E402
 PROMPT = "Genre: Jazz | Instruments: Piano, Double Bass | Moods: Calm"
 
 
-def bare_step(name: str, device: torch.device, batch: int, checkpointing: int) -> Callable[[], None]:
-    """One preset's training step at `batch` (the model and optimizer built once, here)."""
-    torch.manual_seed(0)
-    model = LatentDiffusion(preset(name)).to(device).train()
-    model.dit.set_activation_checkpointing(checkpointing)
-    optimizer = torch.optim.AdamW(model.trainable_parameters().values(), lr=5e-5, fused=device.type == "cuda")
-    frames = model.config.latent_length
-    fields = {
-        "latents": torch.randn(batch, model.config.vae.latent_dim, frames, device=device),
-        "prompt": [PROMPT] * batch,
-        "seconds_start": torch.zeros(batch, device=device),
-        "seconds_total": torch.full((batch,), 47.0, device=device),
-    }
-    generator = torch.Generator(device=device).manual_seed(0)
+class TrainingStep:
+    """A preset's model and AdamW, built once; `run(batch)` is one bare training step at that batch."""
 
-    def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = model.loss(fields, generator)
+    def __init__(self, name: str, device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.device = device
+        self.model = LatentDiffusion(preset(name)).to(device).train()
+        self.optimizer = torch.optim.AdamW(
+            self.model.trainable_parameters().values(), lr=5e-5, fused=device.type == "cuda"
+        )
+        self.generator = torch.Generator(device=device).manual_seed(0)
+
+    def run(self, batch: int, checkpointing: int) -> None:
+        self.model.dit.set_activation_checkpointing(checkpointing)
+        fields = {
+            "latents": torch.randn(
+                batch, self.model.config.vae.latent_dim, self.model.config.latent_length, device=self.device
+            ),
+            "prompt": [PROMPT] * batch,
+            "seconds_start": torch.zeros(batch, device=self.device),
+            "seconds_total": torch.full((batch,), 47.0, device=self.device),
+        }
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            loss = self.model.loss(fields, self.generator)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
 
 
-def cuda_peak(name: str, batch: int, checkpointing: int) -> int | None:
-    """Peak allocated bytes of the second step (the first allocates the optimizer's state); None: out of memory."""
-    device = torch.device("cuda")
+def cuda_peak(step: TrainingStep, batch: int, checkpointing: int) -> int | None:
+    """Peak allocated bytes of a step (after one that allocates the optimizer's state); None: out of memory."""
     try:
-        step = bare_step(name, device, batch, checkpointing)
-        step()
+        step.run(batch, checkpointing)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        step()
+        step.run(batch, checkpointing)
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated()
     except torch.cuda.OutOfMemoryError:
         return None
     finally:
-        step = None
+        step.optimizer.zero_grad(set_to_none=True)  # what a failed step left
         torch.cuda.empty_cache()
 
 
@@ -86,27 +89,37 @@ def cpu_peak(name: str, batch: int, checkpointing: int) -> int:
 
 def cpu_probe(name: str, batch: int, checkpointing: int) -> None:
     torch.set_num_threads(1)
-    step = bare_step(name, torch.device("cpu"), batch, checkpointing)
-    step()  # the optimizer's state, allocated once
+    step = TrainingStep(name, torch.device("cpu"))
+    step.run(batch, checkpointing)  # the optimizer's state, allocated once
     with open("/proc/self/status") as f:
         before = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
-    step()
+    step.run(batch, checkpointing)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"step_peak_bytes": max(0, peak - before)}))
 
 
 class Probes:
-    """The peak memory of a preset's step per batch size on a device, each measured once."""
+    """The peak memory of a preset's step per batch size on a device, each measured once. On CUDA
+    the probes share `step` (one model for every batch and checkpointing setting)."""
 
-    def __init__(self, name: str, device: torch.device, checkpointing: int, budget: int | None = None) -> None:
-        self.name, self.device, self.checkpointing, self.budget = name, device, checkpointing, budget
+    def __init__(
+        self,
+        name: str,
+        device: torch.device,
+        checkpointing: int,
+        budget: int | None = None,
+        step: TrainingStep | None = None,
+    ) -> None:
+        self.name, self.device, self.checkpointing, self.budget, self.step = name, device, checkpointing, budget, step
         self.peaks: dict[int, int | None] = {}
 
     def peak(self, batch: int) -> int | None:
         """Bytes; None: out of memory (CUDA)."""
         if batch not in self.peaks:
-            probe = cuda_peak if self.device.type == "cuda" else cpu_peak
-            self.peaks[batch] = probe(self.name, batch, self.checkpointing)
+            if self.device.type == "cuda":
+                self.peaks[batch] = cuda_peak(self.step, batch, self.checkpointing)
+            else:
+                self.peaks[batch] = cpu_peak(self.name, batch, self.checkpointing)
         return self.peaks[batch]
 
     def fits(self, batch: int) -> bool:
