@@ -1,25 +1,30 @@
 """Training throughput of the DiT through the real loop (model/training/train.py), against floors measured
 in the same run (machines here are noisy; ratios measured in one run mean most).
 
-1. CPU, per preset (tiny, small): latent frames/s of `train()` on a published version with
-   latents (synthesized tones -> curate -> publish -> `encode` with the preset's VAE, random
-   weights), over the steps after the first two, against the floor: the same model's bare step
-   (diffusion loss on random latents of the same shape with the real batch's prompts, backward,
-   AdamW), timed in the same process before and after the loop (the faster counts). The ratio
-   loop/floor says what the loader, clipping, scheduler, EMA and logging cost.
+1. CPU, per preset (tiny, small), with activation checkpointing off and on (every block): latent
+   frames/s of `train()` on a published version with latents (synthesized tones -> curate ->
+   publish -> `encode` with the preset's VAE, random weights), over the steps after the first two,
+   against the floor: the same model's bare step with the same checkpointing (diffusion loss on
+   random latents of the same shape with the real batch's prompts, backward, AdamW), timed in the
+   same process before and after the loop (the faster counts). The ratio loop/floor says what the
+   loader, clipping, scheduler, EMA and logging cost; loop off / loop on what checkpointing costs.
 2. Scaling: the tiny loop in 1 and 2 processes (torchrun, gloo, OMP_NUM_THREADS=1 each, the same
    batch per rank): global frames/s of 2 processes over 1, under DDP and under FSDP2.
-3. --gpu: the bf16 matmul peak and the bare sao-1.0 step of bench/model.py (FLOPs counted by
-   torch's FlopCounterMode), then the loop on sao-1.0 in bf16 autocast: samples/s, and the loop's
-   TFLOP/s (the bare step's FLOPs over the loop's step time) as a fraction of the peak (target
-   >= 0.4). Without CUDA, --gpu runs the same path on the CPU with tiny, to check the code.
+3. --gpu (the size section; sao-1.0 on CUDA): the bf16 matmul peak measured here; the memory each
+   example adds to a bare training step with checkpointing off and on (bench/train_memory.py), and
+   the largest batch that fits each way; then the loop on sao-1.0 (its recipe: bf16, blocks
+   compiled, checkpointing on; and once with checkpointing off): samples/s and the loop's DiT
+   TFLOP/s per device as a fraction of the measured peak (target >= 0.4). Without CUDA the same
+   code runs on the CPU with tiny (`--gpu-device cpu` forces it): a check of the path, not a
+   measurement; its memory figures are peak resident memory of a process per probe, within a
+   budget (--cpu-budget-gb) instead of the GPU's out-of-memory.
 
 sao-1.0 on the CPU: its training state alone (fp32 weights, gradients, AdamW moments and EMA,
 20 bytes a trained parameter) is about 21 GB; the bench refuses a preset whose estimate exceeds
 the memory available.
 
     .venv/bin/python bench/train.py [--cpu-presets tiny,small] [--steps 6] [--batch 2] [--no-scaling]
-        [--gpu] [--json out.json]
+        [--gpu] [--gpu-preset sao-1.0] [--gpu-batch 8] [--max-batch 256] [--no-compile] [--json out.json]
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 import torch  # noqa: E402
 
-from bench.model import TARGET, matmul_peak_tflops, train_step_throughput  # noqa: E402
+from bench.model import TARGET, matmul_peak_tflops  # noqa: E402
+from bench.train_memory import Probes, TrainingStep, largest_batch  # noqa: E402
 from model.config import preset  # noqa: E402
 
 CACHE = ROOT / "build" / "bench" / "train"
@@ -115,9 +121,10 @@ def latent_version(name: str, device: str = "cpu") -> tuple[str, str]:
 
 
 def loop_config(name: str, version: str, vae: str, output: Path, batch: int, steps: int, device: str, **overrides):
-    from model.training.config import TrainConfig
+    """The loop's config: the preset's recipe under these settings (as `soundry train` resolves it)."""
+    from model.training.recipes import with_recipe
 
-    return TrainConfig.model_validate(
+    return with_recipe(
         {
             "output": str(output),
             "model": name,
@@ -128,7 +135,8 @@ def loop_config(name: str, version: str, vae: str, output: Path, batch: int, ste
             "log_every": 1,
             "checkpoint_every": 10**9,
             "keep_checkpoints": 1,
-            "demo": {"prompts": ["Drums"], "seconds": 0.1, "steps": 1},
+            "demo": {"prompts": ["Drums"], "seconds": 0.1, "steps": 1, "cfg_scales": [3.0]},
+            "validation": {"every": 0},
             **overrides,
         }
     )
@@ -137,8 +145,10 @@ def loop_config(name: str, version: str, vae: str, output: Path, batch: int, ste
 def loop_rates(run: Path) -> dict[str, float]:
     """Median samples/s and latent frames/s (all ranks together) of the steps after the warm-up,
     and the best step's frames/s (the least disturbed by other work on the machine)."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][WARMUP_STEPS:]
-    rates = {key: statistics.median(row[key] for row in rows) for key in ("samples_per_s", "latent_frames_per_s")}
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [row for row in rows if "loss" in row][WARMUP_STEPS:]
+    keys = ("samples_per_s", "latent_frames_per_s", "tflops_per_device")
+    rates = {key: statistics.median(row[key] for row in rows) for key in keys}
     return {**rates, "best_latent_frames_per_s": max(row["latent_frames_per_s"] for row in rows)}
 
 
@@ -153,6 +163,7 @@ def floor_rate(config, steps: int) -> float:
 
     device = torch.device("cuda" if config.device == "cuda" else "cpu")
     model = build_model(config).to(device).train()
+    model.dit.set_activation_checkpointing(config.activation_checkpointing)
     optimizer = torch.optim.AdamW(
         model.trainable_parameters().values(),
         lr=config.optimizer.lr,
@@ -204,30 +215,31 @@ def available_gb() -> float:
 
 
 def cpu_case(name: str, batch: int, steps: int, threads: int) -> dict:
-    """One preset's loop against its floor (run in its own process, see main)."""
+    """One preset's loop against its floor, with activation checkpointing off and on (run in its own
+    process, see main)."""
     from model.training.train import train
 
     torch.set_num_threads(threads)
     version, vae = latent_version(name)
-    run = CACHE / name / "run"
-    shutil.rmtree(run, ignore_errors=True)
-    config = loop_config(name, version, vae, run, batch, steps, "cpu")
-    floor_before = floor_rate(config, steps)
-    train(config)
-    loop = loop_rates(run)
-    floor_after = floor_rate(config, steps)
-    floor = max(floor_before, floor_after)
     frames = preset(name).latent_length
-    return {
-        "preset": name,
-        "batch": batch,
-        "frames": frames,
-        "threads": threads,
-        **loop,
-        "floor_frames_per_s": floor,
-        "floor_runs": [floor_before, floor_after],
-        "ratio": loop["latent_frames_per_s"] / floor,
-    }
+    row = {"preset": name, "batch": batch, "frames": frames, "threads": threads}
+    for checkpointing in (0, 1):
+        run = CACHE / name / f"run-ckpt{checkpointing}"
+        shutil.rmtree(run, ignore_errors=True)
+        config = loop_config(name, version, vae, run, batch, steps, "cpu", activation_checkpointing=checkpointing)
+        floor_before = floor_rate(config, steps)
+        train(config)
+        loop = loop_rates(run)
+        floor_after = floor_rate(config, steps)
+        floor = max(floor_before, floor_after)
+        row[f"ckpt{checkpointing}"] = {
+            **loop,
+            "floor_frames_per_s": floor,
+            "floor_runs": [floor_before, floor_after],
+            "ratio": loop["latent_frames_per_s"] / floor,
+        }
+    row["checkpointing_slowdown"] = row["ckpt0"]["latent_frames_per_s"] / row["ckpt1"]["latent_frames_per_s"]
+    return row
 
 
 def scaling_worker(name: str, batch: int, steps: int, parallel: str, output: str) -> None:
@@ -285,57 +297,61 @@ def scaling(name: str, batch: int, steps: int) -> list[dict]:
     return rows
 
 
-def gpu(batch: int, steps: int) -> dict:
-    """sao-1.0 in bf16 on CUDA: the loop against bench/model.py's bare step and matmul peak. Without
-    CUDA: the same path on the CPU with tiny (a check of the code, not a measurement)."""
+def size(
+    name: str | None, device_name: str, batch: int, steps: int, max_batch: int, budget_gb: float, compile_on: bool
+) -> dict:
+    """The size section (see the docstring): sao-1.0 on CUDA, or the same code with tiny on the CPU."""
     from model.training.train import train
 
-    cuda = torch.cuda.is_available()
-    device, name = (torch.device("cuda"), "sao-1.0") if cuda else (torch.device("cpu"), "tiny")
+    cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if cuda else "cpu")
+    name = name or ("sao-1.0" if cuda else "tiny")
     if not cuda:
-        print(
-            "gpu: none here; running the GPU path on the CPU with tiny to check it (figures mean nothing)", flush=True
-        )
-    dtype = torch.bfloat16
-    peak = matmul_peak_tflops(device, dtype, n=8192 if cuda else 1024)
-    print(
-        f"{torch.cuda.get_device_name() if cuda else 'cpu'}: {dtype} matmul peak measured {peak:.2f} TFLOP/s",
-        flush=True,
-    )
+        print(f"size: no GPU; the same code on the CPU with {name}, to check it (figures mean little)", flush=True)
+    peak = matmul_peak_tflops(device, torch.bfloat16, n=8192 if cuda else 1024)
+    label = torch.cuda.get_device_name() if cuda else "cpu"
+    print(f"{label}: bf16 matmul peak measured {peak:.3g} TFLOP/s", flush=True)
     frames = preset(name).latent_length
-    bare = train_step_throughput(name, device, dtype, batch, frames, peak, False, {})
+    row: dict = {"preset": name, "device": device.type, "frames": frames, "peak_tflops": peak}
+    budget = int(budget_gb * 1e9)
+    shared = TrainingStep(name, device) if cuda else None  # one model for every CUDA probe
+    for checkpointing in (0, 1):
+        probes = Probes(name, device, checkpointing, budget, shared)
+        each = probes.per_example()
+        largest = largest_batch(probes.fits, max_batch)
+        row[f"memory_per_example_gb_ckpt{checkpointing}"] = None if each is None else each / 1e9
+        row[f"largest_batch_ckpt{checkpointing}"] = largest
+        shown = "out of memory at batch 1 or 2" if each is None else f"{each / 2**30:.3g} GiB"
+        where = "" if cuda else f" within a {budget_gb:g} GB budget"
+        print(
+            f"{device.type} {name} bare step, checkpointing {'on (every block)' if checkpointing else 'off'}: "
+            f"{shown} per example of {frames} latent frames; largest batch{where} {largest}"
+            f"{' (the search limit)' if largest == max_batch else ''}",
+            flush=True,
+        )
     if cuda:
+        del shared, probes
         torch.cuda.empty_cache()
     version, vae = latent_version(name, device.type)
-    run = CACHE / name / "gpu-run"
-    shutil.rmtree(run, ignore_errors=True)
-    train(loop_config(name, version, vae, run, batch, steps, device.type, precision="bf16"))
-    rates = loop_rates(run)
-    step_s = batch / rates["samples_per_s"]
-    achieved = bare["tflop_per_step"] / step_s
-    row = {
-        "preset": name,
-        "device": device.type,
-        "batch": batch,
-        "frames": frames,
-        **rates,
-        "loop_step_s": step_s,
-        "bare_step_s": bare["step_s"],
-        "tflop_per_step": bare["tflop_per_step"],
-        "tflops": achieved,
-        "peak_tflops": peak,
-        "ratio": achieved / peak,
-        "loop_over_bare": bare["step_s"] / step_s,
-    }
-    verdict = "meets" if row["ratio"] >= TARGET else "below"
-    print(
-        f"{device.type} {name} training loop bf16 batch {batch} x {frames} frames: {rates['samples_per_s']:.2f} "
-        f"samples/s, "
-        f"{step_s * 1e3:.0f} ms a step ({row['loop_over_bare']:.2f} of the bare step's speed) -> {achieved:.2f} "
-        f"TFLOP/s = "
-        f"{row['ratio']:.2f} of the measured matmul peak ({verdict} target {TARGET})",
-        flush=True,
-    )
+    for checkpointing in (1, 0):
+        run = CACHE / name / f"size-run-ckpt{checkpointing}"
+        shutil.rmtree(run, ignore_errors=True)
+        overrides = {"precision": "bf16", "activation_checkpointing": checkpointing, "peak_tflops": peak}
+        overrides["compile"] = "on" if compile_on and cuda else "off"
+        train(loop_config(name, version, vae, run, batch, steps, device.type, **overrides))
+        rates = loop_rates(run)
+        ratio = rates["tflops_per_device"] / peak
+        row[f"loop_ckpt{checkpointing}"] = {**rates, "batch": batch, "ratio": ratio, "compiled": overrides["compile"]}
+        verdict = "meets" if ratio >= TARGET else "below"
+        print(
+            f"{device.type} {name} training loop bf16 batch {batch} x {frames} frames, checkpointing "
+            f"{'on' if checkpointing else 'off'}, compile {overrides['compile']}: {rates['samples_per_s']:.2f} "
+            f"samples/s, {rates['tflops_per_device']:.3g} TFLOP/s (the DiT's training FLOPs) = {ratio:.2f} of the "
+            f"measured matmul peak ({verdict} target {TARGET})",
+            flush=True,
+        )
+        if cuda:
+            torch.cuda.empty_cache()
     return row
 
 
@@ -366,9 +382,22 @@ def main() -> int:
     parser.add_argument(
         "--gpu",
         action="store_true",
-        help="measure sao-1.0 in bf16 on CUDA (without CUDA: check the path with tiny on the CPU)",
+        help="the size section: sao-1.0 in bf16 on CUDA (without CUDA: the same code with tiny on the CPU)",
     )
-    parser.add_argument("--gpu-batch", type=int, default=8, help="examples per step on the GPU")
+    parser.add_argument(
+        "--gpu-device", default="auto", choices=["auto", "cuda", "cpu"], help="where the size section runs"
+    )
+    parser.add_argument("--gpu-preset", help="preset of the size section (default: sao-1.0 on CUDA, tiny on the CPU)")
+    parser.add_argument(
+        "--gpu-batch", type=int, default=8, help="examples per step of the size section's loop (the CPU stand-in: 2)"
+    )
+    parser.add_argument(
+        "--max-batch", type=int, default=256, help="where the largest-batch search stops (the CPU stand-in: 4)"
+    )
+    parser.add_argument(
+        "--cpu-budget-gb", type=float, default=1.0, help="the CPU stand-in's memory budget per step (fits or not)"
+    )
+    parser.add_argument("--no-compile", action="store_true", help="the size section's loop without torch.compile")
     parser.add_argument("--json", help="write all rows to this file")
     args = parser.parse_args()
     if args.case:
@@ -401,18 +430,35 @@ def main() -> int:
         if out.returncode != 0:
             raise SystemExit(f"cpu {name} failed:\n{out.stderr[-3000:]}")
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"cpu {name:6s} batch {row['batch']} x {row['frames']} frames, {row['threads']} threads: loop "
-            f"{row['latent_frames_per_s']:8.1f} "
-            f"latent frames/s ({row['samples_per_s']:.2f} samples/s), floor {row['floor_frames_per_s']:8.1f} -> "
-            f"ratio {row['ratio']:.2f}",
-            flush=True,
-        )
+        for checkpointing in (0, 1):
+            case = row[f"ckpt{checkpointing}"]
+            print(
+                f"cpu {name:6s} batch {row['batch']} x {row['frames']} frames, {row['threads']} threads, "
+                f"checkpointing {'on ' if checkpointing else 'off'}: loop {case['latent_frames_per_s']:8.1f} latent "
+                f"frames/s ({case['samples_per_s']:.2f} samples/s), floor {case['floor_frames_per_s']:8.1f} -> ratio "
+                f"{case['ratio']:.2f}",
+                flush=True,
+            )
+        print(f"cpu {name:6s} checkpointing every block costs x{row['checkpointing_slowdown']:.2f} in the loop")
         rows["cpu"].append(row)
     if not args.no_scaling:
         rows["scaling"] = scaling("tiny", args.batch, args.scaling_steps)
     if args.gpu:
-        rows["gpu"].append(gpu(args.gpu_batch, args.steps))
+        cuda = args.gpu_device == "cuda" or (args.gpu_device == "auto" and torch.cuda.is_available())
+        # The CPU stand-in checks the path: small batches (bf16 matrix products are slow on a CPU).
+        max_batch = args.max_batch if cuda else min(args.max_batch, 4)
+        batch = args.gpu_batch if cuda else min(args.gpu_batch, 2)
+        rows["gpu"].append(
+            size(
+                args.gpu_preset,
+                args.gpu_device,
+                batch,
+                args.steps,
+                max_batch,
+                args.cpu_budget_gb,
+                not args.no_compile,
+            )
+        )
     print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -7,6 +7,9 @@
       model.safetensors    every weight but a text encoder's (diffusion: vae.*, conditioners.*, dit.*;
                            vae: encoder.*, decoder.*, SAO's autoencoder layout)
       ema.safetensors      optional: EMA weights, a subset of model.safetensors' names
+      sharded/             instead of the two files above, in a sharded checkpoint: the weights, EMA and
+                           optimizer state as every rank wrote its shards (torch.distributed.checkpoint);
+                           read here as whole tensors by one process
       text_encoder/        only for a random stand-in text encoder (transformers layout); a real
                            one stays where config.json's model.conditioning.prompt.path points
       ...                  the trainer's own files: optimizer.pt, scheduler.pt, rng.pt, data state
@@ -39,11 +42,12 @@ from curation.core.errors import UserError
 from model.config import ModelConfig
 from model.latent_diffusion import LatentDiffusion
 from model.vae import AudioVAE
-from model.weights import StateDictError, load_strict, read_tensors, write_tensors
+from model.weights import StateDictError, load_strict, read_sharded_tensors, read_tensors, write_tensors
 
 FORMAT = "soundry-checkpoint"
 FORMAT_VERSION = 1
 TEXT_ENCODER_DIR = "text_encoder"
+SHARDED_DIR = "sharded"
 
 
 class CheckpointError(UserError):
@@ -70,18 +74,26 @@ def checkpoint_writer(folder: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        sync_tree(tmp)  # every file on the disk before the rename: a committed folder is never empty after a crash
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
-            folder.rename(old)
-            tmp.rename(folder)
-            sync_folder(folder.parent)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(folder)
-            sync_folder(folder.parent)  # before anyone prunes the checkpoints older than this one
+        commit_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def commit_folder(tmp: Path, folder: Path) -> None:
+    """Rename a filled temporary folder into place, replacing an older `folder` (moved aside first,
+    so that at every moment one whole folder has the name, or none). Every file is on the disk
+    before the rename, so a committed folder is never empty after a crash, and the rename is
+    before anyone prunes the checkpoints older than this one."""
+    sync_tree(tmp)
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
+        folder.rename(old)
+        tmp.rename(folder)
+        sync_folder(folder.parent)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(folder)
+        sync_folder(folder.parent)
 
 
 def write_model_files(
@@ -100,9 +112,32 @@ def write_model_files(
     `state`: the model's whole state dict when its own parameters are shards (FSDP2), gathered by
     the caller; by default the model's state dict."""
     if isinstance(model, LatentDiffusion):
-        kind, config = "diffusion", config or model.config
         skip = model.text_encoder_keys()
         state = model.own_state_dict() if state is None else {k: v for k, v in state.items() if k not in skip}
+    else:
+        state = model.state_dict() if state is None else state
+    if ema_state is not None:
+        unknown = sorted(set(ema_state) - set(state))
+        if unknown:
+            raise StateDictError(f"EMA weights name tensors the model does not have: {', '.join(unknown[:5])}")
+        write_tensors(folder / "ema.safetensors", ema_state)
+    write_tensors(folder / "model.safetensors", state)
+    write_model_config(folder, model, config, weights=weights, step=step, metadata=metadata)
+
+
+def write_model_config(
+    folder: Path,
+    model: LatentDiffusion | AudioVAE,
+    config: ModelConfig | None = None,
+    *,
+    weights: str = "trained",
+    step: int = 0,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """config.json and a random text encoder (what a folder holds besides its tensors): with
+    write_model_files' tensors a whole checkpoint, with a sharded/ folder a sharded one."""
+    if isinstance(model, LatentDiffusion):
+        kind, config = "diffusion", config or model.config
         encoder = model.conditioners.text_encoder
         if encoder is not None:
             if encoder.is_random:
@@ -116,13 +151,7 @@ def write_model_files(
     else:
         if config is None:
             raise ValueError("write_model_files: a bare AudioVAE needs the ModelConfig it belongs to")
-        kind, state = "vae", model.state_dict() if state is None else state
-    if ema_state is not None:
-        unknown = sorted(set(ema_state) - set(state))
-        if unknown:
-            raise StateDictError(f"EMA weights name tensors the model does not have: {', '.join(unknown[:5])}")
-        write_tensors(folder / "ema.safetensors", ema_state)
-    write_tensors(folder / "model.safetensors", state)
+        kind = "vae"
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -184,8 +213,22 @@ def read_checkpoint_info(folder: str | Path) -> CheckpointInfo:
         int(document.get("step", 0)),
         config,
         metadata,
-        (folder / "ema.safetensors").is_file(),
+        (folder / "ema.safetensors").is_file() or is_sharded_checkpoint(folder),
     )
+
+
+def is_sharded_checkpoint(folder: str | Path) -> bool:
+    return (Path(folder) / SHARDED_DIR).is_dir()
+
+
+def checkpoint_tensors(folder: str | Path, ema: bool = False) -> tuple[dict[str, Tensor], str]:
+    """The whole weights (or EMA weights) of a checkpoint folder, and the name of where they came
+    from: its safetensors file, or its sharded/ folder read in this one process."""
+    folder = Path(folder)
+    if is_sharded_checkpoint(folder):
+        return read_sharded_tensors(folder / SHARDED_DIR, "ema." if ema else "model."), str(folder / SHARDED_DIR)
+    path = folder / ("ema.safetensors" if ema else "model.safetensors")
+    return read_tensors(path), str(path)
 
 
 def load_checkpoint(
@@ -202,17 +245,9 @@ def load_checkpoint(
         config = info.config if text_encoder is None else info.config.with_text_encoder_path(text_encoder)
         model = LatentDiffusion(config, relative_to=info.folder)
         skip = model.text_encoder_keys()
-    load_strict(
-        model, read_tensors(info.folder / "model.safetensors"), str(info.folder / "model.safetensors"), skip=skip
-    )
+    load_strict(model, *checkpoint_tensors(info.folder), skip=skip)
     if use_ema and info.has_ema:
-        load_strict(
-            model,
-            read_tensors(info.folder / "ema.safetensors"),
-            str(info.folder / "ema.safetensors"),
-            skip=skip,
-            partial=True,
-        )
+        load_strict(model, *checkpoint_tensors(info.folder, ema=True), skip=skip, partial=True)
     return model.to(device)
 
 

@@ -58,11 +58,16 @@ class NumberConditioner(nn.Module):
         self.fourier_weights = nn.Parameter(torch.randn(FOURIER_WEIGHTS))
         self.proj = nn.Linear(1 + 2 * FOURIER_WEIGHTS, cond_dim)
 
+    def features(self, values: Tensor) -> Tensor:
+        """(B,) -> (B, 257): [v, sin, cos] as SAO, in float32 whatever the weights' dtype (bf16 under
+        FSDP2's mixed precision, or a model cast to half): the seconds' embedding must not depend on
+        how the run computes."""
+        v = (values.float().clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
+        f = 2 * math.pi * v[:, None] * self.fourier_weights.float()  # (B, 128)
+        return torch.cat([v[:, None], f.sin(), f.cos()], dim=-1)
+
     def forward(self, values: Tensor) -> tuple[Tensor, Tensor]:
-        v = (values.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)  # (B,)
-        v = v.to(self.proj.weight.dtype)[:, None]  # (B, 1)
-        f = 2 * math.pi * v * self.fourier_weights  # (B, 128)
-        tokens = self.proj(torch.cat([v, f.sin(), f.cos()], dim=-1))[:, None]  # (B, 1, cond_dim); v, sin, cos as SAO
+        tokens = self.proj(self.features(values).to(self.proj.weight.dtype))[:, None]  # (B, 1, cond_dim)
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
 
@@ -87,13 +92,16 @@ class Conditioners(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
+        # Only the conditioners the config routes somewhere: an unused one would hold weights that
+        # never get a gradient (DDP, built without find_unused_parameters, stops on them).
         used = set(config.cross_attention_ids) | set(config.global_ids)
         if "prompt" in used:
             self.prompt = TextConditioner(
                 text_encoder or load_text_encoder(config.prompt, relative_to), config.cond_dim
             )
-        self.seconds_start = NumberConditioner(config.seconds_start, config.cond_dim)
-        self.seconds_total = NumberConditioner(config.seconds_total, config.cond_dim)
+        for cid in ("seconds_start", "seconds_total"):
+            if cid in used:
+                setattr(self, cid, NumberConditioner(getattr(config, cid), config.cond_dim))
 
     @property
     def global_dim(self) -> int:
@@ -106,7 +114,7 @@ class Conditioners(nn.Module):
     def forward(
         self, prompts: list[str], seconds_start: Tensor | list[float], seconds_total: Tensor | list[float]
     ) -> Conditioning:
-        device = self.seconds_start.proj.weight.device
+        device = next(self.parameters()).device
         numbers = {"seconds_start": seconds_start, "seconds_total": seconds_total}
         outputs = {}
         for cid in dict.fromkeys([*self.config.cross_attention_ids, *self.config.global_ids]):

@@ -161,9 +161,11 @@ class DiffusionConfig(StrictModel):
         description="v: v-objective on the cosine schedule (SAO); rectified_flow: x_t = (1-t) x + t noise, target "
         "noise - x",
     )
-    timesteps: Literal["uniform", "logit_normal"] = Field(
+    timesteps: Literal["uniform", "sobol", "stratified", "logit_normal"] = Field(
         "uniform",
-        description="Training timestep distribution on [0, 1] (SAO: uniform; logit_normal is usual for rectified flow)",
+        description="Training timestep distribution on [0, 1]: uniform (SAO), sobol (a scrambled Sobol set per "
+        "batch, as stable-audio-tools draws its uniform times), stratified (one time per 1/batch of [0, 1]), "
+        "logit_normal (usual for rectified flow)",
     )
     cfg_dropout: float = Field(
         0.1,

@@ -13,6 +13,7 @@ so the network sees x * c_in at time t(s) and D = c_skip x + c_out v.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 
@@ -38,10 +39,25 @@ def alpha_sigma(t: Tensor, objective: str) -> tuple[Tensor, Tensor]:
 def sample_timesteps(
     batch: int, kind: str, generator: torch.Generator | None = None, device: torch.device | None = None
 ) -> Tensor:
-    """Training times t (B,) in [0, 1]: uniform (SAO), or logit-normal (sigmoid of a standard normal)."""
+    """Training times t (B,) in [0, 1]:
+    - uniform (SAO's distribution), independent draws;
+    - sobol: a scrambled Sobol point set (what stable-audio-tools draws its "uniform" times from): the
+      batch covers [0, 1] evenly (one time in each 1/B of it when B is a power of two), so the
+      batch's loss varies less from step to step; scrambled with a seed derived from the
+      generator's own seed (no draw from a GPU generator, no device sync);
+    - stratified: one uniform time in each 1/B of [0, 1], in random order;
+    - logit_normal: sigmoid of a standard normal (usual for rectified flow)."""
     source = generator.device if generator is not None else device
     if kind == "uniform":
         t = torch.rand(batch, generator=generator, device=source)
+    elif kind == "sobol":
+        seed = generator.initial_seed() if generator is not None else int(torch.randint(2**62, (1,)))
+        scramble = int.from_bytes(hashlib.sha256(f"sobol {seed}".encode()).digest()[:8], "little") >> 1
+        t = torch.quasirandom.SobolEngine(1, scramble=True, seed=scramble).draw(batch, dtype=torch.float32)[:, 0]
+    elif kind == "stratified":
+        offsets = torch.rand(batch, generator=generator, device=source)
+        strata = torch.randperm(batch, generator=generator, device=source)
+        t = (strata + offsets) / batch
     else:
         t = torch.sigmoid(torch.randn(batch, generator=generator, device=source))
     return t.to(device)

@@ -23,20 +23,31 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 # ---------------------------------------------------------------- helpers
 
 
+def float32_region(x: Tensor) -> torch.autocast:
+    """Autocast off around a computation that must stay in float32 whatever the caller's autocast."""
+    return torch.autocast("cuda" if x.is_cuda else "cpu", enabled=False)
+
+
 class FourierFeatures(nn.Module):
-    """Learned Fourier features of a scalar: f = 2 pi x W^T, features [cos f, sin f] (cos first)."""
+    """Learned Fourier features of a scalar: f = 2 pi x W^T, features [cos f, sin f] (cos first).
+
+    Always float32: under bf16 autocast the product would be rounded to 8 bits of mantissa (cos/sin
+    off by up to 0.1 at t near 1), while sampling runs in float32, so training would see other
+    features than sampling does."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features // 2, in_features))
 
     def forward(self, x: Tensor) -> Tensor:
-        f = 2 * math.pi * x @ self.weight.T  # (B, out / 2)
-        return torch.cat([f.cos(), f.sin()], dim=-1)  # (B, out)
+        with float32_region(x):
+            f = 2 * math.pi * x.float() @ self.weight.float().T  # (B, out / 2)
+            return torch.cat([f.cos(), f.sin()], dim=-1)  # (B, out)
 
 
 class RotaryEmbedding(nn.Module):
@@ -78,6 +89,21 @@ def merge_heads(x: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- layers
+
+
+class LayerNorm(nn.Module):
+    """SAO's LayerNorm: a learned scale (gamma) and a fixed shift (beta), a buffer that is never
+    trained: zeros at init, what a loaded checkpoint holds otherwise, exported as it is. Stored as
+    `weight` and `bias`, the names a torch LayerNorm has, so files keep their layout."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.register_buffer("bias", torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
 
 
 class SelfAttention(nn.Module):
@@ -136,11 +162,11 @@ class FeedForward(nn.Module):
 class DiTBlock(nn.Module):
     def __init__(self, dim: int, heads: int, context_dim: int, ff_mult: int) -> None:
         super().__init__()
-        self.self_attn_norm = nn.LayerNorm(dim)
+        self.self_attn_norm = LayerNorm(dim)
         self.self_attn = SelfAttention(dim, heads)
-        self.cross_attn_norm = nn.LayerNorm(dim)
+        self.cross_attn_norm = LayerNorm(dim)
         self.cross_attn = CrossAttention(dim, heads, context_dim)
-        self.ff_norm = nn.LayerNorm(dim)
+        self.ff_norm = LayerNorm(dim)
         self.ff = FeedForward(dim, ff_mult)
 
     def forward(self, x: Tensor, context: Tensor, rotary: tuple[Tensor, Tensor]) -> Tensor:
@@ -189,20 +215,28 @@ class DiT(nn.Module):
         self.postprocess_conv = nn.Conv1d(io_channels, io_channels, 1, bias=False)
         nn.init.zeros_(self.preprocess_conv.weight)
         nn.init.zeros_(self.postprocess_conv.weight)
+        self.checkpoint_every = 0
+
+    def set_activation_checkpointing(self, every: int) -> None:
+        """Recompute the activations of blocks 0, n, 2n, ... in backward instead of keeping them
+        (n = `every`; 1: every block, 0: none): memory for compute, the same loss and gradients."""
+        self.checkpoint_every = every
 
     def forward(self, x: Tensor, t: Tensor, cross_tokens: Tensor, global_cond: Tensor | None = None) -> Tensor:
         """v prediction for x (B, C, L) at diffusion time t (B,) in [0, 1], given the condition
         tokens (B, M, cond_dim) and the global condition (B, global_dim)."""
         context = self.to_cond_embed(cross_tokens)  # (B, M, cond_dim)
-        prefix = self.to_timestep_embed(
-            self.timestep_features(t[:, None].to(self.timestep_features.weight.dtype))
-        )  # (B, E)
+        prefix = self.to_timestep_embed(self.timestep_features(t[:, None].float()))  # (B, E)
         if self.to_global_embed is not None:
             prefix = prefix + self.to_global_embed(global_cond)
         x = self.preprocess_conv(x) + x  # (B, C, L)
         h = torch.cat([prefix[:, None], self.project_in(x.transpose(1, 2))], dim=1)  # (B, 1 + L, E)
         rotary = self.rotary(h.shape[1])
-        for block in self.blocks:
-            h = block(h, context, rotary)
+        for i, block in enumerate(self.blocks):
+            if self.checkpoint_every and i % self.checkpoint_every == 0 and torch.is_grad_enabled():
+                # Keep only the block's input; its activations are recomputed in backward.
+                h = checkpoint(block, h, context, rotary, use_reentrant=False)
+            else:
+                h = block(h, context, rotary)
         out = self.project_out(h)[:, 1:].transpose(1, 2)  # (B, C, L)
         return self.postprocess_conv(out) + out

@@ -109,13 +109,26 @@ class LatentDiffusion(nn.Module):
         x = self.latents(batch, generator)  # (B, C, L)
         device, b = x.device, x.shape[0]
         cond = self.condition(batch).drop_cross(cfg_keep(b, self.config.diffusion.cfg_dropout, generator, device))
-        objective = self.config.diffusion.objective
         t = sample_timesteps(b, self.config.diffusion.timesteps, generator, device)  # (B,)
+        return self._loss_at(x, cond, t, batch, generator)
+
+    @torch.no_grad()
+    def fixed_time_loss(self, batch: TrainingBatch, t: float, generator: torch.Generator | None = None) -> Tensor:
+        """The loss of a batch at one diffusion time for every example, every condition kept (no CFG
+        dropout): with a fixed batch and generator, a figure comparable from step to step (validation)."""
+        x = self.latents(batch, generator)
+        times = torch.full((x.shape[0],), float(t), device=x.device)
+        return self._loss_at(x, self.condition(batch), times, batch, generator)
+
+    def _loss_at(
+        self, x: Tensor, cond: Conditioning, t: Tensor, batch: TrainingBatch, generator: torch.Generator | None
+    ) -> Tensor:
+        objective = self.config.diffusion.objective
         noise = gaussian_like(x, generator)
         v = self.dit(noised(x, noise, t, objective), t, cond.cross_tokens, cond.global_cond)
         mask = None
         if self.config.diffusion.mask_padding and batch.get("padding_mask") is not None:
-            mask = latent_padding_mask(batch["padding_mask"].to(device), x.shape[-1], self.vae.ratio)
+            mask = latent_padding_mask(batch["padding_mask"].to(x.device), x.shape[-1], self.vae.ratio)
         return masked_mse(v, velocity_target(x, noise, t, objective), mask)
 
     # ------------------------------------------------------------ sampling

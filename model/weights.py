@@ -130,3 +130,25 @@ def write_tensors(path: str | Path, tensors: Mapping[str, Tensor], metadata: dic
 
     with atomic_local_file(str(path), suffix=".safetensors") as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+
+
+def read_sharded_tensors(path: str | Path, prefix: str) -> dict[str, Tensor]:
+    """The whole tensors under `prefix` ("model.", "ema.") of a sharded checkpoint folder
+    (torch.distributed.checkpoint's layout, as model/training/sharded.py writes it), read in this
+    one process whatever the number of ranks that wrote it; names without the prefix."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    path = Path(path)
+    try:
+        reader = dcp.FileSystemReader(str(path))
+        entries = reader.read_metadata().state_dict_metadata
+        state = {
+            name: torch.empty(entry.size, dtype=entry.properties.dtype)
+            for name, entry in entries.items()
+            if name.startswith(prefix) and isinstance(entry, TensorStorageMetadata)
+        }
+        dcp.load(state, storage_reader=reader, no_dist=True)
+    except Exception as error:  # a missing index, a missing or truncated rank file: the folder is not whole
+        raise _unreadable(path, error) from error
+    return {name[len(prefix) :]: tensor for name, tensor in state.items()}

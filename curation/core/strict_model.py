@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
 EXECUTION = {"execution": True}
 SENSITIVE = {"sensitive": True}
+
+
+def execution_field(default: Any = ..., **kwargs: Any) -> Any:
+    """A Field marked EXECUTION: how the work runs, so a run may resume under another value."""
+    return Field(default, json_schema_extra=EXECUTION, **kwargs)
 
 
 class StrictModel(BaseModel):

@@ -24,7 +24,7 @@ import soundfile
 import torch
 
 from curation.core.errors import UserError
-from model.checkpoint import load_vae, read_checkpoint_info
+from model.checkpoint import SHARDED_DIR, checkpoint_tensors, is_sharded_checkpoint, load_vae, read_checkpoint_info
 from model.config import VAEConfig
 from model.latents.config import EncodeConfig
 from model.sao.checkpoint import load_sao_vae, sao_vae_format
@@ -84,6 +84,9 @@ def check_vae_weights(config: EncodeConfig) -> None:
     """Refuse damaged VAE weights before a version is claimed: the model workers load them only
     later, and a claimed version records them."""
     path = Path(config.vae)
+    if path.is_dir() and is_sharded_checkpoint(path):
+        checkpoint_tensors(path, ema=True)  # reads the shards' index and pieces: a damaged one is named
+        return
     files = (
         [path / "model.safetensors", *[p for p in (path / "ema.safetensors",) if p.is_file()]]
         if path.is_dir()
@@ -94,12 +97,22 @@ def check_vae_weights(config: EncodeConfig) -> None:
 
 
 def vae_weights_sha256(config: EncodeConfig) -> str:
-    """The hash of the weights the latents come from (a folder's EMA file when it has one)."""
+    """The hash of the weights the latents come from (a folder's EMA file when it has one; every
+    file of a sharded checkpoint's sharded/ folder, in name order)."""
     path = Path(config.vae)
-    if path.is_dir():
-        path = path / "ema.safetensors" if (path / "ema.safetensors").is_file() else path / "model.safetensors"
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    if path.is_dir() and is_sharded_checkpoint(path):
+        files = sorted(p for p in (path / SHARDED_DIR).iterdir() if p.is_file())
+    elif path.is_dir():
+        files = [path / "ema.safetensors" if (path / "ema.safetensors").is_file() else path / "model.safetensors"]
+    else:
+        files = [path]
+    digests = []
+    for file in files:
+        with file.open("rb") as f:
+            digests.append(hashlib.file_digest(f, "sha256"))
+    if len(digests) == 1:
+        return digests[0].hexdigest()
+    return hashlib.sha256(b"".join(d.digest() for d in digests)).hexdigest()
 
 
 def encoder_device(config: EncodeConfig) -> torch.device:

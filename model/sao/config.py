@@ -90,6 +90,8 @@ def to_sao_model_config(config: ModelConfig) -> dict[str, Any]:
     from_sao_model_config). Training-only settings (timestep distribution, CFG dropout, padding
     mask) and sampling defaults have no place in it; the prompt encoder is named by its T5 name."""
     cond = config.conditioning
+    used = set(cond.cross_attention_ids) | set(cond.global_ids)
+    # Only the conditioners the model routes somewhere (and so builds, and has weights for).
     numbers = [
         {
             "id": cid,
@@ -97,6 +99,7 @@ def to_sao_model_config(config: ModelConfig) -> dict[str, Any]:
             "config": {"min_val": _plain_number(n.min_val), "max_val": _plain_number(n.max_val)},
         }
         for cid, n in (("seconds_start", cond.seconds_start), ("seconds_total", cond.seconds_total))
+        if cid in used
     ]
     diffusion: dict[str, Any] = {
         "cross_attention_cond_ids": list(cond.cross_attention_ids),

@@ -25,10 +25,15 @@ class TrainDataError(UserError):
 
 
 def loader_config(
-    data: DataConfig, model: ModelConfig, sample_size: int | None = None, allow_latents: bool = True
+    data: DataConfig,
+    model: ModelConfig,
+    sample_size: int | None = None,
+    allow_latents: bool = True,
+    pin_memory: bool = False,
 ) -> LoaderConfig:
     """What the loader must deliver for this model: audio at its rate and channels cropped to its
-    sample size, or (when the version carries them and the trainer takes them) its latents."""
+    sample size, or (when the version carries them and the trainer takes them) its latents.
+    `pin_memory`: batches in page-locked memory, for asynchronous copies to a GPU."""
     manifest = read_manifest(data.version)
     latents = allow_latents and "latent.npy" in manifest["members"]
     rate = manifest["audio"]["sample_rate"]
@@ -61,6 +66,7 @@ def loader_config(
         latents=latents,
         latent_size=model.latent_length,
         latent_hop=model.vae.downsampling_ratio,
+        pin_memory=pin_memory,
     )
 
 
@@ -93,5 +99,10 @@ def to_device(batch: TrainingBatch, device: torch.device) -> TrainingBatch:
 
 
 def step_generator(device: torch.device, seed: int, step: int, rank: int, micro: int) -> torch.Generator:
-    digest = hashlib.sha256(repr((seed, step, rank, micro)).encode()).digest()
+    return seeded_generator(device, seed, step, rank, micro)
+
+
+def seeded_generator(device: torch.device, *key: object) -> torch.Generator:
+    """A generator seeded from a stable key (the run seed and what the draws are for)."""
+    digest = hashlib.sha256(repr(key).encode()).digest()
     return torch.Generator(device).manual_seed(int.from_bytes(digest[:8], "little") >> 1)

@@ -25,13 +25,17 @@ from typing import Any, Literal
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.distributed.checkpoint.state_dict import (
+
+from model.training.torch_support import require_fsdp2
+
+require_fsdp2()  # before the imports below, so an old torch gets a message, not an ImportError
+from torch.distributed.checkpoint.state_dict import (  # noqa: E402
     StateDictOptions,
     get_model_state_dict,
     get_optimizer_state_dict,
     set_optimizer_state_dict,
 )
-from torch.distributed.tensor import DTensor
+from torch.distributed.tensor import DTensor  # noqa: E402
 
 Parallel = Literal["ddp", "fsdp"]
 
@@ -115,10 +119,11 @@ def wrap_model(
     )
     for block in blocks:
         fully_shard(block, mesh=mesh, mp_policy=block_policy)
-    # The root's inputs (the batch: latents, the loss target) keep their precision, as under DDP.
-    root_policy = MixedPrecisionPolicy(
-        param_dtype=block_policy.param_dtype, reduce_dtype=block_policy.reduce_dtype, cast_forward_inputs=False
-    )
+    # The root's inputs (the batch: latents, the loss target) keep their precision, as under DDP. Its
+    # weights are gathered in fp32 even in a bf16 run: they are few (embeddings and projections around
+    # the blocks), and among them are the timestep's and the seconds' Fourier weights, whose features
+    # must be float32 (model/dit.py): a bf16 copy of the weights would round them before any autocast.
+    root_policy = MixedPrecisionPolicy(reduce_dtype=block_policy.reduce_dtype, cast_forward_inputs=False)
     # Frozen weights (the VAE, the text encoder) have no gradient or optimizer state to shard:
     # every rank keeps a whole copy, used outside the sharded forward (the VAE encodes the batch).
     frozen = {p for p in model.parameters() if not p.requires_grad}
@@ -174,13 +179,13 @@ def load_optimizer_state(
     set_optimizer_state_dict(model, optimizer, state if ctx.is_main or not ctx.active else {}, options=options)
 
 
-def any_rank(flag: bool, ctx: Distributed) -> bool:
-    """True on every rank when it is true on any: ranks must stop (or save) together."""
+def gather(obj: Any, ctx: Distributed) -> list[Any]:
+    """Every rank's `obj`, in rank order, on every rank (small picklable values)."""
     if not ctx.active:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+        return [obj]
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def mean_over_ranks(values: torch.Tensor, ctx: Distributed) -> torch.Tensor:

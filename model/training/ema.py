@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.distributed.tensor import DTensor, distribute_tensor
+
+from model.training.torch_support import require_fsdp2
+
+require_fsdp2()  # before the imports below, so an old torch gets a message, not an ImportError
+from torch.distributed.tensor import DTensor, distribute_tensor  # noqa: E402
 
 
 def _local(tensor: Tensor) -> Tensor:
@@ -22,13 +26,20 @@ def _local(tensor: Tensor) -> Tensor:
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float = 0.9999, warmup_steps: int = 0) -> None:
+    def __init__(
+        self, model: nn.Module, decay: float = 0.9999, warmup_steps: int = 0, warmup_power: float | None = None
+    ) -> None:
         self.decay = decay
         self.warmup_steps = warmup_steps
+        self.warmup_power = warmup_power
         self.updates = 0
         self.shadow = {name: p.detach().float().clone() for name, p in model.named_parameters() if p.requires_grad}
 
     def current_decay(self) -> float:
+        if self.warmup_power is not None:
+            # ema_pytorch's warm-up, which stable-audio-tools trains SAO with (0.75: 0.968 after 100 updates,
+            # 0.999 after 10,000)
+            return min(self.decay, max(0.0, 1.0 - (1 + self.updates) ** -self.warmup_power))
         if self.warmup_steps <= 0:
             return self.decay
         # a linear ramp from 0 (the average is the model) to `decay` over the warm-up

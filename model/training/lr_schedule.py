@@ -14,6 +14,13 @@ from curation.core.strict_model import StrictModel
 class ScheduleConfig(StrictModel):
     kind: Literal["constant", "cosine", "inverse"] = Field("inverse", description="decay after warm-up")
     warmup_steps: int = Field(100, ge=0, description="steps of linear warm-up from 0 to the full rate")
+    warmup_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="instead of the linear warm-up: factor 1 - warmup_decay ** (step + 1), stable-audio-tools' "
+        "InverseLR warm-up (SAO: 0.99, 63% of the rate at step 100)",
+    )
     total_steps: int | None = Field(
         None, ge=1, description="cosine: step at which the floor is reached (default: the run's max_steps)"
     )
@@ -24,7 +31,10 @@ class ScheduleConfig(StrictModel):
 
 def lr_factor(step: int, config: ScheduleConfig, max_steps: int) -> float:
     """Multiplier of the base learning rate at `step` (0-based)."""
-    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.warmup_decay is not None:
+        warm = 1.0 - config.warmup_decay ** (step + 1)
+    else:
+        warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
     if config.kind == "constant":
         return warm
     if config.kind == "inverse":

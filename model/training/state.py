@@ -1,13 +1,13 @@
 """Where training checkpoints live and how one is committed.
 
-A checkpoint is a folder `step-00001000/` under the run's `checkpoints/`, committed by
-model/checkpoint.py's checkpoint_writer (a temporary folder renamed into place), so a
-folder with a step name is always whole: a crash while saving leaves the previous
-checkpoint as the latest. Besides the model files, `training_state.pt` holds what an exact
-resume needs: step, optimizer, scheduler, EMA count, every rank's loader position, RNG.
-The diffusion trainer's optimizer state is a full state dict keyed by parameter name (whole
-tensors, whether the run was one process, DDP or FSDP2), so it resumes under any of them.
-It is loaded with `weights_only=True`: it holds tensors and plain values only.
+A checkpoint is a folder `step-00001000/` under the run's `checkpoints/`, committed by a rename
+(a temporary folder filled, then renamed into place), so a folder with a step name is always
+whole: a crash while saving leaves the previous checkpoint as the latest. Besides the model's
+tensors (model/training/checkpointing.py), `training_state.pt` holds what an exact resume needs
+besides them: step, scheduler, EMA count, every rank's loader position, RNG; `optimizer.pt` (in
+the whole format) the AdamW state as a full state dict keyed by parameter name, so it resumes
+under one process, DDP or FSDP2. Both are loaded with `weights_only=True`: tensors and plain
+values only.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from model.checkpoint import CheckpointError
 from model.weights import UnreadableWeights
 
 TRAINING_STATE = "training_state.pt"
+OPTIMIZER_STATE = "optimizer.pt"
 _STEP_FOLDER = re.compile(r"^step-(\d{8})$")
 
 
@@ -47,7 +48,7 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 def prune_checkpoints(root: str | Path, keep: int) -> None:
     """Keep the `keep` newest checkpoints; remove leftovers of interrupted saves."""
     root = Path(root)
-    for leftover in [*root.glob(".step-*.tmp"), *root.glob(".step-*.old")]:
+    for leftover in [*root.glob(".step-*.tmp"), *root.glob(".step-*.old")]:  # (called with no save in flight)
         shutil.rmtree(leftover, ignore_errors=True)
     steps = sorted(p for p in root.iterdir() if _STEP_FOLDER.match(p.name))
     for old in steps[:-keep] if keep > 0 else []:

@@ -1,16 +1,17 @@
 """`soundry train`: the diffusion transformer on a published dataset version.
 
-One visible loop, top to bottom: setup -> data -> model, EMA, optimizer -> resume -> steps
-(accumulate, clip, step, EMA) -> log, checkpoint, demo. Launched as one process, or one
-process per GPU by torchrun / Ray Train (model/training/distributed.py reads their environment):
-every rank reads its own part of the data, rank 0 logs and writes checkpoints.
+One visible loop, top to bottom: setup -> resume point -> model, EMA, optimizer -> data ->
+resume -> steps (accumulate, clip, step, EMA) -> log, validate, checkpoint, demo. Launched as one
+process, or one process per GPU by torchrun / Ray Train (model/training/distributed.py reads
+their environment): every rank reads its own part of the data, rank 0 logs.
 
 Every random draw of a step (timesteps, noise, CFG dropout) comes from a generator seeded
 by (seed, step, rank, micro-step), and the loader's position is saved with the weights, so
 a run stopped at step N and resumed is the run that never stopped.
 
 `parallel: fsdp` shards the model with FSDP2 instead of replicating it with DDP (see
-model/training/distributed.py); the loop is the same, and checkpoints hold whole tensors either way.
+model/training/distributed.py); the loop is the same. Checkpoints (model/training/checkpointing.py)
+are whole tensors written by rank 0, or under FSDP2 shards written by every rank at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +27,25 @@ from torch import Tensor, nn
 
 from curation.core.errors import UserError
 from curation.core.storage import write_json_atomic
-from model.checkpoint import checkpoint_writer, load_checkpoint, load_vae, write_model_files
+from model.checkpoint import load_checkpoint, load_vae, read_checkpoint_info
 from model.config import ModelConfig, preset
-from model.generate import generate
 from model.latent_diffusion import LatentDiffusion
 from model.sao.checkpoint import load_sao_vae_weights, load_sao_weights
 from model.sao.config import from_sao_model_config
+from model.training.checkpointing import CheckpointSaver, load_whole_weights, restore
 from model.training.config import DEFAULT_MODEL, TrainConfig
 from model.training.data import endless, step_generator, to_device
 from model.training.data import loader_config as loader_config_for
+from model.training.demo import demo
 from model.training.distributed import (
     Distributed,
-    any_rank,
-    barrier,
     clip_gradients,
     close_distributed,
     full_model_state,
-    full_optimizer_state,
+    gather,
     gradient_sync,
     init_distributed,
     is_sharded,
-    load_optimizer_state,
     mean_over_ranks,
     uses_bf16,
     wrap_model,
@@ -55,17 +53,11 @@ from model.training.distributed import (
 from model.training.ema import EMA
 from model.training.log import TrainLog
 from model.training.lr_schedule import lr_factor
-from model.training.preemption import StopRequest
-from model.training.state import (
-    latest_checkpoint,
-    load_training_state,
-    prune_checkpoints,
-    resuming_from,
-    rng_state,
-    save_training_state,
-    set_rng_state,
-    step_folder,
-)
+from model.training.preemption import StopRequest, StopVote
+from model.training.resume import check_unchanged, data_identity, resume_folder
+from model.training.state import resuming_from, step_folder
+from model.training.throughput import Throughput
+from model.training.validation import Validation
 from model.weights import load_strict, read_tensors
 from shards.loader.batch import TrainingBatch
 from shards.loader.loader import make_loader
@@ -80,14 +72,17 @@ class TrainError(UserError):
 
 
 class Objective(nn.Module):
-    """The loss as a module's forward, so DDP sees the call it hooks into."""
+    """The loss as a module's forward, so DDP and FSDP2 see the call they hook into: the training
+    loss, or (given a time t) the fixed-time validation loss."""
 
     def __init__(self, model: LatentDiffusion) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, batch: TrainingBatch, generator: torch.Generator) -> Tensor:
-        return self.model.loss(batch, generator)
+    def forward(self, batch: TrainingBatch, generator: torch.Generator, t: float | None = None) -> Tensor:
+        if t is None:
+            return self.model.loss(batch, generator)
+        return self.model.fixed_time_loss(batch, t, generator)
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -97,16 +92,27 @@ def train(config: TrainConfig) -> dict[str, Any]:
     checkpoints = run / "checkpoints"
     bf16 = uses_bf16(config.precision, ctx)
     torch.manual_seed(config.seed)
+    identity = data_identity(config.data.version)
+
+    # ---- the checkpoint to resume from: rank 0's choice, refused if the config changed beyond execution
+    latest = resume_folder(checkpoints, ctx)
+    if latest is not None:
+        with resuming_from(latest):
+            check_unchanged(latest, config, read_checkpoint_info(latest).metadata)
 
     # ---- model (with the weights it resumes from), DDP or FSDP2, EMA, optimizer
     model = build_model(config).to(ctx.device).train()
-    latest = latest_checkpoint(checkpoints)
+    model.dit.set_activation_checkpointing(config.activation_checkpointing)
+    if config.compile == "on" or (config.compile == "auto" and ctx.device.type == "cuda"):
+        compile_blocks(model, config.compile_backend)
     if latest is not None:
         with resuming_from(latest):
-            load_strict(model, read_tensors(latest / "model.safetensors"), str(latest), skip=model.text_encoder_keys())
+            whole = load_whole_weights(latest)
+            if whole is not None:
+                load_strict(model, whole, str(latest), skip=model.text_encoder_keys())
     # Wrapped before the EMA and optimizer take the parameters: FSDP2 replaces them with shards.
     objective = wrap_model(Objective(model), ctx, config.parallel, blocks=model.dit.blocks, bf16=bf16)
-    ema = EMA(model, config.ema_decay, config.ema_warmup_steps)
+    ema = EMA(model, config.ema_decay, config.ema_warmup_steps, config.ema_warmup_power)
     optimizer = torch.optim.AdamW(
         model.trainable_parameters().values(),
         lr=config.optimizer.lr,
@@ -119,24 +125,30 @@ def train(config: TrainConfig) -> dict[str, Any]:
     )
 
     # ---- data
-    loader_config = loader_config_for(config.data, model.config)
+    loader_config = loader_config_for(config.data, model.config, pin_memory=ctx.device.type == "cuda")
     loader = make_loader(config.data.version, loader_config, ctx.rank, ctx.world_size, seed=config.seed)
 
     # ---- resume the rest; the run's log folder is made only now that model and data are valid
-    train_log = TrainLog(run, ctx.is_main)
+    train_log = TrainLog(run, ctx.is_main, config)
     step = 0
     if latest is not None:
         with resuming_from(latest):
-            step = _resume(latest, model, ema, optimizer, scheduler, loader, ctx)
+            step = restore(latest, model, ema, optimizer, scheduler, loader, ctx)
         train_log.line(f"resumed from {latest} at step {step}")
     train_log.start(config, model, ctx, loader_config)
+    saver = CheckpointSaver(
+        config, checkpoints, ctx, {"train": config.model_dump(mode="json"), "data_identity": identity}
+    )
+    validation = Validation(config, loader_config, ctx.device, train_log.line)
 
     # ---- loop
-    stop = StopRequest()
+    vote = StopVote(StopRequest(), ctx)
     batches = endless(loader)
-    frames_per_example = loader_config.latent_size if loader_config.latents else model.config.latent_length
-    window_started, window_examples, losses = time.perf_counter(), 0, []
-    while step < config.max_steps:
+    frames = loader_config.latent_size if loader_config.latents else model.config.latent_length
+    meter = Throughput(model.config, frames, ctx.world_size, ctx.device, config.peak_tflops)
+    losses = []
+    stopping = False
+    while step < config.max_steps and not stopping:
         optimizer.zero_grad(set_to_none=True)
         for micro in range(config.grad_accum):
             batch = to_device(next(batches), ctx.device)
@@ -147,60 +159,46 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 loss = objective(batch, generator) / config.grad_accum
             loss.backward()
             losses.append(loss.detach() * config.grad_accum)
-            window_examples += len(batch["prompt"])
+            meter.add(len(batch["prompt"]))
         grad_norm = clip_gradients(model.trainable_parameters().values(), config.clip_grad_norm)
         optimizer.step()
         scheduler.step()
         ema.update(model)
         step += 1
 
+        values: dict[str, float] = {}
         if step % config.log_every == 0 or step == config.max_steps:
-            elapsed = time.perf_counter() - window_started
-            mean_loss = mean_over_ranks(torch.stack(losses).mean(), ctx).item()
-            examples = window_examples * ctx.world_size
-            train_log.scalars(
-                step,
-                {
-                    "loss": mean_loss,
-                    "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": grad_norm.item(),
-                    "samples_per_s": examples / elapsed,
-                    "latent_frames_per_s": examples * frames_per_example / elapsed,
-                    **_memory(ctx.device),
-                },
-            )
-            window_started, window_examples, losses = time.perf_counter(), 0, []
-        stopping = any_rank(stop.requested(), ctx)
-        saving = stopping or step % config.checkpoint_every == 0 or step == config.max_steps
+            # The only host-device syncs of a step, every log_every steps.
+            values |= {
+                "loss": mean_over_ranks(torch.stack(losses).mean(), ctx).item(),
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": grad_norm.item(),
+                **meter.rates(),
+            }
+            losses = []
+        if validation.due(step):
+            values |= validation.run(objective, bf16)
+        train_log.scalars(step, values)
+        stopping = vote.poll()  # a stop asked for on any rank, one step ago
+        final = stopping or step == config.max_steps
+        saving = final or step % config.checkpoint_every == 0
         demo_due = bool(config.demo.every and step % config.demo.every == 0) or step == config.max_steps
-        if saving or demo_due:
+        gathered = None
+        if demo_due:
             # Whole tensors on rank 0's CPU, gathered from every rank's shards under FSDP2 (all ranks take part).
-            weights, averaged = full_model_state(model), ema.full_state(keep=ctx.is_main)
+            gathered = full_model_state(model), ema.full_state(keep=ctx.is_main)
         if saving:
-            _save(
-                step_folder(checkpoints, step),
-                model,
-                weights,
-                averaged,
-                optimizer,
-                scheduler,
-                loader,
-                ema.updates,
-                step,
-                config,
-                ctx,
-            )
-            if ctx.is_main:
-                prune_checkpoints(checkpoints, config.keep_checkpoints)
-            train_log.line(f"checkpoint {step_folder(checkpoints, step)}")
+            folder = saver.save(step, model, ema, optimizer, scheduler, loader, final=final, gathered=gathered)
+            train_log.line(f"checkpoint {folder}" + (" (writing in the background)" if saver.pending else ""))
         if ctx.is_main and demo_due:
-            _demo(model, weights, averaged, config, step, train_log)
-        if stopping:
-            train_log.line(
-                f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
-                "run the same command to resume"
-            )
-            break
+            demo(model, *gathered, config, step, train_log)
+    saver.wait()
+    vote.close()
+    if stopping:
+        train_log.line(
+            f"{vote.stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
+            "run the same command to resume"
+        )
     summary = {
         "rank": ctx.rank,
         "step": step,
@@ -217,6 +215,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
     del objective  # before the process group ends (see close_distributed)
     close_distributed(ctx)
     return summary
+
+
+def compile_blocks(model: LatentDiffusion, backend: str) -> None:
+    """torch.compile each DiT block's forward (regional compilation: one small graph, compiled once
+    and reused by every block; the same under DDP and FSDP2, whose hooks stay outside it, and
+    under activation checkpointing, which reruns it)."""
+    for block in model.dit.blocks:
+        block.forward = torch.compile(block.forward, backend=backend)
 
 
 def build_model(config: TrainConfig) -> LatentDiffusion:
@@ -283,80 +289,6 @@ def _load_vae(model: LatentDiffusion, source: str) -> None:
         load_sao_vae_weights(model.vae, read_tensors(path), str(path))
 
 
-def _resume(
-    folder: Path,
-    model: LatentDiffusion,
-    ema: EMA,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    loader: Any,
-    ctx: Distributed,
-) -> int:
-    """Everything but the weights (loaded before wrapping): EMA, optimizer, schedule, data, RNG."""
-    state = load_training_state(folder)
-    ema.load_state_dict({"updates": state["ema_updates"], "shadow": read_tensors(folder / "ema.safetensors")})
-    load_optimizer_state(model, optimizer, state["optimizer"], ctx)
-    scheduler.load_state_dict(state["scheduler"])
-    positions = state["loader"]
-    if len(positions) == ctx.world_size:
-        loader.load_state_dict(positions[ctx.rank])
-    else:
-        # Each rank reads its own part of the data, so positions saved by another number of ranks
-        # do not apply here: the data go on from the start of the next epoch (not exactly resumable).
-        loader.set_epoch(max(position["epoch"] for position in positions) + 1)
-        log.warning(
-            "the checkpoint %s was written by %d rank(s), this run has %d: the data continue from the next "
-            "epoch, not from where they stopped",
-            folder,
-            len(positions),
-            ctx.world_size,
-        )
-    set_rng_state(state["rng"])
-    return int(state["step"])
-
-
-def _save(
-    folder: Path,
-    model: LatentDiffusion,
-    weights: dict[str, Tensor],
-    averaged: dict[str, Tensor],
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    loader: Any,
-    ema_updates: int,
-    step: int,
-    config: TrainConfig,
-    ctx: Distributed,
-) -> None:
-    """All ranks hand rank 0 their loader position and their part of the optimizer state; rank 0
-    commits the folder. The optimizer state is a full state dict keyed by parameter name, the same
-    under DDP, FSDP2 and one process, so a checkpoint resumes under any of them."""
-    positions = gather(loader.state_dict(), ctx)
-    optimizer_state = full_optimizer_state(model, optimizer)
-    if ctx.is_main:
-        with checkpoint_writer(folder) as tmp:
-            write_model_files(
-                tmp,
-                model,
-                state=weights,
-                ema_state=averaged,
-                step=step,
-                metadata={"train": config.model_dump(mode="json")},
-            )
-            save_training_state(
-                tmp,
-                {
-                    "step": step,
-                    "optimizer": optimizer_state,
-                    "scheduler": scheduler.state_dict(),
-                    "ema_updates": ema_updates,
-                    "loader": positions,
-                    "rng": rng_state(),
-                },
-            )
-    barrier(ctx)
-
-
 def _replicas_agree(model: LatentDiffusion, ctx: Distributed) -> bool:
     """Whether every rank ends with the same copy of each replicated weight (what DDP promises;
     checked, not assumed). Under FSDP2 a trained weight is sharded, each part held by one rank:
@@ -367,53 +299,3 @@ def _replicas_agree(model: LatentDiffusion, ctx: Distributed) -> bool:
         if not is_sharded(p):
             digest.update(name.encode() + p.detach().float().cpu().numpy().tobytes())
     return len(set(gather(digest.hexdigest(), ctx))) == 1
-
-
-def gather(obj: Any, ctx: Distributed) -> list[Any]:
-    if not ctx.active:
-        return [obj]
-    gathered: list[Any] = [None] * ctx.world_size
-    torch.distributed.all_gather_object(gathered, obj)
-    return gathered
-
-
-def _demo(
-    model: LatentDiffusion,
-    weights: dict[str, Tensor],
-    averaged: dict[str, Tensor],
-    config: TrainConfig,
-    step: int,
-    train_log: TrainLog,
-) -> None:
-    sampler = _sampler(model, weights, averaged)
-    demo = config.demo
-    audio = generate(
-        sampler,
-        demo.prompts,
-        demo.seconds,
-        length_s=demo.seconds,
-        steps=demo.steps,
-        cfg_scale=demo.cfg_scale,
-        seed=config.seed,
-    )
-    train_log.demo(step, demo.prompts, audio, model.config.sample_rate)
-
-
-def _sampler(model: LatentDiffusion, weights: dict[str, Tensor], averaged: dict[str, Tensor]) -> LatentDiffusion:
-    """A plain model holding the EMA weights, for sampling on rank 0 whether the trained one is
-    replicated or sharded: built on the meta device (no memory, no random draws) around the
-    trained model's frozen VAE and text encoder (whole on every rank, and sampling leaves them
-    as they are), then given the whole tensors gathered from the ranks."""
-    with torch.device("meta"):
-        sampler = LatentDiffusion(model.config, vae=model.vae, text_encoder=model.conditioners.text_encoder)
-    shared = {f"vae.{k}" for k in model.vae.state_dict()} | model.text_encoder_keys()
-    load_strict(
-        sampler, {k: v for k, v in weights.items() if k not in shared} | averaged, "the demo's weights", skip=shared
-    )
-    return sampler.to(next(model.vae.parameters()).device).eval()
-
-
-def _memory(device: torch.device) -> dict[str, float]:
-    if device.type != "cuda":
-        return {}
-    return {"gpu_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30}

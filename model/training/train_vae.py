@@ -18,15 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.checkpoint import checkpoint_writer, write_model_files
+from model.checkpoint import checkpoint_writer, read_checkpoint_info, write_model_files
 from model.config import ModelConfig
 from model.training.config import VAETrainConfig
 from model.training.data import endless, loader_config, step_generator, to_device
 from model.training.distributed import (
     Distributed,
-    any_rank,
     barrier,
     close_distributed,
+    gather,
     init_distributed,
     mean_over_ranks,
     uses_bf16,
@@ -34,9 +34,9 @@ from model.training.distributed import (
 )
 from model.training.ema import EMA
 from model.training.log import TrainLog
-from model.training.preemption import StopRequest
+from model.training.preemption import StopRequest, StopVote
+from model.training.resume import check_unchanged, data_identity, resume_folder
 from model.training.state import (
-    latest_checkpoint,
     load_training_state,
     prune_checkpoints,
     resuming_from,
@@ -45,7 +45,7 @@ from model.training.state import (
     set_rng_state,
     step_folder,
 )
-from model.training.train import gather, model_config_for
+from model.training.train import model_config_for
 from model.training.vae_losses import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses, stft_loss
 from model.vae import AudioVAE
 from model.weights import load_strict, read_tensors, write_tensors
@@ -107,9 +107,10 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
 
     # ---- resume
     step = 0
-    latest = latest_checkpoint(checkpoints)
+    latest = resume_folder(checkpoints, ctx)
     if latest is not None:
         with resuming_from(latest):
+            check_unchanged(latest, config, read_checkpoint_info(latest).metadata, key="train_vae")
             state = load_training_state(latest)
             load_strict(vae, read_tensors(latest / "model.safetensors"), str(latest))
             load_strict(discriminator, read_tensors(latest / DISCRIMINATOR), str(latest))
@@ -129,7 +130,7 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
     )
 
     # ---- loop
-    stop = StopRequest()
+    vote = StopVote(StopRequest(), ctx)
     batches = endless(loader)
     window_started, examples, logged = time.perf_counter(), 0, {}
     while step < config.max_steps:
@@ -172,7 +173,7 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
                 },
             )
             window_started, examples, logged = time.perf_counter(), 0, {}
-        stopping = any_rank(stop.requested(), ctx)
+        stopping = vote.poll()  # a stop asked for on any rank, one step ago
         if stopping or step % config.checkpoint_every == 0 or step == config.max_steps:
             _save(
                 step_folder(checkpoints, step),
@@ -194,10 +195,11 @@ def train_vae(config: VAETrainConfig) -> dict[str, Any]:
             _demo(vae, ema, audio, model_config, step, train_log)
         if stopping:
             train_log.line(
-                f"{stop.signal_name or 'stop'} received: checkpoint written at step {step}; run the same command to "
-                f"resume"
+                f"{vote.stop.signal_name or 'stop'} received: checkpoint written at step {step}; "
+                "run the same command to resume"
             )
             break
+    vote.close()
     summary = {
         "rank": ctx.rank,
         "step": step,
@@ -235,7 +237,10 @@ def _save(
                 model_config,
                 ema_state=ema.shadow,
                 step=step,
-                metadata={"train_vae": config.model_dump(mode="json")},
+                metadata={
+                    "train_vae": config.model_dump(mode="json"),
+                    "data_identity": data_identity(config.data.version),
+                },
             )
             write_tensors(tmp / DISCRIMINATOR, discriminator.state_dict())
             save_training_state(

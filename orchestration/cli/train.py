@@ -71,6 +71,10 @@ def _run(args: argparse.Namespace, console: Console, trainer: Callable[[Any], di
     from orchestration.configs.resolve import resolve, to_yaml
 
     config = resolve(args.job_model, args.config, job_overrides(args))
+    if hasattr(config, "recipe"):  # `train`: the recipe's defaults under the file and the options
+        from model.training.recipes import named_recipe, recipe_defaults
+
+        config = named_recipe(resolve(args.job_model, args.config, job_overrides(args), base=recipe_defaults(config)))
     if args.print_config:
         print(to_yaml(config), end="")
         return 0

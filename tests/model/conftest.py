@@ -24,7 +24,7 @@ def synthesize(folder: Path, files: int = 6, seconds: float = 2.0, rate: int = 4
 
 
 @pytest.fixture(scope="session")
-def audio_version(tmp_path_factory) -> str:
+def curated_clips(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("train-data")
     synthesize(base / "raw")
     curate(
@@ -37,19 +37,35 @@ def audio_version(tmp_path_factory) -> str:
             }
         )
     )
+    return base / "curated"
+
+
+def publish(clips: Path, version: str, fractions: dict[str, float]) -> str:
+    root = clips.parent / "versions"
     publish_version(
         ShardJob.model_validate(
             {
-                "clips": str(base / "curated"),
-                "root": str(base / "versions"),
-                "version": "v1",
-                "splits": {"fractions": {"train": 1.0}},
+                "clips": str(clips),
+                "root": str(root),
+                "version": version,
+                "splits": {"fractions": fractions},
                 "shards": {"min_shards": 4},
                 "runner": {"name": "local", "workers": 1},
             }
         )
     )
-    return str(base / "versions" / "v1")
+    return str(root / version)
+
+
+@pytest.fixture(scope="session")
+def audio_version(curated_clips) -> str:
+    return publish(curated_clips, "v1", {"train": 1.0})
+
+
+@pytest.fixture(scope="session")
+def split_version(curated_clips) -> str:
+    """The same clips with a valid split beside train."""
+    return publish(curated_clips, "v1-split", {"train": 0.6, "valid": 0.4})
 
 
 @pytest.fixture(autouse=True)

@@ -67,11 +67,15 @@ def test_full_size_names_and_shapes_are_the_reference_list(sao_on_meta):
 
 def test_full_size_parameter_counts(sao_on_meta):
     reference = reference_shapes()
-    dit = sum(p.numel() for p in sao_on_meta.dit.parameters())
+    dit = sum(t.numel() for n, t in sao_on_meta.dit.state_dict().items() if not n.endswith("inv_freq"))
     assert dit == sum(
         math.prod(s) for n, s in reference.items() if n.startswith("model.model.") and not n.endswith("inv_freq")
     )
     assert abs(dit / 1e6 - 1057) < 1
+    # SAO's LayerNorm betas (72 of them: 3 per block) are fixed buffers, not trained parameters.
+    betas = [name for name, _ in sao_on_meta.dit.named_buffers() if name.endswith("norm.bias")]
+    assert len(betas) == 72
+    assert sum(p.numel() for p in sao_on_meta.dit.parameters()) == dit - 72 * 1536
     vae = sum(p.numel() for p in sao_on_meta.vae.parameters())
     assert (
         abs(vae / 1e6 - 156) < 0.5

@@ -69,3 +69,65 @@ def test_cross_attention_groups_key_value_heads_like_sao():
         heads.append(weights @ v[0, :, i // 2])
     expected = attn.to_out(torch.cat(heads, dim=-1))[None]
     torch.testing.assert_close(attn(x, context), expected)
+
+
+def test_fourier_features_stay_float32_under_bf16_autocast():
+    """Timestep and seconds features under bf16 autocast equal the float32 ones (the timestep's were
+    off by up to 0.1 at t near 1)."""
+    from model.conditioners import NumberConditioner
+    from model.config import NumberConfig
+    from model.dit import FourierFeatures
+
+    torch.manual_seed(0)
+    features, t = FourierFeatures(1, 256), torch.linspace(0, 1, 65)[:, None]
+    numbers, seconds = NumberConditioner(NumberConfig(), 32), torch.linspace(0, 512, 65)
+    plain = features(t), numbers.features(seconds)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = features(t), numbers.features(seconds), numbers(seconds)[0]
+    assert autocast[0].dtype == autocast[1].dtype == torch.float32
+    assert (autocast[0] - plain[0]).abs().max() < 1e-6 and torch.equal(autocast[1], plain[1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tokens = numbers.proj(plain[1])[:, None]  # only the projection runs in bf16, as every Linear under autocast
+    assert torch.equal(autocast[2], tokens)
+
+
+def test_layer_norm_shift_is_a_fixed_buffer_stored_as_bias():
+    dit = tiny_dit()
+    norm = dit.blocks[0].self_attn_norm
+    assert "bias" not in dict(norm.named_parameters()) and torch.equal(norm.bias, torch.zeros(64))
+    assert "blocks.0.self_attn_norm.bias" in dit.state_dict()
+    x, t, cross, global_cond = inputs()
+    for p in dit.parameters():
+        p.data.normal_(std=0.1)
+    dit(x, t, cross, global_cond).square().mean().backward()
+    assert all(p.grad is not None for p in dit.parameters())
+    assert not any(n.endswith("norm.bias") for n, _ in dit.named_parameters())
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(every):
+    """Blocks 0, n, 2n, ... recompute their activations in backward: the same loss and gradients to float tolerance."""
+    dit = tiny_dit(depth=3)
+    for p in dit.parameters():
+        p.data.normal_(std=0.1)
+    x, t, cross, global_cond = inputs()
+
+    def loss_and_grads():
+        dit.zero_grad()
+        loss = dit(x, t, cross, global_cond).square().mean()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in dit.named_parameters()}
+
+    plain_loss, plain_grads = loss_and_grads()
+    dit.set_activation_checkpointing(every)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        checkpointed_loss, checkpointed_grads = loss_and_grads()
+    torch.testing.assert_close(checkpointed_loss, plain_loss, rtol=1e-6, atol=1e-7)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(checkpointed_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+    dit.set_activation_checkpointing(0)
+    kept = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.numel()) or t, lambda t: t):
+        loss_and_grads()
+    assert sum(saved) < sum(kept)  # it did keep less for backward

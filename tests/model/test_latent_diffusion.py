@@ -150,3 +150,25 @@ def test_masking_padding_leaves_padded_frames_out_of_the_loss():
         noisy["latents"][..., FRAMES // 2 :] += 100
         assert torch.equal(masked.loss(noisy, torch.Generator().manual_seed(0)), a)
     assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["sobol", "stratified"])
+def test_even_timesteps_cover_every_stratum_and_are_seeded(kind):
+    from model.diffusion import sample_timesteps
+
+    t = sample_timesteps(8, kind, torch.Generator().manual_seed(5))
+    assert torch.equal(t, sample_timesteps(8, kind, torch.Generator().manual_seed(5)))
+    assert not torch.equal(t, sample_timesteps(8, kind, torch.Generator().manual_seed(6)))
+    assert ((t >= 0) & (t < 1)).all()
+    assert sorted((t * 8).floor().long().tolist()) == list(range(8))  # one time in each eighth of [0, 1]
+    uniform = sample_timesteps(4096, "uniform", torch.Generator().manual_seed(0))
+    assert sorted((uniform[:8] * 8).floor().long().tolist()) != list(range(8))  # what plain draws do not promise
+
+
+def test_only_the_conditioners_the_config_uses_are_built():
+    config = ModelConfig(sample_size=2048 * FRAMES, conditioning={"cross_attention_ids": ["prompt"], "global_ids": []})
+    model = LatentDiffusion(config)
+    assert not any(name.startswith("conditioners.seconds_") for name in model.state_dict())
+    model.loss(batch(), torch.Generator().manual_seed(0)).backward()
+    unreached = [n for n, p in model.trainable_parameters().items() if p.grad is None]
+    assert not unreached  # what DDP without find_unused_parameters needs

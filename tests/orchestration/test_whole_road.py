@@ -48,7 +48,7 @@ def pipeline(tmp_path, **changes) -> PipelineConfig:
                 "log_every": 1,
                 "checkpoint_every": 2,
                 "data": {"batch_size": 2, "workers": 0},
-                "demo": {"prompts": ["Calm"], "seconds": 0.2, "steps": 2},
+                "demo": {"prompts": ["Calm"], "seconds": 0.2, "steps": 2, "cfg_scales": [3.0]},
             },
             "sample": {"prompts": ["Genre: Ambient"], "seconds": 0.5, "steps": 3},
             **changes,

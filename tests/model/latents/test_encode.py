@@ -148,7 +148,7 @@ def test_the_trainer_reads_the_latents(tmp_path, audio_version, vae):
                 "max_steps": 2,
                 "log_every": 1,
                 "checkpoint_every": 2,
-                "demo": {"seconds": 0.1, "steps": 2},
+                "demo": {"seconds": 0.1, "steps": 2, "cfg_scales": [3.0]},
             }
         )
     )

@@ -92,7 +92,7 @@ def test_the_tiny_model_learns_on_the_demo_data(tmp_path, demo_latents):
         "log_every": 10,
         "optimizer": {"lr": 2e-3},
         "schedule": {"warmup_steps": 10},
-        "demo": {"seconds": 0.1, "steps": 1},
+        "demo": {"seconds": 0.1, "steps": 1, "cfg_scales": [3.0]},
     }
     summary = train(TrainConfig.model_validate({**config, "max_steps": 150, "checkpoint_every": 150}))
     assert summary["step"] == 150

@@ -129,3 +129,19 @@ def test_latest_checkpoint_ignores_unfinished_saves_and_pruning_keeps_the_newest
     assert latest_checkpoint(tmp_path) == step_folder(tmp_path, 40)
     prune_checkpoints(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000030", "step-00000040"]
+
+
+def test_a_torch_without_fsdp2_s_public_api_is_named_with_the_floor(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    from model.training.torch_support import TORCH_FLOOR, TorchTooOld, require_fsdp2
+
+    require_fsdp2()  # this torch has it
+    monkeypatch.setitem(sys.modules, "torch.distributed.tensor", None)  # as torch 2.4 lacks the public module
+    with pytest.raises(TorchTooOld) as error:
+        require_fsdp2()
+    assert f"need torch >= {TORCH_FLOOR} " in str(error.value)
+    assert f"this environment has torch {torch.__version__}" in str(error.value)
+    pyproject = (Path(__file__).parents[3] / "pyproject.toml").read_text()
+    assert f'"torch>={TORCH_FLOOR}",' in pyproject  # the floor the package states is the one checked

@@ -20,7 +20,7 @@ def test_ray_train_runs_a_few_steps_on_a_local_cluster(tmp_path, audio_version, 
             "max_steps": 2,
             "checkpoint_every": 2,
             "log_every": 1,
-            "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1},
+            "demo": {"prompts": ["Drums"], "seconds": 0.2, "steps": 1, "cfg_scales": [3.0]},
         }
     )
     import ray
