@@ -12,14 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 HERE = Path(__file__).parent / "stable_audio_tools"
 REPO = Path(__file__).parents[2]
 sys.path.insert(0, str(HERE))
 from sat_venv import stable_audio_tools_python  # noqa: E402
-
-pytestmark = pytest.mark.slow
 
 
 def readme_block(language: str, first_line: str) -> str:
@@ -50,6 +49,7 @@ def train_folder(version: str, manifest: dict, folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_its_wds_loader_reads_a_published_version(labeled_version, curated, tmp_path):
     version, manifest, _ = labeled_version
     module = tmp_path / "soundry_timing.py"
@@ -83,3 +83,71 @@ def _train_keys(version: str, manifest: dict) -> set[str]:
         if shard["split"] == "train"
         for key in pq.read_table(Path(version, shard["sidecar"]), columns=["key"])["key"].to_pylist()
     }
+
+
+def latent_frames(key: str) -> int:
+    return 3 + int(key[:2], 16) % 4  # latents of 3 to 6 frames: the export pads them to one length
+
+
+@pytest.fixture(scope="module")
+def latent_version(labeled_version, tmp_path_factory) -> str:
+    """A version derived from the labeled one whose samples add latent.npy (C=4, seeded by key), as
+    `soundry encode` writes it."""
+    from shards.derive import claim_derived, derived_shards, finish_derived, write_derived_shard
+    from shards.sample import npy_bytes
+
+    def add_latents(samples):
+        for sample in samples:
+            rng = np.random.default_rng(int(sample["__key__"][:8], 16))
+            latent = rng.standard_normal((4, latent_frames(sample["__key__"]))).astype(np.float16)
+            yield sample, [("latent.npy", npy_bytes(latent))]
+
+    source = labeled_version[0]
+    target = str(tmp_path_factory.mktemp("latents") / "v1-latents")
+    claim_derived(target, source, {"vae": "seeded noise"})
+    results = [write_derived_shard(shard, add_latents) for shard in derived_shards(source, target)]
+    finish_derived(
+        source, target, results, name="latents", description="", added=["latent.npy"], derivation={}, config={}
+    )
+    return target
+
+
+@pytest.mark.slow
+def test_its_pre_encoded_mode_reads_the_export(latent_version, curated, tmp_path):
+    from shards.export.stable_audio_tools import export_pre_encoded
+
+    done = export_pre_encoded(latent_version, str(tmp_path / "sat"), split="train")
+    assert done["frames"] == max(latent_frames(k) for k in _train_keys(latent_version, _manifest(latent_version)))
+    assert export_pre_encoded(latent_version, str(tmp_path / "sat"), split="train")["written"] == 0  # resumes
+    config = {
+        "dataset_type": "wds",
+        "datasets": [{"id": "soundry-v1-latents", "path": str(tmp_path / "sat") + "/"}],
+        "pre_encoded": True,
+        "latent_crop_length": 3,
+        "random_crop": True,
+        "resampled_shards": False,  # one pass: a sample its reader skips shows as missing batches, not a hang
+    }
+    loader = {"batch_size": 2, "sample_size": 3 * 2048, "sample_rate": 8000, "audio_channels": 2, "num_workers": 1}
+    batches = run_stable_audio_tools(config, loader, batches=3)
+    assert len(batches) == 3
+    for batch in batches:
+        assert batch["shape"] == [2, 4, 3] and batch["dtype"] == "torch.float32" and batch["finite"]
+        for example in batch["examples"]:
+            row = curated.rows[example["key"]]
+            assert isinstance(example["prompt"], str) and example["prompt"]
+            assert example["seconds_start"] == math.floor(row["start_s"])
+            assert example["seconds_total"] == math.ceil(row["source_duration_s"])
+            assert example["padding_mask"] == [1, 3]
+
+
+def test_export_needs_latents_and_a_split(labeled_version, latent_version, tmp_path):
+    from shards.export.stable_audio_tools import ExportError, export_pre_encoded
+
+    with pytest.raises(ExportError, match="carries no latent.npy"):
+        export_pre_encoded(labeled_version[0], str(tmp_path / "a"))
+    with pytest.raises(ExportError, match="no 'test' shards"):
+        export_pre_encoded(latent_version, str(tmp_path / "b"), split="test")
+
+
+def _manifest(version: str) -> dict:
+    return json.loads(Path(version, "manifest.json").read_text())
