@@ -1,6 +1,6 @@
 """Other readers read a version: plain `tar`, the webdataset library with its defaults, and
-Hugging Face datasets' webdataset loader (offline). stable-audio-tools' `wds` type reads the
-same `flac` and `json` members (its config is documented in the README; it is not installable here)."""
+Hugging Face datasets' webdataset loader (offline). stable-audio-tools' own loader reads them in
+test_stable_audio_tools.py."""
 
 from __future__ import annotations
 
