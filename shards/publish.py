@@ -15,6 +15,7 @@ from curation.core.errors import UserError
 from curation.core.storage import exists, filesystem, join, read_json, remove_stale_temporaries, write_json_atomic
 from shards.card import write_card
 from shards.config import ShardConfig
+from shards.explorer.write import write_explorer
 from shards.manifest import MANIFEST, PENDING, build_manifest, lineage
 from shards.plan import Plan, check_label_folder
 from shards.stats import compute_stats
@@ -77,7 +78,9 @@ def finish(config: ShardConfig, plan: Plan, results: list[ShardResult]) -> dict[
     stats = compute_stats(version, sorted(results, key=lambda r: r.name), config.labels)
     write_json_atomic(join(version, STATS), stats)
     manifest = build_manifest(config, plan, results, stats, lineage(config, plan, label_manifest), version)
-    write_card(version, manifest, stats)
+    card = write_card(version, manifest, stats)
+    plots = [name for name in card if name.endswith(".png")]
+    write_explorer(version, manifest, stats, plots, config.labels, config.clips, seed=config.seed)
     commit_version(version, manifest)
     return manifest
 

@@ -1,0 +1,57 @@
+"""`soundry view`: a version's explorer page served on localhost, from a local folder or an fsspec
+URL (read through fsspec, so a bucket needs no download first). Only the explorer, the card's
+plots and the card are served; nothing else of the version leaves it."""
+
+from __future__ import annotations
+
+import http.server
+import mimetypes
+import posixpath
+import urllib.parse
+
+from curation.core.errors import UserError
+from curation.core.storage import exists, filesystem, join
+from shards.explorer.write import PAGE
+
+SERVED = ("explore/", "card/", "README.md")
+TYPES = {".opus": "audio/ogg", ".js": "text/javascript", ".md": "text/markdown; charset=utf-8"}
+
+
+class NoExplorer(UserError):
+    """A version without explore/index.html (published before the explorer existed)."""
+
+
+def make_server(version: str, host: str = "127.0.0.1", port: int = 0) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for the version (not started); port 0 picks a free one."""
+    if not exists(join(version, PAGE)):
+        raise NoExplorer(f"{version} has no {PAGE}: versions published by this soundry carry one; publish it again")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            path = posixpath.normpath(urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)).lstrip("/")
+            if path in ("", "."):
+                self.send_response(302)
+                self.send_header("Location", "/explore/index.html")
+                self.end_headers()
+                return
+            if ".." in path.split("/") or not path.startswith(SERVED):
+                self.send_error(404)
+                return
+            fs, where = filesystem(join(version, path))
+            try:
+                with fs.open(where, "rb") as stream:
+                    body = stream.read()
+            except (FileNotFoundError, IsADirectoryError):
+                self.send_error(404)
+                return
+            kind = TYPES.get(posixpath.splitext(path)[1]) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet: the page makes many requests
+            pass
+
+    return http.server.ThreadingHTTPServer((host, port), Handler)
