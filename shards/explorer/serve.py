@@ -24,7 +24,10 @@ class NoExplorer(UserError):
 def make_server(version: str, host: str = "127.0.0.1", port: int = 0) -> http.server.ThreadingHTTPServer:
     """An HTTP server for the version (not started); port 0 picks a free one."""
     if not exists(join(version, PAGE)):
-        raise NoExplorer(f"{version} has no {PAGE}: versions published by this soundry carry one; publish it again")
+        raise NoExplorer(
+            f"{version} has no {PAGE}: `soundry publish` writes one (a version derived by `soundry encode` has "
+            "none: view the version it was derived from); publish older versions again"
+        )
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
