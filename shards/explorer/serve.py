@@ -1,6 +1,6 @@
-"""`soundry view`: a version's explorer page served on localhost, from a local folder or an fsspec
-URL (read through fsspec, so a bucket needs no download first). Only the explorer, the card's
-plots and the card are served; nothing else of the version leaves it."""
+"""`soundry view`: a version's explorer page (or a training run's page) served on localhost, from a
+local folder or an fsspec URL (read through fsspec, so a bucket needs no download first). Only the
+page's folders are served (a version's explorer, card plots and card); nothing else leaves it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from curation.core.errors import UserError
 from curation.core.storage import exists, filesystem, join
 from shards.explorer.write import PAGE
 
-SERVED = ("explore/", "card/", "README.md")
+VERSION_FILES = ("explore/", "card/", "README.md")
 TYPES = {".opus": "audio/ogg", ".js": "text/javascript", ".md": "text/markdown; charset=utf-8"}
 
 
@@ -21,8 +21,10 @@ class NoExplorer(UserError):
     """A version without explore/index.html (published before the explorer existed)."""
 
 
-def make_server(version: str, host: str = "127.0.0.1", port: int = 0) -> http.server.ThreadingHTTPServer:
-    """An HTTP server for the version (not started); port 0 picks a free one."""
+def make_server(
+    version: str, host: str = "127.0.0.1", port: int = 0, served: tuple[str, ...] = VERSION_FILES
+) -> http.server.ThreadingHTTPServer:
+    """A server (not started) for the folder's explore/index.html and its `served` paths; port 0: a free one."""
     if not exists(join(version, PAGE)):
         raise NoExplorer(
             f"{version} has no {PAGE}: `soundry publish` writes one (a version derived by `soundry encode` has "
@@ -37,7 +39,7 @@ def make_server(version: str, host: str = "127.0.0.1", port: int = 0) -> http.se
                 self.send_header("Location", "/explore/index.html")
                 self.end_headers()
                 return
-            if ".." in path.split("/") or not path.startswith(SERVED):
+            if ".." in path.split("/") or not path.startswith(served):
                 self.send_error(404)
                 return
             fs, where = filesystem(join(version, path))
