@@ -70,6 +70,23 @@ def test_the_sample_is_bounded_seeded_and_covers_every_group(labeled_version):
     assert {(c["split"], top_label(c)) for c in choose_clips(version, manifest, len(groups), 0)} == groups
 
 
+def test_each_group_contributes_its_first_clips_in_seeded_order(labeled_version):
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    version, manifest, _ = labeled_version
+    rows = [r for s in manifest["shards"] for r in pq.read_table(Path(version, s["sidecar"])).to_pylist()]
+    groups: dict = {}
+    for row in sorted(rows, key=lambda r: hashlib.sha256(f"7:{r['key']}".encode()).digest()):
+        groups.setdefault((row["split"], top_label(row)), []).append(row["key"])
+    order = [keys for _, keys in sorted(groups.items())]
+    assert max(len(keys) for keys in order) >= 3  # some groups are cut by the smaller limits
+    for limit in (1, 2, 3, 5, len(rows)):
+        expected = [keys[turn] for turn in range(len(rows)) for keys in order if turn < len(keys)][:limit]
+        assert [c["key"] for c in choose_clips(version, manifest, limit=limit, seed=7)] == expected
+
+
 def test_view_serves_the_explorer_and_nothing_else(labeled_version, tmp_path):
     version, _, _ = labeled_version
     server = make_server(version)
