@@ -148,6 +148,15 @@ def test_export_needs_latents_and_a_split(labeled_version, latent_version, tmp_p
     with pytest.raises(ExportError, match="no 'test' shards"):
         export_pre_encoded(latent_version, str(tmp_path / "b"), split="test")
 
+    from orchestration.cli.main import main
+
+    # The command: a user's mistake is one line and exit status 2; the export itself, exit 0.
+    assert main(["versions", "export-sat", labeled_version[0], str(tmp_path / "c")]) == 2
+    assert main(["versions", "export-sat", latent_version, str(tmp_path / "d"), "--frames", "4"]) == 0
+    assert sorted(p.suffix for p in (tmp_path / "d").iterdir()) == [".tar"] * len(
+        [s for s in _manifest(latent_version)["shards"] if s["split"] == "train"]
+    )
+
 
 def _manifest(version: str) -> dict:
     return json.loads(Path(version, "manifest.json").read_text())
