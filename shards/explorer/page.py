@@ -52,7 +52,7 @@ def render_page(
             "<main>",
             _clip_section(clips, frequency),
             _card_section(manifest, stats, plots),
-            _rejects_section(manifest, rejects),
+            _rejects_section(manifest, rejects, {clip["key"] for clip in clips}),
             "</main>",
             '<script src="explorer.js"></script>',
             "</body></html>",
@@ -197,7 +197,7 @@ def _stem(plot: str) -> str:
     return os.path.splitext(os.path.basename(plot))[0]
 
 
-def _rejects_section(manifest: dict[str, Any], rejects: dict[str, Any]) -> str:
+def _rejects_section(manifest: dict[str, Any], rejects: dict[str, Any], shown: set[str]) -> str:
     excluded = manifest["licenses"]["excluded_clips"]
     parts = [
         _table(
@@ -215,11 +215,32 @@ def _rejects_section(manifest: dict[str, Any], rejects: dict[str, Any]) -> str:
                 [[step, reason, n] for (step, reason), n in sorted(counts.items())],
             )
         )
-        examples = [
-            [r["step"], r["reason"], os.path.basename(r["source_uri"]), f"{r['start_s'] or 0:.1f}", r["detail"] or ""]
+        head = "".join(f'<th scope="col">{h}</th>' for h in ("step", "reason", "file", "at (s)", "detail", "listen"))
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{esc(cell)}</td>"
+                for cell in (
+                    r["step"],
+                    r["reason"],
+                    os.path.basename(r["source_uri"]),
+                    f"{r['start_s'] or 0:.1f}",
+                    r["detail"] or "",
+                )
+            )
+            # A duplicate's audio is its kept copy's: a link to that clip's row when the page shows it.
+            + (
+                f'<td><a href="#clip-{esc(r["duplicate_of"])}">the kept copy</a></td>'
+                if r.get("duplicate_of") in shown
+                else "<td></td>"
+            )
+            + "</tr>"
             for r in rejects["examples"]
-        ]
-        parts.append(_table("Examples (up to 3 per reason)", ["step", "reason", "file", "at (s)", "detail"], examples))
+        )
+        parts.append(
+            f"<table><caption>Examples (up to 3 per reason)</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
     else:
         parts.append(f"<p>{esc(rejects['note'])}</p>")
     return (

@@ -66,7 +66,7 @@ def curation_rejects(clips_folder: str | None) -> dict[str, Any]:
     counts: Counter = Counter()
     examples: list[dict[str, Any]] = []
     for url in files:
-        columns = ["step", "reason", "source_uri", "start_s", "detail"]
+        columns = ["step", "reason", "source_uri", "start_s", "detail", "duplicate_of"]
         for row in read_table(url, columns=columns).to_pylist():
             counts[(row["step"], row["reason"])] += 1
             if counts[(row["step"], row["reason"])] <= EXAMPLES_PER_REASON:

@@ -87,6 +87,32 @@ def test_each_group_contributes_its_first_clips_in_seeded_order(labeled_version)
         assert [c["key"] for c in choose_clips(version, manifest, limit=limit, seed=7)] == expected
 
 
+def test_rejects_by_reason_with_examples_and_the_kept_copy_of_a_duplicate(labeled_version, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curation.clip import REJECT_SCHEMA
+    from shards.explorer.page import render_page
+    from shards.explorer.write import curation_rejects
+
+    version, manifest, _ = labeled_version
+    clips = choose_clips(version, manifest, limit=100, seed=0)
+    kept = clips[0]["key"]
+    rows = [
+        {"source_uri": f"/c/quiet {i}.wav", "step": "filter", "reason": "too_quiet", "detail": f"quiet {i}"}
+        for i in range(5)
+    ] + [{"source_uri": "/c/copy.wav", "step": "dedup", "reason": "duplicate", "detail": "same", "duplicate_of": kept}]
+    (tmp_path / "rejects").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=REJECT_SCHEMA), tmp_path / "rejects" / "part-000000.parquet")
+    rejects = curation_rejects(str(tmp_path))
+    assert rejects["counts"] == {("filter", "too_quiet"): 5, ("dedup", "duplicate"): 1}
+    assert len(rejects["examples"]) == 4  # up to 3 per reason
+    stats = json.loads(Path(version, "stats.json").read_text())
+    page = render_page(manifest, stats, clips, {}, [], rejects)
+    assert f'<a href="#clip-{kept}">the kept copy</a>' in page and f'<tr id="clip-{kept}"' in page
+    assert "quiet 3" not in page and "quiet 2" in page
+
+
 def test_view_serves_the_explorer_and_nothing_else(labeled_version, tmp_path):
     version, _, _ = labeled_version
     server = make_server(version)
