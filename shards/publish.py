@@ -24,6 +24,7 @@ from curation.core.storage import (
 from curation.core.strict_model import identity
 from shards.card import write_card
 from shards.config import ShardConfig
+from shards.explorer.write import write_explorer
 from shards.manifest import MANIFEST, PENDING, build_manifest, lineage
 from shards.plan import Plan, check_label_folder
 from shards.stats import compute_stats
@@ -99,7 +100,9 @@ def finish(config: ShardConfig, plan: Plan, results: list[ShardResult]) -> dict[
     stats = compute_stats(version, sorted(results, key=lambda r: r.name), config.labels)
     write_json_atomic(join(version, STATS), stats)
     manifest = build_manifest(config, plan, results, stats, lineage(config, plan, label_manifest), version)
-    write_card(version, manifest, stats)
+    card = write_card(version, manifest, stats)
+    plots = [name for name in card if name.endswith(".png")]
+    write_explorer(version, manifest, stats, plots, config.labels, config.clips, seed=config.seed)
     commit_version(version, manifest)
     return manifest
 

@@ -2,8 +2,8 @@
 
 A sample is `{key}.flac` (the clip table's bytes, not re-encoded), `{key}.json` and, for a
 labeled version, `{key}.clap.npy`; pre-encoded versions add `{key}.latent.npy`. The json
-has one shape for every sample (free-form dicts are kept as JSON strings, structured fields
-as a list), because readers such as HF datasets infer one schema from the first samples.
+follows one declared schema for every sample (free-form dicts are kept as JSON strings,
+structured fields as a list) and holds no nulls: an unknown value is an absent key.
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def _strings(*names: str) -> list[pa.Field]:
     return [pa.field(name, pa.string()) for name in names]
 
 
-# The `json` member's schema: every sample has every field (null when unknown), so readers
-# that infer a schema from a few samples, or take one from the card, read all of them.
+# The `json` member's schema. A field whose value is unknown is absent from the json (never
+# null: stable-audio-tools' DataLoader collate cannot take None); lists are always present,
+# possibly empty. Readers that take this schema from the card read absent keys as nulls.
 RECORD_SCHEMA = pa.schema(
     [
         *_strings("key", "split", "clip_id", "source_id", "source_uri", "source_name", "license"),
@@ -234,7 +235,20 @@ def sample_json(clip: dict[str, Any], split: str, label: LabelRow | None) -> dic
     record["text"] = record["prompt"] = (
         long_form or chunks or [", ".join(v for _, vs in sorted(structured.items()) for v in vs)]
     )[0]
-    return record
+    return without_nulls(record)
+
+
+def without_nulls(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with every None-valued key dropped, in nested dicts and in lists of dicts too."""
+    return {key: _without_nulls(value) for key, value in record.items() if value is not None}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return without_nulls(value)
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def metadata_fields(clip: dict[str, Any]) -> dict[str, list[str]]:
@@ -261,9 +275,12 @@ def _plain(value: Any) -> Any:
 
 
 def label_hash(record: dict[str, Any]) -> str | None:
-    if record["label_run"] is None:
+    if "label_run" not in record:
         return None
     labelled = {name: record[name] for name in ("labels", "prompt_candidates", "structured")}
+    # Hashed with every label's aspect present (null for long-form), as versions without nulls
+    # dropped from their json hashed it, so that `versions diff` across them compares labels only.
+    labelled["labels"] = [{**label, "aspect": label.get("aspect")} for label in record["labels"]]
     return hashlib.sha256(json.dumps(labelled, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -290,6 +307,7 @@ def sidecar_row(record: dict[str, Any], shard: str, index: int, flac_bytes: int,
     row = {name: record.get(name) for name in SIDECAR_SCHEMA.names}
     row.update(record["quality"])
     row.update(shard=shard, index=index, flac_bytes=flac_bytes, has_clap=has_clap, label_hash=label_hash(record))
-    row["prompt_candidates"] = record["prompt_candidates"] if record["label_run"] else None
-    row["labels"] = record["labels"] if record["label_run"] else None
+    labeled = "label_run" in record
+    row["prompt_candidates"] = record["prompt_candidates"] if labeled else None
+    row["labels"] = record["labels"] if labeled else None
     return row

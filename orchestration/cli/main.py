@@ -20,6 +20,7 @@ from orchestration.cli.options import build_chosen_options
 COMMAND_MODULES = (
     "orchestration.cli.curate",
     "orchestration.cli.shard",
+    "orchestration.cli.view",
     "orchestration.cli.vocab",
     "orchestration.cli.label",
     "orchestration.cli.encode",

@@ -48,6 +48,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "verify", help="recompute every shard's checksum; exit 1 naming any corrupt or missing file"
     )
     verify.add_argument("version", help="version folder (or URL)")
+    export = actions.add_parser(
+        "export-sat",
+        help="a pre-encoded version's latents in stable-audio-tools' pre-encoded layout ({key}.npy, padding_mask)",
+    )
+    export.add_argument("version", help="version folder (or URL) with latent.npy members (`soundry encode`)")
+    export.add_argument("target", help="folder (or URL) for the tars; point stable-audio-tools' `path` at it")
+    export.add_argument("--split", default="train", help="the split to export (default: train)")
+    export.add_argument("--frames", type=int, help="latent frames per sample (default: the longest; pad with 0s)")
     versions.set_defaults(handler=_versions)
 
 
@@ -131,6 +139,15 @@ def _versions(args: argparse.Namespace, console: Console) -> int:
             print(json.dumps(difference.to_dict(), indent=2, default=str))
         else:
             _print_diff(difference, console)
+        return 0
+    if args.action == "export-sat":
+        from shards.export.stable_audio_tools import export_pre_encoded
+
+        done = export_pre_encoded(args.version, args.target, args.split, args.frames)
+        console.print(
+            f"{done['target']}: {done['samples']} {done['split']} samples in {done['shards']} shards "
+            f"({done['written']} written), {done['frames']} latent frames each"
+        )
         return 0
     problems = versions.verify_version(args.version)
     for problem in problems:

@@ -131,6 +131,9 @@ def _run_pipeline(config: PipelineConfig, console: Console) -> dict[str, Any]:
 
     write_json_atomic(str(run / "report.json"), report)
     _print_report(report, console)
+    page = Path(version_dir, "explore", "index.html")
+    if page.exists():  # listen to the version: the page opens from the folder, or `soundry view` serves it
+        console.print(f"explorer page: {page} (or: soundry view {version_dir})", highlight=False)
     return {"run_dir": str(run), "stages": report}
 
 

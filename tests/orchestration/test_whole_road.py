@@ -2,6 +2,7 @@
 curate, vocab, label (random CLAP), publish, train-vae, encode, train, sample; then the same
 command again finds every stage done."""
 
+import io
 import json
 
 import pytest
@@ -69,7 +70,11 @@ def test_raw_audio_to_samples_and_a_rerun_skips_every_stage(tmp_path):
     assert train_summary["step"] == 2
     assert json.loads((run / "report.json").read_text()) == first["stages"]
 
-    again = run_pipeline(config, Console(quiet=True))
+    printed = io.StringIO()
+    again = run_pipeline(config, Console(file=printed, width=400))
     assert {s["status"] for s in again["stages"]} == {"skipped (done)"}
+    # The version's explorer page, whose path the demo prints last.
+    page = run / "versions" / "v1" / "explore" / "index.html"
+    assert page.exists() and f"explorer page: {page}" in printed.getvalue()
     with pytest.raises(ConfigError, match="another configuration"):
         run_pipeline(pipeline(tmp_path, train={**config.train, "max_steps": 3}), Console(quiet=True))

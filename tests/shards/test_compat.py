@@ -1,6 +1,6 @@
 """Other readers read a version: plain `tar`, the webdataset library with its defaults, and
-Hugging Face datasets' webdataset loader (offline). stable-audio-tools' `wds` type reads the
-same `flac` and `json` members (its config is documented in the README; it is not installable here)."""
+Hugging Face datasets' webdataset loader (offline). stable-audio-tools' own loader reads them in
+test_stable_audio_tools.py."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_every_json_has_the_declared_schema(labeled_version):
 
     version, _, _ = labeled_version
     records = [json.loads(s["json"]) for s in webdataset.WebDataset(all_tars(version), shardshuffle=False)]
-    assert all(list(r) == sorted(RECORD_SCHEMA.names) for r in records)
+    assert all(set(r) <= set(RECORD_SCHEMA.names) and "null" not in json.dumps(r) for r in records)
     table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
     assert table.num_rows == len(records)
 

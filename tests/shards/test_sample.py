@@ -6,6 +6,7 @@ import collections
 import hashlib
 import json
 
+import pyarrow as pa
 import pytest
 
 from labeling.vocab.table import caption_id
@@ -25,7 +26,15 @@ def test_json_has_one_shape_with_or_without_labels(curated, shard_inputs, labele
     clip_id = sorted(curated.rows)[0]
     label = shard_inputs.label_row(clip_id, 3) if labeled else None
     record = sample_json(curated.rows[clip_id], "train", label)
-    assert sorted(record) == sorted(RECORD_SCHEMA.names)
+    # Unknown values are absent keys, never nulls (the clip has no album, comment or metadata_json;
+    # long-form labels have no aspect); lists are always there.
+    assert "null" not in json.dumps(record)
+    unknown = {"album", "comment", "metadata_json"} | ({"label_run"} if not labeled else set())
+    assert sorted(record) == sorted(set(RECORD_SCHEMA.names) - unknown)
+    assert all(isinstance(record[name], list) for name in ("labels", "prompt_candidates", "long_form", "structured"))
+    assert pa.Table.from_pylist([record], schema=RECORD_SCHEMA)["album"].to_pylist() == [None]
+    if labeled:
+        assert [label.get("aspect") for label in record["labels"]] == [None, None, None, "genre", "mood"]
     if labeled:
         assert (
             record["long_form"] == label.prompt_candidates[:3] and record["tag_chunks"] == label.prompt_candidates[3:]

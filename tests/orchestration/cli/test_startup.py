@@ -43,6 +43,8 @@ COMMANDS = [
     ["versions", "show"],
     ["versions", "diff"],
     ["versions", "verify"],
+    ["versions", "export-sat"],
+    ["view"],
     ["vocab"],
     ["label"],
     ["encode"],
