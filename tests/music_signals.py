@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
+import io
+from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import soundfile
+
+from curation.clip import CLIP_SCHEMA
 from labeling.music.harmony import PITCH_CLASSES, TRIADS
 
 SR = 22050
@@ -49,3 +57,47 @@ def irregular_hits(seconds: float, seed: int, sr: int = SR) -> np.ndarray:
         n = int(rng.uniform(0.05, 0.3) * sr)
         out[i : i + n] += (rng.standard_normal(n) * np.exp(-np.arange(n) / (0.05 * sr))).astype(np.float32)
     return out
+
+
+# (title, signal, true bpm, true key): a clip table's worth of known facts, and the unknown cases.
+def music_clips() -> list[tuple[str, np.ndarray, float | None, str | None]]:
+    return [
+        ("clicks", click_track(120.0, 6.0), 120.0, None),
+        ("c-major", chord_progression("C", ["C:maj", "G:maj", "A:min", "F:maj"], 100.0, 10.0), 100.0, "C major"),
+        ("a-minor", chord_progression("A", ["A:min", "D:min", "E:maj", "A:min"], 132.0, 8.0), 132.0, "A minor"),
+        ("noise", np.random.default_rng(5).standard_normal(SR * 5).astype(np.float32) * 0.1, None, None),
+        ("short", click_track(90.0, 2.0), None, None),
+    ]
+
+
+def write_music_clip_table(root: Path, parts: int = 2) -> str:
+    """The music clips as a clip table (22.05 kHz stereo FLAC), two clips per row group."""
+    rows = []
+    for title, signal, _, _ in music_clips():
+        buffer = io.BytesIO()
+        soundfile.write(buffer, np.stack([signal, signal], axis=1), SR, format="FLAC", subtype="PCM_16")
+        source = hashlib.sha256(f"music-{title}".encode()).hexdigest()
+        rows.append(
+            {
+                "clip_id": f"{source[:20]}-{0:012d}",
+                "source_id": source,
+                "source_uri": f"/corpus/{title}.flac",
+                "start_s": 0.0,
+                "start_sample": 0,
+                "duration_s": len(signal) / SR,
+                "num_samples": len(signal),
+                "sample_rate": SR,
+                "channels": 2,
+                "seconds_start": 0,
+                "seconds_total": int(np.ceil(len(signal) / SR)),
+                "title": title,
+                "pcm_sha256": hashlib.sha256(signal.tobytes()).hexdigest(),
+                "audio_flac": buffer.getvalue(),
+            }
+        )
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    for part in range(parts):
+        table = pa.Table.from_pylist(rows[part::parts], schema=CLIP_SCHEMA)
+        pq.write_table(table, root / "clips" / f"part-{part:06d}.parquet", row_group_size=2)
+    (root / "summary.json").write_text("{}")
+    return str(root)

@@ -34,3 +34,38 @@ class AnalysisSettings(StrictModel):
         2, ge=1, description="Beats a chord must be held to count as a change (shorter: a passing sound)"
     )
     progression_length: int = Field(4, ge=1, description="Chord changes in the Roman-numeral progression")
+
+
+class AnalyzeConfig(StrictModel):
+    clips: str = Field(
+        description="Curated folder (the output of `soundry curate`, holding clips/) or a clips/ folder itself"
+    )
+    output: str = Field(description="Analysis folder to write (analysis/part-*.parquet, summary.json, manifest.json)")
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings, description="How each clip is analysed")
+    truth: str | None = Field(
+        None,
+        description="Table of known facts (Parquet or CSV: clip_id or source_id or source_uri, and bpm and/or key "
+        "such as 'A minor'); the summary then reports tempo Accuracy1/2 and the MIREX key score against it",
+    )
+    clips_per_unit: int = Field(64, ge=1, description="Clips in one work unit (decoded, analysed, written as one part)")
+
+    def analysis_run_fields(self) -> dict:
+        """What decides the facts (not where files go, nor how the work is spread)."""
+        return self.analysis.model_dump(mode="json")
+
+
+class MusicFields(StrictModel):
+    analysis: str = Field(description="Analysis folder (the output of `soundry analyze` on the same clip table)")
+    min_confidence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Tempo and key with a confidence below this are left out of tags and prompts, not stated wrongly",
+    )
+    tempo_bins: dict[str, float] = Field(
+        default_factory=lambda: {"slow": 0.0, "medium": 85.0, "fast": 115.0, "very fast": 150.0},
+        description="Tempo words and the BPM each starts at; a clip's tempo word is the last one its BPM reaches",
+    )
+    long_form: bool = Field(
+        True, description="Add one sentence of the facts as a long-form prompt candidate ('A minor, 120 bpm, ...')"
+    )

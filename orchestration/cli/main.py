@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "orchestration.cli.curate",
     "orchestration.cli.shard",
     "orchestration.cli.vocab",
+    "orchestration.cli.analyze",
     "orchestration.cli.label",
     "orchestration.cli.encode",
     "orchestration.cli.train",
