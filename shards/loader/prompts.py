@@ -29,6 +29,8 @@ ASPECT_TITLES = {
     "production": "Production",
     "vocals": "Vocals",
     "key": "Key",
+    "bpm": "BPM",
+    "chords": "Chords",
     "artist": "Artist",
     "title": "Title",
 }

@@ -44,6 +44,7 @@ COMMANDS = [
     ["versions", "diff"],
     ["versions", "verify"],
     ["vocab"],
+    ["analyze"],
     ["label"],
     ["encode"],
     ["train-vae"],
