@@ -123,7 +123,9 @@ class LabelConfig(StrictModel):
     def label_run_fields(self) -> dict:
         """What decides the labels (not where files go, nor how the work is spread). The model's
         files enter the label run through its identity (their hashes), not their paths."""
-        fields = self.model_dump(mode="json", include={"vocabularies", "audio", "topk", "balance", "prompts", "music"})
+        fields = self.model_dump(mode="json", include={"vocabularies", "audio", "topk", "balance", "prompts"})
+        if self.music:  # only when set, so that label runs without it keep their ids
+            fields["music"] = self.music.model_dump(mode="json", exclude={"analysis"})
         fields["clap"] = self.clap.model_dump(
             mode="json",
             exclude={"audio_batch_size", "text_batch_size", "threads", "checkpoint", "tokenizer", "model_dir"},

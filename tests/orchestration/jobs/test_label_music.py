@@ -57,3 +57,13 @@ def test_an_analysis_of_other_clips_is_refused(labeled, tmp_path):
     settings = label_job_settings(other, vocab, tmp_path / "labels2", music={"analysis": str(tmp_path / "none")})
     with pytest.raises(AnalysisFolderError, match="no finished analysis there"):
         label(LabelJob.model_validate(settings), QUIET)
+
+
+def test_the_label_run_names_the_music_settings_only_when_set(labeled):
+    root, clips, vocab, analysis, _ = labeled
+    plain = LabelJob.model_validate(label_job_settings(clips, vocab, root / "x")).stage_config()
+    with_music = LabelJob.model_validate(
+        label_job_settings(clips, vocab, root / "x", music={"analysis": str(analysis), "min_confidence": 0.7})
+    ).stage_config()
+    assert "music" not in plain.label_run_fields()  # label runs from before the music section keep their ids
+    assert with_music.label_run_fields()["music"]["min_confidence"] == 0.7
