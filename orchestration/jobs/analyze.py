@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
+from curation.core.extras import needs_extra
 from curation.core.storage import exists, join, read_json, remove_stale_temporaries, write_json_atomic
 from labeling.labels.units import plan_units
 from labeling.music.summary import accuracy, distributions
@@ -35,6 +36,9 @@ def analyze_clips(job: AnalyzeJob, console: Console | None = None) -> dict[str, 
     """Run (or resume) an analysis job; returns the summary also written to summary.json."""
     console = console or Console(stderr=True)
     config = job.stage_config()
+    # Here, before any worker starts: a worker would meet the missing package later and less clearly.
+    with needs_extra("analysis", "soundry analyze", "librosa"):
+        import librosa  # noqa: F401
     started = time.perf_counter()
     table, units = plan_units(config.clips, config.clips_per_unit)
     run = analysis_run(config.analysis_run_fields(), table.digest)

@@ -26,7 +26,7 @@ loaded = sorted(blocked & {name.split(".")[0] for name in sys.modules})
 print("LOADED", ",".join(loaded))
 sys.exit(code)
 """
-EXTRAS = "ray,apache_beam,laion_clap,transformers,tensorboard,wandb"
+EXTRAS = "ray,apache_beam,laion_clap,transformers,tensorboard,wandb,librosa"
 
 
 def soundry_without_extras(*argv: str) -> subprocess.CompletedProcess:
@@ -55,6 +55,18 @@ def test_an_engine_without_its_extra_names_it(corpus, tmp_path, engine, extra):
     done = soundry_without_extras("curate", str(corpus), "--output", str(tmp_path / "out"), "--runner.name", engine)
     assert done.returncode == 2
     assert extra in done.stderr and "Traceback" not in done.stderr
+
+
+def test_analyze_without_its_extra_names_it(tmp_path):
+    from music_signals import write_music_clip_table
+
+    clips = write_music_clip_table(tmp_path / "curated")
+    # Several units on two workers: the check must come before the workers, which start clean.
+    done = soundry_without_extras(
+        "analyze", "--clips", clips, "--output", str(tmp_path / "out"), "--clips_per_unit", "2", "--runner.workers", "2"
+    )
+    assert done.returncode == 2
+    assert "soundry[analysis]" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_missing_package_inside_an_installed_one_is_not_blamed_on_an_extra():
