@@ -36,5 +36,6 @@ def analysis_run(folder: str, clip_table_digest: str) -> str:
 def read_facts(folder: str, clip_ids: list[str]) -> dict[str, MusicFacts]:
     """The facts of the given clips, reading only their rows (the analysis parts are filtered, not loaded whole)."""
     fs, path = filesystem(join(folder, ANALYSIS_DIR))
+    # A dataset skips names starting with "." or "_": a killed run's temporaries are never read.
     table = ds.dataset(path, filesystem=fs, format="parquet").to_table(filter=ds.field("clip_id").isin(clip_ids))
     return {row["clip_id"]: MusicFacts.from_row(row) for row in table.to_pylist()}
