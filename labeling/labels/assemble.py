@@ -24,6 +24,9 @@ from labeling.labels.prompts import prompt_candidates, structured_fields, token_
 from labeling.labels.score import work_part
 from labeling.labels.table import LABELS_DIR, Candidate, LabelRow, labels_to_table
 from labeling.labels.units import LabelUnit, read_unit_rows
+from labeling.music.config import MusicFields
+from labeling.music.join import read_facts
+from labeling.music.prompt_fields import stated_facts
 from labeling.vocab.table import read_evaluation_sources, read_vocabularies
 
 SELECTION_SCHEMA = pa.schema(
@@ -51,6 +54,7 @@ class AssembleSettings:
     label_run: str
     balance: Balancing
     prompts: Prompts
+    music: MusicFields | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
     }
     clips = read_unit_rows(unit, ["clip_id", *METADATA_COLUMNS]).to_pylist()
     clip_ids = [clip["clip_id"] for clip in clips]
+    facts = read_facts(settings.music.analysis, clip_ids) if settings.music else {}
     draws = {
         name: _draw(catalog, [lists.get((c, name), ([], []))[0] for c in clip_ids], clip_ids, name, settings.balance)
         for name, catalog in catalogs.items()
@@ -157,16 +162,18 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
                     long_labels.append(ranked[p])
             candidates += ranked
             labels += [ranked[p] for p in drawn]
+        music = stated_facts(facts.get(clip["clip_id"]), settings.music)
         rows.append(
             LabelRow(
                 clip_id=clip["clip_id"],
                 label_run=settings.label_run,
                 candidates=candidates,
                 labels=labels,
-                prompt_candidates=prompt_candidates(
-                    long_labels, short_labels, clip, fields, settings.prompts.max_tokens, count
+                prompt_candidates=music.sentences
+                + prompt_candidates(
+                    long_labels, short_labels, clip, fields, settings.prompts.max_tokens, count, music.tags
                 ),
-                structured=structured_fields(short_labels, clip, fields),
+                structured=music.merged(structured_fields(short_labels, clip, fields)),
                 **{name: clip.get(name) for name in METADATA_COLUMNS},
             )
         )

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from curation.core.strict_model import EXECUTION, StrictModel
 from labeling.clap.backend import ClapConfig
+from labeling.music.config import MusicFields
 
 MetadataField = Literal["genre", "artist", "title", "album"]
 
@@ -90,6 +91,9 @@ class LabelConfig(StrictModel):
     topk: TopKSearch = Field(default_factory=TopKSearch, description="The top-K search")
     balance: Balancing = Field(default_factory=Balancing, description="Frequency-balanced label draws")
     prompts: Prompts = Field(default_factory=Prompts, description="Prompt candidates and structured fields")
+    music: MusicFields | None = Field(
+        None, description="Tempo, key and chords from a `soundry analyze` folder; empty: no musical facts"
+    )
     clips_per_unit: int = Field(
         64, ge=1, description="Clips in one work unit (decoded together, embedded, searched, written as one part)"
     )
@@ -131,6 +135,8 @@ class LabelConfig(StrictModel):
         """What decides the labels (not where files go, nor how the work is spread). The model's
         files enter the label run through its identity (their hashes), not their paths."""
         fields = self.model_dump(mode="json", include={"vocabularies", "audio", "topk", "balance", "prompts"})
+        if self.music:  # only when set, so that label runs without it keep their ids
+            fields["music"] = self.music.model_dump(mode="json", exclude={"analysis"})
         fields["clap"] = self.clap.model_dump(
             mode="json",
             exclude={"audio_batch_size", "text_batch_size", "threads", "checkpoint", "tokenizer", "model_dir"},

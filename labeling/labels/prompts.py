@@ -106,8 +106,10 @@ def prompt_candidates(
     fields: Sequence[str],
     max_tokens: int,
     count: TokenCount,
+    extra_tags: Sequence[str] = (),
 ) -> list[str]:
-    """Each long-form label, then the tag chunks (tags in draw order, then metadata)."""
+    """Each long-form label, then the tag chunks (tags in draw order, then metadata, then extra_tags)."""
     items = [label.text for label in short_labels]
     items += [v for field in fields for v in metadata_values(field, metadata.get(field))]
+    items += extra_tags
     return _unique(label.text for label in long_labels) + tag_chunks(items, max_tokens, count)

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "orchestration.cli.shard",
     "orchestration.cli.view",
     "orchestration.cli.vocab",
+    "orchestration.cli.analyze",
     "orchestration.cli.label",
     "orchestration.cli.encode",
     "orchestration.cli.train",

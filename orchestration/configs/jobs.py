@@ -11,6 +11,7 @@ from pydantic import Field
 from curation.config import CurationConfig
 from curation.core.strict_model import EXECUTION
 from labeling.labels.config import LabelConfig
+from labeling.music.config import AnalyzeConfig
 from labeling.vocab.config import VocabConfig
 from model.latents.config import EncodeConfig
 from orchestration.engines.config import RunnerConfig
@@ -44,6 +45,13 @@ class LabelJob(LabelConfig):
 
     def stage_config(self) -> LabelConfig:
         return LabelConfig.model_validate(self.model_dump(exclude={"runner"}))
+
+
+class AnalyzeJob(AnalyzeConfig):
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="Engine that runs the work units")
+
+    def stage_config(self) -> AnalyzeConfig:
+        return AnalyzeConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
 class ShardJob(ShardConfig):

@@ -54,6 +54,7 @@ from labeling.labels.score import (
 from labeling.labels.stats import FREQUENCY_SCHEMA, distribution_stats, plot_caption_frequency
 from labeling.labels.table import CLIP_EMBEDDINGS_DIR, LABELS_DIR, MANIFEST
 from labeling.labels.units import ClipTable, LabelUnit, plan_units
+from labeling.music.join import analysis_run
 from labeling.vocab.table import Vocabulary, read_vocabularies
 from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
@@ -146,6 +147,7 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
                     label_run,
                     config.balance,
                     config.prompts,
+                    config.music,
                 )
                 stats["labels"] = runner.map(
                     functools.partial(assemble_unit, settings=assemble),
@@ -242,6 +244,8 @@ def _label_run(config: LabelConfig, model_id: str, vocabularies: dict[str, Vocab
         "clip_table": table.digest,
         "vocabularies": {name: v.version for name, v in sorted(vocabularies.items())},
     }
+    if config.music:
+        inputs["analysis"] = analysis_run(config.music.analysis, table.digest)
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 

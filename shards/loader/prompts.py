@@ -32,6 +32,8 @@ ASPECT_TITLES = {
     "production": "Production",
     "vocals": "Vocals",
     "key": "Key",
+    "bpm": "BPM",
+    "chords": "Chords",
     "artist": "Artist",
     "title": "Title",
 }

@@ -33,7 +33,7 @@ print("LOADED", ",".join(sorted(blocked & {name.split(".")[0] for name in sys.mo
 sys.exit(code)
 """
 # pandas too: pyarrow uses it where it is installed, but no core dependency brings it.
-EXTRAS = "ray,apache_beam,laion_clap,transformers,tensorboard,wandb,pandas"
+EXTRAS = "ray,apache_beam,laion_clap,transformers,tensorboard,wandb,librosa,pandas"
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,18 @@ def test_an_engine_without_its_extra_names_it(corpus, tmp_path, engine, extra, s
     done = soundry_without_extras("curate", str(corpus), "--output", str(tmp_path / "out"), "--runner.name", engine)
     assert done.returncode == 2
     assert extra in done.stderr and "Traceback" not in done.stderr
+
+
+def test_analyze_without_its_extra_names_it(tmp_path, soundry_without_extras):
+    from music_signals import write_music_clip_table
+
+    clips = write_music_clip_table(tmp_path / "curated")
+    # Several units on two workers: the command itself names the extra, before any worker fails.
+    done = soundry_without_extras(
+        "analyze", "--clips", clips, "--output", str(tmp_path / "out"), "--clips_per_unit", "2", "--runner.workers", "2"
+    )
+    assert done.returncode == 2
+    assert "soundry[analysis]" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_missing_package_inside_an_installed_one_is_not_blamed_on_an_extra():

@@ -46,6 +46,7 @@ COMMANDS = [
     ["versions", "export-sat"],
     ["view"],
     ["vocab"],
+    ["analyze"],
     ["label"],
     ["encode"],
     ["train-vae"],

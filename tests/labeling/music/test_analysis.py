@@ -1,0 +1,56 @@
+"""Tempo, key and chords measured from signals whose facts are known, and the unknown cases."""
+
+import numpy as np
+import pytest
+from music_signals import SR, chord_progression, click_track, irregular_hits
+
+from labeling.music.analysis import analyze
+from labeling.music.config import AnalysisSettings
+from labeling.music.scoring import tempo_accuracy1
+
+SETTINGS = AnalysisSettings(sample_rate=SR)
+
+
+@pytest.mark.parametrize("bpm", [90.0, 128.0])
+def test_click_track_tempo_and_beats(bpm):
+    facts = analyze(click_track(bpm, 8.0), SETTINGS)
+    assert tempo_accuracy1(facts.bpm, bpm), facts
+    assert facts.bpm_confidence > 0.8
+    assert abs(facts.beats - 8.0 * bpm / 60) <= 2
+
+
+@pytest.mark.parametrize(
+    ("tonic", "mode", "chords", "numerals"),
+    [
+        ("C", "major", ["C:maj", "G:maj", "A:min", "F:maj"], "I-V-vi-IV"),
+        ("A", "minor", ["A:min", "D:min", "E:maj", "A:min"], "i-iv-V-i"),
+    ],
+)
+def test_progression_key_and_chords(tonic, mode, chords, numerals):
+    facts = analyze(chord_progression(tonic, chords, 120.0, 12.0), SETTINGS)
+    assert (facts.key, facts.mode) == (tonic, mode), facts
+    assert facts.key_confidence >= SETTINGS.min_tonality
+    assert tempo_accuracy1(facts.bpm, 120.0), facts
+    assert facts.chords[:4] == chords, facts
+    assert facts.progression == numerals
+
+
+def test_deterministic():
+    signal = chord_progression("A", ["A:min", "F:maj"], 100.0, 8.0)
+    assert analyze(signal, SETTINGS) == analyze(signal.copy(), SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        pytest.param(np.zeros(SR * 6, dtype=np.float32), id="silence"),
+        pytest.param(np.random.default_rng(1).standard_normal(SR * 6).astype(np.float32) * 0.2, id="noise"),
+        pytest.param(click_track(120.0, 2.0), id="too-short"),
+        pytest.param(irregular_hits(8.0, seed=2), id="arrhythmic"),
+        pytest.param(np.full(SR * 6, np.nan, dtype=np.float32), id="not-finite"),
+    ],
+)
+def test_unknown_with_zero_confidence(signal):
+    facts = analyze(signal, SETTINGS)
+    assert facts.bpm is None and facts.bpm_confidence == 0 and facts.beats == 0
+    assert facts.key_name is None and facts.key_confidence == 0 and facts.chords == []
