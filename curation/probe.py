@@ -15,9 +15,11 @@ import av
 
 from curation.clip import TAG_COLUMNS
 
-# Codecs and containers libsndfile decodes correctly in-process (libsndfile >= 1.1 has mp3).
+# Codecs and containers libsndfile decodes correctly in-process (libsndfile >= 1.1 has mp3,
+# also inside WAV), less the pairings it refuses to open, which FFmpeg decodes.
 _SOUNDFILE_CONTAINERS = {"wav", "w64", "flac", "ogg", "mp3", "aiff", "caf", "au"}
 _SOUNDFILE_CODECS = {"flac", "vorbis", "mp3"}
+_SOUNDFILE_REFUSES = {("ogg", "flac"), ("caf", "flac")}
 
 
 class NotAudio(Exception):
@@ -39,8 +41,11 @@ class SourceFacts:
 
     @property
     def soundfile_can_decode(self) -> bool:
-        return self.format.split(",")[0] in _SOUNDFILE_CONTAINERS and (
-            self.codec.startswith("pcm_") or self.codec in _SOUNDFILE_CODECS
+        container = self.format.split(",")[0]
+        return (
+            container in _SOUNDFILE_CONTAINERS
+            and (self.codec.startswith("pcm_") or self.codec in _SOUNDFILE_CODECS)
+            and (container, self.codec) not in _SOUNDFILE_REFUSES
         )
 
     def to_row(self) -> dict[str, Any]:
