@@ -141,12 +141,14 @@ def _integrated_loudness(x: np.ndarray, rate: int) -> float:
         return FLOOR_DB
     n = hops * hop
     if x.shape[1] == 2:
-        hop_energy = _k_weighted_hop_energy(x[:n, 0], x[:n, 1], rate, hop).sum(axis=1)
+        hop_energy = _k_weighted_hop_energy(x[:n].view(np.complex64)[:, 0], rate, hop).sum(axis=1)
     else:
         # The two halves of a mono clip make the pair; the second starts at least one hop early
         # so that the filter has settled (the 38 Hz high-pass decays in ~4 ms) when it counts.
         half = (hops + 2) // 2 * hop
-        energy = _k_weighted_hop_energy(x[:half, 0], x[n - half : n, 0], rate, hop)
+        pair = np.empty(half, np.complex64)
+        pair.real, pair.imag = x[:half, 0], x[n - half : n, 0]
+        energy = _k_weighted_hop_energy(pair, rate, hop)
         hop_energy = np.concatenate((energy[:, 0], energy[2 * half // hop - hops :, 1]))
     block_energy = np.convolve(hop_energy, np.ones(LOUDNESS_BLOCK_HOPS), mode="valid")
     blocks = block_energy / (LOUDNESS_BLOCK_HOPS * hop)
@@ -157,28 +159,23 @@ def _integrated_loudness(x: np.ndarray, rate: int) -> float:
     return LOUDNESS_OFFSET_DB + 10.0 * math.log10(blocks.mean())
 
 
-def _k_weighted_hop_energy(first: np.ndarray, second: np.ndarray, rate: int, hop: int) -> np.ndarray:
-    """Energy per hop of the K-weighted `first` and `second` (1-D, equally long), shape (hops, 2).
+def _k_weighted_hop_energy(pair: np.ndarray, rate: int, hop: int) -> np.ndarray:
+    """Energy per hop of the K-weighted real and imaginary parts of `pair`, shape (hops, 2).
 
-    Each signal is filtered in a real pass of its own: scipy's real kernel runs 2-3x faster than
-    its complex one, which once carried both as the real and imaginary parts of one signal,
-    and gives the same values (a real coefficient times a complex sample is exact in each part).
-    The two results are laid out side by side, as they were then, so each hop's energy is
-    summed in the same order and keeps its last bit. float64 because float32 state drifts by
-    up to 0.15 dB on low frequencies at 192 kHz. Chunks keep the float64 copies in cache.
+    A real filter run on complex input filters the two parts independently, and one complex
+    pass costs about 0.7 of two real ones. float64 because float32 state drifts by up to
+    0.15 dB on low frequencies at 192 kHz. Chunks keep the float64 copies in cache.
     """
     sos = _k_weighting(rate)
-    states = [np.zeros((sos.shape[0], 2)), np.zeros((sos.shape[0], 2))]
-    energy = np.empty((first.size // hop, 2))
+    state = np.zeros((sos.shape[0], 2), np.complex128)
+    energy = np.empty((pair.size // hop, 2))
     step = max(1, FILTER_CHUNK // hop)
-    for start in range(0, energy.shape[0], step):
-        span = slice(start * hop, (start + step) * hop)
-        filtered = np.empty((first[span].size, 2))
-        for channel, signal in enumerate((first, second)):
-            filtered[:, channel], states[channel] = scipy.signal.sosfilt(sos, signal[span], zi=states[channel])
-        parts = filtered.reshape(-1, hop, 2)
-        energy[start : start + step, 0] = np.einsum("ij,ij->i", parts[..., 0], parts[..., 0])
-        energy[start : start + step, 1] = np.einsum("ij,ij->i", parts[..., 1], parts[..., 1])
+    for first in range(0, energy.shape[0], step):
+        chunk = pair[first * hop : (first + step) * hop].astype(np.complex128)
+        y, state = scipy.signal.sosfilt(sos, chunk, zi=state)
+        parts = y.view(np.float64).reshape(-1, hop, 2)
+        energy[first : first + step, 0] = np.einsum("ij,ij->i", parts[..., 0], parts[..., 0])
+        energy[first : first + step, 1] = np.einsum("ij,ij->i", parts[..., 1], parts[..., 1])
     return energy
 
 
