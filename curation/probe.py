@@ -71,14 +71,28 @@ _PROBE_OPTIONS = {"probesize": "32768"}
 # the bit rate of the packets read ahead (raw AAC), so they keep the 32 KB read-ahead.
 _HEADER_MAGIC = (b"RIFF", b"RF64", b"riff", b"FORM", b"caff", b".snd", b"fLaC")
 _HEADER_PROBE_OPTIONS = {"probesize": "2048"}
+# Magic that names its demuxer outright. Without a name FFmpeg scores the first bytes against
+# every demuxer it has (a fifth to a third of the probe); these files win that contest anyway,
+# so naming the demuxer gives the same facts. ID3 is not here: it may precede MP3, AAC or FLAC.
+# A WAV header with byte 256 at 0x84 may be an ACT recording, which FFmpeg scores above WAV.
+_DEMUXER_BY_MAGIC = {
+    (b"RIFF", b"WAVE"): "wav",
+    (b"RF64", b"WAVE"): "wav",
+    (b"fLaC", None): "flac",
+    (b"OggS", None): "ogg",
+}
 
 
 def probe(path: str) -> SourceFacts:
     with open(path, "rb") as f:
-        magic = f.read(4)
+        head = f.read(512)
+    magic = head[:4]
     options = _HEADER_PROBE_OPTIONS if magic in _HEADER_MAGIC else _PROBE_OPTIONS
+    demuxer = _DEMUXER_BY_MAGIC.get((magic, head[8:12])) or _DEMUXER_BY_MAGIC.get((magic, None))
+    if demuxer == "wav" and head[256:257] == b"\x84":
+        demuxer = None
     try:
-        container = av.open(path, metadata_errors="ignore", options=options)
+        container = av.open(path, format=demuxer, metadata_errors="ignore", options=options)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
         raise NotAudio(f"not a media file FFmpeg can read ({_short(error)})") from error
     with container:
