@@ -15,6 +15,10 @@ only ratios mean something).
 3. Memory: peak RSS per worker for one file of 8, 32 and 128 minutes and for corpora of
    300 and 1,200 short files; it must stay flat.
 
+--split prints, instead, where a short file's time goes: CPU time per file of each step of
+a unit (probe, hashing, decoding, measuring, encoding, the rest of `run_unit`), in this
+process over 200 short files, best of 3; process time, so other jobs move it less.
+
 A file a floor cannot decode (FFmpeg cannot read it, or its decoder refuses it) is left out
 of that floor and counted; soundry's run still gets it (and keeps it or rejects it).
 Other work on a shared machine moves both sides of a ratio, so every run is paired with
@@ -22,12 +26,14 @@ floors measured just before it, and the median and spread of --repeat pairs is p
 with the load average.
 
     .venv/bin/python bench/curation.py [FOLDER] [--short FOLDER] [--workers N] [--engines local,ray,beam] [--repeat 3]
+    .venv/bin/python bench/curation.py --split [--short FOLDER]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -46,12 +52,15 @@ if __name__ == "__main__":
     # Run as a script, this file's folder is first on sys.path, and this file's name would
     # shadow the `curation` package: put the repository root there instead.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-from curation.config import AudioFormat, Decoding, Encoding, Segmenting  # noqa: E402
+from curation.config import AudioFormat, CurationConfig, Decoding, Encoding, Segmenting  # noqa: E402
 from curation.decode import choose_backend, decode  # noqa: E402
 from curation.demo.corpus import generate_demo_corpus  # noqa: E402
-from curation.encode import encode_flac, quantize_pcm16  # noqa: E402
+from curation.discover import WorkUnit, discover  # noqa: E402
+from curation.encode import encode_flac, pcm_sha256, quantize_pcm16  # noqa: E402
 from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
+from curation.measure import measure  # noqa: E402
 from curation.probe import NotAudio, SourceFacts, probe  # noqa: E402
+from curation.unit import run_unit  # noqa: E402
 
 CACHE = Path(__file__).resolve().parents[1] / "build" / "bench"
 TARGETS = {"local": 0.85, "ray": 0.75, "beam": 0.75}  # music, of the in-process ceiling
@@ -238,6 +247,54 @@ def in_process_floor(items: list[Source], workers: int, work=_decode_only) -> Fl
     return FloorRun(seconds, *(sum(r[i] for r in results) for i in range(3)))
 
 
+def cpu_split(folder: Path, count: int = 200) -> dict[str, float]:
+    """CPU milliseconds per file of each step of a unit over `count` short files, best of 3,
+    and of the whole `run_unit`; what `run_unit` spends beyond the steps is "rest"."""
+    config = CurationConfig.model_validate(
+        {"inputs": [{"path": str(folder)}], "output": str(CACHE / "split-unused"), "segment": {"min_clip_s": 0.5}}
+    )
+    planned = [f for f in discover(config.inputs) if not f.uri.endswith(".json")][:count]
+    paths = [f.uri for f in planned]
+
+    def best(step):
+        times = []
+        for _ in range(3):
+            started = time.process_time()
+            result = step()
+            times.append(time.process_time() - started)
+        return min(times) * 1000 / len(paths), result
+
+    def hash_files() -> None:
+        for path in paths:
+            with open(path, "rb") as f:
+                hashlib.file_digest(f, "sha256")
+
+    split: dict[str, float] = {}
+    split["probe"], facts = best(lambda: [probe(p) for p in paths])
+    split["hash file"], _ = best(hash_files)
+    target, decoding = AudioFormat(), Decoding()
+    split["decode + resample"], pcms = best(
+        lambda: [
+            np.concatenate(list(decode(p, f, choose_backend(f, decoding), decoding, target)))
+            for p, f in zip(paths, facts, strict=True)
+        ]
+    )
+    split["measure"], _ = best(lambda: [measure(pcm, target.sample_rate) for pcm in pcms])
+    split["quantize"], pcm16s = best(lambda: [quantize_pcm16(pcm) for pcm in pcms])
+    split["hash PCM"], _ = best(lambda: [pcm_sha256(pcm16) for pcm16 in pcm16s])
+    compression = Encoding().flac_compression
+    split["FLAC encode"], _ = best(lambda: [encode_flac(x, target.sample_rate, compression) for x in pcm16s])
+
+    def whole_unit() -> None:
+        output = Path(tempfile.mkdtemp(prefix="split-", dir=CACHE))
+        run_unit(WorkUnit("split", tuple(planned)), config.model_copy(update={"output": str(output)}))
+        shutil.rmtree(output)
+
+    unit_ms, _ = best(whole_unit)
+    split["rest (segment, rows, Parquet)"] = unit_ms - sum(split.values())
+    return {**split, "run_unit": unit_ms}
+
+
 def make_short_files(folder: Path, count: int, seed: int = 0) -> Path:
     """Sound-effect-like files of 1-3 s in the formats effect libraries hold."""
     marker = folder.parent / f"{folder.name}.complete"  # beside, not inside: it is no input
@@ -284,7 +341,11 @@ def main() -> None:
     parser.add_argument("--engines", default="local,ray,beam")
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine, each paired with its own floors")
     parser.add_argument("--skip-memory", action="store_true", help="skip the long-file memory check")
+    parser.add_argument("--split", action="store_true", help="only print a short file's CPU time per step")
     args = parser.parse_args()
+    if args.split:
+        _print_split(Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200))
+        return
     engines = [engine for engine in args.engines.split(",") if engine]  # "": short files and memory only
     CACHE.mkdir(parents=True, exist_ok=True)
     folder = Path(args.folder) if args.folder else CACHE / "demo-corpus"
@@ -369,6 +430,16 @@ def main() -> None:
             ]
         _print_growth("as files get longer", by_length)
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _print_split(folder: Path) -> None:
+    split = cpu_split(folder)
+    unit = split.pop("run_unit")
+    print(f"CPU time per short file ({folder}, one process, best of 3): run_unit {unit:.2f} ms")
+    for step, ms in split.items():
+        print(f"   {step:30s} {ms:5.2f} ms  {ms / unit:4.0%}")
+    ceiling = split["decode + resample"] + split["quantize"] + split["FLAC encode"]
+    print(f"   the ceiling's steps (decode + resample, quantize, FLAC encode): {ceiling / unit:.2f} of run_unit")
 
 
 def _print_left_out(count: int, why: str) -> None:
