@@ -1,32 +1,43 @@
 """Curation throughput against floors measured in the same run (machines here are noisy;
 only ratios mean something).
 
-1. Music corpus (FOLDER, default: the demo corpus): soundry curate on each engine vs the
-   floor, the ffmpeg CLI alone decoding + resampling (soxr) + FLAC-encoding the same
-   files with the same number of processes. Targets: local >= 0.85, ray and beam >= 0.75.
-   Engine start (Ray, Beam) is printed apart; a cluster's engine is already up.
+1. Music corpus (FOLDER, default: the demo corpus): soundry curate on each engine against two
+   floors over the same files with the same number of processes:
+   - the in-process ceiling: decoding with the decoder soundry picks for each codec
+     (libsndfile or PyAV, streaming), remixing to stereo, resampling to 44.1 kHz (soxr) and
+     FLAC-encoding 30 s clips alone, with no probe, measure, hash or table. Targets: local
+     >= 0.85 of it, ray and beam >= 0.75.
+   - the ffmpeg CLI alone decoding + resampling (soxr) + FLAC-encoding, a process per file.
+   Engine start and stop (Ray, Beam, the local pool) are printed apart; a cluster's engine is up.
    --baseline TREE: each run is also made with the code in TREE (another checkout, e.g.
    `git worktree add /tmp/before main`), alternating which goes first, each with its own
-   floor: the ratio of the two medians is this code's speed against that code's.
-2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s vs the
-   floor of decoding the same files in-process with soundfile, same processes. Target >= 0.5.
-   Also measured in the same run: decoding, resampling to 44.1 kHz and FLAC-encoding alone
-   (what every stored clip needs), whose ratio to the decode floor is the ceiling of any
-   curation that stores clips as FLAC.
+   in-process ceiling: the ratio of the two medians is this code's speed against that code's.
+2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s against the
+   same in-process ceiling (decode + resample + FLAC encode: what the clip table's contract
+   costs). Target >= 0.7. Decoding alone with soundfile is printed beside it.
 3. Memory: peak RSS per worker for one file of 8, 32 and 128 minutes and for corpora of
    300 and 1,200 short files; it must stay flat.
 
-Other work on a shared machine moves both sides of a ratio, so every run is paired with a
-floor measured just before it, and the median and spread of --repeat pairs is printed
+--split prints, instead, where a short file's time goes: CPU time per file of each step of
+a unit (probe, hashing, decoding, measuring, encoding, the rest of `run_unit`), in this
+process over 200 short files, best of 3; process time, so other jobs move it less.
+
+A file a floor cannot decode (FFmpeg cannot read it, or its decoder refuses it) is left out
+of that floor and counted; soundry's run still gets it (and keeps it or rejects it).
+Other work on a shared machine moves both sides of a ratio, so every run is paired with
+floors measured just before it, and the median and spread of --repeat pairs is printed
 with the load average.
 
     .venv/bin/python bench/curation.py [FOLDER] [--short FOLDER] [--workers N] [--engines local,ray,beam] [--repeat 3]
         [--baseline TREE]
+    .venv/bin/python bench/curation.py --split [--short FOLDER]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -40,19 +51,25 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 
-# Run as a script, this file's folder is first on sys.path, and this file's name would
-# shadow the `curation` package: put the repository root there instead.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+if __name__ == "__main__":
+    # Run as a script, this file's folder is first on sys.path, and this file's name would
+    # shadow the `curation` package: put the repository root there instead.
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from curation.config import AudioFormat, CurationConfig, Decoding, Encoding, Segmenting  # noqa: E402
+from curation.decode import choose_backend, decode  # noqa: E402
 from curation.demo.corpus import generate_demo_corpus  # noqa: E402
-from curation.encode import encode_flac, quantize_pcm16  # noqa: E402
+from curation.discover import WorkUnit, discover  # noqa: E402
+from curation.encode import encode_flac, pcm_sha256, quantize_pcm16  # noqa: E402
 from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
+from curation.measure import measure  # noqa: E402
+from curation.probe import NotAudio, SourceFacts, probe  # noqa: E402
+from curation.unit import run_unit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "bench"
-TARGETS = {"local": 0.85, "ray": 0.75, "beam": 0.75}
-SHORT_TARGET = 0.5
+TARGETS = {"local": 0.85, "ray": 0.75, "beam": 0.75}  # music, of the in-process ceiling
+SHORT_TARGET = 0.7  # short files, of the in-process ceiling
 
 
 def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str, code: Path | None = None) -> dict:
@@ -105,14 +122,56 @@ def audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".json"))
 
 
-def ffmpeg_floor(files: list[Path], workers: int, scratch: Path) -> float:
-    """Seconds for the ffmpeg CLI to decode, resample to 44.1 kHz stereo and FLAC-encode."""
+@dataclasses.dataclass(frozen=True)
+class FloorRun:
+    """What one floor did: seconds it took, files and seconds of audio it decoded, files it could not."""
+
+    seconds: float
+    files: int
+    audio_s: float
+    refused: int
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.seconds
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_s / self.seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A file as soundry sees it before decoding: its probed facts and the decoder soundry picks."""
+
+    path: str
+    facts: SourceFacts
+    backend: str
+
+
+def sources(files: list[Path]) -> tuple[list[Source], int]:
+    """Probe every file (not timed), as soundry does, for the decoder soundry picks per codec.
+    Files FFmpeg cannot read are left out of every floor; their count is returned."""
+    found, not_audio = [], 0
+    for path in files:
+        try:
+            facts = probe(str(path))
+        except NotAudio:
+            not_audio += 1
+            continue
+        found.append(Source(str(path), facts, choose_backend(facts, Decoding())))
+    return found, not_audio
+
+
+def ffmpeg_floor(items: list[Source], workers: int, scratch: Path) -> FloorRun:
+    """The ffmpeg CLI alone decoding, resampling to 44.1 kHz stereo (soxr) and FLAC-encoding
+    each file, one process per file; a file it fails on is counted, not fatal."""
     binary = find_ffmpeg()
     scratch.mkdir(parents=True, exist_ok=True)
 
-    def one(item: tuple[int, Path]) -> None:
-        index, path = item
-        subprocess.run(
+    def one(item: tuple[int, Source]) -> bool:
+        index, source = item
+        done = subprocess.run(
             [
                 binary,
                 "-nostdin",
@@ -120,7 +179,7 @@ def ffmpeg_floor(files: list[Path], workers: int, scratch: Path) -> float:
                 "fatal",
                 "-y",
                 "-i",
-                str(path),
+                source.path,
                 "-ar",
                 "44100",
                 "-ac",
@@ -130,41 +189,117 @@ def ffmpeg_floor(files: list[Path], workers: int, scratch: Path) -> float:
                 "-c:a",
                 "flac",
                 str(scratch / f"{index}.flac"),
-            ],
-            check=True,
+            ]
         )
+        return done.returncode == 0
 
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:  # each thread waits on its own ffmpeg process
-        list(pool.map(one, enumerate(files)))
-    return time.perf_counter() - started
+        ok = list(pool.map(one, enumerate(items)))
+    seconds = time.perf_counter() - started
+    audio_s = sum(source.facts.duration_s for source, done in zip(items, ok, strict=True) if done)
+    return FloorRun(seconds, sum(ok), audio_s, ok.count(False))
 
 
-def _read_all(paths: list[str]) -> int:
-    for path in paths:
-        soundfile.read(path, dtype="float32")
-    return len(paths)
+def _decode_only(items: list[Source]) -> tuple[int, float, int]:
+    """Decoding alone with libsndfile, as float32: the short files' historic floor."""
+    files, frames, refused = 0, 0, 0
+    for source in items:
+        try:
+            pcm, rate = soundfile.read(source.path, dtype="float32")
+        except (soundfile.LibsndfileError, RuntimeError):
+            refused += 1
+            continue
+        files += 1
+        frames += len(pcm) * 44100 / rate
+    return files, frames / 44100, refused
 
 
-def _read_and_encode_all(paths: list[str]) -> int:
-    """What every stored clip needs at the least: decoded, at 44.1 kHz, FLAC-encoded."""
-    for path in paths:
-        pcm, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        if rate != 44100:
-            pcm = soxr.resample(pcm, rate, 44100, quality="HQ")
-        encode_flac(quantize_pcm16(pcm), 44100)
-    return len(paths)
+def _decode_resample_encode(items: list[Source]) -> tuple[int, float, int]:
+    """What every stored clip needs at the least, with soundry's own decoders: the decoder
+    soundry picks for the codec, streaming, remixed to stereo and resampled to 44.1 kHz (soxr
+    HQ), cut into 30 s windows, each quantized and FLAC-encoded as the clip table stores it."""
+    target = AudioFormat()
+    window = round(Segmenting().window_s * target.sample_rate)
+    compression = Encoding().flac_compression
+    files, frames, refused = 0, 0, 0
+    for source in items:
+        blocks, held, done = [], 0, 0
+        try:
+            for block in decode(source.path, source.facts, source.backend, Decoding(), target):
+                blocks.append(block)
+                held += len(block)
+                while held >= window:
+                    joined = np.concatenate(blocks)
+                    encode_flac(quantize_pcm16(joined[:window]), target.sample_rate, compression)
+                    blocks, held, done = [joined[window:]], held - window, done + window
+            if held:
+                encode_flac(quantize_pcm16(np.concatenate(blocks)), target.sample_rate, compression)
+        except Exception:  # whatever a decoder raises, the floor leaves the file out
+            refused += 1
+            continue
+        files += 1
+        frames += done + held
+    return files, frames / target.sample_rate, refused
 
 
-def in_process_floor(files: list[Path], workers: int, work=_read_all) -> float:
-    """Seconds for `work` (by default: decode with libsndfile) over every file, in-process,
-    same number of processes."""
-    chunks = [[str(p) for p in files[i::workers]] for i in range(workers)]
+def in_process_floor(items: list[Source], workers: int, work=_decode_only) -> FloorRun:
+    """`work` over every file in-process, split over `workers` processes as soundry's are."""
+    chunks = [items[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(work, [c[:2] for c in chunks]))  # start the processes outside the timing
         started = time.perf_counter()
-        list(pool.map(work, chunks))
-    return time.perf_counter() - started
+        results = list(pool.map(work, chunks))
+    seconds = time.perf_counter() - started
+    return FloorRun(seconds, *(sum(r[i] for r in results) for i in range(3)))
+
+
+def cpu_split(folder: Path, count: int = 200) -> dict[str, float]:
+    """CPU milliseconds per file of each step of a unit over `count` short files, best of 3,
+    and of the whole `run_unit`; what `run_unit` spends beyond the steps is "rest"."""
+    config = CurationConfig.model_validate(
+        {"inputs": [{"path": str(folder)}], "output": str(CACHE / "split-unused"), "segment": {"min_clip_s": 0.5}}
+    )
+    planned = [f for f in discover(config.inputs) if not f.uri.endswith(".json")][:count]
+    paths = [f.uri for f in planned]
+
+    def best(step):
+        times = []
+        for _ in range(3):
+            started = time.process_time()
+            result = step()
+            times.append(time.process_time() - started)
+        return min(times) * 1000 / len(paths), result
+
+    def hash_files() -> None:
+        for path in paths:
+            with open(path, "rb") as f:
+                hashlib.file_digest(f, "sha256")
+
+    split: dict[str, float] = {}
+    split["probe"], facts = best(lambda: [probe(p) for p in paths])
+    split["hash file"], _ = best(hash_files)
+    target, decoding = AudioFormat(), Decoding()
+    split["decode + resample"], pcms = best(
+        lambda: [
+            np.concatenate(list(decode(p, f, choose_backend(f, decoding), decoding, target)))
+            for p, f in zip(paths, facts, strict=True)
+        ]
+    )
+    split["measure"], _ = best(lambda: [measure(pcm, target.sample_rate) for pcm in pcms])
+    split["quantize"], pcm16s = best(lambda: [quantize_pcm16(pcm) for pcm in pcms])
+    split["hash PCM"], _ = best(lambda: [pcm_sha256(pcm16) for pcm16 in pcm16s])
+    compression = Encoding().flac_compression
+    split["FLAC encode"], _ = best(lambda: [encode_flac(x, target.sample_rate, compression) for x in pcm16s])
+
+    def whole_unit() -> None:
+        output = Path(tempfile.mkdtemp(prefix="split-", dir=CACHE))
+        run_unit(WorkUnit("split", tuple(planned)), config.model_copy(update={"output": str(output)}))
+        shutil.rmtree(output)
+
+    unit_ms, _ = best(whole_unit)
+    split["rest (segment, rows, Parquet)"] = unit_ms - sum(split.values())
+    return {**split, "run_unit": unit_ms}
 
 
 def make_short_files(folder: Path, count: int, seed: int = 0) -> Path:
@@ -211,47 +346,56 @@ def main() -> None:
     parser.add_argument("--short", help="folder of >= 1000 short files (default: generated)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--engines", default="local,ray,beam")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per engine, each paired with its own floor")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per engine, each paired with its own floors")
     parser.add_argument("--skip-memory", action="store_true", help="skip the long-file memory check")
+    parser.add_argument("--split", action="store_true", help="only print a short file's CPU time per step")
     parser.add_argument("--baseline", help="another checkout: its curate runs alternate with this one's (music)")
     args = parser.parse_args()
+    if args.split:
+        _print_split(Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200))
+        return
     engines = [engine for engine in args.engines.split(",") if engine]  # "": short files and memory only
     CACHE.mkdir(parents=True, exist_ok=True)
     folder = Path(args.folder) if args.folder else CACHE / "demo-corpus"
     if not args.folder:
         generate_demo_corpus(folder, workers=args.workers)
     scratch = Path(tempfile.mkdtemp(prefix="soundry-bench-", dir=CACHE))
-    files = audio_files(folder)
     print(f"machine: {os.cpu_count()} cores, workers: {args.workers}, ffmpeg: {find_ffmpeg()}")
 
-    # Other work on the machine changes both sides of a ratio; each run is paired with a
-    # floor measured just before it, and the spread over --repeat pairs is printed.
-    print(f"\n1. music corpus {folder}: {len(files)} files")
+    if engines:
+        files = audio_files(folder)
+        items, not_audio = sources(files)
+        print(f"\n1. music corpus {folder}: {len(files)} files")
+        _print_left_out(not_audio, "FFmpeg cannot read")
     for engine in engines:
-        ratios, loads = [], []
+        ratios, cli_ratios, loads = [], [], []
         baseline: list[float] = []
         for run in range(args.repeat):
             if args.baseline and run % 2 == 0:  # alternate which goes first: load drifts
-                baseline.append(_music_ratio(files, folder, scratch, engine, args.workers, Path(args.baseline)))
+                baseline.append(_music_ratio(items, folder, scratch, engine, args.workers, Path(args.baseline)))
             loads.append(os.getloadavg()[0])
-            floor_s = ffmpeg_floor(files, args.workers, scratch / "floor")
+            cli = ffmpeg_floor(items, args.workers, scratch / "floor")
+            ceiling = in_process_floor(items, args.workers, _decode_resample_encode)
             summary = curate(folder, scratch / f"music-{engine}-{run}", engine, args.workers)
             audio_s = summary["hours_in"] * 3600
-            floor_x, ours_x = audio_s / floor_s, audio_s / work_seconds(summary)
-            ratios.append(ours_x / floor_x)
+            ours_x = audio_s / work_seconds(summary)
+            ratios.append(ours_x / ceiling.x_realtime)
+            cli_ratios.append(ours_x / cli.x_realtime)
             loads.append(os.getloadavg()[0])
             phases = summary["phases_s"]
             print(
-                f"   {engine:5s}: {ours_x:7.1f}x realtime vs floor {floor_x:6.1f}x (ffmpeg CLI) -> ratio "
-                f"{ratios[-1]:.2f}  "
+                f"   {engine:5s}: {ours_x:7.1f}x realtime vs in-process ceiling {ceiling.x_realtime:6.1f}x -> ratio "
+                f"{ratios[-1]:.2f}; vs ffmpeg CLI {cli.x_realtime:6.1f}x -> {cli_ratios[-1]:.2f}  "
                 f"[engine start {phases['engine_start_s']:.1f} s, stop {phases['engine_stop_s']:.1f} s, "
                 f"with it {audio_s / summary['wall_s']:.1f}x; peak RSS/worker "
-                f"{summary['peak_rss_mb_per_worker']:.0f} MB; "
-                f"load {loads[-2]:.1f}]"
+                f"{summary['peak_rss_mb_per_worker']:.0f} MB; load {loads[-2]:.1f}]"
             )
+            _print_left_out(ceiling.refused, "the in-process ceiling's decoder refuses")
+            _print_left_out(cli.refused, "the ffmpeg CLI fails on")
             if args.baseline and run % 2 == 1:
-                baseline.append(_music_ratio(files, folder, scratch, engine, args.workers, Path(args.baseline)))
-        print(f"   {engine:5s}: {spread(ratios, loads)} (target >= {TARGETS[engine]})")
+                baseline.append(_music_ratio(items, folder, scratch, engine, args.workers, Path(args.baseline)))
+        print(f"   {engine:5s}: of the in-process ceiling: {spread(ratios, loads)} (target >= {TARGETS[engine]})")
+        print(f"   {engine:5s}: of the ffmpeg CLI:         {spread(cli_ratios, loads)}")
         if baseline:
             print(
                 f"   {engine:5s}: baseline {args.baseline}: ratio {statistics.median(baseline):.2f} "
@@ -261,31 +405,31 @@ def main() -> None:
 
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
     short_files = audio_files(short)
+    short_items, not_audio = sources(short_files)
     print(f"\n2. short files {short}: {len(short_files)} files")
-    ratios, ceilings, loads = [], [], []
+    _print_left_out(not_audio, "FFmpeg cannot read")
+    ratios, decode_ratios, loads = [], [], []
     for run in range(args.repeat):
         loads.append(os.getloadavg()[0])
-        floor = len(short_files) / in_process_floor(short_files, args.workers)
-        with_flac = len(short_files) / in_process_floor(short_files, args.workers, _read_and_encode_all)
+        decode_only = in_process_floor(short_items, args.workers)
+        ceiling = in_process_floor(short_items, args.workers, _decode_resample_encode)
         summary = curate(short, scratch / f"short-{run}", "local", args.workers, "--segment.min_clip_s", "0.5")
         ours = len(short_files) / work_seconds(summary)
-        ratios.append(ours / floor)
-        ceilings.append(with_flac / floor)
+        ratios.append(ours / ceiling.files_per_s)
+        decode_ratios.append(ours / decode_only.files_per_s)
         loads.append(os.getloadavg()[0])
+        phases = summary["phases_s"]
         print(
-            f"   local: {ours:7.1f} files/s vs floor {floor:7.1f} files/s (soundfile in-process) -> ratio "
-            f"{ratios[-1]:.2f}  "
-            f"[{summary['x_realtime']:.0f}x realtime, peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; "
-            f"load {loads[-2]:.1f}]\n"
-            f"          decode + resample + FLAC encode alone {with_flac:7.1f} files/s -> {ceilings[-1]:.2f} of the "
-            f"floor; "
-            f"soundry is {ours / with_flac:.2f} of it"
+            f"   local: {ours:7.1f} files/s vs in-process ceiling {ceiling.files_per_s:7.1f} files/s -> ratio "
+            f"{ratios[-1]:.2f}; vs decoding alone (soundfile) {decode_only.files_per_s:7.1f} files/s -> "
+            f"{decode_ratios[-1]:.2f}  [plan {phases['plan_s']:.2f} s, units {phases['units_s']:.2f} s, "
+            f"dedup {phases['dedup_s']:.2f} s; peak RSS/worker {summary['peak_rss_mb_per_worker']:.0f} MB; "
+            f"load {loads[-2]:.1f}]"
         )
-    print(f"   local: {spread(ratios, loads)} (target >= {SHORT_TARGET})")
-    print(
-        f"   ceiling while clips are stored as FLAC (decode + resample + encode alone): "
-        f"{statistics.median(ceilings):.2f} of the floor"
-    )
+        _print_left_out(ceiling.refused, "the in-process ceiling's decoder refuses")
+        _print_left_out(decode_only.refused, "libsndfile refuses")
+    print(f"   local: of the in-process ceiling: {spread(ratios, loads)} (target >= {SHORT_TARGET})")
+    print(f"   local: of decoding alone:         {spread(decode_ratios, loads)}")
 
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
@@ -307,11 +451,27 @@ def main() -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _music_ratio(files: list[Path], folder: Path, scratch: Path, engine: str, workers: int, code: Path) -> float:
-    """The music ratio of another checkout's code, against its own floor."""
-    floor_s = ffmpeg_floor(files, workers, scratch / "floor")
+def _print_split(folder: Path) -> None:
+    split = cpu_split(folder)
+    unit = split.pop("run_unit")
+    print(f"CPU time per short file ({folder}, one process, best of 3): run_unit {unit:.2f} ms")
+    for step, ms in split.items():
+        print(f"   {step:30s} {ms:5.2f} ms  {ms / unit:4.0%}")
+    ceiling = split["decode + resample"] + split["quantize"] + split["FLAC encode"]
+    print(f"   the ceiling's steps (decode + resample, quantize, FLAC encode): {ceiling / unit:.2f} of run_unit")
+
+
+def _print_left_out(count: int, why: str) -> None:
+    if count:
+        print(f"          {count} file(s) {why}: left out of that floor, still in soundry's run")
+
+
+def _music_ratio(items: list[Source], folder: Path, scratch: Path, engine: str, workers: int, code: Path) -> float:
+    """The music ratio of another checkout's code, against its own in-process ceiling."""
+    ceiling = in_process_floor(items, workers, _decode_resample_encode)
     summary = curate(folder, scratch / f"baseline-{engine}", engine, workers, code=code)
-    realtime, ratio = summary["hours_in"] * 3600 / work_seconds(summary), floor_s / work_seconds(summary)
+    realtime = summary["hours_in"] * 3600 / work_seconds(summary)
+    ratio = realtime / ceiling.x_realtime
     print(f"   {engine:5s} (baseline): {realtime:7.1f}x realtime, ratio {ratio:.2f}")
     return ratio
 

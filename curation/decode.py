@@ -42,7 +42,7 @@ def decode(path: str, facts: SourceFacts, backend: str, config: Decoding, target
         yield from _ffmpeg_blocks(path, config, target)
         return
     source_blocks = _SOURCE_DECODERS[backend](path, facts, config.block_frames)
-    yield from _conform(source_blocks, facts.sample_rate, facts.channels, target)
+    yield from _conform(source_blocks, facts.sample_rate, target)
 
 
 def _soundfile_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
@@ -120,23 +120,49 @@ _SOURCE_DECODERS: dict[str, Callable[[str, SourceFacts, int], Blocks]] = {
 }
 
 
-def _conform(blocks: Blocks, rate: int, channels: int, target: AudioFormat) -> Blocks:
-    """Remix to the target channels first (fewer channels to resample), then resample."""
+def _conform(blocks: Blocks, rate: int, target: AudioFormat) -> Blocks:
+    """Remix to the target channels and resample to the target rate.
+
+    A source that arrives in one block (a short file) is resampled in one call, which gives
+    the samples streaming gives without the stream's set-up and flush, and on the fewer
+    channels: a mono source is duplicated after soxr, not before (soxr resamples each
+    channel alone, so the samples are the same). Streams remix first: a stream may change
+    its layout midway, and the resampler's channels are fixed.
+    """
+    if rate == target.sample_rate:
+        for block in blocks:
+            yield remix(block, target.channels)
+        return
     resampler = None
-    if rate != target.sample_rate:
-        resampler = soxr.ResampleStream(rate, target.sample_rate, target.channels, dtype="float32", quality="HQ")
-    for block in blocks:
-        mixed = remix(block, target.channels)
+    for block, last in _with_last(blocks):
+        if resampler is None and last:
+            fewer = remix(block, min(block.shape[1], target.channels))
+            yield remix(soxr.resample(fewer, rate, target.sample_rate, quality="HQ"), target.channels)
+            return
         if resampler is None:
-            yield mixed
-            continue
-        out = resampler.resample_chunk(mixed)
+            resampler = soxr.ResampleStream(rate, target.sample_rate, target.channels, dtype="float32", quality="HQ")
+        out = resampler.resample_chunk(remix(block, target.channels))
         if len(out):
             yield out
     if resampler is not None:
         tail = resampler.resample_chunk(np.zeros((0, target.channels), dtype=np.float32), last=True)
         if len(tail):
             yield tail
+
+
+def _with_last(blocks: Blocks) -> Iterator[tuple[np.ndarray, bool]]:
+    """Each block with whether it is the last. When the decoder fails while looking ahead,
+    the block in hand is passed on first, so the samples before a failure are the same as
+    without looking ahead."""
+    held = next(blocks, None)
+    while held is not None:
+        try:
+            following = next(blocks, None)
+        except Exception:
+            yield held, False
+            raise
+        yield held, following is None
+        held = following
 
 
 # ITU-R BS.775 downmix weights for 5.1 (FL FR FC LFE BL BR); the LFE is left out as

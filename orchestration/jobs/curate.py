@@ -6,6 +6,7 @@ killed anywhere (kill -9 included) is finished by running the same command again
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from typing import Any
@@ -34,6 +35,11 @@ from orchestration.configs.resolve import ConfigError
 from orchestration.engines.registry import make_runner, worker_count
 from orchestration.jobs.lease import output_lease
 from orchestration.jobs.progress import CurationProgress
+
+# pyarrow imports pandas, where it is installed, at its first table conversion (here, the plan):
+# 1-2 s. Imported with the stage's other modules, so a run's timed phases hold its own work.
+with contextlib.suppress(ImportError):
+    import pandas  # noqa: F401
 
 # What a unit's worker imports before its first unit (seconds: scipy, PyAV; pyarrow imports
 # pandas at its first table conversion), imported while the engine starts.

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from audio_files import encode, write_audio
+import soundfile
+import soxr
+from audio_files import encode, music_like, write_audio
 
 from curation.config import AudioFormat, Decoding
-from curation.decode import choose_backend, decode, remix
+from curation.decode import DecodeError, _conform, choose_backend, decode, remix
 from curation.probe import NotAudio, probe
 
 RATE = 44100
@@ -98,3 +100,64 @@ def test_remix_shapes_and_levels(have, want):
     out = remix(block, want)
     assert out.shape == (100, want) and out.dtype == np.float32 and out.flags.c_contiguous
     assert np.all(np.abs(out) <= 0.5 + 1e-6)
+
+
+def _streamed(pcm: np.ndarray, rate: int, target: AudioFormat, block: int) -> np.ndarray:
+    """How every source was conformed before short ones took one call: remixed to the target,
+    then resampled as a stream fed `block` frames at a time and flushed."""
+    stream = soxr.ResampleStream(rate, target.sample_rate, target.channels, dtype="float32", quality="HQ")
+    mixed = remix(pcm, target.channels)
+    parts = [stream.resample_chunk(mixed[i : i + block]) for i in range(0, len(mixed), block)]
+    parts.append(stream.resample_chunk(np.zeros((0, target.channels), np.float32), last=True))
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 48000, 96000, 192000])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("seconds", [0.3, 1.7])
+def test_one_block_sources_are_resampled_as_a_stream_would(tmp_path, rate, channels, seconds):
+    """A short file is resampled in one call (mono before it is duplicated): the samples
+    are those of the stream, bit for bit, and so are a long file's blocks."""
+    rng = np.random.default_rng(rate + channels)
+    pcm = (rng.standard_normal((round(seconds * rate), channels)) * 0.2).astype(np.float32)
+    path = str(write_audio(tmp_path / "src.wav", pcm, rate, subtype="FLOAT"))
+    facts, target = probe(path), AudioFormat()
+    whole = list(decode(path, facts, "soundfile", Decoding(block_frames=2**20), target))
+    assert len(whole) == 1
+    assert np.array_equal(whole[0], _streamed(pcm, rate, target, len(pcm)))
+    blocks = np.concatenate(list(decode(path, facts, "soundfile", Decoding(block_frames=4096), target)))
+    assert np.array_equal(blocks, _streamed(pcm, rate, target, 4096))
+
+
+def test_samples_before_a_decoder_failure_come_out_as_when_streaming():
+    """Looking one block ahead must not hold back what was decoded before a failure."""
+
+    def failing(blocks):
+        yield from blocks
+        raise DecodeError("truncated")
+
+    rng = np.random.default_rng(0)
+    first = (rng.standard_normal((48000, 2)) * 0.2).astype(np.float32)
+    target = AudioFormat()
+    seen = []
+    with pytest.raises(DecodeError):
+        for block in _conform(failing([first]), 48000, target):
+            seen.append(block)
+    stream = soxr.ResampleStream(48000, RATE, 2, dtype="float32", quality="HQ")
+    assert len(seen) == 1 and np.array_equal(seen[0], stream.resample_chunk(first))
+
+
+@pytest.mark.parametrize("container", ["ogg", "caf"])
+def test_flac_where_libsndfile_refuses_it_goes_to_pyav(tmp_path, container):
+    """FLAC in Ogg (found in game data packages) and in CAF: libsndfile refuses to open
+    them, FFmpeg decodes them; they used to be decode_error rejects."""
+    source = write_audio(tmp_path / "src.wav", music_like(2.0), RATE)
+    path = str(encode(source, tmp_path / f"x.{container}", "-c:a", "flac"))
+    facts = probe(path)
+    assert (facts.format, facts.codec) == (container, "flac")
+    with pytest.raises(soundfile.LibsndfileError):
+        soundfile.read(path)
+    backend = choose_backend(facts, Decoding())
+    assert backend == "pyav"
+    pcm = np.concatenate(list(decode(path, facts, backend, Decoding(), AudioFormat())))
+    assert abs(len(pcm) - 2 * RATE) <= 1024

@@ -92,3 +92,38 @@ def test_short_read_ahead_only_for_header_stated_containers(sources, name, short
     monkeypatch.setattr(av, "open", recording_open)
     probe(str(sources[name]))
     assert opened == [probe_module._HEADER_PROBE_OPTIONS if short else probe_module._PROBE_OPTIONS]
+
+
+@pytest.mark.parametrize("name", ["plain.wav", "float 48k.wav", "tagged.wav", "tagged.flac", "tagged.ogg"])
+def test_named_demuxer_gives_the_facts_of_ffmpeg_scoring(sources, name, monkeypatch):
+    """WAV, FLAC and Ogg are opened with their demuxer named (FFmpeg skips scoring every
+    demuxer it has on the first bytes): the facts are those FFmpeg's own choice gives."""
+    opened = []
+    real_open = av.open
+
+    def recording_open(*args, **kwargs):
+        opened.append(kwargs.get("format"))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", recording_open)
+    named = probe(str(sources[name]))
+    monkeypatch.setattr(probe_module, "_DEMUXER_BY_MAGIC", {})
+    assert named == probe(str(sources[name]))
+    assert opened == [name.rsplit(".", 1)[1], None]
+
+
+def test_a_wav_header_that_may_be_act_is_left_to_ffmpeg(sources, tmp_path, monkeypatch):
+    """ACT recordings start with a WAV header; FFmpeg tells them apart by byte 256."""
+    data = bytearray(sources["plain.wav"].read_bytes())
+    data[256] = 0x84
+    (tmp_path / "maybe act.wav").write_bytes(bytes(data))
+    opened = []
+    real_open = av.open
+
+    def recording_open(*args, **kwargs):
+        opened.append(kwargs.get("format"))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", recording_open)
+    probe(str(tmp_path / "maybe act.wav"))
+    assert opened == [None]
