@@ -128,7 +128,7 @@ class TrainConfig(StrictModel):
         description="Weights to start from: a soundry checkpoint folder (its architecture too: "
         "leave `model` empty; `sample_size` still applies) or SAO's model.safetensors for `model` (fine-tuning)",
     )
-    max_steps: int = execution_field(200, ge=1, description="Optimizer steps to train for")
+    max_steps: int = Field(200, ge=1, description="Optimizer steps to train for (a resume may raise it to train on)")
     grad_accum: int = Field(
         1, ge=1, description="Micro-steps per optimizer step (global batch = batch_size x ranks x grad_accum)"
     )
@@ -202,7 +202,7 @@ class VAETrainConfig(StrictModel):
         "tiny", description="Preset or model_config.json whose vae section (and rate, channels) is trained"
     )
     sample_size: int = Field(65536, ge=1, description="Audio samples per training crop (a multiple of the VAE's ratio)")
-    max_steps: int = execution_field(200, ge=1, description="Optimizer steps")
+    max_steps: int = Field(200, ge=1, description="Optimizer steps (a resume may raise it to train on)")
     lr: float = Field(1.5e-4, gt=0, description="AdamW learning rate of the autoencoder")
     discriminator_lr: float = Field(3e-4, gt=0, description="AdamW learning rate of the discriminator")
     betas: tuple[float, float] = Field((0.8, 0.99), description="AdamW betas of both optimizers")

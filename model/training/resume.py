@@ -50,6 +50,11 @@ def data_identity(version: str) -> str:
     return hashlib.sha256(json.dumps(read_manifest(version), sort_keys=True).encode()).hexdigest()
 
 
+# Fields that change what a finished run made, so they are part of its identity (`soundry run`
+# trains again when they change), but that a resume may change: training on to more steps.
+TRAIN_ON = {"max_steps"}
+
+
 def check_unchanged(folder: Path, config: BaseModel, metadata: dict[str, Any], key: str = "train") -> None:
     """Raise ResumeError when `config` differs from the config the checkpoint holds (its
     config.json's `key`) in anything but execution fields."""
@@ -77,6 +82,8 @@ def _changes(model: type[BaseModel], old: dict[str, Any], new: dict[str, Any], p
     for name, field in model.model_fields.items():
         if (field.json_schema_extra or {}).get("execution") or name not in old:
             continue  # an execution field, or one the checkpoint's soundry did not have
+        if prefix + name in TRAIN_ON:
+            continue
         nested = (
             field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
         )

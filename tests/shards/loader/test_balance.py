@@ -55,7 +55,8 @@ def uneven(tmp_path_factory, shard_inputs) -> str:
         start += size
         data = tar.read_bytes()
         shards.append(
-            {"name": name, "split": "train", "tar": f"shards/{name}.tar", "count": size, "bytes": len(data)}
+            {"name": name, "split": "train", "tar": f"shards/{name}.tar", "sidecar": f"shards/{name}.parquet"}
+            | {"count": size, "bytes": len(data)}
             | {"sha256": hashlib.sha256(data).hexdigest()}
         )
     (target / "manifest.json").write_text(json.dumps({**manifest, "shards": shards}))
