@@ -26,6 +26,14 @@ def redact(value: Any) -> Any:
     return REDACTED
 
 
+def _redacted_names(value: Any, prefix: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [name for key, item in value.items() for name in _redacted_names(item, f"{prefix}{key}.")]
+    if isinstance(value, (list, tuple)):
+        return [name for index, item in enumerate(value) for name in _redacted_names(item, f"{prefix}{index}.")]
+    return [prefix.rstrip(".")] if value == REDACTED else []
+
+
 class Location(StrictModel):
     path: str = Field(description="A folder, a glob (**/*.mp3) or an fsspec URL (s3://bucket/prefix) holding audio")
     source_name: str | None = Field(None, description="Name of the collection; recorded on every clip from here")
@@ -38,6 +46,19 @@ class Location(StrictModel):
         "configs and manifests keep the names, values redacted)",
         json_schema_extra=SENSITIVE,
     )
+
+    @field_validator("storage_options")
+    @classmethod
+    def _not_redacted(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """A config printed by --print-config (or saved in config.json) holds REDACTED where the
+        values were; run again as is, it would hand the filesystem that text as a credential."""
+        hidden = sorted(_redacted_names(options))
+        if hidden:
+            raise ValueError(
+                f"{', '.join(hidden)} holds {REDACTED}: saved and printed configs hide storage option values; "
+                "give the real value, or leave it out and let fsspec take credentials from the environment"
+            )
+        return options
 
     @field_serializer("storage_options", when_used="json")
     def _redact(self, options: dict[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,13 @@ def test_credentials_in_storage_options_reach_no_file(curated, tmp_path, capsys)
         assert not [p for p in files if secret.encode() in p.read_bytes()], f"{secret} was written"
 
 
+def test_a_printed_config_run_again_asks_for_the_hidden_values():
+    """--print-config hides storage option values; that text must not reach a filesystem as a credential."""
+    inputs = "[{path: raw, storage_options: {anon: false, client_kwargs: {endpoint_url: <redacted>}}}]"
+    with pytest.raises(ConfigError, match=r"client_kwargs\.endpoint_url holds <redacted>.*give the real value"):
+        resolve(CurateJob, None, {"inputs": inputs, "output": "o"})
+
+
 def test_an_error_inside_an_option_names_that_option():
     with pytest.raises(ConfigError, match=r"inputs\.0\.license \(in --inputs\): Input should be a valid string"):
         resolve(CurateJob, None, {"inputs": "[{path: raw, license: [a]}]", "output": "o"})
