@@ -1,0 +1,54 @@
+"""A folder of audio files as an evaluation set: its files in name order, decoded to an embedder's rate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from model.evaluation.embedding import AudioEmbedder
+from model.evaluation.errors import EvaluationError
+
+# What libsndfile reads; other files in the folder (prompts, reports) are not audio and are passed over.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+
+
+def audio_files(folder: str, option: str) -> list[Path]:
+    """The folder's audio files, sorted by name; an error naming `option` when there are none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise EvaluationError(f"{option} {folder}: no such folder")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise EvaluationError(f"{option} {folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
+    return files
+
+
+def read_mono(path: Path, rate: int) -> np.ndarray:
+    """One file -> float32 mono at `rate`; an unreadable or empty file is an error naming it."""
+    try:
+        audio, source_rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise EvaluationError(f"{path}: not readable audio ({str(error).splitlines()[0]})") from None
+    if len(audio) == 0:
+        raise EvaluationError(f"{path}: holds no samples")
+    mono = audio.mean(axis=1)
+    if source_rate != rate:
+        mono = soxr.resample(mono, source_rate, rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def embed_files(files: list[Path], embedder: AudioEmbedder, clips_per_batch: int) -> np.ndarray:
+    """(len(files), D): decoded and embedded `clips_per_batch` at a time, so memory holds one batch of audio."""
+    parts = [
+        embedder.embed([read_mono(p, embedder.sample_rate) for p in batch]) for batch in _chunks(files, clips_per_batch)
+    ]
+    return np.concatenate(parts)
+
+
+def _chunks(files: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(files), size):
+        yield files[start : start + size]

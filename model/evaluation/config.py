@@ -1,0 +1,39 @@
+"""The configuration of `soundry eval` (model/evaluation/evaluate.py), apart from the code that
+imports numpy and torch, so the command line can be built without them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from curation.core.strict_model import StrictModel, execution_field
+from labeling.clap.backend import ClapConfig
+
+
+class EvalConfig(StrictModel):
+    generated: str = Field(..., description="Folder of generated audio files (wav, flac, ogg, mp3, aiff)")
+    reference: str = Field(..., description="Folder of reference audio files that the generated audio is compared to")
+    output: str = Field(..., description="Folder for eval.json (made if missing; an earlier eval.json is replaced)")
+    prompts: str | None = Field(
+        None,
+        description="JSON file {file name without suffix: prompt} for both folders; with it the CLAP score is "
+        "measured (generated audio against its prompt, and reference audio against its own as the ceiling)",
+    )
+    clap: ClapConfig = Field(
+        ..., description="The CLAP model that embeds audio (FAD, tag distributions) and prompts (CLAP score)"
+    )
+    tags: str | None = Field(
+        None,
+        description="Text file of tags, one a line, for the tag distributions (KL); empty: the built-in tag "
+        "vocabulary (about a thousand music tags)",
+    )
+    tag_temperature: float = Field(
+        0.01, gt=0, description="Softmax temperature of the CLAP zero-shot tag distributions (cosine / temperature)"
+    )
+    fad_infinity: bool = Field(
+        False, description="Also report FAD∞: FAD of subsets of the generated audio extrapolated to infinitely many"
+    )
+    fad_infinity_points: int = Field(15, ge=3, description="FAD∞: how many subset sizes the line is fitted to")
+    seed: int = Field(0, description="FAD∞: seed of the random subsets (the same seed gives the same figure)")
+    clips_per_batch: int = execution_field(
+        32, ge=1, description="Audio files decoded and embedded together (memory holds one batch of audio)"
+    )
