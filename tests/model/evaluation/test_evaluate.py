@@ -131,3 +131,21 @@ def test_bad_input_is_one_line_naming_it(folders, tmp_path, capsys, make, option
     assert message in printed and "Traceback" not in printed
     assert len(printed.strip().splitlines()) == 1 and str(bad) in printed
     assert not (tmp_path / "out" / "eval.json").exists()
+
+
+def test_an_hf_checkpoint_folder_embeds_through_the_label_stage_loader(folders, tmp_path):
+    # The random model saved as an HF-format folder: the hf backend's real loading code, same vectors.
+    from transformers import ClapFeatureExtractor
+
+    from labeling.clap.random_weights import load_random_clap
+    from labeling.clap.tokenizer import stand_in_tokenizer
+
+    load_random_clap(ClapConfig(**CLAP)).model.save_pretrained(tmp_path)
+    stand_in_tokenizer().save_pretrained(tmp_path)
+    ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation="rand_trunc").save_pretrained(tmp_path)
+    files = audio_files(str(folders / "reference"), "reference")
+    hf = ClapEmbedder(ClapConfig(backend="hf", model_dir=str(tmp_path), audio_batch_size=4, threads=1))
+    assert hf.description["backend"] == "hf" and hf.description["random_weights"] is False
+    np.testing.assert_allclose(
+        embed_files(files, hf, 4), embed_files(files, ClapEmbedder(ClapConfig(**CLAP)), 4), rtol=0, atol=2e-5
+    )
