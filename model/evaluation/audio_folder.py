@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from model.evaluation.embedding import AudioEmbedder
+from model.evaluation.embedding import AudioEmbedder, EmbeddedSet
 from model.evaluation.errors import EvaluationError
 
 # What libsndfile reads; other files in the folder (prompts, reports) are not audio and are passed over.
@@ -27,18 +28,29 @@ def audio_files(folder: str, option: str) -> list[Path]:
     return files
 
 
-def read_mono(path: Path, rate: int) -> np.ndarray:
-    """One file -> float32 mono at `rate`; an unreadable or empty file is an error naming it."""
+def read_mono(source: Path | bytes, rate: int, name: str = "") -> np.ndarray:
+    """A file, or an encoded file's bytes called `name` -> float32 mono at `rate`; an unreadable or
+    empty one is an error naming it."""
+    name = name or str(source)
     try:
-        audio, source_rate = soundfile.read(path, dtype="float32", always_2d=True)
+        audio, source_rate = soundfile.read(
+            io.BytesIO(source) if isinstance(source, bytes) else source, dtype="float32", always_2d=True
+        )
     except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise EvaluationError(f"{path}: not readable audio ({str(error).splitlines()[0]})") from None
+        raise EvaluationError(f"{name}: not readable audio ({str(error).splitlines()[0]})") from None
     if len(audio) == 0:
-        raise EvaluationError(f"{path}: holds no samples")
+        raise EvaluationError(f"{name}: holds no samples")
     mono = audio.mean(axis=1)
     if source_rate != rate:
         mono = soxr.resample(mono, source_rate, rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def embed_folder(folder: str, option: str, embedder: AudioEmbedder, clips_per_batch: int) -> EmbeddedSet:
+    """A folder's audio files embedded, named by file name without suffix (the key prompts use)."""
+    files = audio_files(folder, option)
+    vectors = embed_files(files, embedder, clips_per_batch)
+    return EmbeddedSet(f"{option} {folder}", [p.stem for p in files], {}, vectors)
 
 
 def embed_files(files: list[Path], embedder: AudioEmbedder, clips_per_batch: int) -> np.ndarray:

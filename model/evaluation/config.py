@@ -11,12 +11,18 @@ from labeling.clap.backend import ClapConfig
 
 class EvalConfig(StrictModel):
     generated: str = Field(..., description="Folder of generated audio files (wav, flac, ogg, mp3, aiff)")
-    reference: str = Field(..., description="Folder of reference audio files that the generated audio is compared to")
+    reference: str = Field(
+        ...,
+        description="Reference audio the generated audio is compared to: a folder of audio files, or a published "
+        "dataset version (folder or URL; its samples' prompts count as prompts, see reference_split)",
+    )
+    reference_split: str = Field("test", description="When reference is a published version: the split it reads")
     output: str = Field(..., description="Folder for eval.json (made if missing; an earlier eval.json is replaced)")
     prompts: str | None = Field(
         None,
-        description="JSON file {file name without suffix: prompt} for both folders; with it the CLAP score is "
-        "measured (generated audio against its prompt, and reference audio against its own as the ceiling)",
+        description="JSON file {file name without suffix: prompt} for both sides (over a version's own prompts); "
+        "with prompts the CLAP score is measured (generated audio against its prompt, reference audio against its "
+        "own as the ceiling)",
     )
     clap: ClapConfig = Field(
         ..., description="The CLAP model that embeds audio (FAD, tag distributions) and prompts (CLAP score)"

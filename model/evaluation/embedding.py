@@ -10,12 +10,23 @@ implementing the same three members.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from labeling.clap.audio import pool_windows, windows
 from labeling.clap.backend import SAMPLE_RATE, ClapConfig, load_clap
+
+
+@dataclass(frozen=True)
+class EmbeddedSet:
+    """One side of an evaluation, embedded: clip names, the prompts the set itself knows, one vector a clip."""
+
+    label: str  # "generated FOLDER", "reference VERSION split S": how messages and the report name it
+    names: list[str]
+    prompts: dict[str, str]  # name -> prompt; a published version's own prompts, empty for a folder
+    vectors: np.ndarray  # (len(names), D)
 
 
 class AudioEmbedder(Protocol):

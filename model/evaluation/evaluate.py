@@ -1,12 +1,14 @@
 """`soundry eval`: generated audio against reference audio in the figures text-to-audio papers report.
 
-- FAD: Fréchet distance of the two folders' CLAP audio embeddings (and FAD∞ on request);
+- FAD: Fréchet distance of the two sets' CLAP audio embeddings (and FAD∞ on request);
 - KL: tag distributions (CLAP zero-shot over a tag vocabulary) of generated and reference
-  files paired by name, i.e. made for the same prompt, KL(reference || generated) per pair;
-- CLAP score: cosine of each prompt's text embedding and its file's audio embedding, for the
-  generated files and, as the ceiling, for the reference files.
-The report holds the figures, the sample counts, the model and the resolved config; it has no
-timings, so running the same evaluation again writes the same eval.json.
+  clips paired by name, i.e. made for the same prompt, KL(reference || generated) per pair;
+- CLAP score: cosine of each prompt's text embedding and its clip's audio embedding, for the
+  generated clips and, as the ceiling, for the reference clips.
+The reference is a folder of audio files or a split of a published dataset version (whose
+samples carry their prompts). The report holds the figures, the sample counts, the model and
+the resolved config; it has no timings, so running the same evaluation again writes the same
+eval.json.
 """
 
 from __future__ import annotations
@@ -17,82 +19,77 @@ from typing import Any
 
 import numpy as np
 
-from curation.core.storage import join, write_json_atomic
-from model.evaluation.audio_folder import audio_files, embed_files
+from curation.core.storage import exists, join, write_json_atomic
+from model.evaluation.audio_folder import audio_files, embed_folder
 from model.evaluation.clap_score import clap_scores, distribution
 from model.evaluation.config import EvalConfig
-from model.evaluation.embedding import ClapEmbedder
+from model.evaluation.embedding import ClapEmbedder, EmbeddedSet
 from model.evaluation.errors import EvaluationError
 from model.evaluation.frechet import fad_infinity, fit_gaussian, frechet_distance
 from model.evaluation.tag_divergence import kl_divergence, tag_probabilities
+from model.evaluation.version_split import embed_version_split
+from shards.manifest import MANIFEST
 
 REPORT_FILE = "eval.json"
 
 
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Measures, writes `output`/eval.json and returns the same report."""
-    generated_files = audio_files(config.generated, "generated")
-    reference_files = audio_files(config.reference, "reference")
     prompts = _read_prompts(config.prompts) if config.prompts else {}
-    if config.prompts and not any(p.stem in prompts for p in generated_files):
+    if config.prompts and not any(p.stem in prompts for p in audio_files(config.generated, "generated")):
         raise EvaluationError(f"prompts {config.prompts}: names no file of the generated folder {config.generated}")
     tags, tag_source = _read_tags(config.tags)
     embedder = ClapEmbedder(config.clap)
-    generated = embed_files(generated_files, embedder, config.clips_per_batch)
-    reference = embed_files(reference_files, embedder, config.clips_per_batch)
+    generated = embed_folder(config.generated, "generated", embedder, config.clips_per_batch)
+    if exists(join(config.reference, MANIFEST)):
+        reference = embed_version_split(config.reference, config.reference_split, embedder, config.clips_per_batch)
+    else:
+        reference = embed_folder(config.reference, "reference", embedder, config.clips_per_batch)
 
     report: dict[str, Any] = {
-        "generated": {"folder": config.generated, "clips": len(generated_files)},
-        "reference": {"folder": config.reference, "clips": len(reference_files)},
+        "generated": {"set": generated.label, "clips": len(generated.names)},
+        "reference": {"set": reference.label, "clips": len(reference.names)},
         "embedding": embedder.description,
         "fad": frechet_distance(
-            fit_gaussian(generated, f"generated {config.generated}"),
-            fit_gaussian(reference, f"reference {config.reference}"),
+            fit_gaussian(generated.vectors, generated.label), fit_gaussian(reference.vectors, reference.label)
         ),
         "config": config.model_dump(mode="json"),
     }
     if config.fad_infinity:
-        value, curve = fad_infinity(generated, reference, points=config.fad_infinity_points, seed=config.seed)
+        value, curve = fad_infinity(
+            generated.vectors, reference.vectors, points=config.fad_infinity_points, seed=config.seed
+        )
         report["fad_infinity"] = {"value": value, "seed": config.seed, "curve": [list(p) for p in curve]}
-    report["kl"] = _tag_kl(generated_files, generated, reference_files, reference, embedder.embed_text(tags), config)
+    report["kl"] = _tag_kl(generated, reference, embedder.embed_text(tags), config.tag_temperature)
     report["kl"]["tags"] = {"count": len(tags), "source": tag_source}
-    if prompts:
-        report["clap_score"] = {
-            "generated": _clap_score(generated_files, generated, prompts, embedder),
-            "reference": _clap_score(reference_files, reference, prompts, embedder),
-        }
+    scores = {side.label.split()[0]: _clap_score(side, prompts, embedder) for side in (generated, reference)}
+    if any(scores.values()):
+        report["clap_score"] = scores
     write_json_atomic(join(config.output, REPORT_FILE), report)
     return report
 
 
-def _tag_kl(
-    generated_files: list[Path],
-    generated: np.ndarray,
-    reference_files: list[Path],
-    reference: np.ndarray,
-    tag_vectors: np.ndarray,
-    config: EvalConfig,
-) -> dict[str, Any]:
-    reference_rows = {p.stem: i for i, p in enumerate(reference_files)}
-    pairs = [(i, reference_rows[p.stem]) for i, p in enumerate(generated_files) if p.stem in reference_rows]
+def _tag_kl(generated: EmbeddedSet, reference: EmbeddedSet, tag_vectors: np.ndarray, temperature: float) -> dict:
+    reference_rows = {name: i for i, name in enumerate(reference.names)}
+    pairs = [(i, reference_rows[name]) for i, name in enumerate(generated.names) if name in reference_rows]
     if not pairs:
-        return {"pairs": 0, "skipped": "no file name is in both folders, so no generated clip has a reference pair"}
-    rows, reference_rows_paired = (list(column) for column in zip(*pairs, strict=True))
+        return {"pairs": 0, "skipped": "no clip name is on both sides, so no generated clip has a reference pair"}
+    generated_rows, paired_rows = (list(column) for column in zip(*pairs, strict=True))
     values = kl_divergence(
-        tag_probabilities(reference[reference_rows_paired], tag_vectors, config.tag_temperature),
-        tag_probabilities(generated[rows], tag_vectors, config.tag_temperature),
+        tag_probabilities(reference.vectors[paired_rows], tag_vectors, temperature),
+        tag_probabilities(generated.vectors[generated_rows], tag_vectors, temperature),
     )
-    return {"pairs": len(pairs), "temperature": config.tag_temperature, **distribution(values)}
+    return {"pairs": len(pairs), "temperature": temperature, **distribution(values)}
 
 
-def _clap_score(
-    files: list[Path], vectors: np.ndarray, prompts: dict[str, str], embedder: ClapEmbedder
-) -> dict[str, Any] | None:
-    rows = [i for i, p in enumerate(files) if p.stem in prompts]
+def _clap_score(clips: EmbeddedSet, prompts: dict[str, str], embedder: ClapEmbedder) -> dict[str, Any] | None:
+    """Against the set's own prompts, with the prompts file's entries over them."""
+    known = {**clips.prompts, **prompts}
+    rows = [i for i, name in enumerate(clips.names) if name in known]
     if not rows:
         return None
-    text = embedder.embed_text([prompts[files[i].stem] for i in rows])
-    return distribution(clap_scores(text, vectors[rows]))
+    text = embedder.embed_text([known[clips.names[i]] for i in rows])
+    return distribution(clap_scores(text, clips.vectors[rows]))
 
 
 def _read_prompts(path: str) -> dict[str, str]:

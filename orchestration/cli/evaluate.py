@@ -15,10 +15,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     cmd = commands.add_parser(
         "eval",
         help="compare generated audio with reference audio: FAD (and FAD∞), tag KL, CLAP score",
-        description="Embed a folder of generated audio and a folder of reference audio with the label stage's CLAP "
+        description="Embed a folder of generated audio and reference audio (a folder, or a published version's split) "
+        "with the label stage's CLAP "
         "model and report the Fréchet audio distance of the two sets (FAD; FAD∞ with --fad_infinity true), the KL "
-        "divergence of CLAP zero-shot tag distributions between files of the same name in both folders (made for the "
-        "same prompt), and with --prompts the CLAP score (prompt-audio cosine) of both. Writes OUTPUT/eval.json.",
+        "divergence of CLAP zero-shot tag distributions between clips of the same name on both sides (file name or "
+        "clip_id: made for the same prompt), and with prompts (--prompts, or a version's own) the CLAP score "
+        "(prompt-audio cosine) of both. Writes OUTPUT/eval.json.",
     )
     add_job_arguments(cmd, "model.evaluation.config:EvalConfig")
     cmd.set_defaults(handler=_eval)

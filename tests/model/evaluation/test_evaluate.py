@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from curation.core.errors import UserError
 from labeling.clap.audio import decode_mono_48k, pool_windows, windows
 from labeling.clap.backend import ClapConfig, load_clap
 from model.evaluation.audio_folder import audio_files, embed_files
@@ -149,3 +150,24 @@ def test_an_hf_checkpoint_folder_embeds_through_the_label_stage_loader(folders, 
     np.testing.assert_allclose(
         embed_files(files, hf, 4), embed_files(files, ClapEmbedder(ClapConfig(**CLAP)), 4), rtol=0, atol=2e-5
     )
+
+
+def test_a_version_split_as_the_reference(split_version, tmp_path):
+    # The split's own FLAC bytes as files named by clip_id: every clip pairs with itself.
+    from shards.loader.tars import read_tar_samples
+    from shards.manifest import read_manifest, shard_urls
+
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for url in shard_urls(split_version, read_manifest(split_version), ["valid"]):
+        for sample in read_tar_samples(url):
+            (copies / f"{sample['__key__']}.flac").write_bytes(sample["flac"])
+    base = {"generated": str(copies), "reference": split_version, "output": str(tmp_path / "out"), "clap": CLAP}
+    config = EvalConfig.model_validate({**base, "reference_split": "valid", "tags": None, "clips_per_batch": 2})
+    report = evaluate(config)
+    clips = len(list(copies.iterdir()))
+    assert clips >= 2 and report["reference"]["clips"] == report["kl"]["pairs"] == clips
+    assert report["reference"]["set"] == f"reference {split_version} split valid"
+    assert report["fad"] == pytest.approx(0.0, abs=1e-9) and report["kl"]["max"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(UserError, match="has no split test"):
+        evaluate(EvalConfig.model_validate(base))
