@@ -26,6 +26,7 @@ from model.evaluation.config import EvalConfig
 from model.evaluation.embedding import ClapEmbedder, EmbeddedSet
 from model.evaluation.errors import EvaluationError
 from model.evaluation.frechet import fad_infinity, fit_gaussian, frechet_distance
+from model.evaluation.generate_split import generate_split, split_requests
 from model.evaluation.tag_divergence import kl_divergence, tag_probabilities
 from model.evaluation.version_split import embed_version_split
 from shards.manifest import MANIFEST
@@ -36,12 +37,30 @@ REPORT_FILE = "eval.json"
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Measures, writes `output`/eval.json and returns the same report."""
     prompts = _read_prompts(config.prompts) if config.prompts else {}
+    tags, tag_source = _read_tags(config.tags)
+    reference_is_version = exists(join(config.reference, MANIFEST))
+    generation = None
+    if config.checkpoint:
+        if not reference_is_version:
+            raise EvaluationError(
+                f"checkpoint needs reference to be a published dataset version (its split's prompts are what is "
+                f"generated); {config.reference} is not one"
+            )
+        requests = split_requests(config.reference, config.reference_split)
+        generation = generate_split(
+            config.checkpoint,
+            requests,
+            config.generated,
+            seed=config.seed,
+            steps=config.steps,
+            cfg_scale=config.cfg_scale,
+            device=config.generation_device,
+        )
     if config.prompts and not any(p.stem in prompts for p in audio_files(config.generated, "generated")):
         raise EvaluationError(f"prompts {config.prompts}: names no file of the generated folder {config.generated}")
-    tags, tag_source = _read_tags(config.tags)
     embedder = ClapEmbedder(config.clap)
     generated = embed_folder(config.generated, "generated", embedder, config.clips_per_batch)
-    if exists(join(config.reference, MANIFEST)):
+    if reference_is_version:
         reference = embed_version_split(config.reference, config.reference_split, embedder, config.clips_per_batch)
     else:
         reference = embed_folder(config.reference, "reference", embedder, config.clips_per_batch)
@@ -50,6 +69,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         "generated": {"set": generated.label, "clips": len(generated.names)},
         "reference": {"set": reference.label, "clips": len(reference.names)},
         "embedding": embedder.description,
+        **({"generation": generation} if generation else {}),
         "fad": frechet_distance(
             fit_gaussian(generated.vectors, generated.label), fit_gaussian(reference.vectors, reference.label)
         ),
@@ -62,7 +82,12 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         report["fad_infinity"] = {"value": value, "seed": config.seed, "curve": [list(p) for p in curve]}
     report["kl"] = _tag_kl(generated, reference, embedder.embed_text(tags), config.tag_temperature)
     report["kl"]["tags"] = {"count": len(tags), "source": tag_source}
-    scores = {side.label.split()[0]: _clap_score(side, prompts, embedder) for side in (generated, reference)}
+    # A reference version's prompts are the generated clips' too: the two sides pair by name.
+    known = {**reference.prompts, **prompts}
+    scores = {
+        "generated": _clap_score(generated, known, embedder),
+        "reference": _clap_score(reference, known, embedder),
+    }
     if any(scores.values()):
         report["clap_score"] = scores
     write_json_atomic(join(config.output, REPORT_FILE), report)
@@ -83,12 +108,11 @@ def _tag_kl(generated: EmbeddedSet, reference: EmbeddedSet, tag_vectors: np.ndar
 
 
 def _clap_score(clips: EmbeddedSet, prompts: dict[str, str], embedder: ClapEmbedder) -> dict[str, Any] | None:
-    """Against the set's own prompts, with the prompts file's entries over them."""
-    known = {**clips.prompts, **prompts}
-    rows = [i for i, name in enumerate(clips.names) if name in known]
+    """Each clip against its prompt, where it has one."""
+    rows = [i for i, name in enumerate(clips.names) if name in prompts]
     if not rows:
         return None
-    text = embedder.embed_text([known[clips.names[i]] for i in rows])
+    text = embedder.embed_text([prompts[clips.names[i]] for i in rows])
     return distribution(clap_scores(text, clips.vectors[rows]))
 
 

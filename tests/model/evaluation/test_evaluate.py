@@ -3,12 +3,14 @@ figures that are finite and repeatable, and one-line errors for input it cannot 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from rich.console import Console
 
 from curation.core.errors import UserError
 from labeling.clap.audio import decode_mono_48k, pool_windows, windows
@@ -17,6 +19,7 @@ from model.evaluation.audio_folder import audio_files, embed_files
 from model.evaluation.config import EvalConfig
 from model.evaluation.embedding import ClapEmbedder
 from model.evaluation.evaluate import evaluate
+from orchestration.cli.evaluate import print_eval_summary
 from orchestration.cli.main import main
 
 CLAP = {"backend": "random", "architecture": "HTSAT-mini", "audio_batch_size": 4, "threads": 1}
@@ -171,3 +174,29 @@ def test_a_version_split_as_the_reference(split_version, tmp_path):
     assert report["fad"] == pytest.approx(0.0, abs=1e-9) and report["kl"]["max"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(UserError, match="has no split test"):
         evaluate(EvalConfig.model_validate(base))
+
+
+def test_generating_from_a_checkpoint_for_a_version_split(split_version, tmp_path):
+    checkpoint, generated = tmp_path / "tiny", tmp_path / "generated"
+    assert main(["model-init", str(checkpoint), "--sample_size", str(2048 * 24)]) == 0
+    base = {"generated": str(generated), "reference": split_version, "output": str(tmp_path / "out"), "clap": CLAP}
+    config = EvalConfig.model_validate(
+        {**base, "reference_split": "valid", "checkpoint": str(checkpoint), "steps": 2, "seed": 7, "tags": None}
+    )
+    report = evaluate(config)
+    files = sorted(generated.iterdir())
+    assert [p.suffix for p in files] == [".wav"] * report["reference"]["clips"]
+    assert report["kl"]["pairs"] == len(files) and np.isfinite(report["fad"])
+    assert report["generation"]["weights"] == "random" and report["generation"]["seed"] == 7
+    assert soundfile.info(files[0]).duration == pytest.approx(1.0, abs=0.01)  # the reference clip's length
+    assert len({p.read_bytes() for p in files}) == len(files)  # each clip its own noise
+    first = files[0].read_bytes()
+    written = (tmp_path / "out" / "eval.json").read_bytes()
+    files[0].unlink()  # an interrupted run: the missing clip is made again, the same, from its own seed
+    evaluate(config)
+    assert files[0].read_bytes() == first and (tmp_path / "out" / "eval.json").read_bytes() == written
+    printed = io.StringIO()
+    print_eval_summary(report, "eval.json", Console(file=printed, width=200))
+    assert f"{checkpoint} step 0 (random weights), 2 steps" in printed.getvalue()
+    with pytest.raises(UserError, match="checkpoint needs reference to be a published dataset version"):
+        evaluate(config.model_copy(update={"reference": str(generated)}))
