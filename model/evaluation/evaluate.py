@@ -8,7 +8,7 @@
 The reference is a folder of audio files or a split of a published dataset version (whose
 samples carry their prompts). The report holds the figures, the sample counts, the model and
 the resolved config; it has no timings, so running the same evaluation again writes the same
-eval.json.
+eval.json. Beside it, per_clip.parquet holds each generated clip's own figures.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.core.storage import exists, join, write_json_atomic
+from curation.core.storage import exists, join, write_json_atomic, write_table_atomic
 from model.evaluation.audio_folder import audio_files, embed_folder
 from model.evaluation.clap_score import clap_scores, distribution
 from model.evaluation.config import EvalConfig
@@ -27,6 +27,7 @@ from model.evaluation.embedding import ClapEmbedder, EmbeddedSet
 from model.evaluation.errors import EvaluationError
 from model.evaluation.frechet import fad_infinity, fit_gaussian, frechet_distance
 from model.evaluation.generate_split import generate_split, split_requests
+from model.evaluation.per_clip import PER_CLIP_FILE, per_clip_table
 from model.evaluation.tag_divergence import kl_divergence, tag_probabilities
 from model.evaluation.version_split import embed_version_split
 from shards.manifest import MANIFEST
@@ -80,7 +81,12 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             generated.vectors, reference.vectors, points=config.fad_infinity_points, seed=config.seed
         )
         report["fad_infinity"] = {"value": value, "seed": config.seed, "curve": [list(p) for p in curve]}
-    report["kl"] = _tag_kl(generated, reference, embedder.embed_text(tags), config.tag_temperature)
+    kl = _tag_kl(generated, reference, embedder.embed_text(tags), config.tag_temperature)
+    report["kl"] = (
+        {"pairs": len(kl), "temperature": config.tag_temperature, **distribution(np.array(list(kl.values())))}
+        if kl
+        else {"pairs": 0, "skipped": "no clip name is on both sides, so no generated clip has a reference pair"}
+    )
     report["kl"]["tags"] = {"count": len(tags), "source": tag_source}
     # A reference version's prompts are the generated clips' too: the two sides pair by name.
     known = {**reference.prompts, **prompts}
@@ -89,31 +95,38 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         "reference": _clap_score(reference, known, embedder),
     }
     if any(scores.values()):
-        report["clap_score"] = scores
+        report["clap_score"] = {
+            side: distribution(np.array(list(values.values()))) if values else None for side, values in scores.items()
+        }
+    table = per_clip_table(generated.names, known, kl, scores["generated"], scores["reference"])
+    write_table_atomic(join(config.output, PER_CLIP_FILE), table)
     write_json_atomic(join(config.output, REPORT_FILE), report)
     return report
 
 
-def _tag_kl(generated: EmbeddedSet, reference: EmbeddedSet, tag_vectors: np.ndarray, temperature: float) -> dict:
+def _tag_kl(
+    generated: EmbeddedSet, reference: EmbeddedSet, tag_vectors: np.ndarray, temperature: float
+) -> dict[str, float]:
+    """Generated clip name -> KL(reference || generated) of its pair's tag distributions."""
     reference_rows = {name: i for i, name in enumerate(reference.names)}
     pairs = [(i, reference_rows[name]) for i, name in enumerate(generated.names) if name in reference_rows]
     if not pairs:
-        return {"pairs": 0, "skipped": "no clip name is on both sides, so no generated clip has a reference pair"}
+        return {}
     generated_rows, paired_rows = (list(column) for column in zip(*pairs, strict=True))
     values = kl_divergence(
         tag_probabilities(reference.vectors[paired_rows], tag_vectors, temperature),
         tag_probabilities(generated.vectors[generated_rows], tag_vectors, temperature),
     )
-    return {"pairs": len(pairs), "temperature": temperature, **distribution(values)}
+    return {generated.names[i]: float(v) for i, v in zip(generated_rows, values, strict=True)}
 
 
-def _clap_score(clips: EmbeddedSet, prompts: dict[str, str], embedder: ClapEmbedder) -> dict[str, Any] | None:
-    """Each clip against its prompt, where it has one."""
+def _clap_score(clips: EmbeddedSet, prompts: dict[str, str], embedder: ClapEmbedder) -> dict[str, float]:
+    """Clip name -> cosine of its prompt's and its audio's embeddings, for the clips with a prompt."""
     rows = [i for i, name in enumerate(clips.names) if name in prompts]
     if not rows:
-        return None
+        return {}
     text = embedder.embed_text([prompts[clips.names[i]] for i in rows])
-    return distribution(clap_scores(text, clips.vectors[rows]))
+    return {clips.names[i]: float(v) for i, v in zip(rows, clap_scores(text, clips.vectors[rows]), strict=True)}
 
 
 def _read_prompts(path: str) -> dict[str, str]:

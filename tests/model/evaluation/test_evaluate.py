@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import soundfile
 from rich.console import Console
@@ -84,6 +85,11 @@ def test_report_is_finite_written_and_repeatable(folders):
     for side in ("generated", "reference"):
         score = report["clap_score"][side]
         assert score["count"] == 4 and -1 <= score["min"] <= score["max"] <= 1
+    table = pq.read_table(folders / "out" / "per_clip.parquet").to_pylist()
+    assert [row["name"] for row in table] == sorted(NAMES)
+    assert all(row["prompt"] == f"a {row['name']} synth tone" and row["tag_kl"] >= 0 for row in table)
+    assert np.mean([row["clap_score"] for row in table]) == pytest.approx(report["clap_score"]["generated"]["mean"])
+    assert np.mean([row["tag_kl"] for row in table]) == pytest.approx(report["kl"]["mean"])
     evaluate(config)
     assert (folders / "out" / "eval.json").read_bytes() == written
 
