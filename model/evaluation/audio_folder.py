@@ -25,6 +25,14 @@ def audio_files(folder: str, option: str) -> list[Path]:
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise EvaluationError(f"{option} {folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
+    # A clip is named by its file name without suffix (prompts and pairs use it): two files may not share one.
+    by_stem: dict[str, Path] = {}
+    for path in files:
+        if path.stem in by_stem:
+            raise EvaluationError(
+                f"{option} {folder}: {by_stem[path.stem].name} and {path.name} share a name; keep one"
+            )
+        by_stem[path.stem] = path
     return files
 
 

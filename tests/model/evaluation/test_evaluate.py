@@ -125,6 +125,7 @@ def _one_clip(folder: Path) -> None:
         (lambda f: f.mkdir(), "generated", "no audio files"),
         (lambda f: (f.mkdir(), (f / "bright.wav").write_bytes(b"RIFF not a wave")), "generated", "not readable"),
         (_one_clip, "reference", "a covariance needs at least 2 clips, got 1"),
+        (lambda f: (_one_clip(f), (f / "only.flac").write_bytes(b"")), "reference", "only.flac and only.wav share"),
         (lambda f: f.write_text('{"nobody": "a tone"}'), "prompts", "names no file of the generated folder"),
         (lambda f: f.write_text("[1, 2]"), "prompts", "must be a JSON object"),
     ],
