@@ -39,7 +39,7 @@ class AudioEmbedder(Protocol):
 
 class ClapEmbedder:
     """CLAP as the label stage runs it: a clip is the mean of its 10 s windows' embeddings,
-    L2-normalized, so a clip's vector here equals its `clap.npy` in a published version."""
+    L2-normalized, by the label stage's own functions (what a version's `clap.npy` holds)."""
 
     sample_rate = SAMPLE_RATE
 
