@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "orchestration.cli.encode",
     "orchestration.cli.train",
     "orchestration.cli.checkpoints",
+    "orchestration.cli.evaluate",
     "orchestration.cli.run",
 )
 

@@ -54,6 +54,7 @@ COMMANDS = [
     ["model-info"],
     ["model-init"],
     ["sample"],
+    ["eval"],
     ["export"],
     ["run"],
     ["demo"],

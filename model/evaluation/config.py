@@ -1,0 +1,67 @@
+"""The configuration of `soundry eval` (model/evaluation/evaluate.py), apart from the code that
+imports numpy and torch, so the command line can be built without them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from curation.core.strict_model import StrictModel, execution_field
+from labeling.clap.backend import ClapConfig
+
+
+class EvalConfig(StrictModel):
+    generated: str = Field(
+        ...,
+        description="Folder of generated audio files (wav, flac, ogg, mp3, aiff); with checkpoint, the folder the "
+        "generated audio is written to (files already there are kept: a stopped run resumes)",
+    )
+    checkpoint: str | None = Field(
+        None,
+        description="Diffusion checkpoint folder to generate from: one clip per clip of the reference version's split, "
+        "from its prompt and timing, named by clip_id (needs reference to be a published version)",
+    )
+    steps: int | None = Field(None, ge=1, description="checkpoint: sampling steps (empty: the model config's)")
+    cfg_scale: float | None = Field(
+        None, ge=0, description="checkpoint: classifier-free guidance scale (empty: the model config's)"
+    )
+    generation_device: Literal["auto", "cpu", "cuda"] = execution_field(
+        "auto", description="checkpoint: where the model generates; auto: a GPU when there is one"
+    )
+    reference: str = Field(
+        ...,
+        description="Reference audio the generated audio is compared to: a folder of audio files, or a published "
+        "dataset version (folder or URL; its samples' prompts count as prompts, see reference_split)",
+    )
+    reference_split: str = Field("test", description="When reference is a published version: the split it reads")
+    output: str = Field(..., description="Folder for eval.json (made if missing; an earlier eval.json is replaced)")
+    prompts: str | None = Field(
+        None,
+        description="JSON file {file name without suffix: prompt} for both sides (over a version's own prompts); "
+        "with prompts the CLAP score is measured (generated audio against its prompt, reference audio against its "
+        "own as the ceiling)",
+    )
+    clap: ClapConfig = Field(
+        ..., description="The CLAP model that embeds audio (FAD, tag distributions) and prompts (CLAP score)"
+    )
+    tags: str | None = Field(
+        None,
+        description="Text file of tags, one a line, for the tag distributions (KL); empty: the built-in tag "
+        "vocabulary (about a thousand music tags)",
+    )
+    tag_temperature: float = Field(
+        0.01, gt=0, description="Softmax temperature of the CLAP zero-shot tag distributions (cosine / temperature)"
+    )
+    fad_infinity: bool = Field(
+        False, description="Also report FAD∞: FAD of subsets of the generated audio extrapolated to infinitely many"
+    )
+    fad_infinity_points: int = Field(15, ge=3, description="FAD∞: how many subset sizes the line is fitted to")
+    seed: int = Field(
+        0,
+        description="Seed of the generation (each clip's from seed and clip_id) and of FAD∞'s random subsets: the same "
+        "seed gives the same figures",
+    )
+    clips_per_batch: int = execution_field(
+        32, ge=1, description="Audio files decoded and embedded together (memory holds one batch of audio)"
+    )

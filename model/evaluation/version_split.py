@@ -1,0 +1,57 @@
+"""A split of a published dataset version as an evaluation set: its clips' audio and their prompts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+
+from model.evaluation.audio_folder import read_mono
+from model.evaluation.embedding import AudioEmbedder, EmbeddedSet
+from model.evaluation.errors import EvaluationError
+from shards.loader.tars import BrokenShard, Sample, read_tar_samples
+from shards.manifest import read_manifest, shard_urls
+
+
+def embed_version_split(version: str, split: str, embedder: AudioEmbedder, clips_per_batch: int) -> EmbeddedSet:
+    """The split's clips, streamed from its shards in manifest order and embedded `clips_per_batch`
+    at a time (memory holds one batch of audio), named by clip_id, with the prompt of each sample's json."""
+    urls = shard_urls(version, read_manifest(version), [split])
+    names: list[str] = []
+    prompts: dict[str, str] = {}
+    parts = []
+    for batch in _batches(_samples(urls), clips_per_batch):
+        clips = []
+        for sample in batch:
+            key = sample["__key__"]
+            if "flac" not in sample:
+                raise EvaluationError(f"{sample['__url__']}: sample {key} has no audio (flac)")
+            clips.append(read_mono(sample["flac"], embedder.sample_rate, f"{sample['__url__']} sample {key}"))
+            names.append(key)
+            prompt = json.loads(sample["json"]).get("prompt") if "json" in sample else None
+            if prompt:
+                prompts[key] = prompt
+        parts.append(embedder.embed(clips))
+    if not names:
+        raise EvaluationError(f"reference {version}: split {split} holds no clips")
+    return EmbeddedSet(f"reference {version} split {split}", names, prompts, np.concatenate(parts))
+
+
+def _samples(urls: list[str]) -> Iterator[Sample]:
+    for url in urls:
+        try:
+            yield from read_tar_samples(url)
+        except BrokenShard as error:
+            raise EvaluationError(f"{error}; copy the version again or name another reference") from None
+
+
+def _batches(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
+    batch: list[Sample] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,209 @@
+"""`soundry eval` on real audio files with a random-weight CLAP: the label stage's clip vectors,
+figures that are finite and repeatable, and one-line errors for input it cannot measure."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile
+from rich.console import Console
+
+from curation.core.errors import UserError
+from labeling.clap.audio import decode_mono_48k, pool_windows, windows
+from labeling.clap.backend import ClapConfig, load_clap
+from model.evaluation.audio_folder import audio_files, embed_files
+from model.evaluation.config import EvalConfig
+from model.evaluation.embedding import ClapEmbedder
+from model.evaluation.evaluate import evaluate
+from orchestration.cli.evaluate import print_eval_summary
+from orchestration.cli.main import main
+
+CLAP = {"backend": "random", "architecture": "HTSAT-mini", "audio_batch_size": 4, "threads": 1}
+NAMES = ("bright", "dark", "mid", "noisy")
+
+
+def _write_clips(folder: Path, base_hz: float, rate: int) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(int(base_hz))
+    t = np.arange(int(1.5 * rate)) / rate
+    for i, name in enumerate(NAMES):
+        tone = 0.3 * np.sin(2 * np.pi * base_hz * (i + 1) * t) + 0.02 * rng.standard_normal(t.size)
+        soundfile.write(folder / f"{name}.wav", np.stack([tone, 0.5 * tone], 1).astype(np.float32), rate)
+
+
+@pytest.fixture(scope="session")
+def folders(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("eval")
+    _write_clips(base / "generated", 220.0, 44_100)  # another rate than CLAP's: resampled on reading
+    _write_clips(base / "reference", 330.0, 48_000)
+    (base / "generated" / "notes.txt").write_text("not audio: passed over")
+    (base / "tags.txt").write_text("bright\ndark\nsynth\nnoise\npiano\ndrums\n")
+    (base / "prompts.json").write_text(json.dumps({name: f"a {name} synth tone" for name in NAMES}))
+    return base
+
+
+def _config(base: Path, **changes) -> EvalConfig:
+    fields = {
+        "generated": str(base / "generated"),
+        "reference": str(base / "reference"),
+        "output": str(base / "out"),
+        "prompts": str(base / "prompts.json"),
+        "tags": str(base / "tags.txt"),
+        "clap": CLAP,
+        "clips_per_batch": 3,
+    }
+    return EvalConfig.model_validate({**fields, **changes})
+
+
+def test_clip_vectors_are_the_label_stage_ones_whatever_the_batching(folders):
+    files = audio_files(str(folders / "generated"), "generated")
+    embedder = ClapEmbedder(ClapConfig(**CLAP))
+    one_by_one, together = embed_files(files, embedder, 1), embed_files(files, embedder, 4)
+    assert np.array_equal(one_by_one, together)
+    clap = load_clap(ClapConfig(**CLAP))
+    clip_windows = [windows(decode_mono_48k(p.read_bytes())) for p in files]
+    label_stage = pool_windows(clap.embed_audio(np.concatenate(clip_windows)), [len(w) for w in clip_windows])
+    np.testing.assert_allclose(together, label_stage, rtol=0, atol=1e-6)
+
+
+def test_report_is_finite_written_and_repeatable(folders):
+    config = _config(folders, fad_infinity=True, fad_infinity_points=3)
+    report = evaluate(config)
+    written = (folders / "out" / "eval.json").read_bytes()
+    assert json.loads(written) == json.loads(json.dumps(report))
+    assert report["generated"]["clips"] == report["reference"]["clips"] == 4  # notes.txt is not audio
+    assert report["embedding"]["random_weights"] is True
+    assert np.isfinite(report["fad"]) and report["fad"] > 0
+    assert np.isfinite(report["fad_infinity"]["value"]) and len(report["fad_infinity"]["curve"]) == 3
+    assert report["kl"]["pairs"] == 4 and np.isfinite(report["kl"]["mean"]) and report["kl"]["mean"] >= 0
+    assert report["kl"]["tags"] == {"count": 6, "source": str(folders / "tags.txt")}
+    for side in ("generated", "reference"):
+        score = report["clap_score"][side]
+        assert score["count"] == 4 and -1 <= score["min"] <= score["max"] <= 1
+    table = pq.read_table(folders / "out" / "per_clip.parquet").to_pylist()
+    assert [row["name"] for row in table] == sorted(NAMES)
+    assert all(row["prompt"] == f"a {row['name']} synth tone" and row["tag_kl"] >= 0 for row in table)
+    assert np.mean([row["clap_score"] for row in table]) == pytest.approx(report["clap_score"]["generated"]["mean"])
+    assert np.mean([row["tag_kl"] for row in table]) == pytest.approx(report["kl"]["mean"])
+    evaluate(config)
+    assert (folders / "out" / "eval.json").read_bytes() == written
+
+
+def test_a_folder_against_itself_is_zero(folders):
+    report = evaluate(_config(folders, reference=str(folders / "generated"), output=str(folders / "self")))
+    assert report["fad"] == pytest.approx(0.0, abs=1e-9)
+    assert report["kl"]["max"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_command_prints_the_figures(folders, capsys):
+    out = folders / "cli"
+    args = ["eval", "--generated", str(folders / "generated"), "--reference", str(folders / "reference")]
+    args += ["--output", str(out), "--prompts", str(folders / "prompts.json"), "--clips_per_batch", "4"]
+    args += [f"--clap.{key}={value}" for key, value in CLAP.items()]
+    assert main(args) == 0
+    printed = capsys.readouterr().err
+    assert "FAD" in printed and "tag KL" in printed and "RANDOM WEIGHTS" in printed
+    assert json.loads((out / "eval.json").read_text())["kl"]["tags"]["source"].startswith("builtin")
+    assert json.loads((out / "eval.json").read_text())["fad"] == pytest.approx(
+        json.loads((folders / "out" / "eval.json").read_text())["fad"]
+    )
+
+
+def _one_clip(folder: Path) -> None:
+    folder.mkdir()
+    soundfile.write(folder / "only.wav", np.zeros(4800, dtype=np.float32), 48_000)
+
+
+@pytest.mark.parametrize(
+    ("make", "option", "message"),
+    [
+        (lambda f: f.mkdir(), "generated", "no audio files"),
+        (lambda f: (f.mkdir(), (f / "bright.wav").write_bytes(b"RIFF not a wave")), "generated", "not readable"),
+        (_one_clip, "reference", "a covariance needs at least 2 clips, got 1"),
+        (lambda f: (_one_clip(f), (f / "only.flac").write_bytes(b"")), "reference", "only.flac and only.wav share"),
+        (lambda f: f.write_text('{"nobody": "a tone"}'), "prompts", "names no file of the generated folder"),
+        (lambda f: f.write_text("[1, 2]"), "prompts", "must be a JSON object"),
+    ],
+)
+def test_bad_input_is_one_line_naming_it(folders, tmp_path, capsys, make, option, message):
+    bad = tmp_path / "bad"
+    make(bad)
+    args = ["eval", "--generated", str(folders / "generated"), "--reference", str(folders / "reference")]
+    args += ["--output", str(tmp_path / "out"), "--prompts", str(folders / "prompts.json")]
+    args += [f"--clap.{key}={value}" for key, value in CLAP.items()]
+    args[args.index(f"--{option}") + 1] = str(bad)
+    assert main(args) == 2
+    printed = capsys.readouterr().err
+    assert message in printed and "Traceback" not in printed
+    assert len(printed.strip().splitlines()) == 1 and str(bad) in printed
+    assert not (tmp_path / "out" / "eval.json").exists()
+
+
+def test_an_hf_checkpoint_folder_embeds_through_the_label_stage_loader(folders, tmp_path):
+    # The random model saved as an HF-format folder: the hf backend's real loading code, same vectors.
+    from transformers import ClapFeatureExtractor
+
+    from labeling.clap.random_weights import load_random_clap
+    from labeling.clap.tokenizer import stand_in_tokenizer
+
+    load_random_clap(ClapConfig(**CLAP)).model.save_pretrained(tmp_path)
+    stand_in_tokenizer().save_pretrained(tmp_path)
+    ClapFeatureExtractor(frequency_min=50, frequency_max=14000, truncation="rand_trunc").save_pretrained(tmp_path)
+    files = audio_files(str(folders / "reference"), "reference")
+    hf = ClapEmbedder(ClapConfig(backend="hf", model_dir=str(tmp_path), audio_batch_size=4, threads=1))
+    assert hf.description["backend"] == "hf" and hf.description["random_weights"] is False
+    np.testing.assert_allclose(
+        embed_files(files, hf, 4), embed_files(files, ClapEmbedder(ClapConfig(**CLAP)), 4), rtol=0, atol=2e-5
+    )
+
+
+def test_a_version_split_as_the_reference(split_version, tmp_path):
+    # The split's own FLAC bytes as files named by clip_id: every clip pairs with itself.
+    from shards.loader.tars import read_tar_samples
+    from shards.manifest import read_manifest, shard_urls
+
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for url in shard_urls(split_version, read_manifest(split_version), ["valid"]):
+        for sample in read_tar_samples(url):
+            (copies / f"{sample['__key__']}.flac").write_bytes(sample["flac"])
+    base = {"generated": str(copies), "reference": split_version, "output": str(tmp_path / "out"), "clap": CLAP}
+    config = EvalConfig.model_validate({**base, "reference_split": "valid", "tags": None, "clips_per_batch": 2})
+    report = evaluate(config)
+    clips = len(list(copies.iterdir()))
+    assert clips >= 2 and report["reference"]["clips"] == report["kl"]["pairs"] == clips
+    assert report["reference"]["set"] == f"reference {split_version} split valid"
+    assert report["fad"] == pytest.approx(0.0, abs=1e-9) and report["kl"]["max"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(UserError, match="has no split test"):
+        evaluate(EvalConfig.model_validate(base))
+
+
+def test_generating_from_a_checkpoint_for_a_version_split(split_version, tmp_path):
+    checkpoint, generated = tmp_path / "tiny", tmp_path / "generated"
+    assert main(["model-init", str(checkpoint), "--sample_size", str(2048 * 24)]) == 0
+    base = {"generated": str(generated), "reference": split_version, "output": str(tmp_path / "out"), "clap": CLAP}
+    config = EvalConfig.model_validate(
+        {**base, "reference_split": "valid", "checkpoint": str(checkpoint), "steps": 2, "seed": 7, "tags": None}
+    )
+    report = evaluate(config)
+    files = sorted(generated.iterdir())
+    assert [p.suffix for p in files] == [".wav"] * report["reference"]["clips"]
+    assert report["kl"]["pairs"] == len(files) and np.isfinite(report["fad"])
+    assert report["generation"]["weights"] == "random" and report["generation"]["seed"] == 7
+    assert soundfile.info(files[0]).duration == pytest.approx(1.0, abs=0.01)  # the reference clip's length
+    assert len({p.read_bytes() for p in files}) == len(files)  # each clip its own noise
+    first = files[0].read_bytes()
+    written = (tmp_path / "out" / "eval.json").read_bytes()
+    files[0].unlink()  # an interrupted run: the missing clip is made again, the same, from its own seed
+    evaluate(config)
+    assert files[0].read_bytes() == first and (tmp_path / "out" / "eval.json").read_bytes() == written
+    printed = io.StringIO()
+    print_eval_summary(report, "eval.json", Console(file=printed, width=200))
+    assert f"{checkpoint} step 0 (random weights), 2 steps" in printed.getvalue()
+    with pytest.raises(UserError, match="checkpoint needs reference to be a published dataset version"):
+        evaluate(config.model_copy(update={"reference": str(generated)}))
