@@ -41,3 +41,8 @@ class RunnerConfig(StrictModel):
     )
     ray: RayOptions = Field(default_factory=RayOptions, description="Options of the ray engine")
     beam: BeamOptions = Field(default_factory=BeamOptions, description="Options of the beam engine")
+    shared_paths: bool | list[str] = Field(
+        False,
+        description="Local paths every node of a cluster sees alike (NFS, Lustre): true for all, or a list of "
+        "shared folders; other local paths are refused on a Ray cluster or a non-local Beam runner",
+    )

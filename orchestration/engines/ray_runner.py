@@ -25,6 +25,8 @@ class RayRunner:
 
     def __init__(self, options: RayOptions, workers: int, warm_imports: Sequence[str] = ()) -> None:
         self.workers = workers
+        # The ids of the Ray nodes map's units ran on: on a cluster, the proof the work spread.
+        self.unit_nodes: set[str] = set()
         # Only a Ray this runner connected to is shut down in close(); one the caller
         # already set up in this process is reused and left running.
         self._connected = not ray.is_initialized()
@@ -61,9 +63,11 @@ class RayRunner:
         results: list[Result] = []
         while queue or running:
             while queue and len(running) < 2 * self.workers:
-                running.append(_apply.remote(fn_ref, queue.pop()))
+                running.append(_apply_on_node.remote(fn_ref, queue.pop()))
             done, running = ray.wait(running, num_returns=1)
-            results.append(ray.get(done[0]))
+            node, result = ray.get(done[0])
+            self.unit_nodes.add(node)
+            results.append(result)
             on_result(results[-1])
         return results
 
@@ -144,6 +148,11 @@ def _warm_up(modules: Sequence[str]) -> None:
 @ray.remote(num_cpus=1)
 def _apply(fn: Callable[[Any], Result], item: Any) -> Result:
     return fn(item)
+
+
+@ray.remote(num_cpus=1)
+def _apply_on_node(fn: Callable[[Any], Result], item: Any) -> tuple[str, Result]:
+    return ray.get_runtime_context().get_node_id(), fn(item)
 
 
 @ray.remote(num_cpus=1)

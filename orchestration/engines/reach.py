@@ -1,0 +1,77 @@
+"""The guard against scattered output: a cluster engine is refused paths only the driver's machine can see."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from curation.core.errors import UserError
+from orchestration.engines.config import RunnerConfig
+
+# Beam runners that run every worker on the driver's machine; any other (DataflowRunner,
+# FlinkRunner, SparkRunner, PortableRunner...) may place workers on other machines.
+LOCAL_BEAM_RUNNERS = {"directrunner", "bundlebaseddirectrunner", "switchingdirectrunner", "prismrunner"}
+# Schemes whose data lives in one process or on one machine's disk.
+MACHINE_LOCAL_SCHEMES = {"", "file", "local", "memory"}
+
+
+class ScatteredPathError(UserError):
+    """A cluster's workers would each read or write their own machine's copy of a path."""
+
+
+def cluster_engine(config: RunnerConfig) -> str | None:
+    """The cluster the job's engine would run on, in words; None when every worker is on this machine."""
+    if config.name == "ray":
+        address = config.ray.address or os.environ.get("RAY_ADDRESS")
+        return f"Ray cluster {address}" if address and address != "local" else None
+    if config.name == "beam":
+        runner = _beam_runner(config.beam.pipeline_options)
+        return None if runner.rsplit(".", 1)[-1].lower() in LOCAL_BEAM_RUNNERS else f"Beam {runner}"
+    return None
+
+
+def refuse_scattered_paths(config: RunnerConfig, paths: Iterable[str | None]) -> None:
+    """Raise before any work when the engine is a cluster and a path is one machine's own
+    (a local path, file:// or memory://) and not declared shared with runner.shared_paths."""
+    engine = cluster_engine(config)
+    if engine is None:
+        return
+    for path in paths:
+        if path and _machine_local(path) and not _under_shared(path, config.shared_paths):
+            raise ScatteredPathError(
+                f"{path} is seen by this machine only, but the engine is the {engine}, whose workers run on other "
+                "machines; use an object-store URL (s3://, gs://, az://...), or declare the path shared "
+                "(an NFS/Lustre mount) with runner.shared_paths: true or a list of shared folders"
+            )
+
+
+def _beam_runner(options: list[str]) -> str:
+    for index, option in enumerate(options):
+        if option.startswith("--runner="):
+            return option.split("=", 1)[1]
+        if option == "--runner" and index + 1 < len(options):
+            return options[index + 1]
+    return "DirectRunner"  # Beam's default
+
+
+def _scheme(path: str) -> str:
+    return path.split("://", 1)[0].lower() if "://" in path else ""
+
+
+def _machine_local(path: str) -> bool:
+    return _scheme(path) in MACHINE_LOCAL_SCHEMES
+
+
+def _under_shared(path: str, shared: bool | list[str]) -> bool:
+    if _scheme(path) == "memory":
+        return False  # an in-process filesystem: no mount shares it
+    if isinstance(shared, bool):
+        return shared
+    local = _absolute(path)
+    return any(local.is_relative_to(_absolute(prefix)) for prefix in shared)
+
+
+def _absolute(path: str) -> PurePosixPath:
+    plain = path.split("://", 1)[1] if "://" in path else path
+    return PurePosixPath(os.path.abspath(os.path.expanduser(plain)))

@@ -1,0 +1,69 @@
+"""Curation on a real multi-node Ray cluster on this machine: a head and one more node, joined by address."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from audio_files import music_like, write_audio
+from rich.console import Console
+
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs import curate as curate_module
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    # Two nodes of one CPU each, each its own raylet process with its own workers.
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    nodes.add_node(num_cpus=1)
+    nodes.wait_for_nodes()
+    yield nodes
+    nodes.shutdown()
+
+
+def curate_with(corpus: Path, output: Path, runner: dict) -> Any:
+    """Runs the curation job; returns the engine it ran on, kept as the job makes it."""
+    make_runner = curate_module.make_runner
+    made = []
+
+    def keep(config, warm_imports=()):
+        made.append(make_runner(config, warm_imports))
+        return made[-1]
+
+    job = CurateJob.model_validate(
+        {"inputs": [{"path": str(corpus)}], "output": str(output), "segment": {"window_s": 2.0}, "runner": runner}
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(curate_module, "make_runner", keep)
+        curate_module.curate(job, Console(file=io.StringIO()))
+    return made[0]
+
+
+def test_units_run_on_both_nodes_and_the_clip_table_is_the_local_one(cluster, tmp_path):
+    corpus = tmp_path / "in"
+    for index in range(4):
+        write_audio(corpus / f"piece{index}.wav", music_like(5.0, rate=22050, seed=index), 22050)
+    local = curate_with(corpus, tmp_path / "local", {"name": "local", "workers": 1})
+    on_cluster = curate_with(
+        corpus,
+        tmp_path / "cluster",
+        {"name": "ray", "workers": 2, "ray": {"address": cluster.address}, "shared_paths": [str(tmp_path)]},
+    )
+    assert local.name == "local" and on_cluster.name == "ray"
+    node_ids = {node.node_id for node in cluster.list_all_nodes()}
+    assert len(node_ids) == 2 and on_cluster.unit_nodes == node_ids
+    parts = sorted(p.name for p in (tmp_path / "local" / "clips").iterdir())
+    assert parts and sorted(p.name for p in (tmp_path / "cluster" / "clips").iterdir()) == parts
+    for name in parts:
+        assert (tmp_path / "cluster" / "clips" / name).read_bytes() == (
+            tmp_path / "local" / "clips" / name
+        ).read_bytes()
+    assert pq.read_table(tmp_path / "local" / "clips").num_rows >= 8

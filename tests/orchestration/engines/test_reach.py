@@ -1,0 +1,119 @@
+"""The guard against scattered output: cluster engines are refused paths only one machine sees."""
+
+import pytest
+
+from orchestration.cli.main import main
+from orchestration.configs.jobs import AnalyzeJob, CurateJob, EncodeJob, LabelJob, ShardJob, VocabJob
+from orchestration.engines.reach import ScatteredPathError
+
+RAY_CLUSTER = {"name": "ray", "ray": {"address": "10.0.0.5:6379"}}
+
+
+def beam(*options):
+    return {"name": "beam", "beam": {"pipeline_options": list(options)}}
+
+
+def curate(inputs, output, runner):
+    return CurateJob.model_validate({"inputs": [{"path": p} for p in inputs], "output": output, "runner": runner})
+
+
+@pytest.fixture(autouse=True)
+def no_ray_address(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+
+@pytest.mark.parametrize(
+    ("runner", "engine"),
+    [
+        (RAY_CLUSTER, "Ray cluster 10.0.0.5:6379"),
+        ({"name": "ray", "ray": {"address": "auto"}}, "Ray cluster auto"),
+        (beam("--runner=DataflowRunner", "--project=p"), "Beam DataflowRunner"),
+        (beam("--runner", "FlinkRunner"), "Beam FlinkRunner"),
+        (beam("--runner=SparkRunner"), "Beam SparkRunner"),
+        (beam("--runner=PortableRunner", "--job_endpoint=localhost:8099"), "Beam PortableRunner"),
+    ],
+)
+@pytest.mark.parametrize("local", ["/data/in", "relative/in", "file:///data/in", "memory://in"])
+def test_a_cluster_engine_is_refused_a_path_one_machine_sees(runner, engine, local):
+    with pytest.raises(ScatteredPathError) as refused:
+        curate([local], "s3://bucket/curated", runner).stage_config()
+    message = str(refused.value)
+    assert local in message and engine in message and "\n" not in message
+    assert "object-store URL" in message and "runner.shared_paths" in message
+
+
+def test_ray_address_from_the_environment_is_a_cluster(monkeypatch):
+    job = curate(["s3://bucket/in"], "/data/curated", {"name": "ray"})
+    assert job.stage_config().output == "/data/curated"  # a local Ray started for the job: one machine
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    with pytest.raises(ScatteredPathError, match=r"/data/curated .*Ray cluster ray://head:10001"):
+        job.stage_config()
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/in", "gs://bucket/in", "az://container/in", "hf://datasets/x/y"])
+def test_object_store_urls_pass(url):
+    for runner in (RAY_CLUSTER, beam("--runner=DataflowRunner")):
+        assert curate([url], "gs://bucket/curated", runner).stage_config().inputs[0].path == url
+
+
+def test_declared_shared_paths_pass(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    everything = {**RAY_CLUSTER, "shared_paths": True}
+    assert curate(["/lustre/in", "file:///lustre/more"], "out", everything).stage_config().output == "out"
+    mounts = {**RAY_CLUSTER, "shared_paths": ["/mnt/nfs", str(tmp_path)]}
+    assert curate(["/mnt/nfs/in", "file:///mnt/nfs/x/y.wav"], "out/curated", mounts).stage_config()
+    # A prefix covers whole folders only, and a relative path is taken from the working folder.
+    with pytest.raises(ScatteredPathError, match="/mnt/nfs2/in"):
+        curate(["/mnt/nfs2/in"], "out", mounts).stage_config()
+    with pytest.raises(ScatteredPathError, match="/elsewhere"):
+        curate(["/mnt/nfs/in"], "/elsewhere", mounts).stage_config()
+
+
+def test_memory_urls_are_refused_on_a_cluster_even_when_paths_are_declared_shared():
+    with pytest.raises(ScatteredPathError, match="memory://curated"):
+        curate(["s3://b/in"], "memory://curated", {**RAY_CLUSTER, "shared_paths": True}).stage_config()
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [
+        {"name": "local"},
+        {"name": "ray"},
+        {"name": "ray", "ray": {"address": "local"}},
+        {"name": "beam"},
+        beam("--runner=DirectRunner", "--direct_running_mode=multi_processing"),
+        beam("--runner=PrismRunner"),
+    ],
+)
+def test_engines_on_this_machine_are_never_refused(runner, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")  # only the ray engine reads it
+    if runner["name"] == "ray" and "ray" not in runner:
+        monkeypatch.delenv("RAY_ADDRESS")
+    assert curate(["/data/in", "memory://in"], "relative/out", runner).stage_config().output == "relative/out"
+
+
+def test_every_stage_checks_its_paths():
+    jobs = [
+        (VocabJob, {"output": "/v"}, "/v"),
+        (
+            LabelJob,
+            {"clips": "s3://b/c", "vocab": "s3://b/v", "output": "/labels", "clap": {"backend": "random"}},
+            "/labels",
+        ),
+        (AnalyzeJob, {"clips": "/clips", "output": "s3://b/a"}, "/clips"),
+        (ShardJob, {"clips": "s3://b/c", "labels": "/labels", "root": "s3://b/v", "version": "v1"}, "/labels"),
+        (EncodeJob, {"source": "s3://b/v1", "vae": "vae", "root": "/versions", "version": "v2"}, "/versions"),
+    ]
+    for model, settings, local in jobs:
+        with pytest.raises(ScatteredPathError, match=f"^{local} is seen by this machine only"):
+            model.model_validate({**settings, "runner": RAY_CLUSTER}).stage_config()
+        assert model.model_validate({**settings, "runner": {**RAY_CLUSTER, "shared_paths": True}}).stage_config()
+
+
+def test_the_cli_refuses_before_any_work(tmp_path, capsys):
+    out = tmp_path / "curated"
+    args = ["curate", str(tmp_path), "--output", str(out), "--runner.name", "ray"]
+    assert main([*args, "--runner.ray.address", "127.0.0.1:9"]) == 2
+    said = capsys.readouterr().err
+    assert f"{tmp_path} is seen by this machine only" in said and "Ray cluster 127.0.0.1:9" in said
+    assert not out.exists()  # nothing written, no cluster reached
