@@ -143,7 +143,7 @@ class OutputLease:
             try:
                 write_bytes_exclusive(self._url(self.path), mine.to_json())
             except FileExistsError:
-                pass
+                pass  # held: see by whom below
             except FileNotFoundError:
                 continue  # a holder cleared our temporary while starting up: look again
             else:

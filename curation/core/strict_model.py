@@ -1,7 +1,7 @@
 """The base of every configuration model: unknown keys are errors, values never change after validation.
 
 Fields that say how the work runs, not what it makes (workers, engine, cluster address,
-model replicas) carry `json_schema_extra=EXECUTION`; `identity` leaves them out, so changing
+model replicas) are made with `execution_field` (EXECUTION); `identity` leaves them out, so changing
 one never makes finished work invalid. Fields where a secret may land (storage options, the
 name of an API key's variable, where a key is sometimes pasted by mistake) carry
 `json_schema_extra=SENSITIVE`: configuration errors never echo their values.

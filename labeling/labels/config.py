@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from curation.core.strict_model import EXECUTION, StrictModel
+from curation.core.strict_model import StrictModel, execution_field
 from labeling.clap.backend import ClapConfig
 from labeling.music.config import MusicFields
 
@@ -98,17 +98,15 @@ class LabelConfig(StrictModel):
         64, ge=1, description="Clips in one work unit (decoded together, embedded, searched, written as one part)"
     )
     captions_per_unit: int = Field(4096, ge=1, description="Captions embedded in one work unit")
-    model_workers: int = Field(
+    model_workers: int = execution_field(
         1,
         ge=1,
         description="Model replicas on ray and beam (each loads CLAP once); local runs one in-process",
-        json_schema_extra=EXECUTION,
     )
-    gpus_per_model_worker: float | None = Field(
+    gpus_per_model_worker: float | None = execution_field(
         None,
         ge=0,
         description="GPUs each model replica takes on ray; empty: 1 when the cluster has GPUs, else 0",
-        json_schema_extra=EXECUTION,
     )
 
     @model_validator(mode="after")

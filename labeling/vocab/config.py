@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from curation.core.strict_model import EXECUTION, SENSITIVE, StrictModel
+from curation.core.strict_model import SENSITIVE, StrictModel, execution_field
 from labeling.clap.backend import ClapConfig
 from labeling.vocab.builtin_tags import ASPECTS
 
@@ -71,21 +71,19 @@ class TransformersOptions(StrictModel):
         description="Threads torch uses when running on the CPU; 0: torch's default (every core). With several model "
         "workers on one machine give cores / workers: oversubscribed threads make small models many times slower",
     )
-    model_workers: int = Field(
+    model_workers: int = execution_field(
         1,
         ge=1,
         description="Model replicas, each loading the model once and generating unit after unit: Ray actors "
         "(one per GPU with gpus_per_model_worker 1), Beam model DoFns (bounded by Beam's workers); the local runner "
         "runs "
         "one, in its own process",
-        json_schema_extra=EXECUTION,
     )
-    gpus_per_model_worker: float | None = Field(
+    gpus_per_model_worker: float | None = execution_field(
         None,
         ge=0,
         description="GPUs each model replica takes on Ray (fractions share a GPU); empty: 1 when the cluster has "
         "GPUs, else 0",
-        json_schema_extra=EXECUTION,
     )
 
 
@@ -103,14 +101,13 @@ class OpenAIOptions(StrictModel):
         "written to a config); empty: no key",
         json_schema_extra=SENSITIVE,
     )
-    concurrency: int = Field(
+    concurrency: int = execution_field(
         8,
         ge=1,
         description="Requests in flight at once per work unit; an engine runs units side by side, so the endpoint "
         "sees up to concurrency x the units running at once: runner.workers on local, up to 2 x runner.workers on a "
         "Ray "
         "cluster with that many CPUs, Beam's worker threads",
-        json_schema_extra=EXECUTION,
     )
     timeout_s: float = Field(120.0, gt=0, description="Seconds before a request is abandoned and retried")
     max_retries: int = Field(

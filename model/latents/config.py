@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from curation.core.strict_model import EXECUTION, StrictModel
+from curation.core.strict_model import StrictModel, execution_field
 from shards.config import VERSION_NAME
 
 
@@ -55,21 +55,17 @@ class EncodeConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the VAE runs (auto: a GPU when there is one)"
     )
-    threads: int | None = Field(
+    threads: int | None = execution_field(
         None,
         ge=1,
         description="CPU threads of the encoder (fixed, so every engine computes "
         "the same latents); empty: the machine's cores",
-        json_schema_extra=EXECUTION,
     )
-    model_workers: int = Field(
-        1, ge=1, description="VAE replicas (Ray actors) encoding shards in parallel", json_schema_extra=EXECUTION
-    )
-    gpus_per_model_worker: float | None = Field(
+    model_workers: int = execution_field(1, ge=1, description="VAE replicas (Ray actors) encoding shards in parallel")
+    gpus_per_model_worker: float | None = execution_field(
         None,
         ge=0,
         description="GPUs per replica on Ray (empty: 1 when the cluster has GPUs, else 0)",
-        json_schema_extra=EXECUTION,
     )
     seed: int = Field(0, description="Seeds the posterior draws (with each clip id)")
 

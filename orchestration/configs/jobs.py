@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from curation.config import CurationConfig
-from curation.core.strict_model import EXECUTION
+from curation.core.strict_model import execution_field
 from labeling.labels.config import LabelConfig
 from labeling.music.config import AnalyzeConfig
 from labeling.vocab.config import VocabConfig
@@ -23,9 +23,7 @@ from shards.config import ShardConfig
 
 
 class CurateJob(CurationConfig):
-    runner: RunnerConfig = Field(
-        default_factory=RunnerConfig, description="Engine that runs the work units", json_schema_extra=EXECUTION
-    )
+    runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine that runs the work units")
 
     def stage_config(self) -> CurationConfig:
         refuse_scattered_paths(self.runner, [*(i.path for i in self.inputs), self.output])
@@ -33,10 +31,9 @@ class CurateJob(CurationConfig):
 
 
 class VocabJob(VocabConfig):
-    runner: RunnerConfig = Field(
+    runner: RunnerConfig = execution_field(
         default_factory=RunnerConfig,
         description="Engine that runs LLM generation (the template backend runs in this process)",
-        json_schema_extra=EXECUTION,
     )
 
     def stage_config(self) -> VocabConfig:
@@ -46,9 +43,7 @@ class VocabJob(VocabConfig):
 
 
 class LabelJob(LabelConfig):
-    runner: RunnerConfig = Field(
-        default_factory=RunnerConfig, description="Engine that runs the work units", json_schema_extra=EXECUTION
-    )
+    runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine that runs the work units")
 
     def stage_config(self) -> LabelConfig:
         music = self.music.analysis if self.music else None
@@ -65,9 +60,7 @@ class AnalyzeJob(AnalyzeConfig):
 
 
 class ShardJob(ShardConfig):
-    runner: RunnerConfig = Field(
-        default_factory=RunnerConfig, description="Engine that writes the shards", json_schema_extra=EXECUTION
-    )
+    runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine that writes the shards")
 
     def stage_config(self) -> ShardConfig:
         refuse_scattered_paths(self.runner, [self.clips, self.labels, self.root])
@@ -75,9 +68,7 @@ class ShardJob(ShardConfig):
 
 
 class EncodeJob(EncodeConfig):
-    runner: RunnerConfig = Field(
-        default_factory=RunnerConfig, description="Engine that runs the VAE workers", json_schema_extra=EXECUTION
-    )
+    runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine that runs the VAE workers")
 
     def stage_config(self) -> EncodeConfig:
         refuse_scattered_paths(self.runner, [self.source, self.root])

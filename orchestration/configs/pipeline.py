@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from curation.config import Location
-from curation.core.strict_model import EXECUTION, StrictModel
+from curation.core.strict_model import StrictModel, execution_field
 from orchestration.engines.config import RunnerConfig
 
 
@@ -24,9 +24,7 @@ class SampleStage(StrictModel):
 class PipelineConfig(StrictModel):
     run_dir: str = Field(..., description="Folder that holds every stage's output and the report")
     inputs: list[Location] = Field(..., min_length=1, description="Raw audio folders, globs or URLs")
-    runner: RunnerConfig = Field(
-        default_factory=RunnerConfig, description="Engine for the data stages", json_schema_extra=EXECUTION
-    )
+    runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine for the data stages")
     version: str = Field("v1", description="Name of the published dataset version")
     curate: dict[str, Any] = Field(
         default_factory=dict, description="`soundry curate` options (its job YAML without inputs/output/runner)"
