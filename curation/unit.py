@@ -25,13 +25,13 @@ from fsspec.implementations.local import LocalFileSystem
 from curation import clip as cliprow
 from curation.config import CurationConfig, Location
 from curation.core.storage import (
-    atomic_local_file,
+    atomic_local_files,
     exists,
     filesystem,
     join,
+    json_bytes,
     read_json,
-    write_json_atomic,
-    write_table_atomic,
+    write_table_file,
 )
 from curation.decode import DecodeError, choose_backend, decode
 from curation.discover import PlannedFile, WorkUnit
@@ -80,8 +80,10 @@ def run_unit(unit: WorkUnit, config: CurationConfig) -> UnitStats:
     started = time.perf_counter()
     stats = UnitStats(unit.id)
     rejects: list[cliprow.Reject] = []
-    with atomic_local_file(clips_url, suffix=".parquet") as tmp:
-        with pq.ParquetWriter(tmp, cliprow.CLIP_SCHEMA, compression=_COMPRESSION, use_dictionary=False) as writer:
+    # The clip part is committed last, once the rejects and stats it vouches for are durable.
+    committed = atomic_local_files([rejects_url, stats_url, clips_url], [".parquet", ".json", ".parquet"])
+    with committed as (rejects_tmp, stats_tmp, clips_tmp):
+        with pq.ParquetWriter(clips_tmp, cliprow.CLIP_SCHEMA, compression=_COMPRESSION, use_dictionary=False) as writer:
             pending: list[dict[str, Any]] = []
             for file in unit.files:
                 for item in _curate_file(file, config, stats):
@@ -99,9 +101,10 @@ def run_unit(unit: WorkUnit, config: CurationConfig) -> UnitStats:
             counts[reject.reason] = counts.get(reject.reason, 0) + 1
         stats.wall_s = time.perf_counter() - started
         stats.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        write_table_atomic(rejects_url, cliprow.rejects_to_table(rejects))
-        write_json_atomic(stats_url, stats.to_dict())
-        # leaving the block moves the clip part into place: the commit
+        write_table_file(cliprow.rejects_to_table(rejects), rejects_tmp)
+        with open(stats_tmp, "wb") as f:
+            f.write(json_bytes(stats.to_dict()))
+        # leaving the block moves the rejects and stats into place, then the clip part: the commit
     return stats
 
 

@@ -20,7 +20,8 @@ import os
 import posixpath
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import fsspec
@@ -126,6 +127,50 @@ def atomic_local_file(url: str, suffix: str = "") -> Iterator[str]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_local_files(urls: Sequence[str], suffixes: Sequence[str]) -> Iterator[list[str]]:
+    """Yield a local path to write for each of `urls`; on success all are committed, the last
+    one (a commit marker, such as a unit's clip part) only once the others are durable.
+
+    The same guarantee as committing them one by one with `atomic_local_file`, in fewer disk
+    round trips: the temporaries are synced together, then the folders of all but the last
+    together, and the last's folder after its rename. A sync waits for the disk's journal;
+    syncs issued at once share a journal commit, so a unit of short files pays three waits
+    instead of six.
+    """
+    targets = [filesystem(url) for url in urls]
+    local = [is_local(fs) for fs, _ in targets]
+    tmps = []
+    for (_, path), on_disk, suffix in zip(targets, local, suffixes, strict=True):
+        if on_disk:
+            _make_folder(os.path.dirname(path) or ".")
+            tmps.append(temporary_name(path, suffix))
+        else:
+            tmps.append(os.path.join(tempfile.gettempdir(), f"soundry-{uuid.uuid4().hex}{suffix}"))
+    try:
+        yield tmps
+        with ThreadPoolExecutor(len(tmps)) as pool:
+            list(pool.map(sync_file, [tmp for tmp, on_disk in zip(tmps, local, strict=True) if on_disk]))
+            folders = set()
+            for (fs, path), on_disk, tmp in list(zip(targets, local, tmps, strict=True))[:-1]:
+                if on_disk:
+                    os.replace(tmp, path)
+                    folders.add(os.path.dirname(path) or ".")
+                else:
+                    _upload(fs, tmp, path)
+            list(pool.map(sync_folder, sorted(folders)))
+        (fs, path), tmp = targets[-1], tmps[-1]
+        if local[-1]:
+            os.replace(tmp, path)
+            sync_folder(os.path.dirname(path) or ".")
+        else:
+            _upload(fs, tmp, path)
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
 
 
 def _upload(fs: fsspec.AbstractFileSystem, local: str, path: str) -> None:
@@ -236,7 +281,12 @@ def read_json(url: str) -> Any:
 
 def write_table_atomic(url: str, table: pa.Table) -> None:
     with atomic_local_file(url, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        write_table_file(table, tmp)
+
+
+def write_table_file(table: pa.Table, path: str) -> None:
+    """A table as every soundry table is stored (zstd Parquet), to a local path."""
+    pq.write_table(table, path, compression="zstd")
 
 
 def read_table(url: str, columns: list[str] | None = None) -> pa.Table:

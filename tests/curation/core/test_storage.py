@@ -53,7 +53,7 @@ def test_a_file_is_synced_before_its_rename_and_its_folder_after(tmp_path, monke
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd's file through /proc")
-def test_a_curation_unit_syncs_its_three_files_once_each_whatever_its_rows(tmp_path, monkeypatch):
+def test_a_curation_unit_commits_its_clip_part_last_in_three_disk_waits(tmp_path, monkeypatch):
     source = write_audio(tmp_path / "in" / "song.wav", music_like(12, rate=8000), 8000)
     counts = {}
     for rows_per_group in (1, 64):  # 12 row groups or 1: the syncs are the unit's, not the rows'
@@ -71,14 +71,19 @@ def test_a_curation_unit_syncs_its_three_files_once_each_whatever_its_rows(tmp_p
         log = DiskLog(monkeypatch)
         stats = run_unit(WorkUnit("000000", (PlannedFile(str(source), source.stat().st_size, 0, None),)), config)
         assert stats.clips == 12
-        renamed = [event[2] for event in log.events if event[0] == "rename"]
+        renames = [index for index, event in enumerate(log.events) if event[0] == "rename"]
+        renamed = [log.events[index][2] for index in renames]
         part = str(output / "clips" / "part-000000.parquet")
         assert renamed[-1] == part, "the clip part, the unit's commit, comes last"
         assert {Path(p).parent.name for p in renamed} == {"rejects", "stats", "clips"}
-        for index, event in enumerate(log.events):
-            if event[0] == "rename":  # each file's bytes before its name, its folder's entry after
-                assert log.events[index - 1] == ("fsync", event[1])
-                assert log.events[index + 1] == ("fsync", str(Path(event[2]).parent))
+        # Every file's bytes are on the disk before any name moves (the three syncs are issued
+        # together: one wait, not three) ...
+        assert sorted(log.synced()[:3]) == sorted(log.events[index][1] for index in renames)
+        assert renames[0] == 3
+        # ... the rejects' and stats' names before the clip part's, and the clip part's after it.
+        before_commit = {event[1] for event in log.events[: renames[-1]] if event[0] == "fsync"}
+        assert {str(Path(p).parent) for p in renamed[:-1]} <= before_commit
+        assert log.events[renames[-1] + 1 :] == [("fsync", str(Path(part).parent))]
         counts[rows_per_group] = len(log.synced())
     assert counts == {1: 6, 64: 6}
 
