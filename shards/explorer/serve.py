@@ -44,14 +44,30 @@ def make_server(
                 return
             fs, where = filesystem(join(version, path))
             try:
-                with fs.open(where, "rb") as stream:
-                    body = stream.read()
+                size = fs.size(where)
             except (FileNotFoundError, IsADirectoryError):
                 self.send_error(404)
                 return
+            if size is None or fs.isdir(where):
+                self.send_error(404)
+                return
+            wanted = _byte_range(self.headers.get("Range"), size)
+            if wanted == "unsatisfiable":
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.end_headers()
+                return
+            first, last = wanted or (0, size - 1)
+            with fs.open(where, "rb") as stream:
+                stream.seek(first)
+                body = stream.read(last - first + 1)
             kind = TYPES.get(posixpath.splitext(path)[1]) or mimetypes.guess_type(path)[0] or "application/octet-stream"
-            self.send_response(200)
+            # Ranges let a player seek (and learn an Ogg stream's length) before it has read the whole excerpt.
+            self.send_response(206 if wanted else 200)
             self.send_header("Content-Type", kind)
+            self.send_header("Accept-Ranges", "bytes")
+            if wanted:
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -60,3 +76,21 @@ def make_server(
             pass
 
     return http.server.ThreadingHTTPServer((host, port), Handler)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """The one byte range a `Range: bytes=...` header asks for, inclusive; None: the whole file
+    (no header, or one this server does not serve partially, such as several ranges)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    start, _, end = header[len("bytes=") :].strip().partition("-")
+    try:
+        if not start:  # the last `end` bytes
+            first, last = max(0, size - int(end)), size - 1
+        else:
+            first, last = int(start), min(int(end), size - 1) if end else size - 1
+    except ValueError:
+        return None
+    if first > last or first >= size:
+        return "unsatisfiable"
+    return first, last

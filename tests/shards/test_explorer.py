@@ -124,6 +124,17 @@ def test_view_serves_the_explorer_and_nothing_else(labeled_version, tmp_path):
         src = parse(Path(version, "explore", "index.html")).audio[0]
         with urllib.request.urlopen(f"{base}/explore/{src}") as response:
             assert response.headers["Content-Type"] == "audio/ogg"
+            assert response.headers["Accept-Ranges"] == "bytes"
+            whole = response.read()
+        # A player seeks with ranges: the bytes asked for, 206, and the whole length named.
+        for asked, part in (("bytes=10-19", whole[10:20]), ("bytes=-16", whole[-16:]), ("bytes=5-", whole[5:])):
+            request = urllib.request.Request(f"{base}/explore/{src}", headers={"Range": asked})
+            with urllib.request.urlopen(request) as response:
+                assert response.status == 206 and response.read() == part
+                assert response.headers["Content-Range"].endswith(f"/{len(whole)}")
+        request = urllib.request.Request(f"{base}/explore/{src}", headers={"Range": f"bytes={len(whole)}-"})
+        with pytest.raises(urllib.error.HTTPError, match="416"):
+            urllib.request.urlopen(request)
         for private in ("/manifest.json", "/shards/", "/explore/../manifest.json"):
             with pytest.raises(urllib.error.HTTPError, match="404"):
                 urllib.request.urlopen(base + private)
