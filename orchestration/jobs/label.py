@@ -60,6 +60,7 @@ from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
 from orchestration.engines.base import ModelStage
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.jobs.label_quality import label_quality
 from orchestration.jobs.lease import output_lease
 
 PLOT = "caption_frequency.png"
@@ -89,7 +90,11 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
     console.print(f"CLAP: {identity.description}", style="bold red" if identity.random_weights else "bold")
     if _claim_output(config, label_run):
         console.print(f"{config.output} is complete (label run {label_run}); nothing to do")
-        return read_json(join(config.output, "summary.json"))
+        summary = read_json(join(config.output, "summary.json"))
+        if config.truth:  # the labels are done; the report against this truth may not be
+            summary["quality"] = label_quality(config, identity, vocabularies, console)
+            write_json_atomic(join(config.output, "summary.json"), summary)
+        return summary
     lease.remove_stale_temporaries()
     _remove_other_units(config.output, units)
     cache = EmbeddingCache(config.cache_root(), identity)
@@ -181,6 +186,9 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
         phases,
         time.perf_counter() - started,
     )
+    if config.truth:
+        with _phase(phases, "quality_s"):
+            summary["quality"] = label_quality(config, identity, vocabularies, console)
     lease.check()
     write_json_atomic(join(config.output, "summary.json"), summary)
     # Written last: its presence says the label folder is complete.

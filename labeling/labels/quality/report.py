@@ -86,7 +86,8 @@ def _tag_measures(
         )
     vocab_ids, matrix = read_vocab_matrix(cache.vocab_matrix(name, vocabularies[name].version))
     in_vocab = set(vocab_ids)
-    known = {item: {caption_id(t) for t in tags} for item, tags in truth.tags.items()}
+    matched = {items[c] for c in clip_ids}
+    known = {item: {caption_id(t) for t in tags} for item, tags in truth.tags.items() if item in matched}
     all_known = set().union(*known.values())
     scored = sorted(all_known & in_vocab)  # the tags that can be scored: known somewhere and in the vocabulary
     tagged = [i for i, c in enumerate(clip_ids) if known.get(items[c], set()) & in_vocab]

@@ -1,0 +1,137 @@
+"""`soundry label --truth`: the label-quality report end to end on a tiny labeled set (random CLAP),
+and mistakes in the labeled set named in one line."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+import math
+
+import pyarrow.parquet as pq
+import pytest
+from label_inputs import label_job_settings, write_clip_table, write_vocabularies
+
+from labeling.labels.table import LABEL_SCHEMA, labels_from_table
+from labeling.vocab.table import caption_id
+from orchestration.cli.main import main
+
+# MusicCaps' layout: ytid, caption, aspect_list. The clip table's sources are /corpus/<index>.flac, so
+# ytid matches the source file's stem. "saxophone" is in no vocabulary; ytid 99 names no clip.
+TRUTH = """ytid,caption,aspect_list
+0,A calm jazz trio with soft brushed drums.,"['jazz', 'calm', 'drums', 'saxophone']"
+1,Distorted guitars and pounding drums in a loud rock song.,"['rock', 'guitar', 'energetic']"
+2,A slow ambient drone.,"['ambient', 'calm']"
+3,A slow ambient drone with evolving pads.,"['ambient', 'synthesizer', 'dark']"
+4,Bright electronic beat with a driving kick.,"['electronic', 'drums', 'fast']"
+99,Nothing here.,['jazz']
+"""
+QUALITY = ["--quality.id_column", "ytid", "--quality.clip_column", "source_stem"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("label-quality")
+    truth = root / "truth.csv"
+    truth.write_text(TRUTH)
+    job = root / "job.json"
+    settings = label_job_settings(
+        write_clip_table(root / "curated"), write_vocabularies(root / "vocab"), root / "runs" / "labels"
+    )
+    job.write_text(json.dumps(settings))  # JSON is YAML
+    return {"root": root, "truth": str(truth), "job": str(job), "output": root / "runs" / "labels"}
+
+
+@pytest.fixture(scope="module")
+def scored(inputs):
+    code = main(["label", "--config", inputs["job"], "--truth", inputs["truth"], *QUALITY])
+    assert code == 0
+    return json.loads((inputs["output"] / "label_quality.json").read_text())
+
+
+def figures(report: dict) -> list[float]:
+    found = []
+    for value in report.values():
+        if isinstance(value, dict):
+            found += figures(value)
+        elif isinstance(value, float):
+            found.append(value)
+    return found
+
+
+def test_the_report_scores_every_measure_beside_its_chance(scored, inputs):
+    assert scored["random_weights"] and "near its chance level" in scored["note"]
+    assert scored["clips"] == 5 and scored["items"] == 5 and scored["matched_by"] == "ytid = clip table's source_stem"
+    tags = scored["tags"]
+    assert tags["clips"] == 5 and tags["known_tags_outside_vocabulary"] == 1  # saxophone
+    assert tags["tags_scored"] == 11  # the matched clips' known tags the vocabulary holds: all of TAGS but piano
+    for figure in (tags["top1_accuracy"], tags["mAP"], scored["retrieval"]["recall@1"]):
+        assert 0 <= figure["value"] <= 1 and 0 < figure["chance"] < 1
+    # 5 clips: the 10 best always hold the caption's own clip.
+    assert scored["retrieval"]["recall@10"] == {"value": 1.0, "chance": 1.0} and scored["retrieval"]["queries"] == 5
+    assert all(math.isfinite(f) for f in figures(scored))
+    summary = json.loads((inputs["output"] / "summary.json").read_text())
+    assert summary["quality"] == scored
+
+
+def test_drawn_label_precision_is_what_the_label_table_holds(scored, inputs):
+    """Plain precision recomputed from the label rows: the first K' tag candidates of each clip
+    that are among its source's known tags."""
+    known = {
+        f"/corpus/{row['ytid']}.flac": {caption_id(t) for t in ast.literal_eval(row["aspect_list"])}
+        for row in csv.DictReader(io.StringIO(TRUTH))
+    }
+    clips = pq.read_table(inputs["root"] / "curated" / "clips", columns=["clip_id", "source_uri"]).to_pydict()
+    sources = dict(zip(clips["clip_id"], clips["source_uri"], strict=True))
+    rows = labels_from_table(pq.read_table(inputs["output"] / "labels", schema=LABEL_SCHEMA))
+    plain = [
+        c.caption_id in known[sources[r.clip_id]]
+        for r in rows
+        for c in [c for c in r.candidates if c.vocab == "tags"][:3]
+    ]
+    balanced = [c.caption_id in known[sources[r.clip_id]] for r in rows for c in r.labels if c.vocab == "tags"]
+    drawn = scored["drawn_labels"]
+    assert drawn["plain"]["labels"] == len(plain) == 15 and drawn["balanced"]["labels"] == len(balanced) == 15
+    assert drawn["plain"]["precision"] == pytest.approx(sum(plain) / 15, abs=1e-6)
+    assert drawn["balanced"]["precision"] == pytest.approx(sum(balanced) / 15, abs=1e-6)
+    assert drawn["top_k"]["labels"] == 20 and drawn["chance"] == pytest.approx((3 + 3 + 2 + 3 + 3) / 12 / 5, abs=1e-6)
+
+
+def test_a_rerun_writes_the_same_report(scored, inputs):
+    before = (inputs["output"] / "label_quality.json").read_bytes()
+    assert main(["label", "--config", inputs["job"], "--truth", inputs["truth"], *QUALITY]) == 0
+    assert (inputs["output"] / "label_quality.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("truth", "options", "message"),
+    [
+        ("clip,caption\nx,a song\n", [], "no id column one of clip_id, source_id, source_uri"),
+        ("ytid,caption\nx,a song\n", ["--quality.id_column", "youtube_id"], "no id column youtube_id"),
+        (
+            "ytid,caption\n0,a song\n",
+            ["--quality.id_column", "ytid", "--quality.clip_column", "title"],
+            "none of its ytid values is a title of the clip table",
+        ),
+        ("ytid,caption\n0,a song\n", QUALITY[:2] + ["--quality.clip_column", "nope"], "quality.clip_column nope"),
+        (
+            "ytid,aspect_list,caption\n0,[],\n",
+            QUALITY,
+            "every row's tags (aspect_list) and captions (caption) are empty",
+        ),
+        ("ytid,genre\n0,jazz\n", QUALITY, "no tags column aspect_list and no caption column caption"),
+        (
+            "ytid,aspect_list\n0,jazz\n",
+            [*QUALITY, "--quality.tags_vocabulary", "moods"],
+            "quality.tags_vocabulary moods",
+        ),
+    ],
+)
+def test_bad_labeled_sets_are_one_line_errors(scored, inputs, tmp_path, capsys, truth, options, message):
+    path = tmp_path / "truth.csv"
+    path.write_text(truth)
+    code = main(["label", "--config", inputs["job"], "--truth", str(path), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and message in " ".join(err.split()) and "Traceback" not in err
+    assert str(path) in " ".join(err.split()) or "quality." in message
