@@ -8,14 +8,22 @@ import csv
 import io
 import json
 import math
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from label_inputs import label_job_settings, write_clip_table, write_vocabularies
+from rich.console import Console
 
+from curation.demo.corpus import demo_caption
+from curation.demo.truth import write_demo_truth
+from labeling.labels.config import QualitySettings
+from labeling.labels.quality.truth import match_clips, read_truth
 from labeling.labels.table import LABEL_SCHEMA, labels_from_table
 from labeling.vocab.table import caption_id
 from orchestration.cli.main import main
+from orchestration.configs.jobs import CurateJob
+from orchestration.jobs.curate import curate
 
 # MusicCaps' layout: ytid, caption, aspect_list. The clip table's sources are /corpus/<index>.flac, so
 # ytid matches the source file's stem. "saxophone" is in no vocabulary; ytid 99 names no clip.
@@ -135,3 +143,28 @@ def test_bad_labeled_sets_are_one_line_errors(scored, inputs, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert code == 2 and message in " ".join(err.split()) and "Traceback" not in err
     assert str(path) in " ".join(err.split()) or "quality." in message
+
+
+def test_the_demo_truth_names_every_curated_demo_piece(demo_corpus, tmp_path):
+    """`soundry demo` scores its labels against write_demo_truth's table: its source ids are the ones
+    curation records, its tags and captions the demo's rater captions."""
+    folder, pieces = demo_corpus
+    job = CurateJob.model_validate(
+        {
+            "inputs": [{"path": str(folder), "source_name": "soundry-demo", "license": "CC0-1.0"}],
+            "output": str(tmp_path / "curated"),
+            "runner": {"workers": 1},
+        }
+    )
+    curate(job, Console(file=open("/dev/null", "w")))
+    path = write_demo_truth(pieces, folder, tmp_path / "demo_truth.csv")
+    truth = read_truth(str(path), QualitySettings())
+    assert truth.id_column == "source_id" and len(truth.tags) == len(truth.captions) == len(pieces)
+    assert all(truth.captions[i] == [demo_caption(p)["caption"]] for i, p in zip(truth.tags, pieces, strict=True))
+    matched = match_clips(truth, str(tmp_path / "curated"))
+    clips = pq.read_table(tmp_path / "curated" / "clips", columns=["clip_id", "source_uri"]).to_pydict()
+    by_file = {p.file_name: i for i, p in zip(truth.tags, pieces, strict=True)}
+    assert len(matched) == len(clips["clip_id"]) and set(matched.values()) <= set(truth.tags)
+    for clip_id, uri in zip(clips["clip_id"], clips["source_uri"], strict=True):
+        assert matched[clip_id] == by_file[Path(uri).name]
+    assert write_demo_truth(pieces, folder, tmp_path / "again.csv").read_bytes() == path.read_bytes()
