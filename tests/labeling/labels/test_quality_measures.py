@@ -34,6 +34,9 @@ def test_average_precision_by_hand():
     assert measures.average_precision(scores, relevant) == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
     # Equal scores rank in position order: the same figure when all scores tie.
     assert measures.average_precision(np.zeros(5), relevant) == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    # and equal scores rank earlier positions first: two relevant clips in front, all tied, are ranked 1st and 2nd.
+    assert measures.average_precision(np.zeros(5), np.array([1, 1, 0, 0, 0], dtype=bool)) == 1.0
+    assert measures.top1_accuracy(np.zeros((1, 3)), np.array([[1, 0, 0]], dtype=bool)) == 1.0
 
 
 def test_top1_takes_the_best_tag_and_counts_any_known_one():
@@ -67,14 +70,13 @@ def test_recall_by_hand_and_its_chance():
 
 
 def test_selection_precision_pools_labels_and_averages_their_similarity():
-    known = [{"a", "b"}, {"c"}]
-    plain = [[("a", 0.9), ("x", 0.8)], [("y", 0.7), ("z", 0.6)]]  # the most similar: 1 of 4 known
+    known = [{"a", "b", "q"}, {"c"}]  # q: a known tag the vocabulary lacks
+    plain = [[("a", 0.9), ("x", 0.8)], [("y", 0.7)]]  # the most similar: 1 of 3 labels known (pooled, not per clip)
     balanced = [[("a", 0.9), ("b", 0.5)], [("c", 0.4), ("z", 0.6)]]  # rarer captions: 3 of 4 known, less similar
-    assert measures.selection_precision(plain, known) == (0.25, pytest.approx(0.75), 4)
+    assert measures.selection_precision(plain, known) == (pytest.approx(1 / 3), pytest.approx(0.8), 3)
     assert measures.selection_precision(balanced, known) == (0.75, pytest.approx(0.6), 4)
-    assert measures.selection_chance(known, {"a", "b", "c", "x", "y", "z", "w", "v"}) == pytest.approx(
-        (2 / 8 + 1 / 8) / 2
-    )
+    vocabulary = {"a", "b", "c", "x", "y", "z", "w", "v"}
+    assert measures.selection_chance(known, vocabulary) == pytest.approx((2 / 8 + 1 / 8) / 2)
 
 
 def test_scores_without_information_land_on_the_chance_levels():
