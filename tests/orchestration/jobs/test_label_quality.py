@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from label_inputs import label_job_settings, write_clip_table, write_vocabularies
@@ -106,8 +107,35 @@ def test_drawn_label_precision_is_what_the_label_table_holds(scored, inputs):
     assert drawn["top_k"]["labels"] == 20 and drawn["chance"] == pytest.approx((3 + 3 + 2 + 3 + 3) / 12 / 5, abs=1e-6)
 
 
+def test_zero_shot_and_retrieval_figures_recomputed_from_the_embeddings(scored, inputs):
+    """Top-1 tag accuracy and recall@1 worked out here from the stored clip, tag and caption vectors."""
+    truth = {row["ytid"]: row for row in csv.DictReader(io.StringIO(TRUTH))}
+    cache = next((inputs["root"] / "runs" / "clap_cache").glob("*/vocab"))
+    clips = pq.read_table(inputs["root"] / "curated" / "clips", columns=["clip_id", "source_uri"]).to_pydict()
+    ytid = {c: Path(u).stem for c, u in zip(clips["clip_id"], clips["source_uri"], strict=True)}
+    audio = pq.read_table(inputs["output"] / "clip_embeddings").to_pydict()
+    audio = dict(zip(audio["key"], np.array(audio["embedding"]), strict=True))
+    tags = pq.read_table(next(cache.glob("tags-*.parquet"))).to_pydict()
+    known = {y: {caption_id(t) for t in ast.literal_eval(row["aspect_list"])} for y, row in truth.items()}
+    scored_tags = [i for i, c in enumerate(tags["key"]) if any(c in known[y] for y in ytid.values())]
+    vectors = np.array(tags["embedding"])[scored_tags]
+    right = [tags["key"][scored_tags[int(np.argmax(vectors @ audio[c]))]] in known[ytid[c]] for c in sorted(audio)]
+    assert scored["tags"]["top1_accuracy"]["value"] == pytest.approx(np.mean(right), abs=1e-6)
+    captions = pq.read_table(next(cache.glob("truth-*.parquet"))).to_pydict()
+    caption_vectors = dict(zip(captions["key"], np.array(captions["embedding"]), strict=True))
+    order = sorted(audio)
+    found = []
+    for y in sorted(set(ytid.values())):
+        similarity = np.array([audio[c] for c in order]) @ caption_vectors[caption_id(truth[y]["caption"])]
+        found.append(ytid[order[int(np.argmax(similarity))]] == y)
+    assert scored["retrieval"]["recall@1"]["value"] == pytest.approx(np.mean(found), abs=1e-6)
+
+
 def test_a_rerun_writes_the_same_report(scored, inputs):
-    before = (inputs["output"] / "label_quality.json").read_bytes()
+    """The run is complete: the rerun scores the labels again (the report removed first) and writes the same bytes."""
+    report = inputs["output"] / "label_quality.json"
+    before = report.read_bytes()
+    report.unlink()
     assert main(["label", "--config", inputs["job"], "--truth", inputs["truth"], *QUALITY]) == 0
     assert (inputs["output"] / "label_quality.json").read_bytes() == before
 
