@@ -56,7 +56,7 @@ def quality_report(
         report.update(_tag_measures(config, truth, items, clip_ids, audio, vocabularies, cache))
     if truth.captions:
         queries = _caption_vectors(config.clap, cache, truth, items, clip_ids, config.captions_per_unit)
-        report["retrieval"] = _retrieval(queries, items, clip_ids, audio)
+        report["retrieval"] = retrieval(queries, items, clip_ids, audio)
     return report
 
 
@@ -176,7 +176,7 @@ def _caption_vectors(
     return [(item, matrix[rows[caption_id(text)]].astype(np.float64)) for item, text in queries]
 
 
-def _retrieval(
+def retrieval(
     queries: list[tuple[str, np.ndarray]], items: dict[str, str], clip_ids: list[str], audio: np.ndarray
 ) -> dict[str, Any]:
     """Each known caption searches the matched clips' audio; a hit is a clip of its own item."""

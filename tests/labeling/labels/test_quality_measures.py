@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from labeling.labels.quality import measures
+from labeling.labels.quality.report import retrieval
 
 # Three clips (rows), three tags (columns); clip 0 knows tag 0, clip 1 tag 1, clip 2 tags 1 and 2.
 RELEVANT = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 1]], dtype=bool)
@@ -92,3 +93,18 @@ def test_scores_without_information_land_on_the_chance_levels():
         assert measures.recall_at_k(similarity.T, queries, k) == pytest.approx(
             measures.recall_chance(queries, k), abs=0.3
         )
+
+
+def test_retrieval_finds_a_caption_s_own_clips_among_all():
+    """Captions pointing at their own item's clips: recall@1 is 1; pointing away from them, 0."""
+    clip_ids = ["c0", "c1", "c2", "c3"]
+    items = {"c0": "a", "c1": "a", "c2": "b", "c3": "c"}  # item a has two clips
+    audio = np.eye(4)
+    toward = [("a", audio[1]), ("b", audio[2]), ("c", audio[3])]
+    found = retrieval(toward, items, clip_ids, audio)
+    assert found["queries"] == 3 and found["recall@1"]["value"] == 1.0
+    # k random clips of 4 miss item a's two with C(2, 1) / C(4, 1), b's or c's one with C(3, 1) / C(4, 1).
+    assert found["recall@1"]["chance"] == pytest.approx(1 - (1 / 2 + 3 / 4 + 3 / 4) / 3, abs=1e-6)
+    assert found["recall@10"] == {"value": 1.0, "chance": 1.0}
+    away = [("a", audio[3]), ("b", audio[0]), ("c", audio[2])]
+    assert retrieval(away, items, clip_ids, audio)["recall@1"]["value"] == 0.0
