@@ -118,7 +118,7 @@ class LabelConfig(StrictModel):
     truth: str | None = Field(
         None,
         description="Labeled set (Parquet or CSV: an id column, known tags and/or captions, as MusicCaps or the demo's "
-        "label_truth.csv); the run then writes label_quality.json: zero-shot tag accuracy and mAP, text-to-audio "
+        "demo_truth.csv); the run then writes label_quality.json: zero-shot tag accuracy and mAP, text-to-audio "
         "recall@1/10, precision of the drawn labels, each beside its chance level",
     )
     quality: QualitySettings = Field(
