@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from curation.core.errors import UserError
-from curation.core.storage import join, list_files, read_table, write_table_atomic
+from curation.core.storage import exists, join, list_files, read_table, write_table_atomic
 from labeling.clap.backend import ClapConfig, ClapIdentity, load_clap
 from labeling.clap.embedding_cache import (
     EmbeddingCache,
@@ -84,7 +84,13 @@ def _tag_measures(
         raise QualityError(
             f"quality.tags_vocabulary {name}: not a vocabulary of this label run ({', '.join(sorted(vocabularies))})"
         )
-    vocab_ids, matrix = read_vocab_matrix(cache.vocab_matrix(name, vocabularies[name].version))
+    url = cache.vocab_matrix(name, vocabularies[name].version)
+    if not exists(url):  # a finished run whose embedding cache was deleted or moved
+        raise QualityError(
+            f"{url}: vocabulary {name}'s caption vectors are not in the embedding cache; point "
+            "the cache option at the run's cache, or label again into a new output"
+        )
+    vocab_ids, matrix = read_vocab_matrix(url)
     in_vocab = set(vocab_ids)
     matched = {items[c] for c in clip_ids}
     known = {item: {caption_id(t) for t in tags} for item, tags in truth.tags.items() if item in matched}
@@ -100,22 +106,21 @@ def _tag_measures(
                 "skipped": f"no matched clip has a known tag that is in vocabulary {name}",
             }
         }
-    result: dict[str, Any] = {}
-    if scored:
-        rows = {c: i for i, c in enumerate(vocab_ids)}
-        similarity = audio[tagged] @ matrix[[rows[t] for t in scored]].astype(np.float64).T
-        relevant = np.array([[t in known[items[clip_ids[i]]] for t in scored] for i in tagged])
-        average, chance, averaged = measures.mean_average_precision(similarity, relevant)
-        result["tags"] = {
+    rows = {c: i for i, c in enumerate(vocab_ids)}
+    similarity = audio[tagged] @ matrix[[rows[t] for t in scored]].astype(np.float64).T
+    relevant = np.array([[t in known[items[clip_ids[i]]] for t in scored] for i in tagged])
+    average, chance, averaged = measures.mean_average_precision(similarity, relevant)
+    return {
+        "tags": {
             "vocabulary": name,
             "clips": len(tagged),
             "tags_scored": len(scored),
             "known_tags_outside_vocabulary": len(all_known - in_vocab),
             "top1_accuracy": _figure(measures.top1_accuracy(similarity, relevant), measures.top1_chance(relevant)),
             "mAP": {**_figure(average, chance), "tags": averaged},
-        }
-    result["drawn_labels"] = _drawn(config, name, items, [clip_ids[i] for i in tagged], known, in_vocab)
-    return result
+        },
+        "drawn_labels": _drawn(config, name, items, [clip_ids[i] for i in tagged], known, in_vocab),
+    }
 
 
 def _drawn(
