@@ -8,9 +8,11 @@ import csv
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from label_inputs import label_job_settings, write_clip_table, write_vocabularies
@@ -138,6 +140,39 @@ def test_a_rerun_writes_the_same_report(scored, inputs):
     report.unlink()
     assert main(["label", "--config", inputs["job"], "--truth", inputs["truth"], *QUALITY]) == 0
     assert (inputs["output"] / "label_quality.json").read_bytes() == before
+
+
+def test_a_parquet_truth_by_clip_id_gives_the_same_figures(scored, inputs, tmp_path):
+    """The same facts as TRUTH, as Parquet with list tags, naming clips by clip_id (the default id column)."""
+    rows = {row["ytid"]: row for row in csv.DictReader(io.StringIO(TRUTH))}
+    clips = pq.read_table(inputs["root"] / "curated" / "clips", columns=["clip_id", "source_uri"]).to_pydict()
+    table = pa.Table.from_pylist(
+        [
+            {
+                "clip_id": clip_id,
+                "tags": ast.literal_eval(rows[Path(uri).stem]["aspect_list"]),
+                "caption": rows[Path(uri).stem]["caption"],
+            }
+            for clip_id, uri in zip(clips["clip_id"], clips["source_uri"], strict=True)
+        ]
+    )
+    path = tmp_path / "truth.parquet"
+    pq.write_table(table, path)
+    output = tmp_path / "labels"
+    shutil.copytree(inputs["output"], output)  # a finished run: only the report is made
+    job = json.loads(Path(inputs["job"]).read_text()) | {
+        "output": str(output),
+        "cache": str(inputs["output"].parent / "clap_cache"),
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    code = main(
+        ["label", "--config", str(tmp_path / "job.json"), "--truth", str(path), "--quality.tags_column", "tags"]
+    )
+    assert code == 0
+    report = json.loads((output / "label_quality.json").read_text())
+    assert report["matched_by"] == "clip_id = clip table's clip_id"
+    for key in ("tags", "retrieval", "drawn_labels", "clips", "items"):
+        assert report[key] == scored[key]
 
 
 @pytest.mark.parametrize(
