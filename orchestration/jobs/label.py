@@ -42,6 +42,7 @@ from labeling.clap.backend import clap_identity
 from labeling.clap.embedding_cache import EmbeddingCache
 from labeling.labels.assemble import AssembleSettings, assemble_unit, frequency_digest
 from labeling.labels.config import LabelConfig
+from labeling.labels.quality.report import check_truth
 from labeling.labels.score import (
     AudioScorer,
     CaptionUnit,
@@ -87,6 +88,8 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
         vocabularies = read_vocabularies(config.vocab, config.vocabularies)
         table, units = plan_units(config.clips, config.clips_per_unit)
         label_run = _label_run(config, identity.model_id, vocabularies, table)
+        if config.truth:  # a mistake in it stops the run now, not after the labels
+            check_truth(config, vocabularies)
     console.print(f"CLAP: {identity.description}", style="bold red" if identity.random_weights else "bold")
     if _claim_output(config, label_run):
         console.print(f"{config.output} is complete (label run {label_run}); nothing to do")

@@ -39,8 +39,7 @@ class QualityError(UserError):
 def quality_report(
     config: LabelConfig, identity: ClapIdentity, vocabularies: dict[str, Vocabulary], cache: EmbeddingCache
 ) -> dict[str, Any]:
-    truth = read_truth(config.truth, config.quality)
-    items = match_clips(truth, config.clips)
+    truth, items = check_truth(config, vocabularies)
     clip_ids, audio = _clip_embeddings(config.output, items)
     report: dict[str, Any] = {
         "truth": truth.url,
@@ -58,6 +57,19 @@ def quality_report(
         queries = _caption_vectors(config.clap, cache, truth, items, clip_ids, config.captions_per_unit)
         report["retrieval"] = retrieval(queries, items, clip_ids, audio)
     return report
+
+
+def check_truth(config: LabelConfig, vocabularies: dict[str, Vocabulary]) -> tuple[Truth, dict[str, str]]:
+    """The truth table read and matched to the clips (clip_id -> truth id), its mistakes found
+    before any labeling work."""
+    truth = read_truth(config.truth, config.quality)
+    items = match_clips(truth, config.clips)
+    name = config.quality.tags_vocabulary
+    if any(truth.tags.values()) and name not in vocabularies:
+        raise QualityError(
+            f"quality.tags_vocabulary {name}: not a vocabulary of this label run ({', '.join(sorted(vocabularies))})"
+        )
+    return truth, items
 
 
 def _clip_embeddings(output: str, items: dict[str, str]) -> tuple[list[str], np.ndarray]:
@@ -80,10 +92,6 @@ def _tag_measures(
     cache: EmbeddingCache,
 ) -> dict[str, Any]:
     name = config.quality.tags_vocabulary
-    if name not in vocabularies:
-        raise QualityError(
-            f"quality.tags_vocabulary {name}: not a vocabulary of this label run ({', '.join(sorted(vocabularies))})"
-        )
     url = cache.vocab_matrix(name, vocabularies[name].version)
     if not exists(url):  # a finished run whose embedding cache was deleted or moved
         raise QualityError(

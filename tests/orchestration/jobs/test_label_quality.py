@@ -231,3 +231,12 @@ def test_the_demo_truth_names_every_curated_demo_piece(demo_corpus, tmp_path):
     for clip_id, uri in zip(clips["clip_id"], clips["source_uri"], strict=True):
         assert matched[clip_id] == by_file[Path(uri).name]
     assert write_demo_truth(pieces, folder, tmp_path / "again.csv").read_bytes() == path.read_bytes()
+
+
+def test_a_bad_truth_stops_a_new_run_before_any_labeling(inputs, tmp_path, capsys):
+    path = tmp_path / "truth.csv"
+    path.write_text("ytid,caption\n0,a song\n")
+    output = tmp_path / "labels"
+    code = main(["label", "--config", inputs["job"], "--output", str(output), "--truth", str(path)])
+    assert code == 2 and "no id column one of clip_id" in " ".join(capsys.readouterr().err.split())
+    assert not (output / "labels").exists() and not (output / "work").exists()
