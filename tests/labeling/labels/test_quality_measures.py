@@ -108,3 +108,14 @@ def test_retrieval_finds_a_caption_s_own_clips_among_all():
     assert found["recall@10"] == {"value": 1.0, "chance": 1.0}
     away = [("a", audio[3]), ("b", audio[0]), ("c", audio[2])]
     assert retrieval(away, items, clip_ids, audio)["recall@1"]["value"] == 0.0
+
+
+def test_average_precision_agrees_with_scikit_learn_on_scores_without_ties():
+    metrics = pytest.importorskip("sklearn.metrics")  # an independent implementation (librosa brings it)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        scores, relevant = rng.standard_normal(40), rng.random(40) < 0.3
+        relevant[0] = True
+        assert measures.average_precision(scores, relevant) == pytest.approx(
+            metrics.average_precision_score(relevant, scores)
+        )
