@@ -74,6 +74,27 @@ class Prompts(StrictModel):
     )
 
 
+class QualitySettings(StrictModel):
+    id_column: str | None = Field(
+        None,
+        description="Column of the truth table naming clips or their sources (e.g. MusicCaps' ytid); empty: the "
+        "first of clip_id, source_id, source_uri it has",
+    )
+    clip_column: str | None = Field(
+        None,
+        description="Column of the clip table the id column matches (clip_id, source_id, source_uri, title, ... or "
+        "source_stem: the source file's name without extension, e.g. <ytid>.wav); empty: the id column's name",
+    )
+    tags_column: str = Field(
+        "aspect_list",
+        description="Column of known tags: a list, a list literal (MusicCaps' aspect_list) or text split on , ; |",
+    )
+    caption_column: str = Field("caption", description="Column of known captions (free text), the retrieval queries")
+    tags_vocabulary: str = Field(
+        "tags", description="Vocabulary whose tags are scored against the known tags and whose drawn labels are checked"
+    )
+
+
 class LabelConfig(StrictModel):
     clips: str = Field(
         description="Curated folder (the output of `soundry curate`, holding clips/) or a clips/ folder itself"
@@ -93,6 +114,15 @@ class LabelConfig(StrictModel):
     prompts: Prompts = Field(default_factory=Prompts, description="Prompt candidates and structured fields")
     music: MusicFields | None = Field(
         None, description="Tempo, key and chords from a `soundry analyze` folder; empty: no musical facts"
+    )
+    truth: str | None = Field(
+        None,
+        description="Labeled set (Parquet or CSV: an id column, known tags and/or captions, as MusicCaps or the demo's "
+        "demo_truth.csv); the run then writes label_quality.json: zero-shot tag accuracy and mAP, text-to-audio "
+        "recall@1/10, precision of the drawn labels, each beside its chance level",
+    )
+    quality: QualitySettings = Field(
+        default_factory=QualitySettings, description="How the truth table is read and matched to clips"
     )
     clips_per_unit: int = Field(
         64, ge=1, description="Clips in one work unit (decoded together, embedded, searched, written as one part)"

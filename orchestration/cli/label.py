@@ -60,6 +60,8 @@ def print_label_summary(summary: dict[str, Any], console: Console) -> None:
         for measure in ("distinct", "normalized_entropy", "gini", "top1pct_share"):
             table.add_row(f"  {measure}", f"plain {_show(plain[measure])} → balanced {_show(balanced[measure])}")
     table.add_row("plot", summary["plot"])
+    if "quality" in summary:
+        table.add_row("label quality", "label_quality.json (the table above)")
     table.add_row(
         "time",
         f"{summary['wall_s']:.1f} s wall · "

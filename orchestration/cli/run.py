@@ -58,6 +58,7 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     import yaml
 
     from curation.demo.corpus import generate_demo_corpus, write_demo_captions
+    from curation.demo.truth import write_demo_truth
     from orchestration.configs.pipeline import PipelineConfig
     from orchestration.configs.resolve import resolve
 
@@ -75,6 +76,9 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
         **base.get("vocab", {}),
         "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}],
     }
+    # What each piece is (its caption and aspect tags): the label stage reports how good the labels are against it.
+    truth = write_demo_truth(pieces, corpus, Path(args.dir) / "demo_truth.csv")
+    base["label"] = {**base.get("label", {}), "truth": str(truth)}
     return _execute(resolve(PipelineConfig, None, _overrides(args.set), base=base), console)
 
 

@@ -42,6 +42,7 @@ from labeling.clap.backend import clap_identity
 from labeling.clap.embedding_cache import EmbeddingCache
 from labeling.labels.assemble import AssembleSettings, assemble_unit, frequency_digest
 from labeling.labels.config import LabelConfig
+from labeling.labels.quality.report import check_truth
 from labeling.labels.score import (
     AudioScorer,
     CaptionUnit,
@@ -60,6 +61,7 @@ from orchestration.configs.jobs import LabelJob
 from orchestration.configs.resolve import ConfigError
 from orchestration.engines.base import ModelStage
 from orchestration.engines.registry import make_runner, worker_count
+from orchestration.jobs.label_quality import label_quality
 from orchestration.jobs.lease import output_lease
 
 PLOT = "caption_frequency.png"
@@ -86,10 +88,16 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
         vocabularies = read_vocabularies(config.vocab, config.vocabularies)
         table, units = plan_units(config.clips, config.clips_per_unit)
         label_run = _label_run(config, identity.model_id, vocabularies, table)
+        if config.truth:  # a mistake in it stops the run now, not after the labels
+            check_truth(config, vocabularies)
     console.print(f"CLAP: {identity.description}", style="bold red" if identity.random_weights else "bold")
     if _claim_output(config, label_run):
         console.print(f"{config.output} is complete (label run {label_run}); nothing to do")
-        return read_json(join(config.output, "summary.json"))
+        summary = read_json(join(config.output, "summary.json"))
+        if config.truth:  # the labels are done; the report against this truth may not be
+            summary["quality"] = label_quality(config, identity, vocabularies, console)
+            write_json_atomic(join(config.output, "summary.json"), summary)
+        return summary
     lease.remove_stale_temporaries()
     _remove_other_units(config.output, units)
     cache = EmbeddingCache(config.cache_root(), identity)
@@ -181,6 +189,9 @@ def _label(job: LabelJob, config: LabelConfig, lease: OutputLease, console: Cons
         phases,
         time.perf_counter() - started,
     )
+    if config.truth:
+        with _phase(phases, "quality_s"):
+            summary["quality"] = label_quality(config, identity, vocabularies, console)
     lease.check()
     write_json_atomic(join(config.output, "summary.json"), summary)
     # Written last: its presence says the label folder is complete.
