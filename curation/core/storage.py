@@ -33,6 +33,11 @@ from curation.core.errors import UserError
 
 # Object stores whose single upload is all-or-nothing: a reader sees the whole object or none.
 ATOMIC_UPLOAD_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss", "memory"})
+# Object-store filesystems (s3fs, gcsfs, adlfs) keep every folder listing for the life of the process
+# and answer exists() and info() from it: an object that a worker process wrote after this process
+# listed its folder would stay invisible (a resumed job's driver lists its parts, then its workers
+# write the rest). soundry reads listings fresh from the store.
+LISTING_CACHE_PROTOCOLS = ATOMIC_UPLOAD_PROTOCOLS - {"memory"}
 
 
 class OutputError(UserError):
@@ -49,8 +54,11 @@ class SchemeUnavailable(UserError):
 
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and the path inside it for a local path or an fsspec URL."""
+    options = dict(storage_options or {})
+    if "::" not in url and _scheme(url) in LISTING_CACHE_PROTOCOLS:
+        options.setdefault("use_listings_cache", False)
     try:
-        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as error:
         raise SchemeUnavailable(url, _missing_package(url, error)) from None
     except ValueError as error:
