@@ -15,6 +15,7 @@ import pytest
 
 from curation.core.lease import LEASE, LeaseHeld, OutputLease
 from curation.core.storage import (
+    OutputError,
     exists,
     filesystem,
     list_files,
@@ -135,3 +136,12 @@ def test_an_atomic_write_to_s3_is_one_upload_to_the_final_name(s3):
     sent = [line for line in s3.requests()[before:] if not line.startswith(("GET ", "HEAD "))]
     prefix = folder.removeprefix("s3://")
     assert sent == [f"PUT /{prefix}/part-0.parquet HTTP/1.1", f"PUT /{prefix}/summary.json HTTP/1.1"]
+
+
+def test_an_output_in_a_missing_bucket_is_refused_and_no_bucket_is_made(s3):
+    import boto3
+
+    folder = f"s3://missing-{uuid.uuid4().hex[:12]}/curated"
+    with pytest.raises(OutputError, match=rf"the bucket {folder[5:-8]} does not exist.*create it or correct the URL"):
+        OutputLease(folder, "soundry curate").acquire()
+    assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == [s3.bucket]
