@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from shards.loader.loader import make_loader
 from shards.versions import verify_version
 
 QUIET = Console(quiet=True)
+ROOT = Path(__file__).resolve().parents[2]
 LOCAL = {"name": "local", "workers": 1}
 
 
@@ -203,3 +206,24 @@ def test_curate_and_label_through_s3_on_ray_and_beam_equal_the_local_disk_run(ro
     curate_and_label(roads["inputs"], root, {"name": engine, "workers": 2}, vocab=f"{roads['s3']}/vocab")
     for folder in ("curated", "labels"):
         assert assert_same_outputs(files(f"{root}/{folder}"), files(f"{roads['local']}/{folder}")) >= 4
+
+
+@pytest.mark.slow
+def test_missing_credentials_and_an_unreachable_endpoint_are_one_line_each(s3, tmp_path):
+    without_keys = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    without_keys |= {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    unreachable = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    for env, said in [
+        (without_keys, "Unable to locate credentials; give credentials in the environment (AWS_ACCESS_KEY_ID"),
+        (unreachable, 'Could not connect to the endpoint URL: "http://127.0.0.1:9/soundry/nowhere"'),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", "curate", "--inputs", "[{path: s3://soundry/raw}]"]
+            + ["--output", s3.url("nowhere")],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert "soundry-test-secret" not in done.stderr + done.stdout
