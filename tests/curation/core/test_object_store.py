@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,29 @@ def test_an_output_in_a_missing_bucket_is_refused_and_no_bucket_is_made(s3):
     with pytest.raises(OutputError, match=rf"the bucket {folder[5:-8]} does not exist.*create it or correct the URL"):
         OutputLease(folder, "soundry curate").acquire()
     assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == [s3.bucket]
+
+
+def test_a_lease_keeps_beating_after_the_store_did_not_answer_for_a_while(s3, monkeypatch):
+    import s3fs
+
+    import curation.core.lease as lease_module
+
+    monkeypatch.setattr(lease_module, "HEARTBEAT_S", 0.1)
+    lease = OutputLease(s3.url(f"blip-{uuid.uuid4().hex}"), "soundry curate")
+    lease.acquire()
+    try:
+        store = lease.fs
+        # The same bucket behind an endpoint that refuses connections: botocore's
+        # EndpointConnectionError at every beat meanwhile.
+        lease.fs = s3fs.S3FileSystem(
+            endpoint_url="http://127.0.0.1:9", skip_instance_cache=True, config_kwargs={"retries": {"max_attempts": 1}}
+        )
+        time.sleep(1.0)
+        lease.fs = store
+        before = lease._read().heartbeat
+        time.sleep(1.0)
+        assert lease._beat.is_alive() and lease._read().heartbeat > before
+        lease.check()
+    finally:
+        lease.release()
+    assert not exists(f"{lease.url}/{LEASE}")
