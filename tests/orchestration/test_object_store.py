@@ -33,7 +33,7 @@ from orchestration.jobs.shard import publish_version
 from orchestration.jobs.vocab import build_vocabularies
 from shards.loader.config import LoaderConfig
 from shards.loader.loader import make_loader
-from shards.versions import verify_version
+from shards.versions import list_versions, verify_version
 
 QUIET = Console(quiet=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,6 +167,8 @@ def test_versions_verify_the_loader_and_the_trainer_read_the_version_from_s3(roa
         assert verify_version(f"{roads['s3']}/versions/{version}") == []
     assert main(["versions", "verify", f"{roads['s3']}/versions/v1"]) == 0
     assert "every shard and sidecar matches the manifest" in capsys.readouterr().err
+    listed = list_versions(f"{roads['s3']}/versions")
+    assert [(v["version"], v["published"]) for v in listed] == [("v1", True), ("v1-latents", True)]
 
     def batches(root: str) -> list[dict]:
         return list(make_loader(f"{root}/versions/v1", LoaderConfig(batch_size=2, num_workers=0)))
