@@ -4,6 +4,7 @@ bytes as the same run on local disk; curate and label on Ray and Beam too."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -205,7 +206,13 @@ def test_curate_and_label_through_s3_on_ray_and_beam_equal_the_local_disk_run(ro
     credentials of the environment they inherit, as a cluster's workers do from theirs."""
     assert os.environ["AWS_ENDPOINT_URL"] == s3.endpoint
     root = s3.url(engine)
-    curate_and_label(roads["inputs"], root, {"name": engine, "workers": 2}, vocab=f"{roads['s3']}/vocab")
+    with contextlib.ExitStack() as stack:
+        if engine == "ray":  # one local Ray for both jobs (each reuses a Ray it finds): one start, warm workers
+            import ray
+
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            stack.callback(ray.shutdown)
+        curate_and_label(roads["inputs"], root, {"name": engine, "workers": 2}, vocab=f"{roads['s3']}/vocab")
     for folder in ("curated", "labels"):
         assert assert_same_outputs(files(f"{root}/{folder}"), files(f"{roads['local']}/{folder}")) >= 4
 
