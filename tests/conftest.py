@@ -18,3 +18,15 @@ def demo_corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo-corpus")
     pieces = generate_demo_corpus(folder, n_pieces=7, seed=3, min_duration_s=20, max_duration_s=24)
     return folder, pieces
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A real S3 API on localhost (moto's server, tests/s3_server.py) with one bucket; its endpoint
+    and dummy credentials in the environment for this session, as a user's would be."""
+    from s3_server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3-server") / "server.log") as server, pytest.MonkeyPatch.context() as env:
+        for name, value in server.environment().items():
+            env.setenv(name, value)
+        yield server

@@ -215,11 +215,17 @@ class OutputLease:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
-            found = self._read()
+            try:
+                found = self._read()
+            except Exception:
+                # The store did not answer this once (a network blip; botocore's errors are not
+                # OSErrors): try at the next beat. A beat thread that died would let the lease go
+                # stale under a live job, and another host would take it over.
+                continue
             if self.holder is None or found is None or found.token != self.holder.token:
                 self.lost_to = found
                 return  # check() says so at the next commit
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(Exception):  # likewise: the next beat writes again
                 self._write(dataclasses.replace(self.holder, heartbeat=time.time()))
 
     def _write(self, holder: Holder) -> None:

@@ -34,6 +34,8 @@ from curation.core.errors import UserError
 
 # Object stores whose single upload is all-or-nothing: a reader sees the whole object or none.
 ATOMIC_UPLOAD_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss", "memory"})
+# Object stores served over the network, with buckets and no real folders.
+OBJECT_STORE_PROTOCOLS = ATOMIC_UPLOAD_PROTOCOLS - {"memory"}
 
 
 class OutputError(UserError):
@@ -50,8 +52,15 @@ class SchemeUnavailable(UserError):
 
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and the path inside it for a local path or an fsspec URL."""
+    options = dict(storage_options or {})
+    if "::" not in url and _scheme(url) in OBJECT_STORE_PROTOCOLS:
+        # Their filesystems (s3fs, gcsfs, adlfs) keep every folder listing for the life of the
+        # process and answer exists() and info() from it: an object that a worker process wrote
+        # after this process listed its folder would stay invisible (a resumed job's driver lists
+        # its parts, then its workers write the rest). soundry reads listings fresh.
+        options.setdefault("use_listings_cache", False)
     try:
-        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as error:
         raise SchemeUnavailable(url, _missing_package(url, error)) from None
     except ValueError as error:
@@ -83,10 +92,17 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
 def atomic_upload(fs: fsspec.AbstractFileSystem) -> bool:
     """Whether one upload to this filesystem lands whole or not at all."""
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return any(p in ATOMIC_UPLOAD_PROTOCOLS for p in protocols)
+    return any(p in ATOMIC_UPLOAD_PROTOCOLS for p in _protocols(fs))
+
+
+def is_object_store(fs: fsspec.AbstractFileSystem) -> bool:
+    return any(p in OBJECT_STORE_PROTOCOLS for p in _protocols(fs))
 
 
 def join(base: str, *parts: str) -> str:
@@ -225,11 +241,21 @@ def write_bytes_exclusive(url: str, data: bytes) -> None:
                 os.remove(tmp)
         return
     parent = fs._parent(path)
-    if parent:
+    # An object store has no folders to make, and s3fs's makedirs creates a missing bucket: a
+    # mistyped bucket name would become a new bucket in the user's account.
+    if parent and not is_object_store(fs):
         fs.makedirs(parent, exist_ok=True)
     try:
         with fs.open(path, "xb") as f:
             f.write(data)
+    except FileNotFoundError:
+        if not is_object_store(fs):
+            raise
+        bucket = path.split("/", 1)[0]
+        raise OutputError(
+            f"{url}: the bucket {bucket} does not exist, or these credentials cannot see it; "
+            "create it or correct the URL"
+        ) from None
     except (NotImplementedError, ValueError, TypeError):  # a filesystem (or an older version) without mode "x"
         if fs.exists(path):
             raise FileExistsError(path) from None

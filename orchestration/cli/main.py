@@ -15,6 +15,7 @@ import os
 import sys
 
 from curation.core.errors import UserError
+from curation.core.object_store_errors import object_store_error
 from orchestration.cli.options import build_chosen_options
 
 COMMAND_MODULES = (
@@ -54,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print(f"soundry {args.command}: interrupted; run the same command again to resume")
         return 130
+    except Exception as error:
+        # Missing credentials or an unreachable endpoint are the user's to fix, not a traceback.
+        line = object_store_error(error)
+        if line is None:
+            raise
+        console.print(f"[bold red]soundry {args.command}: error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        return 2
 
 
 def _parser(modules: list) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
