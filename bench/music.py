@@ -32,7 +32,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 from curation.demo import synth  # noqa: E402
 from labeling.music.analysis import analyze  # noqa: E402
 from labeling.music.config import AnalysisSettings  # noqa: E402
-from labeling.music.scoring import accuracy_report  # noqa: E402
+from labeling.music.scoring import NO_PULSE, accuracy_report  # noqa: E402
 from labeling.music.unit import decode_mono  # noqa: E402
 
 RATE = 44100
@@ -82,7 +82,7 @@ def main() -> None:
                 best[name] = min(best[name], time.perf_counter() - started)
         times["tempo_key"] += best["tempo_key"]
         times["full"] += best["full"]
-        pairs.append((facts.bpm, facts.key_name, bpm, key))
+        pairs.append((facts.bpm, facts.key_name, bpm if synth.STYLES[genre].pulse else NO_PULSE, key))
         per_genre.setdefault(genre, []).append(pairs[-1])
     audio_s = args.pieces * args.seconds
     result = {

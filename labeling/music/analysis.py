@@ -2,7 +2,7 @@
 
 One short-time spectrum feeds the onsets, one long-frame spectrum the chroma; nothing is
 computed twice. Tempo (labeling.music.rhythm): the onset envelope's autocorrelation scored
-as pulse trains; its confidence is the autocorrelation at the beat period (1: every beat
+as pulse trains; its confidence is the autocorrelation at 1..4 beat periods (1: every beat
 repeats exactly, 0: no periodicity); beats from librosa's dynamic-programming tracker; meter
 from the accents on the beats. Key: the clip's mean chroma against key profiles
 (labeling.music.harmony); its confidence is that correlation. Chords: beat-synchronous chroma

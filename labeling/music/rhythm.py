@@ -33,9 +33,11 @@ def _support(autocorrelation: np.ndarray, period: float, pulses: int = 1) -> flo
     values = []
     for k in range(1, pulses + 1):
         lag = k * period
+        if lag + 2 >= len(autocorrelation) / 2:  # beyond, the unbiased autocorrelation rests on too few frames
+            break
         window = autocorrelation[max(1, int(np.floor(lag)) - 1) : int(np.ceil(lag)) + 2]
         values.append(window.max() if len(window) else 0.0)
-    return float(np.clip(np.mean(values) / autocorrelation[0], 0, 1))
+    return float(np.clip(np.mean(values) / autocorrelation[0], 0, 1)) if values else 0.0
 
 
 def _refined_period(autocorrelation: np.ndarray, period: float) -> float:
@@ -70,12 +72,16 @@ def estimate_tempo(envelope: np.ndarray, sr: int, min_periodicity: float) -> tup
         return None, 0.0
     frames_per_minute = 60.0 * sr / HOP
     estimate = float(librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=HOP)[0])
-    autocorrelation = librosa.autocorrelate(centered)
-    candidates = [estimate * r for r in TRIPLE_RATIOS if PULSES * frames_per_minute / (estimate * r) < len(centered)]
-    bpm = max(candidates, key=lambda b: _support(autocorrelation, frames_per_minute / b, PULSES) * _prior(b))
+    # Unbiased: a lag overlaps the clip less the longer it is; a steady beat scores alike at 1 and 4 periods.
+    autocorrelation = librosa.autocorrelate(centered) * len(centered) / np.arange(len(centered), 0, -1)
+    bpm = max(
+        (estimate * r for r in TRIPLE_RATIOS),
+        key=lambda b: _support(autocorrelation, frames_per_minute / b, PULSES) * _prior(b),
+    )
     period = _refined_period(autocorrelation, frames_per_minute / bpm)
     bpm = frames_per_minute / period
-    periodicity = _support(autocorrelation, period)
+    # Over several periods: a beat whose pulses differ (kick, then snare) repeats more exactly at two or four.
+    periodicity = _support(autocorrelation, period, PULSES)
     if periodicity < min_periodicity:
         return None, 0.0
     return round(bpm, 2), round(periodicity, 4)

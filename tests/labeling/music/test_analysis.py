@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from music_signals import SR, chord_progression, click_track, drum_loop, irregular_hits
 
+from curation.demo import synth
 from labeling.music.analysis import analyze
 from labeling.music.config import AnalysisSettings
 from labeling.music.scoring import tempo_accuracy1
@@ -80,3 +81,11 @@ def test_no_meter_without_accents():
     """Every beat alike: the tempo is clear, the grouping into bars is not."""
     facts = analyze(click_track(120.0, 16.0, beats_per_bar=1), SETTINGS)
     assert facts.bpm is not None and facts.meter is None, facts
+
+
+def test_a_kick_and_snare_beat_is_not_read_at_two_thirds_of_its_tempo():
+    """The demo's techno (kick on every beat, snare on two and four, off-beat bass and hats): the
+    tempogram alone picks 2/3 of the tempo; the pulse-train check finds the beat."""
+    piece = synth.render_piece("techno", "bass-synth", 131.0, "D minor", 12.0, SR, np.random.default_rng(1))
+    facts = analyze(piece.mean(axis=1), SETTINGS)
+    assert tempo_accuracy1(facts.bpm, 131.0), facts
