@@ -445,3 +445,22 @@ def write_demo_captions(pieces: Sequence[DemoPiece], path: str | os.PathLike) ->
         writer.writerows(demo_caption(piece) for piece in pieces)
     os.replace(temporary, path)
     return path
+
+
+def write_demo_music_truth(pieces: Sequence[DemoPiece], corpus_dir: str | os.PathLike,
+                           path: str | os.PathLike) -> Path:
+    """Writes each piece's true tempo and key as a truth table for `soundry analyze --truth`
+    (CSV: source_id, the sha256 of the file as curation names it; bpm; key). A style with no
+    audible pulse gets bpm 0: there an unknown tempo is right (labeling.music.scoring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["source_id", "bpm", "key"])
+        for piece in pieces:
+            digest = hashlib.sha256(Path(corpus_dir, piece.file_name).read_bytes()).hexdigest()
+            bpm = piece.tempo_bpm if demo_synth.STYLES[piece.genre].pulse else 0.0
+            writer.writerow([digest, bpm, piece.key])
+    os.replace(temporary, path)
+    return path

@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _demo(args: argparse.Namespace, console: Console) -> int:
     import yaml
 
-    from curation.demo.corpus import generate_demo_corpus, write_demo_captions
+    from curation.demo.corpus import generate_demo_corpus, write_demo_captions, write_demo_music_truth
     from orchestration.configs.pipeline import PipelineConfig
     from orchestration.configs.resolve import resolve
 
@@ -66,7 +66,11 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     pieces = generate_demo_corpus(corpus, n_pieces=args.pieces, workers=os.cpu_count() or 1)
     # Beside the corpus, not in it: the rater captions of the demo's vocabularies (Rater-LF sentences, aspect tags).
     captions = write_demo_captions(pieces, Path(args.dir) / "rater_captions.csv")
+    # The tempo and key each piece was written in, which the analyze stage scores itself against.
+    truth = write_demo_music_truth(pieces, corpus, Path(args.dir) / "music_truth.csv")
     base = yaml.safe_load(resources.files("orchestration.jobs").joinpath("demo_pipeline.yaml").read_text())
+    if base.get("analyze") is not None:
+        base["analyze"] = {**base["analyze"], "truth": str(truth)}
     base |= {
         "run_dir": str(Path(args.dir) / "run"),
         "inputs": [{"path": str(corpus), "source_name": "soundry-demo", "license": "CC0-1.0"}],
