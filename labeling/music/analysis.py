@@ -26,6 +26,7 @@ N_FFT = 2048
 # corpus a 4096-point frame at hop 2048 found keys better than the onsets' 2048 at 512.
 CHROMA_HOP = 2048
 CHROMA_N_FFT = 4096
+TUNING_STRIDE = 2
 
 
 def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
@@ -53,8 +54,9 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
         meter = estimate_meter(loudness, beats, settings.min_accent_db)
     facts = MusicFacts(bpm, confidence, len(beats), meter)
     chroma_power = np.abs(librosa.stft(mono, n_fft=CHROMA_N_FFT, hop_length=CHROMA_HOP)) ** 2
-    # Tuning from the same spectrum (not librosa's default, which takes a spectrum of its own).
-    tuning = librosa.estimate_tuning(S=chroma_power, sr=sr, n_fft=CHROMA_N_FFT)
+    # Tuning is one number per clip: every other frame of the same spectrum tells it, at half the
+    # pitch tracking (librosa's default tracks every frame of a spectrum of its own).
+    tuning = librosa.estimate_tuning(S=chroma_power[:, ::TUNING_STRIDE], sr=sr, n_fft=CHROMA_N_FFT)
     chroma = librosa.feature.chroma_stft(S=chroma_power, sr=sr, n_fft=CHROMA_N_FFT, tuning=tuning)
     profile = chroma.mean(axis=1)
     tonic, mode, tonality = estimate_key(profile)
