@@ -105,6 +105,16 @@ def card_text(manifest: dict[str, Any], stats: dict[str, Any], plots: list[str])
         ),
         "",
     ]
+    if music := stats.get("music"):
+        lines += [
+            "## Musical facts",
+            "",
+            f"Measured from the audio (`soundry analyze`) for {music['analysed']} clips: tempo known for "
+            f"{music['tempo_known']}, key for {music['key_known']} (the rest: no steady beat or no clear key). Each "
+            "sample's `json` holds them under `music` (bpm, bpm_confidence, beat_count, meter, key, mode, "
+            "key_confidence, chords); the BPM histogram and key counts are plotted below.",
+            "",
+        ]
     if plots:
         lines += ["## Plots", ""] + [f"![{p.rsplit('/', 1)[-1].removesuffix('.png')}]({p})" for p in plots] + [""]
     lines += [
@@ -262,10 +272,31 @@ def plot_caption_frequency(stats: dict[str, Any]) -> bytes | None:
     return _png(figure)
 
 
+def plot_bpm(stats: dict[str, Any]) -> bytes | None:
+    music = stats.get("music")
+    return _histogram_plot(music["bpm"], "tempo (BPM)", "Tempo (measured)") if music else None
+
+
+def plot_keys(stats: dict[str, Any]) -> bytes | None:
+    """Key counts, major and minor in their own colours, most common first."""
+    music = stats.get("music")
+    if not music or not music["keys"]:
+        return None
+    keys = list(music["keys"].items())[::-1]
+    figure, axis = plt.subplots(figsize=(6, 0.28 * len(keys) + 1.2))
+    colors = ["tab:orange" if name.endswith("minor") else "tab:blue" for name, _ in keys]
+    axis.barh([name for name, _ in keys], [n for _, n in keys], color=colors)
+    modes = ", ".join(f"{mode} {n}" for mode, n in music["modes"].items())
+    axis.set(xlabel="clips", title=f"Keys (measured; {modes})")
+    return _png(figure, left=0.2)
+
+
 _PLOTS = {
     "durations": plot_durations,
     "loudness": plot_loudness,
     "sources_per_split": plot_sources_per_split,
     "top_labels": plot_top_labels,
     "caption_frequency": plot_caption_frequency,
+    "bpm": plot_bpm,
+    "keys": plot_keys,
 }

@@ -22,6 +22,7 @@ import pyarrow as pa
 from curation.clip import TAG_COLUMNS
 from curation.core.errors import UserError
 from labeling.labels.table import ASPECT_VALUES, CANDIDATE, Candidate, LabelRow
+from labeling.music.facts import LABEL_COLUMNS, LABEL_FIELDS
 from labeling.vocab.table import caption_id, normalize_caption
 
 # webdataset splits a member name at its first dot into key and extension, and treats a
@@ -81,6 +82,7 @@ SIDECAR_SCHEMA = pa.schema(
         pa.field("text", pa.string()),
         pa.field("label_hash", pa.string()),  # what `versions diff` compares to call a clip relabeled
         pa.field("has_clap", pa.bool_(), nullable=False),
+        pa.field("music", pa.struct(LABEL_FIELDS)),  # the sample json's `music`; null: not analysed
     ]
 )
 
@@ -132,6 +134,20 @@ RECORD_SCHEMA = pa.schema(
             pa.list_(pa.struct([pa.field("aspect", pa.string()), pa.field("values", pa.list_(pa.string()))])),
         ),
         *_strings("text", "prompt"),
+        # Tempo, meter, key and chords measured by `soundry analyze` (the label table's columns of the same
+        # names): absent when the version's labels were not analysed; an unknown fact is an absent key in it.
+        pa.field(
+            "music",
+            pa.struct(
+                [
+                    *[pa.field(n, pa.float64()) for n in ("bpm", "bpm_confidence")],
+                    pa.field("beat_count", pa.int64()),
+                    *_strings("meter", "key", "mode"),
+                    pa.field("key_confidence", pa.float64()),
+                    pa.field("chords", pa.list_(pa.string())),
+                ]
+            ),
+        ),
     ]
 )
 
@@ -231,6 +247,8 @@ def sample_json(clip: dict[str, Any], split: str, label: LabelRow | None) -> dic
     record["long_form"] = long_form
     record["tag_chunks"] = chunks
     record["structured"] = [{"aspect": aspect, "values": list(values)} for aspect, values in sorted(structured.items())]
+    if label and label.bpm_confidence is not None:  # analysed (a confidence is 0, never null, for unknown facts)
+        record["music"] = _music(label)
     # One caption for tools that read a single one (stable-audio-tools copies `text` to `prompt`).
     record["text"] = record["prompt"] = (
         long_form or chunks or [", ".join(v for _, vs in sorted(structured.items()) for v in vs)]
@@ -264,6 +282,16 @@ def _split_prompts(label: LabelRow | None) -> tuple[list[str], list[str]]:
     long_form = [p for p in label.prompt_candidates if normalize_caption(p) in long_texts]
     chunks = [p for p in label.prompt_candidates if normalize_caption(p) not in long_texts]
     return long_form, chunks
+
+
+def _music(label: LabelRow) -> dict[str, Any]:
+    """The label row's facts, rounded as measured (the table stores float32)."""
+    music = {name: getattr(label, name) for name in LABEL_COLUMNS}
+    for name, digits in (("bpm", 2), ("bpm_confidence", 4), ("key_confidence", 4)):
+        if music[name] is not None:
+            music[name] = round(float(music[name]), digits)
+    music["chords"] = list(music["chords"] or [])
+    return music
 
 
 def _candidate(c: Candidate) -> dict[str, Any]:

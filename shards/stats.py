@@ -1,7 +1,8 @@
 """A version's statistics, computed from its sidecars (never the audio): `stats.json`.
 
 Counts and hours per split, license and source collection, distributions of duration and
-loudness, the most frequent labels, and, from the label run, how often captions were in
+loudness, the measured tempi, keys and modes (where the labels joined an analysis), the most
+frequent labels, and, from the label run, how often captions were in
 clips' top-K lists against how often the frequency-balanced draw picked them.
 """
 
@@ -30,6 +31,7 @@ _COLUMNS = [
     "channels",
     "labels",
     "has_clap",
+    "music",
 ]
 
 
@@ -42,6 +44,7 @@ def compute_stats(version: str, results: Iterable[ShardResult], labels: str | No
     durations, loudness = [], []
     audio: set[tuple[int, int]] = set()
     with_clap = 0
+    music = MusicCounts()
     for result in results:
         table = read_table(sidecar_url(version, result.name), columns=_COLUMNS).to_pydict()
         split = splits.setdefault(result.split, {"clips": 0, "hours": 0.0, "shards": 0, "bytes": 0})
@@ -60,6 +63,7 @@ def compute_stats(version: str, results: Iterable[ShardResult], labels: str | No
         loudness.extend(v for v in table["lufs"] if v is not None and np.isfinite(v))
         audio.update(zip(table["sample_rate"], table["channels"], strict=True))
         with_clap += sum(table["has_clap"])
+        music.add(table["music"])
         for labels_of_clip in table["labels"]:
             top_labels.update((label["vocab"], label["text"]) for label in labels_of_clip or [])
     for name, split in splits.items():
@@ -79,7 +83,42 @@ def compute_stats(version: str, results: Iterable[ShardResult], labels: str | No
             {"vocab": vocab, "text": text, "clips": n} for (vocab, text), n in top_labels.most_common(TOP_LABELS)
         ],
         "caption_frequency": _caption_frequency(labels),
+        "music": music.summary(),
     }
+
+
+class MusicCounts:
+    """The measured tempi (kept, one float per clip: the BPM histogram's edges need them all) and key counts."""
+
+    def __init__(self) -> None:
+        self.analysed = 0
+        self.bpms: list[float] = []
+        self.keys: collections.Counter[str] = collections.Counter()
+        self.modes: collections.Counter[str] = collections.Counter()
+
+    def add(self, facts: list[dict[str, Any] | None]) -> None:
+        for fact in facts:
+            if fact is None:  # not analysed
+                continue
+            self.analysed += 1
+            if fact["bpm"] is not None:
+                self.bpms.append(fact["bpm"])
+            if fact["key"] is not None:
+                self.keys[f"{fact['key']} {fact['mode']}"] += 1
+                self.modes[fact["mode"]] += 1
+
+    def summary(self) -> dict[str, Any] | None:
+        """None when no clip was analysed (a version whose labels have no music section)."""
+        if not self.analysed:
+            return None
+        return {
+            "analysed": self.analysed,
+            "tempo_known": len(self.bpms),
+            "key_known": sum(self.keys.values()),
+            "bpm": _histogram(self.bpms, bins=20),
+            "keys": dict(self.keys.most_common()),
+            "modes": dict(sorted(self.modes.items())),
+        }
 
 
 def _named_counts(counts: dict[str, list[float]]) -> dict[str, dict[str, float]]:

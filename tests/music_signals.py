@@ -12,18 +12,19 @@ import pyarrow.parquet as pq
 import soundfile
 
 from curation.clip import CLIP_SCHEMA
+from curation.demo import synth
 from labeling.music.harmony import PITCH_CLASSES, TRIADS
 
 SR = 22050
 
 
-def click_track(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
+def click_track(bpm: float, seconds: float, sr: int = SR, beats_per_bar: int = 4) -> np.ndarray:
     """A short decaying 1.5 kHz blip on every beat, accented on each bar's first."""
     out = np.zeros(int(seconds * sr), dtype=np.float32)
     blip = np.sin(2 * np.pi * 1500 * np.arange(int(0.03 * sr)) / sr) * np.exp(-np.arange(int(0.03 * sr)) / (0.005 * sr))
     for beat, start in enumerate(np.arange(0, seconds, 60.0 / bpm)):
         i = int(start * sr)
-        piece = blip[: len(out) - i] * (1.0 if beat % 4 == 0 else 0.6)
+        piece = blip[: len(out) - i] * (1.0 if beat % beats_per_bar == 0 else 0.6)
         out[i : i + len(piece)] += piece.astype(np.float32)
     return out
 
@@ -56,6 +57,21 @@ def irregular_hits(seconds: float, seed: int, sr: int = SR) -> np.ndarray:
         i = int(start * sr)
         n = int(rng.uniform(0.05, 0.3) * sr)
         out[i : i + n] += (rng.standard_normal(n) * np.exp(-np.arange(n) / (0.05 * sr))).astype(np.float32)
+    return out
+
+
+def drum_loop(bpm: float, seconds: float, sr: int = SR) -> np.ndarray:
+    """The demo corpus's rock kit (kick, snare, hats; curation.demo.synth) and nothing else."""
+    rng = np.random.default_rng(7)
+    step_n = 60.0 / bpm / 4 * sr  # a sixteenth
+    out = np.zeros(int(seconds * sr), dtype=np.float32)
+    for name, pattern in synth.STYLES["rock"].drums:
+        sound = synth.DRUMS[name][0](sr, rng).astype(np.float32)
+        for step in range(int(len(out) / step_n)):
+            if pattern[step % len(pattern)] != ".":
+                i = int(step * step_n)
+                piece = sound[: len(out) - i]
+                out[i : i + len(piece)] += piece
     return out
 
 

@@ -195,6 +195,7 @@ class Style:
     bars_per_chord: int = 1
     swing: float = 0.0  # how late off-beat eighths come, in sixteenths
     sevenths: bool = False
+    pulse: bool = True  # whether a listener could tap the beat; truth tables give no tempo where not
 
 
 _BACKBEAT = ("snare", "....x.......x...")
@@ -203,7 +204,8 @@ STYLES = {
     "ambient": Style(
         tempo_bpm=(60, 80), leads=("pad", "bell"),
         comp="pad", comp_pattern="x" + "." * 31, bass="bass", bass_pattern="r" + "." * 31,
-        melody_step=8, melody_density=0.6, bars_per_chord=2),
+        melody_step=8, melody_density=0.6, bars_per_chord=2,
+        pulse=False),  # no drums; slow-attack pads and a note every half bar at random: no beat
     "techno": Style(
         tempo_bpm=(120, 132), leads=("pluck", "bass-synth"),
         comp="pad", comp_pattern="x" + "." * 15, bass="bass-synth", bass_pattern="..r...r...r...r.",

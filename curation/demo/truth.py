@@ -2,7 +2,8 @@
 
 One row per piece: source_id (the sha256 of the file's bytes, as curation records it), the
 file name, the rater caption and aspect list of demo_caption (MusicCaps' columns), and the
-genre, lead instrument, tempo and key the piece was synthesized with. The label stage scores
+genre, lead instrument, tempo and key the piece was synthesized with (bpm 0 for a style with no
+audible pulse: there an unknown tempo is right, labeling.music.scoring). The label stage scores
 its labels against it (`soundry label --truth`); its bpm and key columns suit `soundry analyze --truth`.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from curation.demo.corpus import DemoPiece, demo_caption
+from curation.demo.synth import STYLES
 
 TRUTH_COLUMNS = ("source_id", "file_name", "caption", "aspect_list", "genre", "instrument", "bpm", "key")
 
@@ -39,7 +41,7 @@ def write_demo_truth(pieces: Sequence[DemoPiece], corpus: str | os.PathLike, pat
                     "aspect_list": caption["aspect_list"],
                     "genre": piece.genre,
                     "instrument": piece.instrument,
-                    "bpm": piece.tempo_bpm,
+                    "bpm": piece.tempo_bpm if STYLES[piece.genre].pulse else 0.0,
                     "key": piece.key,
                 }
             )

@@ -162,7 +162,8 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
                     long_labels.append(ranked[p])
             candidates += ranked
             labels += [ranked[p] for p in drawn]
-        music = stated_facts(facts.get(clip["clip_id"]), settings.music)
+        measured = facts.get(clip["clip_id"])
+        music = stated_facts(measured, settings.music)
         rows.append(
             LabelRow(
                 clip_id=clip["clip_id"],
@@ -175,6 +176,7 @@ def assemble_unit(unit: LabelUnit, settings: AssembleSettings) -> dict[str, Any]
                 ),
                 structured=music.merged(structured_fields(short_labels, clip, fields)),
                 **{name: clip.get(name) for name in METADATA_COLUMNS},
+                **(measured.label_columns() if measured else {}),
             )
         )
     write_table_atomic(

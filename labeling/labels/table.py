@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from labeling.music.facts import LABEL_FIELDS
+
 CANDIDATE = pa.struct(
     [
         pa.field("vocab", pa.string()),
@@ -36,6 +38,9 @@ LABEL_SCHEMA = pa.schema(
         pa.field("artist", pa.string()),
         pa.field("album", pa.string()),
         pa.field("genre", pa.string()),
+        # Musical facts measured by `soundry analyze` (labeling.music.facts.LABEL_COLUMNS): bpm, bpm_confidence,
+        # beat_count, meter, key ("A"), mode ("minor"), key_confidence, chords; null when not analysed or unknown.
+        *LABEL_FIELDS,
     ]
 )
 
@@ -72,6 +77,14 @@ class LabelRow:
     artist: str | None = None
     album: str | None = None
     genre: str | None = None
+    bpm: float | None = None
+    bpm_confidence: float | None = None
+    beat_count: int | None = None
+    meter: str | None = None
+    key: str | None = None
+    mode: str | None = None
+    key_confidence: float | None = None
+    chords: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         row = dict(self.__dict__)

@@ -1,11 +1,14 @@
-"""Tempo, beats, key and chords of one clip, measured from its audio with librosa.
+"""Tempo, beats, meter, key and chords of one clip, measured from its audio with librosa.
 
-Tempo: librosa's onset strength, tempo estimate and dynamic-programming beat tracker; its
-confidence is the onset envelope's normalized autocorrelation at the beat period (1: every
-beat repeats exactly, 0: no periodicity). Key: the clip's mean chroma against key profiles
+One short-time spectrum feeds the onsets, one long-frame spectrum the chroma; nothing is
+computed twice. Tempo (labeling.music.rhythm): the onset envelope's autocorrelation scored
+as pulse trains; its confidence is the autocorrelation at 1..4 beat periods (1: every beat
+repeats exactly, 0: no periodicity); beats from librosa's dynamic-programming tracker; meter
+from the accents on the beats. Key: the clip's mean chroma against key profiles
 (labeling.music.harmony); its confidence is that correlation. Chords: beat-synchronous chroma
-against triads. Silence, noise, arrhythmic sound and clips too short for the method get
-unknown facts with confidence 0 rather than a made-up number. Deterministic: no randomness.
+against triads. Silence, noise, drums or clicks alone, arrhythmic sound and clips too short
+for the method get unknown facts with confidence 0 rather than a made-up number.
+Deterministic: no randomness.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ import numpy as np
 from curation.core.extras import needs_extra
 from labeling.music.config import AnalysisSettings
 from labeling.music.facts import MusicFacts
-from labeling.music.harmony import estimate_chords, estimate_key, progression
+from labeling.music.harmony import estimate_chords, estimate_key, pitch_evidence, progression
+from labeling.music.rhythm import HOP, estimate_meter, estimate_tempo
 
-HOP = 512
 N_FFT = 2048
 # Chroma needs finer frequency resolution than onsets and far fewer frames: on the demo
 # corpus a 4096-point frame at hop 2048 found keys better than the onsets' 2048 at 512.
-SMOOTHING = 43  # onset frames in about a second at 22.05 kHz
 CHROMA_HOP = 2048
 CHROMA_N_FFT = 4096
+TUNING_STRIDE = 2
 
 
 def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
@@ -40,12 +43,32 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
     sr = settings.sample_rate
     power = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr)
+    del power
     envelope = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=HOP)
-    bpm, confidence, beats = _tempo(librosa, envelope, sr, settings)
-    chroma = librosa.feature.chroma_stft(y=mono, sr=sr, n_fft=CHROMA_N_FFT, hop_length=CHROMA_HOP)
-    tonic, mode, tonality = estimate_key(chroma.mean(axis=1))
-    if tonality < settings.min_tonality:
-        return MusicFacts(bpm, confidence, len(beats))
+    bpm, confidence = estimate_tempo(envelope, sr, settings.min_periodicity)
+    beats = np.zeros(0, dtype=int)
+    meter = None
+    if bpm is not None:
+        _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=HOP, bpm=bpm)
+        loudness = librosa.power_to_db(mel.sum(axis=0))
+        meter = estimate_meter(loudness, beats, settings.min_accent_db)
+    facts = MusicFacts(bpm, confidence, len(beats), meter)
+    chroma_power = np.abs(librosa.stft(mono, n_fft=CHROMA_N_FFT, hop_length=CHROMA_HOP)) ** 2
+    # Tuning is one number per clip: every other frame of the same spectrum tells it, at half the
+    # pitch tracking (librosa's default tracks every frame of a spectrum of its own).
+    tuning = librosa.estimate_tuning(S=chroma_power[:, ::TUNING_STRIDE], sr=sr, n_fft=CHROMA_N_FFT)
+    chroma = librosa.feature.chroma_stft(S=chroma_power, sr=sr, n_fft=CHROMA_N_FFT, tuning=tuning)
+    profile = chroma.mean(axis=1)
+    tonic, mode, tonality = estimate_key(profile)
+    # A key is implied by several pitch classes standing out; a click or a drone shows one or
+    # two, noise and drums none, and those correlate with some key profile by chance.
+    pitch_classes, share = pitch_evidence(profile)
+    if (
+        tonality < settings.min_tonality
+        or pitch_classes < settings.min_pitch_classes
+        or share < settings.min_pitch_share
+    ):
+        return facts
     chords: list[str] = []
     if settings.chords and len(beats) >= settings.min_chord_beats:
         beat_frames = np.minimum(beats * HOP // CHROMA_HOP, chroma.shape[1] - 1)
@@ -55,29 +78,10 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
         bpm,
         confidence,
         len(beats),
+        meter,
         tonic,
         mode,
         round(tonality, 4),
         chords,
         progression(chords, tonic, settings.progression_length),
     )
-
-
-def _tempo(
-    librosa, envelope: np.ndarray, sr: int, settings: AnalysisSettings
-) -> tuple[float | None, float, np.ndarray]:
-    """(bpm, confidence, beat frames); (None, 0, []) when the onsets show no steady beat."""
-    # A smooth swell or decay (a sweep, a fade) correlates with itself at every short lag; only
-    # what stands out of its local mean (about a second) can repeat at a beat period.
-    centered = envelope - np.convolve(envelope, np.ones(SMOOTHING) / SMOOTHING, mode="same")
-    if not np.any(centered):
-        return None, 0.0, np.zeros(0, dtype=int)
-    bpm = float(librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=HOP)[0])
-    autocorrelation = librosa.autocorrelate(centered)
-    period = 60.0 * sr / HOP / bpm  # frames per beat
-    near = autocorrelation[max(1, int(np.floor(period)) - 1) : int(np.ceil(period)) + 2]
-    periodicity = float(np.clip(near.max() / autocorrelation[0], 0, 1)) if len(near) else 0.0
-    if periodicity < settings.min_periodicity:
-        return None, 0.0, np.zeros(0, dtype=int)
-    _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=HOP, bpm=bpm)
-    return round(bpm, 2), round(periodicity, 4), beats

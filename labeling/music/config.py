@@ -6,6 +6,10 @@ from pydantic import Field
 
 from curation.core.strict_model import StrictModel
 
+# Raised when the measurement changes (here: meter, the pitch evidence for a key, refined tempo),
+# so that an analysis folder made by an older method is not resumed or joined as if current.
+METHOD_VERSION = 2
+
 
 class AnalysisSettings(StrictModel):
     sample_rate: int = Field(22050, ge=8000, le=48000, description="Rate the clips are resampled to for analysis")
@@ -29,6 +33,27 @@ class AnalysisSettings(StrictModel):
         description="Correlation of the best key profile below which a clip has no key (noise, drums): unknown, "
         "confidence 0",
     )
+    min_pitch_classes: int = Field(
+        3,
+        ge=1,
+        le=12,
+        description="Peaks (pitch classes above both neighbours, at least a quarter as strong as the strongest) a "
+        "clip's chroma must show to have a key (a triad shows three); a click or a drone shows one: unknown, "
+        "confidence 0",
+    )
+    min_pitch_share: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of the clip's chroma above its quietest pitch class below which it has no key (noise and "
+        "drums spread evenly over all twelve): unknown, confidence 0",
+    )
+    min_accent_db: float = Field(
+        1.5,
+        ge=0,
+        description="How much louder (dB) the downbeat must be than the bar's other beats, on average, to state a "
+        "meter (3/4 or 4/4); below it the meter is not stated",
+    )
     chords: bool = Field(True, description="Estimate chord changes and a short Roman-numeral progression")
     min_chord_beats: int = Field(
         2, ge=1, description="Beats a chord must be held to count as a change (shorter: a passing sound)"
@@ -50,8 +75,8 @@ class AnalyzeConfig(StrictModel):
     clips_per_unit: int = Field(64, ge=1, description="Clips in one work unit (decoded, analysed, written as one part)")
 
     def analysis_run_fields(self) -> dict:
-        """What decides the facts (not where files go, nor how the work is spread)."""
-        return self.analysis.model_dump(mode="json")
+        """What decides the facts (not where files go, nor how the work is spread): the settings and the method."""
+        return {"method": METHOD_VERSION, **self.analysis.model_dump(mode="json")}
 
 
 class MusicFields(StrictModel):

@@ -19,6 +19,7 @@ PROFILES = {
     "major": np.array([0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081]),
     "minor": np.array([0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052]),
 }
+PEAK_SHARE = 0.25  # of the strongest pitch class, for a peak to count (pitch_evidence)
 TRIADS = {"maj": (0, 4, 7), "min": (0, 3, 7)}
 # Roman numerals of the twelve semitones above a tonic; a minor chord's numeral is lower case.
 NUMERALS = ("I", "bII", "II", "bIII", "III", "IV", "#IV", "V", "bVI", "VI", "bVII", "VII")
@@ -45,6 +46,20 @@ def estimate_key(chroma_mean: np.ndarray) -> tuple[str, str, float]:
     scores = _correlations(chroma_mean, templates)
     best = int(np.argmax(scores))
     return names[best][0], names[best][1], float(scores[best])
+
+
+def pitch_evidence(chroma_mean: np.ndarray) -> tuple[int, float]:
+    """What a mean chroma vector shows of pitch: (the pitch classes that are peaks, each above
+    both its semitone neighbours and at least a quarter as strong as the strongest, over the
+    quietest class; the share of the chroma above that floor). A triad shows three peaks; a
+    click or a drone one (a short blip smears into its neighbours, it does not add peaks); noise
+    and drums spread evenly (a share near 0)."""
+    above = chroma_mean - chroma_mean.min()
+    total = chroma_mean.sum()
+    if total <= 0 or above.max() <= 0:
+        return 0, 0.0
+    peaks = (above > np.roll(above, 1)) & (above > np.roll(above, -1)) & (above >= PEAK_SHARE * above.max())
+    return int(peaks.sum()), float(above.sum() / total)
 
 
 def _chord_templates() -> tuple[np.ndarray, list[str]]:

@@ -2,7 +2,8 @@
 
 Tempo (Gouyon et al. 2006, as MIREX reports it): Accuracy1, the estimate within 4% of the
 truth; Accuracy2, also within 4% of double, half, triple or a third of it (octave errors
-forgiven). Key (MIREX key detection): weighted score, 1 for the same key, 0.5 a perfect
+forgiven). A true tempo of 0 marks a piece with no audible pulse: an unknown estimate is
+right there (and counted apart). Key (MIREX key detection): weighted score, 1 for the same key, 0.5 a perfect
 fifth above or below, 0.3 the relative major or minor, 0.2 the parallel one, 0 otherwise.
 An unknown estimate scores 0. Written here (mir_eval computes the key score the same way;
 it has no tempo Accuracy1/2).
@@ -15,16 +16,23 @@ from collections.abc import Sequence
 from labeling.music.harmony import PITCH_CLASSES
 
 TEMPO_TOLERANCE = 0.04
+# A true tempo of 0: the piece has no audible pulse (nothing a listener could tap); there an
+# unknown estimate is right and any tempo wrong. Counted in Accuracy1/2 and reported apart.
+NO_PULSE = 0.0
 OCTAVE_FACTORS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 # Sharps and flats name the same pitch class; truth tables may use either.
 ENHARMONIC = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb", "Cb": "B", "B#": "C", "E#": "F", "Fb": "E"}
 
 
 def tempo_accuracy1(estimate: float | None, truth: float) -> bool:
+    if truth == NO_PULSE:
+        return estimate is None
     return estimate is not None and abs(estimate - truth) <= TEMPO_TOLERANCE * truth
 
 
 def tempo_accuracy2(estimate: float | None, truth: float) -> bool:
+    if truth == NO_PULSE:
+        return estimate is None
     return estimate is not None and any(tempo_accuracy1(estimate, truth * f) for f in OCTAVE_FACTORS)
 
 
@@ -63,6 +71,9 @@ def accuracy_report(pairs: Sequence[tuple[float | None, str | None, float | None
         report["tempo_accuracy1"] = round(sum(tempo_accuracy1(e, r) for e, r in tempos) / len(tempos), 4)
         report["tempo_accuracy2"] = round(sum(tempo_accuracy2(e, r) for e, r in tempos) / len(tempos), 4)
         report["tempo_unknown"] = sum(e is None for e, _ in tempos)
+        no_pulse = [e for e, r in tempos if r == NO_PULSE]
+        report["tempo_no_pulse"] = len(no_pulse)  # of tempo_clips
+        report["tempo_no_pulse_unknown"] = sum(e is None for e in no_pulse)  # right: no tempo stated
     if keys:
         scores = [key_score(e, r) for e, r in keys]
         report["key_weighted_score"] = round(sum(scores) / len(scores), 4)

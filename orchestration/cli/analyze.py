@@ -57,7 +57,8 @@ def print_analysis_summary(summary: dict[str, Any], console: Console) -> None:
             table.add_row(
                 "tempo accuracy",
                 f"Accuracy1 {a['tempo_accuracy1']:.3f} · Accuracy2 {a['tempo_accuracy2']:.3f} "
-                f"({a['tempo_clips']} clips, {a['tempo_unknown']} unknown)",
+                f"({a['tempo_clips']} clips, {a['tempo_unknown']} unknown; {a['tempo_no_pulse']} with no pulse, "
+                f"{a['tempo_no_pulse_unknown']} of them rightly unknown)",
             )
         if "key_weighted_score" in a:
             table.add_row(

@@ -67,7 +67,12 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     pieces = generate_demo_corpus(corpus, n_pieces=args.pieces, workers=os.cpu_count() or 1)
     # Beside the corpus, not in it: the rater captions of the demo's vocabularies (Rater-LF sentences, aspect tags).
     captions = write_demo_captions(pieces, Path(args.dir) / "rater_captions.csv")
+    # What each piece is (caption, aspect tags, the tempo and key it was written in): the analyze
+    # and label stages score themselves against it.
+    truth = write_demo_truth(pieces, corpus, Path(args.dir) / "demo_truth.csv")
     base = yaml.safe_load(resources.files("orchestration.jobs").joinpath("demo_pipeline.yaml").read_text())
+    if base.get("analyze") is not None:
+        base["analyze"] = {**base["analyze"], "truth": str(truth)}
     base |= {
         "run_dir": str(Path(args.dir) / "run"),
         "inputs": [{"path": str(corpus), "source_name": "soundry-demo", "license": "CC0-1.0"}],
@@ -76,8 +81,6 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
         **base.get("vocab", {}),
         "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}],
     }
-    # What each piece is (its caption and aspect tags): the label stage reports how good the labels are against it.
-    truth = write_demo_truth(pieces, corpus, Path(args.dir) / "demo_truth.csv")
     base["label"] = {**base.get("label", {}), "truth": str(truth)}
     return _execute(resolve(PipelineConfig, None, _overrides(args.set), base=base), console)
 

@@ -32,6 +32,11 @@ class PipelineConfig(StrictModel):
     vocab: dict[str, Any] = Field(
         default_factory=dict, description="`soundry vocab` options (without output/corpus/runner)"
     )
+    analyze: dict[str, Any] | None = Field(
+        None,
+        description="`soundry analyze` options (without clips/output/runner): measure tempo, key and chords before "
+        "labeling and join them into the labels (label.music); empty: no analysis",
+    )
     label: dict[str, Any] = Field(
         default_factory=lambda: {"clap": {"backend": "random"}},
         description="`soundry label` options (without clips/vocab/output/runner)",

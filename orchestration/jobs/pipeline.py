@@ -58,16 +58,21 @@ def _run_pipeline(config: PipelineConfig, console: Console) -> dict[str, Any]:
         VocabJob, "vocab", config.vocab, output=str(run / "vocab"), corpus=[str(run / "curated")], runner=runner
     )
     vocab = _stage(run, "vocab", vocab_job, [curated], report, console, _vocab)
+    label_options, label_inputs = config.label, [curated, vocab]
+    if config.analyze is not None:
+        analysis = _analysis_stage(config, run, curated, report, console)
+        label_options = {**config.label, "music": {**config.label.get("music", {}), "analysis": str(run / "analysis")}}
+        label_inputs = [curated, vocab, analysis]
     label_job = _job(
         LabelJob,
         "label",
-        config.label,
+        label_options,
         clips=str(run / "curated"),
         vocab=str(run / "vocab"),
         output=str(run / "labels"),
         runner=runner,
     )
-    labels = _stage(run, "labels", label_job, [curated, vocab], report, console, _label)
+    labels = _stage(run, "labels", label_job, label_inputs, report, console, _label)
     publish_job = _job(
         ShardJob,
         "publish",
@@ -137,6 +142,23 @@ def _run_pipeline(config: PipelineConfig, console: Console) -> dict[str, Any]:
     return {"run_dir": str(run), "stages": report}
 
 
+def _analysis_stage(config: PipelineConfig, run: Path, curated: str, report: list, console: Console) -> str:
+    """Tempo, key and chords of the curated clips (`soundry analyze`), which the label stage joins."""
+    from orchestration.configs.jobs import AnalyzeJob
+
+    if "analysis" in config.label.get("music", {}):
+        raise ConfigError("label.music.analysis: set by the pipeline when it runs the analyze stage; remove it")
+    job = _job(
+        AnalyzeJob,
+        "analyze",
+        config.analyze,
+        clips=str(run / "curated"),
+        output=str(run / "analysis"),
+        runner=config.runner.model_dump(mode="json"),
+    )
+    return _stage(run, "analysis", job, [curated], report, console, _analyze)
+
+
 def _job(model: type[StrictModel], section: str, options: dict[str, Any], **paths: Any) -> StrictModel:
     """A stage's job: the pipeline's paths and engine, then the section's options over them."""
     clash = sorted(set(options) & set(paths) - {"data"})
@@ -201,6 +223,15 @@ def _vocab(job: Any, out: Path, console: Console) -> dict[str, Any]:
     from orchestration.jobs.vocab import build_vocabularies
 
     return build_vocabularies(job, console)
+
+
+def _analyze(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from orchestration.cli.analyze import print_analysis_summary
+    from orchestration.jobs.analyze import analyze_clips
+
+    summary = analyze_clips(job, console)
+    print_analysis_summary(summary, console)
+    return summary
 
 
 def _label(job: Any, out: Path, console: Console) -> dict[str, Any]:

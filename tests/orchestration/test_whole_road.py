@@ -5,6 +5,7 @@ command again finds every stage done."""
 import io
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import soundfile
 from audio_files import music_like, write_audio
@@ -14,8 +15,9 @@ from orchestration.configs.pipeline import PipelineConfig
 from orchestration.configs.resolve import ConfigError
 from orchestration.jobs.pipeline import run_pipeline
 from shards.manifest import read_manifest
+from shards.writer import SHARDS_DIR
 
-STAGES = ["curated", "vocab", "labels", "versions/v1", "vae", "versions/v1-latents", "train", "samples"]
+STAGES = ["curated", "vocab", "analysis", "labels", "versions/v1", "vae", "versions/v1-latents", "train", "samples"]
 
 
 def pipeline(tmp_path, **changes) -> PipelineConfig:
@@ -29,6 +31,7 @@ def pipeline(tmp_path, **changes) -> PipelineConfig:
             "runner": {"name": "local", "workers": 1},
             "curate": {"segment": {"window_s": 1.5, "min_clip_s": 1.0}},
             "vocab": {"builtin_tags": False, "prompts": {"combinations": 4}},
+            "analyze": {},
             "label": {"clap": {"backend": "random", "architecture": "HTSAT-mini", "threads": 1}},
             "publish": {"splits": {"fractions": {"train": 1.0}}, "shards": {"min_shards": 2}},
             "vae": {
@@ -69,6 +72,12 @@ def test_raw_audio_to_samples_and_a_rerun_skips_every_stage(tmp_path):
     train_summary = json.loads((run / "stages" / "train.json").read_text())["summary"]
     assert train_summary["step"] == 2
     assert json.loads((run / "report.json").read_text()) == first["stages"]
+    # The analysis joined into the labels and the samples (1.5 s clips: too short, every fact unknown, confidence 0).
+    assert set(pq.read_table(run / "labels" / "labels", columns=["bpm_confidence"])["bpm_confidence"].to_pylist()) == {
+        0
+    }
+    sidecars = pq.read_table(next((run / "versions" / "v1" / SHARDS_DIR).glob("*.parquet")), columns=["music"])
+    assert all(m["bpm_confidence"] == 0 and m["bpm"] is None for m in sidecars["music"].to_pylist())
 
     printed = io.StringIO()
     again = run_pipeline(config, Console(file=printed, width=400))

@@ -143,6 +143,14 @@ def label_row(clip_id: str, index: int, run: str = "run1") -> LabelRow:
         structured={aspect: [t] for t, aspect in tags},
         title=f"Title {index}",
         genre=GENRES[index % 8],
+        # Musical facts as `soundry analyze` joins them; every fifth clip has no steady beat and no key.
+        bpm=None if index % 5 == 0 else 80.0 + 10 * (index % 6),
+        bpm_confidence=0.0 if index % 5 == 0 else 0.8,
+        beat_count=0 if index % 5 == 0 else 20,
+        key=None if index % 5 == 0 else ("A", "C", "G")[index % 3],
+        mode=None if index % 5 == 0 else ("minor", "major")[index % 2],
+        key_confidence=0.0 if index % 5 == 0 else 0.7,
+        chords=[],
     )
 
 

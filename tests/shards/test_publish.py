@@ -85,11 +85,15 @@ def test_card_plots_and_stats(labeled_version):
     version, manifest, _ = labeled_version
     card = (Path(version) / "README.md").read_text()
     assert card.startswith("---\n") and "path: shards/train-*.tar" in card
-    for plot in ("durations", "loudness", "sources_per_split", "top_labels", "caption_frequency"):
+    for plot in ("durations", "loudness", "sources_per_split", "top_labels", "caption_frequency", "bpm", "keys"):
         assert (Path(version) / "card" / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"card/{plot}.png" in card
     stats = read_json(str(Path(version) / "stats.json"))
     assert stats["caption_frequency"][0]["plain_count"] >= stats["caption_frequency"][-1]["plain_count"]
+    music = stats["music"]  # as tests/shards/conftest.py label_row measures it
+    assert music["analysed"] == manifest["totals"]["clips"] and 0 < music["tempo_known"] <= music["analysed"]
+    assert sum(music["bpm"]["counts"]) == music["tempo_known"] == music["key_known"] == sum(music["keys"].values())
+    assert set(music["modes"]) == {"major", "minor"} and "## Musical facts" in card
     assert sum(c["clips"] for c in manifest["licenses"]["per_license"].values()) == manifest["totals"]["clips"]
     assert set(manifest["licenses"]["per_source"]) == {"collection-0", "collection-1"}
 

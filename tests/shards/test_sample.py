@@ -29,7 +29,7 @@ def test_json_has_one_shape_with_or_without_labels(curated, shard_inputs, labele
     # Unknown values are absent keys, never nulls (the clip has no album, comment or metadata_json;
     # long-form labels have no aspect); lists are always there.
     assert "null" not in json.dumps(record)
-    unknown = {"album", "comment", "metadata_json"} | ({"label_run"} if not labeled else set())
+    unknown = {"album", "comment", "metadata_json"} | ({"label_run", "music"} if not labeled else set())
     assert sorted(record) == sorted(set(RECORD_SCHEMA.names) - unknown)
     assert all(isinstance(record[name], list) for name in ("labels", "prompt_candidates", "long_form", "structured"))
     assert pa.Table.from_pylist([record], schema=RECORD_SCHEMA)["album"].to_pylist() == [None]

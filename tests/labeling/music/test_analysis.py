@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from music_signals import SR, chord_progression, click_track, irregular_hits
+from music_signals import SR, chord_progression, click_track, drum_loop, irregular_hits
 
+from curation.demo import synth
 from labeling.music.analysis import analyze
 from labeling.music.config import AnalysisSettings
 from labeling.music.scoring import tempo_accuracy1
@@ -16,7 +17,7 @@ def test_click_track_tempo_and_beats(bpm):
     facts = analyze(click_track(bpm, 8.0), SETTINGS)
     assert tempo_accuracy1(facts.bpm, bpm), facts
     assert facts.bpm_confidence > 0.8
-    assert abs(facts.beats - 8.0 * bpm / 60) <= 2
+    assert abs(facts.beat_count - 8.0 * bpm / 60) <= 2
 
 
 @pytest.mark.parametrize(
@@ -52,5 +53,39 @@ def test_deterministic():
 )
 def test_unknown_with_zero_confidence(signal):
     facts = analyze(signal, SETTINGS)
-    assert facts.bpm is None and facts.bpm_confidence == 0 and facts.beats == 0
+    assert facts.bpm is None and facts.bpm_confidence == 0 and facts.beat_count == 0 and facts.meter is None
     assert facts.key_name is None and facts.key_confidence == 0 and facts.chords == []
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        pytest.param(click_track(120.0, 8.0), id="click-track"),
+        pytest.param(drum_loop(110.0, 8.0), id="drums-only"),
+    ],
+)
+def test_a_beat_without_pitches_has_a_tempo_and_no_key(signal):
+    """A click or a drum kit correlates with some key profile by chance; it has no key."""
+    facts = analyze(signal, SETTINGS)
+    assert facts.bpm is not None and facts.bpm_confidence > 0.5, facts
+    assert facts.key_name is None and facts.key_confidence == 0 and facts.chords == [] and facts.progression is None
+
+
+@pytest.mark.parametrize("beats_per_bar", [3, 4])
+def test_meter_from_accented_downbeats(beats_per_bar):
+    facts = analyze(click_track(120.0, 16.0, beats_per_bar=beats_per_bar), SETTINGS)
+    assert facts.meter == f"{beats_per_bar}/4", facts
+
+
+def test_no_meter_without_accents():
+    """Every beat alike: the tempo is clear, the grouping into bars is not."""
+    facts = analyze(click_track(120.0, 16.0, beats_per_bar=1), SETTINGS)
+    assert facts.bpm is not None and facts.meter is None, facts
+
+
+def test_a_kick_and_snare_beat_is_not_read_at_two_thirds_of_its_tempo():
+    """The demo's techno (kick on every beat, snare on two and four, off-beat bass and hats): the
+    tempogram alone picks 2/3 of the tempo; the pulse-train check finds the beat."""
+    piece = synth.render_piece("techno", "bass-synth", 131.0, "D minor", 12.0, SR, np.random.default_rng(1))
+    facts = analyze(piece.mean(axis=1), SETTINGS)
+    assert tempo_accuracy1(facts.bpm, 131.0), facts

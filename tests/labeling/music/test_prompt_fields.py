@@ -9,7 +9,7 @@ from labeling.music.facts import MusicFacts
 from labeling.music.prompt_fields import stated_facts, tempo_word
 from shards.loader.prompts import build_prompt
 
-SURE = MusicFacts(bpm=121.6, bpm_confidence=0.8, beats=40, key="A", mode="minor", key_confidence=0.9,
+SURE = MusicFacts(bpm=121.6, bpm_confidence=0.8, beat_count=40, key="A", mode="minor", key_confidence=0.9,
                   chords=["A:min", "F:maj", "C:maj", "G:maj"], progression="i-VI-III-VII")  # fmt: skip
 SETTINGS = MusicFields(analysis="unused", min_confidence=0.5)
 

@@ -16,6 +16,8 @@ from labeling.music.scoring import accuracy_report, key_score, parse_key, tempo_
         (40.5, 120.0, False, True),
         (80.0, 120.0, False, False),
         (None, 120.0, False, False),
+        (None, 0.0, True, True),  # no audible pulse: unknown is right
+        (70.0, 0.0, False, False),
     ],
 )
 def test_tempo_accuracies(estimate, truth, acc1, acc2):
@@ -54,3 +56,9 @@ def test_report_counts_only_clips_with_truth():
     )
     assert report["tempo_clips"] == 2 and report["tempo_accuracy1"] == 0 and report["tempo_accuracy2"] == 0.5
     assert report["key_clips"] == 2 and report["key_weighted_score"] == 1.0 and report["tempo_unknown"] == 1
+
+
+def test_pieces_without_a_pulse_count_as_right_when_unknown_and_are_reported_apart():
+    report = accuracy_report([(None, None, 0.0, None), (72.0, None, 0.0, None), (120.0, None, 120.0, None)])
+    assert report["tempo_accuracy1"] == round(2 / 3, 4) and report["tempo_accuracy2"] == round(2 / 3, 4)
+    assert (report["tempo_no_pulse"], report["tempo_no_pulse_unknown"], report["tempo_unknown"]) == (2, 1, 1)

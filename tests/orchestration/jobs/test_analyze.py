@@ -50,7 +50,7 @@ def test_the_facts_of_known_clips(analysed):
     assert pq.read_schema(next((output / "analysis").iterdir())) == ANALYSIS_SCHEMA
     facts = _facts(clips, output)
     assert set(facts) == {title for title, *_ in music_clips()}
-    assert abs(facts["clicks"]["bpm"] - 120) < 4.8 and facts["clicks"]["beats"] >= 10
+    assert abs(facts["clicks"]["bpm"] - 120) < 4.8 and facts["clicks"]["beat_count"] >= 10
     assert (facts["c-major"]["key"], facts["c-major"]["mode"]) == ("C", "major")
     assert facts["c-major"]["progression"] == "I-V-vi-IV"
     assert (facts["a-minor"]["key"], facts["a-minor"]["mode"]) == ("A", "minor")

@@ -3,6 +3,8 @@ sentence; the analysis is read, never redone; an analysis of other clips is refu
 
 from __future__ import annotations
 
+import dataclasses
+
 import pyarrow.parquet as pq
 import pytest
 from label_inputs import label_job_settings, write_clip_table, write_vocabularies
@@ -10,10 +12,12 @@ from music_signals import write_music_clip_table
 from rich.console import Console
 
 from labeling.labels.table import labels_from_table
+from labeling.music.facts import LABEL_COLUMNS
 from labeling.music.join import AnalysisFolderError
 from orchestration.configs.jobs import AnalyzeJob, LabelJob
 from orchestration.jobs.analyze import analyze_clips
 from orchestration.jobs.label import label
+from shards.sample import sample_json
 
 QUIET = Console(file=open("/dev/null", "w"))
 
@@ -67,3 +71,22 @@ def test_the_label_run_names_the_music_settings_only_when_set(labeled):
     ).stage_config()
     assert "music" not in plain.label_run_fields()  # label runs from before the music section keep their ids
     assert with_music.label_run_fields()["music"]["min_confidence"] == 0.7
+
+
+def test_facts_are_columns_of_the_label_table_and_the_sample_json(labeled):
+    *_, rows = labeled
+    c_major, noise = rows["c-major"], rows["noise"]
+    assert (c_major.key, c_major.mode) == ("C", "major") and abs(c_major.bpm - 100) <= 4
+    assert c_major.bpm_confidence > 0.5 and c_major.key_confidence > 0.4 and c_major.beat_count >= 12
+    assert c_major.chords[:4] == ["C:maj", "G:maj", "A:min", "F:maj"]
+    # Unknown: null in the table, with confidence 0 (analysed); an absent key in the sample json.
+    assert noise.bpm is None and noise.key is None and noise.bpm_confidence == 0 and noise.key_confidence == 0
+    clip = {"clip_id": c_major.clip_id, "pcm_sha256": "0" * 64}
+    music = sample_json(clip, "train", c_major)["music"]
+    assert music["key"] == "C" and music["mode"] == "major" and music["bpm"] == round(c_major.bpm, 2)
+    assert music["chords"][:4] == c_major.chords[:4]
+    noise_music = sample_json({**clip, "clip_id": noise.clip_id}, "train", noise)["music"]
+    assert noise_music["bpm_confidence"] == 0 and not {"bpm", "key", "mode", "meter"} & set(noise_music)
+    assert None not in noise_music.values()
+    unanalysed = dataclasses.replace(c_major, **dict.fromkeys(LABEL_COLUMNS))
+    assert "music" not in sample_json(clip, "train", unanalysed)
