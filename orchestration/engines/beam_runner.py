@@ -141,11 +141,13 @@ class BeamRunner:
             _log_counters(result)
             return list(_read_json_lines(folder))
         finally:
-            if temp_location:
+            if temp_location and "://" in temp_location:
                 # Best effort: a failed clean-up must not hide the pipeline's own error.
                 with contextlib.suppress(Exception):
-                    FileSystems.delete([f"{folder}/"])  # trailing slash: recursive
+                    FileSystems.delete([f"{folder}/"])  # trailing slash: every object under it
             else:
+                # A folder on disk (a shared mount under --temp_location, or this machine's): the
+                # trailing-slash delete above would leave the folder itself behind.
                 shutil.rmtree(folder, ignore_errors=True)
 
 

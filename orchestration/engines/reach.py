@@ -33,10 +33,23 @@ def cluster_engine(config: RunnerConfig) -> str | None:
 
 def refuse_scattered_paths(config: RunnerConfig, paths: Iterable[str | None]) -> None:
     """Raise before any work when the engine is a cluster and a path is one machine's own
-    (a local path, file:// or memory://) and not declared shared with runner.shared_paths."""
+    (a local path, file:// or memory://) and not declared shared with runner.shared_paths.
+
+    A Beam cluster's workers also write every pipeline's results under --temp_location for this
+    process to read (beam_runner.py): without one they would go to each worker's own disk."""
     engine = cluster_engine(config)
     if engine is None:
         return
+    paths = list(paths)
+    if config.name == "beam":
+        temp_location = _option(config.beam.pipeline_options, "temp_location")
+        if not temp_location:
+            raise ScatteredPathError(
+                f"the engine is the {engine}, whose workers run on other machines and hand their results back through "
+                "files: add --temp_location=s3://... or gs://... (a folder every worker and this machine reach) to "
+                "runner.beam.pipeline_options"
+            )
+        paths.append(temp_location)
     for path in paths:
         if path and _machine_local(path) and not _under_shared(path, config.shared_paths):
             raise ScatteredPathError(
@@ -47,12 +60,18 @@ def refuse_scattered_paths(config: RunnerConfig, paths: Iterable[str | None]) ->
 
 
 def _beam_runner(options: list[str]) -> str:
+    return _option(options, "runner") or "DirectRunner"  # Beam's default
+
+
+def _option(options: list[str], name: str) -> str | None:
+    """A pipeline option's value as Beam parses it: --name=value or --name value, the last one given."""
+    value = None
     for index, option in enumerate(options):
-        if option.startswith("--runner="):
-            return option.split("=", 1)[1]
-        if option == "--runner" and index + 1 < len(options):
-            return options[index + 1]
-    return "DirectRunner"  # Beam's default
+        if option.startswith(f"--{name}="):
+            value = option.split("=", 1)[1]
+        elif option == f"--{name}" and index + 1 < len(options):
+            value = options[index + 1]
+    return value
 
 
 def _scheme(path: str) -> str:

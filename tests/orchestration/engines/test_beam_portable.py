@@ -53,13 +53,16 @@ def worker_pool():
     pool.wait(timeout=30)
 
 
-def portable(port: int) -> list[str]:
+def portable(port: int, temp_location: Path) -> list[str]:
+    """The portable runner in this process (`embed`) handing bundles to the pool's workers;
+    results come back through files under the temporary location, as from a cluster's."""
     return [
         "--runner=PortableRunner",
         "--job_endpoint=embed",
         "--environment_type=EXTERNAL",
         f"--environment_config=localhost:{port}",
         "--direct_num_workers=2",
+        f"--temp_location={temp_location}",
     ]
 
 
@@ -95,7 +98,7 @@ def test_the_portable_runner_curates_in_other_processes_as_the_direct_run(worker
         tmp_path / "portable",
         {
             "name": "beam",
-            "beam": {"pipeline_options": portable(worker_pool["port"])},
+            "beam": {"pipeline_options": portable(worker_pool["port"], tmp_path / "beam-temp")},
             "shared_paths": [str(tmp_path)],
         },
     )
@@ -103,5 +106,6 @@ def test_the_portable_runner_curates_in_other_processes_as_the_direct_run(worker
     assert direct.unit_workers == {here}  # the direct run's workers are threads of this process
     pids = {int(worker.rsplit(":", 1)[1]) for worker in distributed.unit_workers}
     assert pids and not pids & {os.getpid(), worker_pool["pid"]}
+    assert not any((tmp_path / "beam-temp").iterdir())  # the results were read and removed
     parts = files(tmp_path / "direct")
     assert any(name.startswith("clips/") for name in parts) and files(tmp_path / "portable") == parts

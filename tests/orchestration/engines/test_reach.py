@@ -13,6 +13,11 @@ def beam(*options):
     return {"name": "beam", "beam": {"pipeline_options": list(options)}}
 
 
+def beam_cluster(*options):
+    """A Beam cluster runner with the temporary folder its workers hand results back through."""
+    return beam(*options, "--temp_location=gs://bucket/tmp")
+
+
 def curate(inputs, output, runner):
     return CurateJob.model_validate({"inputs": [{"path": p} for p in inputs], "output": output, "runner": runner})
 
@@ -27,10 +32,10 @@ def no_ray_address(monkeypatch):
     [
         (RAY_CLUSTER, "Ray cluster 10.0.0.5:6379"),
         ({"name": "ray", "ray": {"address": "auto"}}, "Ray cluster auto"),
-        (beam("--runner=DataflowRunner", "--project=p"), "Beam DataflowRunner"),
-        (beam("--runner", "FlinkRunner"), "Beam FlinkRunner"),
-        (beam("--runner=SparkRunner"), "Beam SparkRunner"),
-        (beam("--runner=PortableRunner", "--job_endpoint=localhost:8099"), "Beam PortableRunner"),
+        (beam_cluster("--runner=DataflowRunner", "--project=p"), "Beam DataflowRunner"),
+        (beam_cluster("--runner", "FlinkRunner"), "Beam FlinkRunner"),
+        (beam_cluster("--runner=SparkRunner"), "Beam SparkRunner"),
+        (beam_cluster("--runner=PortableRunner", "--job_endpoint=localhost:8099"), "Beam PortableRunner"),
     ],
 )
 @pytest.mark.parametrize("local", ["/data/in", "relative/in", "file:///data/in", "memory://in"])
@@ -52,7 +57,7 @@ def test_ray_address_from_the_environment_is_a_cluster(monkeypatch):
 
 @pytest.mark.parametrize("url", ["s3://bucket/in", "gs://bucket/in", "az://container/in", "hf://datasets/x/y"])
 def test_object_store_urls_pass(url):
-    for runner in (RAY_CLUSTER, beam("--runner=DataflowRunner")):
+    for runner in (RAY_CLUSTER, beam_cluster("--runner=DataflowRunner")):
         assert curate([url], "gs://bucket/curated", runner).stage_config().inputs[0].path == url
 
 
@@ -67,6 +72,23 @@ def test_declared_shared_paths_pass(tmp_path, monkeypatch):
         curate(["/mnt/nfs2/in"], "out", mounts).stage_config()
     with pytest.raises(ScatteredPathError, match="/elsewhere"):
         curate(["/mnt/nfs/in"], "/elsewhere", mounts).stage_config()
+
+
+def test_a_beam_cluster_needs_a_temp_location_every_worker_reaches():
+    """Every pipeline's results come back through files under --temp_location; on a local
+    folder each remote worker would write its own machine's copy and the job would read none."""
+    job = {"inputs": [{"path": "s3://b/in"}], "output": "s3://b/curated"}
+    flink = ["--runner=FlinkRunner", "--flink_master=host:8081"]
+    with pytest.raises(ScatteredPathError, match=r"Beam FlinkRunner.*add --temp_location=s3://"):
+        CurateJob.model_validate({**job, "runner": beam(*flink)}).stage_config()
+    for local in ("/tmp/beam", "file:///tmp/beam"):
+        with pytest.raises(ScatteredPathError, match=f"^{local} is seen by this machine only"):
+            CurateJob.model_validate({**job, "runner": beam(*flink, f"--temp_location={local}")}).stage_config()
+    shared = {**beam(*flink, "--temp_location", "/mnt/nfs/tmp"), "shared_paths": ["/mnt/nfs"]}
+    for runner in (beam(*flink, "--temp_location=s3://b/tmp"), shared):
+        assert CurateJob.model_validate({**job, "runner": runner}).stage_config()
+    # Beam's local runners read their results from a folder of this machine: no option needed.
+    assert CurateJob.model_validate({**job, "runner": beam("--runner=DirectRunner")}).stage_config()
 
 
 def test_memory_urls_are_refused_on_a_cluster_even_when_paths_are_declared_shared():
