@@ -116,7 +116,7 @@ def test_engines_on_this_machine_are_never_refused(runner, monkeypatch):
 
 def test_every_stage_checks_its_paths():
     jobs = [
-        (VocabJob, {"output": "/v"}, "/v"),
+        (VocabJob, {"output": "/v", "llm": {"backend": "openai", "model": "m"}}, "/v"),
         (
             LabelJob,
             {"clips": "s3://b/c", "vocab": "s3://b/v", "output": "/labels", "clap": {"backend": "random"}},
@@ -130,6 +130,66 @@ def test_every_stage_checks_its_paths():
         with pytest.raises(ScatteredPathError, match=f"^{local} is seen by this machine only"):
             model.model_validate({**settings, "runner": RAY_CLUSTER}).stage_config()
         assert model.model_validate({**settings, "runner": {**RAY_CLUSTER, "shared_paths": True}}).stage_config()
+
+
+def test_vocab_with_the_template_backend_runs_in_this_process_and_is_never_refused():
+    """The template backend writes every sentence in this process, whatever the engine; the
+    corpus and caption files are read here with any backend."""
+    local = {"output": "/v", "corpus": ["/data/curated"], "captions": [{"path": "/data/musiccaps.csv"}]}
+    assert VocabJob.model_validate({**local, "runner": RAY_CLUSTER}).stage_config().output == "/v"
+    llm = {"output": "s3://b/v", "corpus": ["/data/curated"], "llm": {"backend": "openai", "model": "m"}}
+    assert VocabJob.model_validate({**llm, "runner": RAY_CLUSTER}).stage_config().output == "s3://b/v"
+    with pytest.raises(ScatteredPathError, match="^/cache is seen by this machine only"):
+        VocabJob.model_validate({**llm, "llm": {**llm["llm"], "cache": "/cache"}, "runner": RAY_CLUSTER}).stage_config()
+
+
+LAION = {"backend": "laion", "checkpoint": "/models/clap.pt", "tokenizer": "/models/roberta"}
+
+
+@pytest.mark.parametrize(
+    ("model", "settings", "opened"),
+    [
+        (LabelJob, {"clap": LAION}, "/models/clap.pt"),
+        (LabelJob, {"clap": {**LAION, "checkpoint": "s3://b/clap.pt"}}, "/models/roberta"),
+        (LabelJob, {"clap": {"backend": "hf", "model_dir": "/models/clap-hf"}}, "/models/clap-hf"),
+        (LabelJob, {"clap": {"backend": "random"}, "prompts": {"tokenizer": "/models/t5"}}, "/models/t5"),
+        (VocabJob, {"output": "s3://b/v", "llm": {"backend": "transformers", "model": "/models/llm"}}, "/models/llm"),
+        (
+            VocabJob,
+            {
+                "output": "s3://b/v",
+                "llm": {"backend": "openai", "model": "m"},
+                "cleaning": {"clap_check": {"clap": LAION, "threshold": 0.1}},
+            },
+            "/models/clap.pt",
+        ),
+        (
+            EncodeJob,
+            {"source": "s3://b/v1", "vae": "/models/vae", "root": "s3://b/versions", "version": "v2"},
+            "/models/vae",
+        ),
+    ],
+)
+def test_model_files_the_workers_open_must_be_at_a_shared_path(model, settings, opened):
+    """Weights and tokenizers are opened by path on every model worker: an object store is no
+    way out, only the same path on every node (a mount or the container image), declared."""
+    if model is LabelJob:
+        settings = {"clips": "s3://b/c", "vocab": "s3://b/v", "output": "s3://b/labels", **settings}
+    with pytest.raises(ScatteredPathError, match=f"^{opened} is opened by the workers of the Ray cluster") as refused:
+        model.model_validate({**settings, "runner": RAY_CLUSTER}).stage_config()
+    assert "container image" in str(refused.value) and "runner.shared_paths" in str(refused.value)
+    assert model.model_validate({**settings, "runner": {**RAY_CLUSTER, "shared_paths": ["/models"]}}).stage_config()
+    assert model.model_validate({**settings, "runner": {"name": "ray"}}).stage_config()  # a local Ray
+
+
+def test_the_label_cache_is_written_by_the_workers():
+    settings = {"clips": "s3://b/c", "vocab": "s3://b/v", "clap": {"backend": "random"}, "runner": RAY_CLUSTER}
+    with pytest.raises(ScatteredPathError, match="^/scratch/clap is seen by this machine only"):
+        LabelJob.model_validate({**settings, "output": "s3://b/labels", "cache": "/scratch/clap"}).stage_config()
+    # Without one it is beside the output: in the same store.
+    assert (
+        LabelJob.model_validate({**settings, "output": "s3://b/labels"}).stage_config().cache_root().startswith("s3://")
+    )
 
 
 def test_the_cli_refuses_before_any_work(tmp_path, capsys):
