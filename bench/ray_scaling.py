@@ -10,7 +10,7 @@ as a cluster's engine is already up). Target: >= 1.7x. Other jobs on a shared ma
 both runs of a pair, so the median and spread of --repeat pairs are printed with the load
 average; on a machine with fewer free cores than worker nodes the speed-up cannot show.
 
-    .venv/bin/python bench/ray_scaling.py [--pieces 12] [--repeat 3]
+    .venv/bin/python bench/ray_scaling.py [--pieces 16] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -69,12 +69,12 @@ def curate_on(address: str, corpus: Path, output: Path, workers: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pieces", type=int, default=12, help="demo corpus pieces (20-30 s each)")
+    parser.add_argument("--pieces", type=int, default=16, help="demo corpus pieces (30-45 s each)")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of runs (one node, two nodes)")
     args = parser.parse_args()
 
     corpus = CACHE / f"ray-scaling-{args.pieces}"
-    generate_demo_corpus(corpus, n_pieces=args.pieces, seed=5, min_duration_s=20, max_duration_s=30)
+    generate_demo_corpus(corpus, n_pieces=args.pieces, seed=5, min_duration_s=30, max_duration_s=45)
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a cluster private to this machine
     from ray.cluster_utils import Cluster
 
