@@ -61,7 +61,6 @@ def portable(port: int, temp_location: Path) -> list[str]:
         "--job_endpoint=embed",
         "--environment_type=EXTERNAL",
         f"--environment_config=localhost:{port}",
-        "--direct_num_workers=2",
         f"--temp_location={temp_location}",
     ]
 
