@@ -11,7 +11,7 @@ already up: the plan and the duplicate search included). Target: >= 1.7x. Other 
 shared machine move both runs of a pair, so the median and spread of --repeat pairs are printed
 with the load average; on a machine with fewer free cores than worker nodes it cannot show.
 
-    .venv/bin/python bench/ray_scaling.py [--pieces 16] [--repeat 3]
+    .venv/bin/python bench/ray_scaling.py [--pieces 32] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def curate_on(address: str, corpus: Path, output: Path, workers: int) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pieces", type=int, default=16, help="demo corpus pieces (30-45 s each)")
+    parser.add_argument("--pieces", type=int, default=32, help="demo corpus pieces (30-45 s each)")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of runs (one node, two nodes)")
     args = parser.parse_args()
 
