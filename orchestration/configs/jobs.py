@@ -13,6 +13,7 @@ from pydantic import Field
 
 from curation.config import CurationConfig
 from curation.core.strict_model import execution_field
+from labeling.clap.backend import ClapConfig
 from labeling.labels.config import LabelConfig
 from labeling.music.config import AnalyzeConfig
 from labeling.vocab.config import VocabConfig
@@ -22,10 +23,16 @@ from orchestration.engines.reach import refuse_scattered_paths
 from shards.config import ShardConfig
 
 
+def clap_files(clap: ClapConfig) -> list[str | None]:
+    """The files a CLAP backend opens where the model is built: on every model worker."""
+    return [clap.checkpoint, clap.tokenizer, clap.model_dir]
+
+
 class CurateJob(CurationConfig):
     runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine that runs the work units")
 
     def stage_config(self) -> CurationConfig:
+        # decode.ffmpeg is a program: each node runs its own, installed at that path.
         refuse_scattered_paths(self.runner, [*(i.path for i in self.inputs), self.output])
         return CurationConfig.model_validate(self.model_dump(exclude={"runner"}))
 
@@ -37,8 +44,16 @@ class VocabJob(VocabConfig):
     )
 
     def stage_config(self) -> VocabConfig:
-        # Only the LLM's units run on the engine; they write their parts under output.
-        refuse_scattered_paths(self.runner, [self.output])
+        # Only the LLM's units run on the engine: they write their parts under output and their
+        # answers to the cache, and open the model and the CLAP check's files. The corpus, song
+        # lists and caption files are read here, and the template backend runs all in this process.
+        if self.llm.backend != "template":
+            cache = self.llm.cache  # empty: under output
+            model = self.llm.model if self.llm.backend == "transformers" else None  # openai: a name, no path
+            check = self.cleaning.clap_check
+            refuse_scattered_paths(
+                self.runner, [self.output, cache], [model, *(clap_files(check.clap) if check else [])]
+            )
         return VocabConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
@@ -47,7 +62,13 @@ class LabelJob(LabelConfig):
 
     def stage_config(self) -> LabelConfig:
         music = self.music.analysis if self.music else None
-        refuse_scattered_paths(self.runner, [self.clips, self.vocab, self.output, music])
+        # The model workers write the embedding cache and open CLAP's files; the label units
+        # open the prompt tokenizer.
+        refuse_scattered_paths(
+            self.runner,
+            [self.clips, self.vocab, self.output, music, self.cache_root()],
+            [*clap_files(self.clap), self.prompts.tokenizer],
+        )
         return LabelConfig.model_validate(self.model_dump(exclude={"runner"}))
 
 
@@ -63,6 +84,7 @@ class ShardJob(ShardConfig):
     runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine that writes the shards")
 
     def stage_config(self) -> ShardConfig:
+        # splits.assignments is read here, while the plan is made: not checked.
         refuse_scattered_paths(self.runner, [self.clips, self.labels, self.root])
         return ShardConfig.model_validate(self.model_dump(exclude={"runner"}))
 
@@ -71,5 +93,6 @@ class EncodeJob(EncodeConfig):
     runner: RunnerConfig = execution_field(default_factory=RunnerConfig, description="Engine that runs the VAE workers")
 
     def stage_config(self) -> EncodeConfig:
-        refuse_scattered_paths(self.runner, [self.source, self.root])
+        # The VAE's weights (and a weights file's model config) are opened by every model worker.
+        refuse_scattered_paths(self.runner, [self.source, self.root], [self.vae, self.model])
         return EncodeConfig.model_validate(self.model_dump(exclude={"runner"}))

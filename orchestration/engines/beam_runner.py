@@ -6,8 +6,11 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import shutil
+import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -25,6 +28,10 @@ from orchestration.engines.config import BeamOptions
 log = logging.getLogger(__name__)
 
 COUNTER_NAMESPACE = "soundry"
+# One model load at a time in a process: Beam's local runners set up DoFns in worker threads of
+# one process, and libraries import lazily on first use in ways that are not thread-safe (two
+# threads importing transformers' ClapModel at once: one gets "cannot import name 'ClapModel'").
+_MODEL_LOAD = threading.Lock()
 
 
 class BeamRunner:
@@ -37,6 +44,9 @@ class BeamRunner:
 
     def __init__(self, options: BeamOptions, workers: int) -> None:
         self.options = _pipeline_options(options.pipeline_options, workers)
+        # The worker processes (host:pid) map's and map_model's units ran in: with a runner whose
+        # SDK workers are processes of their own, the proof the work left this process.
+        self.unit_workers: set[str] = set()
 
     def map(
         self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
@@ -44,16 +54,14 @@ class BeamRunner:
         if not items:
             return []
         # Create emits everything from one bundle; the Reshuffle spreads it over workers.
-        results = self._run_and_collect(lambda p: p | beam.Create(items) | beam.Reshuffle() | beam.ParDo(_Apply(fn)))
-        for result in results:
-            on_result(result)
-        return results
+        done = self._run_and_collect(lambda p: p | beam.Create(items) | beam.Reshuffle() | beam.ParDo(_Apply(fn)))
+        return self._report(done, on_result)
 
     def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """prepare as a Map, then BatchElements in front of a DoFn that loads the model in setup()."""
         if not items:
             return []
-        results = self._run_and_collect(
+        done = self._run_and_collect(
             lambda p: (
                 p
                 | beam.Create(items)
@@ -63,9 +71,7 @@ class BeamRunner:
                 | beam.ParDo(_ModelDoFn(stage.load))
             )
         )
-        for result in results:
-            on_result(result)
-        return results
+        return self._report(done, on_result)
 
     def sum_by_key(self, parts: Sequence[str], keys: Sequence[str], value: str) -> pa.Table:
         if not parts:
@@ -101,6 +107,18 @@ class BeamRunner:
     def close(self) -> None:
         """Nothing to release: every pipeline is finished when its run returns."""
 
+    def _report(self, done: list[dict[str, Any]], on_result: Callable[[Result], None]) -> list[Result]:
+        """The results of units that came back with the worker that ran them."""
+        results = []
+        workers = set()
+        for unit in done:
+            workers.add(unit["worker"])
+            results.append(unit["result"])
+            on_result(results[-1])
+        log.info("beam: %d units ran in %d worker processes", len(results), len(workers))
+        self.unit_workers |= workers
+        return results
+
     def _run_and_collect(self, build: Callable[[beam.Pipeline], beam.PCollection]) -> list[dict[str, Any]]:
         """Run the pipeline `build` makes; return its output elements (JSON-able dicts)."""
         # Remote runners need the results folder where both their workers and this
@@ -123,11 +141,13 @@ class BeamRunner:
             _log_counters(result)
             return list(_read_json_lines(folder))
         finally:
-            if temp_location:
+            if temp_location and "://" in temp_location:
                 # Best effort: a failed clean-up must not hide the pipeline's own error.
                 with contextlib.suppress(Exception):
-                    FileSystems.delete([f"{folder}/"])  # trailing slash: recursive
+                    FileSystems.delete([f"{folder}/"])  # trailing slash: every object under it
             else:
+                # A folder on disk (a shared mount under --temp_location, or this machine's): the
+                # trailing-slash delete above would leave the folder itself behind.
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -162,7 +182,7 @@ class _Apply(beam.DoFn):
         for key, value in result.items():
             if isinstance(value, int) and not isinstance(value, bool):
                 Metrics.counter(COUNTER_NAMESPACE, key).inc(value)
-        yield result
+        yield {"worker": _this_worker(), "result": result}
 
 
 class _ModelDoFn(beam.DoFn):
@@ -173,13 +193,18 @@ class _ModelDoFn(beam.DoFn):
         self.units = Metrics.counter(COUNTER_NAMESPACE, "model_units")
 
     def setup(self) -> None:
-        self.model = self.load()
+        with _MODEL_LOAD:
+            self.model = self.load()
 
     def process(self, batch: list[Any]) -> Iterator[Result]:
         for payload in batch:
             result = self.model(payload)
             self.units.inc()
-            yield result
+            yield {"worker": _this_worker(), "result": result}
+
+
+def _this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _key_sums(part: str, keys: list[str], value: str) -> Iterator[tuple[tuple[str, ...], int]]:

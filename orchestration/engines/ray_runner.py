@@ -38,7 +38,10 @@ class RayRunner:
                 # A local Ray enables token auth by default; a job-private cluster on
                 # this machine has no use for it and would need a token set up first.
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+                # address="local": a Ray of the job's own even when another runs on this machine
+                # (without it ray.init joins that one, and refuses num_cpus for it).
                 ray.init(
+                    address="local",
                     num_cpus=options.num_cpus or workers,
                     include_dashboard=False,
                     log_to_driver=False,

@@ -31,12 +31,32 @@ def cluster_engine(config: RunnerConfig) -> str | None:
     return None
 
 
-def refuse_scattered_paths(config: RunnerConfig, paths: Iterable[str | None]) -> None:
+def refuse_scattered_paths(
+    config: RunnerConfig, paths: Iterable[str | None], worker_files: Iterable[str | None] = ()
+) -> None:
     """Raise before any work when the engine is a cluster and a path is one machine's own
-    (a local path, file:// or memory://) and not declared shared with runner.shared_paths."""
+    (a local path, file:// or memory://) and not declared shared with runner.shared_paths.
+
+    `paths`: data the workers read or write, which may live in an object store. `worker_files`:
+    local files and folders the workers open by path (model weights, tokenizers): an object-store
+    URL is no way out for those, only the same path on every node. Paths only this process reads
+    are passed in neither list: a cluster's workers never see them, so one machine's own is fine.
+
+    A Beam cluster's workers also write every pipeline's results under --temp_location for this
+    process to read (beam_runner.py): without one they would go to each worker's own disk."""
     engine = cluster_engine(config)
     if engine is None:
         return
+    paths = list(paths)
+    if config.name == "beam":
+        temp_location = _option(config.beam.pipeline_options, "temp_location")
+        if not temp_location:
+            raise ScatteredPathError(
+                f"the engine is the {engine}, whose workers run on other machines and hand their results back through "
+                "files: add --temp_location=s3://... or gs://... (a folder every worker and this machine reach) to "
+                "runner.beam.pipeline_options"
+            )
+        paths.append(temp_location)
     for path in paths:
         if path and _machine_local(path) and not _under_shared(path, config.shared_paths):
             raise ScatteredPathError(
@@ -44,15 +64,28 @@ def refuse_scattered_paths(config: RunnerConfig, paths: Iterable[str | None]) ->
                 "machines; use an object-store URL (s3://, gs://, az://...), or declare the path shared "
                 "(an NFS/Lustre mount) with runner.shared_paths: true or a list of shared folders"
             )
+    for path in worker_files:
+        if path and _machine_local(path) and not _under_shared(path, config.shared_paths):
+            raise ScatteredPathError(
+                f"{path} is opened by the workers of the {engine}, on other machines, but is seen by this machine "
+                "only; put it at the same path on every node (a shared mount, or the workers' container image) "
+                "and declare that folder with runner.shared_paths"
+            )
 
 
 def _beam_runner(options: list[str]) -> str:
+    return _option(options, "runner") or "DirectRunner"  # Beam's default
+
+
+def _option(options: list[str], name: str) -> str | None:
+    """A pipeline option's value as Beam parses it: --name=value or --name value, the last one given."""
+    value = None
     for index, option in enumerate(options):
-        if option.startswith("--runner="):
-            return option.split("=", 1)[1]
-        if option == "--runner" and index + 1 < len(options):
-            return options[index + 1]
-    return "DirectRunner"  # Beam's default
+        if option.startswith(f"--{name}="):
+            value = option.split("=", 1)[1]
+        elif option == f"--{name}" and index + 1 < len(options):
+            value = options[index + 1]
+    return value
 
 
 def _scheme(path: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from typing import Any
 
 import cloudpickle
@@ -78,6 +79,32 @@ def test_model_stage_prepares_then_runs_a_model_loaded_once_per_worker(runner):
     # Each model instance counted its payloads from 1: it was built once, not per payload.
     assert all(sorted(served) == list(range(1, len(served) + 1)) for served in by_model.values())
     assert len(by_model) <= 2
+
+
+class _Timed:
+    """A 'model' that took a while to load and says when, in which process."""
+
+    def __init__(self) -> None:
+        start = time.monotonic()
+        time.sleep(0.3)
+        self.load = [os.getpid(), start, time.monotonic()]
+
+    def __call__(self, payload: dict[str, int]) -> dict[str, Any]:
+        return {"item": payload["item"], "load": self.load}
+
+
+def test_a_process_loads_one_model_at_a_time(runner):
+    """Libraries import lazily on first use, not always thread-safely (two threads of one
+    process importing transformers' ClapModel at once fail): threads never load at once."""
+    stage = ModelStage(prepare=_ByValue(_square_payload), load=_ByValue(_Timed), workers=2)
+    results = runner.map_model(stage, list(range(6)), lambda _: None)
+    assert sorted(r["item"] for r in results) == list(range(6))
+    by_process: dict[int, list[tuple[float, float]]] = {}
+    for pid, start, end in {tuple(r["load"]) for r in results}:
+        by_process.setdefault(pid, []).append((start, end))
+    for loads in by_process.values():
+        loads.sort()
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(loads, loads[1:], strict=False))
 
 
 def test_sum_by_key_is_the_same_on_every_engine(runner, tmp_path):

@@ -67,3 +67,21 @@ def test_units_run_on_both_nodes_and_the_clip_table_is_the_local_one(cluster, tm
             tmp_path / "local" / "clips" / name
         ).read_bytes()
     assert pq.read_table(tmp_path / "local" / "clips").num_rows >= 8
+
+
+def test_a_job_without_an_address_starts_its_own_ray_beside_a_running_cluster(cluster, monkeypatch):
+    """Ray's init joins a cluster running on this machine when given no address; the job's
+    local Ray must be its own, with the CPUs it asked for."""
+    import ray
+
+    from orchestration.engines.config import RayOptions
+    from orchestration.engines.ray_runner import RayRunner
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    runner = RayRunner(RayOptions(num_cpus=1), workers=1)
+    try:
+        runner.map(lambda item: {"item": item}, [1], lambda _: None)
+        assert runner.unit_nodes and not runner.unit_nodes & {node.node_id for node in cluster.list_all_nodes()}
+        assert ray.cluster_resources()["CPU"] == 1
+    finally:
+        runner.close()
