@@ -26,6 +26,12 @@ class EvalConfig(StrictModel):
     cfg_scale: float | None = Field(
         None, ge=0, description="checkpoint: classifier-free guidance scale (empty: the model config's)"
     )
+    generation_batch_size: int = execution_field(
+        1,
+        ge=1,
+        description="checkpoint: clips generated together (each still from its own seed: the same audio as one at "
+        "a time, up to the device's arithmetic)",
+    )
     generation_device: Literal["auto", "cpu", "cuda"] = execution_field(
         "auto", description="checkpoint: where the model generates; auto: a GPU when there is one"
     )
@@ -35,6 +41,12 @@ class EvalConfig(StrictModel):
         "dataset version (folder or URL; its samples' prompts count as prompts, see reference_split)",
     )
     reference_split: str = Field("test", description="When reference is a published version: the split it reads")
+    max_clips: int | None = Field(
+        None,
+        ge=2,
+        description="When reference is a published version: only its split's first N clips (manifest order) are "
+        "generated and compared; empty: all",
+    )
     output: str = Field(..., description="Folder for eval.json (made if missing; an earlier eval.json is replaced)")
     prompts: str | None = Field(
         None,

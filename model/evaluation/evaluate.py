@@ -47,7 +47,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
                 f"checkpoint needs reference to be a published dataset version (its split's prompts are what is "
                 f"generated); {config.reference} is not one"
             )
-        requests = split_requests(config.reference, config.reference_split)
+        requests = split_requests(config.reference, config.reference_split, config.max_clips)
         generation = generate_split(
             config.checkpoint,
             requests,
@@ -56,13 +56,16 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             steps=config.steps,
             cfg_scale=config.cfg_scale,
             device=config.generation_device,
+            batch_size=config.generation_batch_size,
         )
     if config.prompts and not any(p.stem in prompts for p in audio_files(config.generated, "generated")):
         raise EvaluationError(f"prompts {config.prompts}: names no file of the generated folder {config.generated}")
     embedder = ClapEmbedder(config.clap)
     generated = embed_folder(config.generated, "generated", embedder, config.clips_per_batch)
     if reference_is_version:
-        reference = embed_version_split(config.reference, config.reference_split, embedder, config.clips_per_batch)
+        reference = embed_version_split(
+            config.reference, config.reference_split, embedder, config.clips_per_batch, config.max_clips
+        )
     else:
         reference = embed_folder(config.reference, "reference", embedder, config.clips_per_batch)
 

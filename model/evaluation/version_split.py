@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import islice
 
 import numpy as np
 
@@ -14,14 +15,17 @@ from shards.loader.tars import BrokenShard, Sample, read_tar_samples
 from shards.manifest import read_manifest, shard_urls
 
 
-def embed_version_split(version: str, split: str, embedder: AudioEmbedder, clips_per_batch: int) -> EmbeddedSet:
-    """The split's clips, streamed from its shards in manifest order and embedded `clips_per_batch`
-    at a time (memory holds one batch of audio), named by clip_id, with the prompt of each sample's json."""
+def embed_version_split(
+    version: str, split: str, embedder: AudioEmbedder, clips_per_batch: int, max_clips: int | None = None
+) -> EmbeddedSet:
+    """The split's clips (the first `max_clips` when given), streamed from its shards in manifest order
+    and embedded `clips_per_batch` at a time (memory holds one batch of audio), named by clip_id, with
+    the prompt of each sample's json."""
     urls = shard_urls(version, read_manifest(version), [split])
     names: list[str] = []
     prompts: dict[str, str] = {}
     parts = []
-    for batch in _batches(_samples(urls), clips_per_batch):
+    for batch in _batches(islice(_samples(urls), max_clips), clips_per_batch):
         clips = []
         for sample in batch:
             key = sample["__key__"]
