@@ -78,4 +78,33 @@ def print_eval_summary(report: dict[str, Any], written_to: str, console: Console
                 f"CLAP score ({side})",
                 f"{score['mean']:.4f} mean ± {score['std']:.4f} over {score['count']} clips" if score else "no prompts",
             )
+    untrained = [
+        *(["the CLAP model that measures has random weights"] if embedding.get("random_weights") else []),
+        *(
+            ["the generating model has random weights"]
+            if report.get("generation", {}).get("weights") == "random"
+            else []
+        ),
+    ]
+    if untrained:
+        table.add_row(
+            "note", f"[bold yellow]{'; '.join(untrained)}: these figures check the machinery, not sound quality[/]"
+        )
     console.print(table)
+
+
+def eval_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of an eval.json, for a run's report."""
+    figures: dict[str, Any] = {
+        "fad": report["fad"],
+        "tag_kl": report["kl"].get("mean"),
+        "clips": report["generated"]["clips"],
+        "random_clap_weights": bool(report["embedding"].get("random_weights")),
+    }
+    if "generation" in report:
+        figures["model_weights"] = report["generation"]["weights"]
+        figures["model_step"] = report["generation"]["step"]
+    for side, score in report.get("clap_score", {}).items():
+        if score:
+            figures[f"clap_score_{side}"] = score["mean"]
+    return figures
