@@ -4,7 +4,8 @@
 - KL: tag distributions (CLAP zero-shot over a tag vocabulary) of generated and reference
   clips paired by name, i.e. made for the same prompt, KL(reference || generated) per pair;
 - CLAP score: cosine of each prompt's text embedding and its clip's audio embedding, for the
-  generated clips and, as the ceiling, for the reference clips.
+  generated clips and, as the ceiling, for the reference clips;
+- control accuracy: measured tempo and key against what each prompt asked (model/evaluation/control.py).
 The reference is a folder of audio files or a split of a published dataset version (whose
 samples carry their prompts). The report holds the figures, the sample counts, the model and
 the resolved config; it has no timings, so running the same evaluation again writes the same
@@ -14,22 +15,24 @@ eval.json. Beside it, per_clip.parquet holds each generated clip's own figures.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curation.core.storage import exists, join, write_json_atomic, write_table_atomic
-from model.evaluation.audio_folder import audio_files, embed_folder
+from model.evaluation.audio_folder import audio_files, embed_folder, read_mono
 from model.evaluation.clap_score import clap_scores, distribution
 from model.evaluation.config import EvalConfig
+from model.evaluation.control import ANALYSIS_RATE, asked_facts, control_accuracy
 from model.evaluation.embedding import ClapEmbedder, EmbeddedSet
 from model.evaluation.errors import EvaluationError
 from model.evaluation.frechet import fad_infinity, fit_gaussian, frechet_distance
 from model.evaluation.generate_split import generate_split, split_requests
 from model.evaluation.per_clip import PER_CLIP_FILE, per_clip_table
 from model.evaluation.tag_divergence import kl_divergence, tag_probabilities
-from model.evaluation.version_split import embed_version_split
+from model.evaluation.version_split import embed_version_split, split_audio
 from shards.manifest import MANIFEST
 
 REPORT_FILE = "eval.json"
@@ -101,6 +104,15 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         report["clap_score"] = {
             side: distribution(np.array(list(values.values()))) if values else None for side, values in scores.items()
         }
+    asked = {name: asked_facts(known.get(name), reference.structured.get(name)) for name in generated.names}
+
+    def clips(side: str, names: set[str]) -> Iterator[tuple[str, np.ndarray]]:
+        if side == "reference" and reference_is_version:
+            return split_audio(config.reference, config.reference_split, names, ANALYSIS_RATE)
+        folder = config.generated if side == "generated" else config.reference
+        return ((p.stem, read_mono(p, ANALYSIS_RATE)) for p in audio_files(folder, side) if p.stem in names)
+
+    report["control"] = control_accuracy(asked, clips)
     table = per_clip_table(generated.names, known, kl, scores["generated"], scores["reference"])
     write_table_atomic(join(config.output, PER_CLIP_FILE), table)
     write_json_atomic(join(config.output, REPORT_FILE), report)

@@ -24,6 +24,7 @@ def embed_version_split(
     urls = shard_urls(version, read_manifest(version), [split])
     names: list[str] = []
     prompts: dict[str, str] = {}
+    structured: dict[str, dict[str, list[str]]] = {}
     parts = []
     for batch in _batches(islice(_samples(urls), max_clips), clips_per_batch):
         clips = []
@@ -33,13 +34,22 @@ def embed_version_split(
                 raise EvaluationError(f"{sample['__url__']}: sample {key} has no audio (flac)")
             clips.append(read_mono(sample["flac"], embedder.sample_rate, f"{sample['__url__']} sample {key}"))
             names.append(key)
-            prompt = json.loads(sample["json"]).get("prompt") if "json" in sample else None
-            if prompt:
-                prompts[key] = prompt
+            record = json.loads(sample["json"]) if "json" in sample else {}
+            if record.get("prompt"):
+                prompts[key] = record["prompt"]
+            if record.get("structured"):
+                structured[key] = {field["aspect"]: field["values"] for field in record["structured"]}
         parts.append(embedder.embed(clips))
     if not names:
         raise EvaluationError(f"reference {version}: split {split} holds no clips")
-    return EmbeddedSet(f"reference {version} split {split}", names, prompts, np.concatenate(parts))
+    return EmbeddedSet(f"reference {version} split {split}", names, prompts, np.concatenate(parts), structured)
+
+
+def split_audio(version: str, split: str, names: set[str], rate: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The split's clips of those names, one (clip_id, mono audio at rate) at a time."""
+    for sample in _samples(shard_urls(version, read_manifest(version), [split])):
+        if sample["__key__"] in names and "flac" in sample:
+            yield sample["__key__"], read_mono(sample["flac"], rate, f"{sample['__url__']} sample {sample['__key__']}")
 
 
 def _samples(urls: list[str]) -> Iterator[Sample]:

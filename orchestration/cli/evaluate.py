@@ -78,6 +78,9 @@ def print_eval_summary(report: dict[str, Any], written_to: str, console: Console
                 f"CLAP score ({side})",
                 f"{score['mean']:.4f} mean ± {score['std']:.4f} over {score['count']} clips" if score else "no prompts",
             )
+    control = report.get("control", {})
+    if control:
+        table.add_row("control accuracy", _control_line(control))
     untrained = [
         *(["the CLAP model that measures has random weights"] if embedding.get("random_weights") else []),
         *(
@@ -91,6 +94,26 @@ def print_eval_summary(report: dict[str, Any], written_to: str, console: Console
             "note", f"[bold yellow]{'; '.join(untrained)}: these figures check the machinery, not sound quality[/]"
         )
     console.print(table)
+
+
+def _control_line(control: dict[str, Any]) -> str:
+    if "skipped" in control:
+        return f"not measured: {control['skipped']}"
+    sides = []
+    for side in ("generated", "reference"):
+        figures = control.get(side) or {}
+        parts = [
+            f"{label} {figures[name]:.2f}"
+            for name, label in (
+                ("tempo_accuracy1", "tempo acc1"),
+                ("tempo_accuracy2", "acc2"),
+                ("key_exact", "key exact"),
+                ("key_weighted_score", "weighted"),
+            )
+            if name in figures
+        ]
+        sides.append(f"{side}: {', '.join(parts) or 'no clip'}")
+    return f"{' · '.join(sides)} ({control['clips_asking']} clips ask, {control['clips_asking_nothing']} do not)"
 
 
 def eval_figures(report: dict[str, Any]) -> dict[str, Any]:
@@ -107,4 +130,8 @@ def eval_figures(report: dict[str, Any]) -> dict[str, Any]:
     for side, score in report.get("clap_score", {}).items():
         if score:
             figures[f"clap_score_{side}"] = score["mean"]
+    for side in ("generated", "reference"):
+        for name in ("tempo_accuracy2", "key_weighted_score"):
+            if name in (report.get("control", {}).get(side) or {}):
+                figures[f"{name}_{side}"] = report["control"][side][name]
     return figures

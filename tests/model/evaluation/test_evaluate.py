@@ -232,3 +232,55 @@ def test_batched_generation_makes_the_same_clips_as_one_at_a_time(split_version,
     for name, alone in made[1].items():
         assert alone.shape == made[3][name].shape and np.abs(alone).max() > 0
         np.testing.assert_allclose(made[3][name], alone, rtol=0, atol=2 / 32768)  # 16-bit WAV: a step at most
+
+
+def test_asked_facts_come_from_fields_or_the_prompt():
+    from model.evaluation.control import asked_facts
+
+    assert asked_facts("Piano, 96 bpm, Eb major, calm") == (96.0, "Eb major")
+    assert asked_facts("a calm piece in f# minor at 120.5 BPM") == (120.5, "F# minor")
+    assert asked_facts("Piano, 96 bpm", {"bpm": ["100"], "key": ["A minor"]}) == (100.0, "A minor")
+    assert asked_facts("calm piano") == (None, None) and asked_facts(None, {"key": ["H major"]}) == (None, None)
+
+
+def test_control_accuracy_of_generated_and_reference_music(tmp_path):
+    pytest.importorskip("librosa")
+    from music_signals import SR, chord_progression, click_track
+
+    c_major = chord_progression("C", ["C:maj", "G:maj", "A:min", "F:maj"], 100.0, 10.0)
+    a_minor = chord_progression("A", ["A:min", "D:min", "E:maj", "A:min"], 132.0, 8.0)
+    (tmp_path / "tags.txt").write_text("piano\nclicks\nnoise\n")
+    noise = np.random.default_rng(5).standard_normal(SR * 5).astype(np.float32) * 0.1
+    sides = {
+        "reference": {"c-major": c_major, "a-minor": a_minor, "clicks": click_track(120.0, 6.0), "noise": noise},
+        # The model got C major right, and made C major at 100 bpm where A minor at 132 was asked.
+        "generated": {"c-major": c_major, "a-minor": c_major, "clicks": click_track(120.0, 6.0), "noise": noise},
+    }
+    for side, clips in sides.items():
+        (tmp_path / side).mkdir()
+        for name, audio in clips.items():
+            soundfile.write(tmp_path / side / f"{name}.wav", audio, SR)
+    prompts = {
+        "c-major": "Piano, 100 bpm, C major",
+        "a-minor": "132 bpm, A minor",
+        "clicks": "120 bpm",
+        "noise": "hiss",
+    }
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    config = EvalConfig.model_validate(
+        {
+            "generated": str(tmp_path / "generated"),
+            "reference": str(tmp_path / "reference"),
+            "output": str(tmp_path / "out"),
+            "prompts": str(tmp_path / "prompts.json"),
+            "tags": str(tmp_path / "tags.txt"),
+            "clap": CLAP,
+        }
+    )
+    control = evaluate(config)["control"]
+    assert control["clips_asking"] == 3 and control["clips_asking_nothing"] == 1  # "hiss" asks for nothing
+    reference, generated = control["reference"], control["generated"]
+    assert reference["tempo_clips"] == generated["tempo_clips"] == 3 and reference["key_clips"] == 2
+    assert reference["tempo_accuracy1"] == 1.0 and reference["key_exact"] == 1.0  # the analyzer's ceiling
+    assert generated["tempo_accuracy1"] == pytest.approx(2 / 3, abs=1e-4) and generated["key_exact"] == 0.5
+    assert generated["key_weighted_score"] == pytest.approx((1.0 + 0.3) / 2)  # C major for A minor: its relative
