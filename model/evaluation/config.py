@@ -74,6 +74,11 @@ class EvalConfig(StrictModel):
         description="Seed of the generation (each clip's from seed and clip_id) and of FAD∞'s random subsets: the same "
         "seed gives the same figures",
     )
+    tensorboard: str | None = Field(
+        None,
+        description="Run folder (e.g. a training output): the figures, CLAP score histograms and plots are also "
+        "written as TensorBoard events in RUN/tensorboard, at the generating checkpoint's step (0 without one)",
+    )
     clips_per_batch: int = execution_field(
         32, ge=1, description="Audio files decoded and embedded together (memory holds one batch of audio)"
     )

@@ -9,7 +9,9 @@
 The reference is a folder of audio files or a split of a published dataset version (whose
 samples carry their prompts). The report holds the figures, the sample counts, the model and
 the resolved config; it has no timings, so running the same evaluation again writes the same
-eval.json. Beside it, per_clip.parquet holds each generated clip's own figures.
+eval.json. Beside it, per_clip.parquet holds each generated clip's own figures, tags.png and
+clap_score.png the two sides' tag distributions and CLAP scores, report.md all of it for a
+person; with `tensorboard`, the same figures go to a run folder's TensorBoard events.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from curation.core.storage import exists, join, write_json_atomic, write_table_atomic
+from curation.core.storage import exists, join, write_bytes_atomic, write_json_atomic, write_table_atomic
 from model.evaluation.audio_folder import audio_files, embed_folder, read_mono
 from model.evaluation.clap_score import clap_scores, distribution
 from model.evaluation.config import EvalConfig
@@ -31,7 +33,10 @@ from model.evaluation.errors import EvaluationError
 from model.evaluation.frechet import fad_infinity, fit_gaussian, frechet_distance
 from model.evaluation.generate_split import generate_split, split_requests
 from model.evaluation.per_clip import PER_CLIP_FILE, per_clip_table
+from model.evaluation.plots import CLAP_SCORE_PLOT, TAGS_PLOT, clap_score_histogram, tag_distribution_bars
+from model.evaluation.report_page import REPORT_PAGE, report_markdown
 from model.evaluation.tag_divergence import kl_divergence, tag_probabilities
+from model.evaluation.tensorboard_log import write_tensorboard
 from model.evaluation.version_split import embed_version_split, split_audio
 from shards.manifest import MANIFEST
 
@@ -87,7 +92,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             generated.vectors, reference.vectors, points=config.fad_infinity_points, seed=config.seed
         )
         report["fad_infinity"] = {"value": value, "seed": config.seed, "curve": [list(p) for p in curve]}
-    kl = _tag_kl(generated, reference, embedder.embed_text(tags), config.tag_temperature)
+    tag_vectors = embedder.embed_text(tags)
+    kl = _tag_kl(generated, reference, tag_vectors, config.tag_temperature)
     report["kl"] = (
         {"pairs": len(kl), "temperature": config.tag_temperature, **distribution(np.array(list(kl.values())))}
         if kl
@@ -115,6 +121,23 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     report["control"] = control_accuracy(asked, clips)
     table = per_clip_table(generated.names, known, kl, scores["generated"], scores["reference"])
     write_table_atomic(join(config.output, PER_CLIP_FILE), table)
+    side_scores = {side: list(values.values()) for side, values in scores.items()}
+    mean_tags = {
+        side: tag_probabilities(clips.vectors, tag_vectors, config.tag_temperature).mean(axis=0)
+        for side, clips in (("generated", generated), ("reference", reference))
+    }
+    plots = {TAGS_PLOT: tag_distribution_bars(tags, mean_tags["generated"], mean_tags["reference"])}
+    if any(side_scores.values()):
+        plots[CLAP_SCORE_PLOT] = clap_score_histogram(side_scores)
+    for name, png in plots.items():
+        write_bytes_atomic(join(config.output, name), png)
+    top_tags = {
+        side: [(tags[i], float(p[i])) for i in np.argsort(-p, kind="stable")[:5]] for side, p in mean_tags.items()
+    }
+    page = report_markdown(report, top_tags, list(plots))
+    write_bytes_atomic(join(config.output, REPORT_PAGE), page.encode())
+    if config.tensorboard:
+        write_tensorboard(config.tensorboard, report, (generation or {}).get("step", 0), side_scores, plots)
     write_json_atomic(join(config.output, REPORT_FILE), report)
     return report
 

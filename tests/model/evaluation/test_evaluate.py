@@ -90,8 +90,27 @@ def test_report_is_finite_written_and_repeatable(folders):
     assert all(row["prompt"] == f"a {row['name']} synth tone" and row["tag_kl"] >= 0 for row in table)
     assert np.mean([row["clap_score"] for row in table]) == pytest.approx(report["clap_score"]["generated"]["mean"])
     assert np.mean([row["tag_kl"] for row in table]) == pytest.approx(report["kl"]["mean"])
+    page = (folders / "out" / "report.md").read_text()
+    assert f"| FAD | {report['fad']:.4f} |" in page and "**random weights**" in page
+    assert "![tags.png](tags.png)" in page and "![clap_score.png](clap_score.png)" in page
+    plots = {name: (folders / "out" / name).read_bytes() for name in ("tags.png", "clap_score.png")}
+    assert all(png.startswith(b"\x89PNG") for png in plots.values())
     evaluate(config)
     assert (folders / "out" / "eval.json").read_bytes() == written
+    assert {name: (folders / "out" / name).read_bytes() for name in plots} == plots
+
+
+def test_figures_go_to_tensorboard_in_a_run_folder(folders, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    report = evaluate(_config(folders, output=str(tmp_path / "out"), tensorboard=str(tmp_path / "run")))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0}).Reload()
+    assert [e.value for e in events.Scalars("eval/fad")] == [pytest.approx(report["fad"])]
+    assert events.Scalars("eval/clap_score_generated")[0].value == pytest.approx(
+        report["clap_score"]["generated"]["mean"]
+    )
+    assert {"eval/clap_score_generated", "eval/clap_score_reference"} <= set(events.Tags()["histograms"])
+    assert set(events.Tags()["images"]) == {"eval/tags", "eval/clap_score"}
 
 
 def test_a_folder_against_itself_is_zero(folders):
