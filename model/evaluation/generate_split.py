@@ -14,11 +14,16 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model.evaluation.errors import EvaluationError
 from shards.loader.tars import read_tar_samples
 from shards.manifest import read_manifest, shard_urls
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from model.latent_diffusion import LatentDiffusion
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,12 @@ def generate_split(
     device: str,
     batch_size: int = 1,
 ) -> dict[str, Any]:
-    """WAVs for the requests not yet in `folder`, `batch_size` clips at a time (clips whose generated
-    length differs are never batched together); returns what made them, for the report (the same
-    on a resumed run)."""
+    """WAVs for the requests not yet in `folder`, `batch_size` clips at a time; returns what made
+    them, for the report (the same on a resumed run)."""
     import torch
 
     from model.checkpoint import load_checkpoint, read_checkpoint_info
-    from model.generate import generate, write_wav
+    from model.generate import write_wav
 
     info = read_checkpoint_info(checkpoint)
     if info.kind != "diffusion":
@@ -84,11 +88,36 @@ def generate_split(
     elif device == "cuda" and not torch.cuda.is_available():
         raise EvaluationError("generation_device cuda: torch sees no GPU here; use auto or cpu")
     model = load_checkpoint(checkpoint, device=device).eval()
-    rate = info.config.sample_rate
-    model_s = info.config.sample_size / rate
     out = Path(folder)
     missing = [r for r in requests if not (out / f"{r.clip_id}.wav").exists()]
-    for batch in _batches(missing, batch_size, lambda r: max(r.seconds_total or model_s, model_s)):
+    for request, clip in generate_requests(model, missing, seed, steps, cfg_scale, batch_size):
+        write_wav(out / f"{request.clip_id}.wav", clip, info.config.sample_rate)
+    return {
+        "checkpoint": checkpoint,
+        "step": info.step,
+        "weights": info.weights,
+        "seed": seed,
+        "steps": steps or info.config.sampling.steps,
+        "cfg_scale": info.config.sampling.cfg_scale if cfg_scale is None else cfg_scale,
+        "clips": len(requests),
+    }
+
+
+def generate_requests(
+    model: LatentDiffusion,
+    requests: list[Request],
+    seed: int,
+    steps: int | None,
+    cfg_scale: float | None,
+    batch_size: int,
+) -> Iterator[tuple[Request, Tensor]]:
+    """Each request's clip (C, T), cut to its reference clip's duration, generated `batch_size` at a
+    time (clips whose generated length differs are never batched together), each from its own seed."""
+    from model.generate import generate
+
+    rate = model.config.sample_rate
+    model_s = model.config.sample_size / rate
+    for batch in _batches(requests, batch_size, lambda r: max(r.seconds_total or model_s, model_s)):
         totals = [r.seconds_total or model_s for r in batch]
         audio = generate(
             model,
@@ -102,16 +131,7 @@ def generate_split(
         )
         for request, total, clip in zip(batch, totals, audio, strict=True):
             length = min(total, request.duration_s) if request.duration_s else total
-            write_wav(out / f"{request.clip_id}.wav", clip[..., : round(length * rate)], rate)
-    return {
-        "checkpoint": checkpoint,
-        "step": info.step,
-        "weights": info.weights,
-        "seed": seed,
-        "steps": steps or info.config.sampling.steps,
-        "cfg_scale": info.config.sampling.cfg_scale if cfg_scale is None else cfg_scale,
-        "clips": len(requests),
-    }
+            yield request, clip[..., : round(length * rate)]
 
 
 def _batches(requests: list[Request], size: int, length: Callable[[Request], float]) -> Iterator[list[Request]]:
