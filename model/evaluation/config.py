@@ -15,8 +15,10 @@ class EvalConfig(StrictModel):
     generated: str = Field(
         ...,
         description="Folder of generated audio files (wav, flac, ogg, mp3, aiff); with checkpoint, the folder the "
-        "generated audio is written to (files already there are kept: a stopped run resumes)",
+        "generated audio is written to (files already there are kept: a stopped run resumes); or a published "
+        "dataset version, compared with reference (another version or split): FAD and label distribution shift",
     )
+    generated_split: str = Field("test", description="When generated is a published version: the split it reads")
     checkpoint: str | None = Field(
         None,
         description="Diffusion checkpoint folder to generate from: one clip per clip of the reference version's split, "

@@ -32,6 +32,7 @@ from model.evaluation.embedding import ClapEmbedder, EmbeddedSet
 from model.evaluation.errors import EvaluationError
 from model.evaluation.frechet import fad_infinity, fit_gaussian, frechet_distance
 from model.evaluation.generate_split import generate_split, split_requests
+from model.evaluation.label_shift import label_counts, label_shift
 from model.evaluation.per_clip import PER_CLIP_FILE, per_clip_table
 from model.evaluation.plots import CLAP_SCORE_PLOT, TAGS_PLOT, clap_score_histogram, tag_distribution_bars
 from model.evaluation.report_page import REPORT_PAGE, report_markdown
@@ -48,6 +49,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     prompts = _read_prompts(config.prompts) if config.prompts else {}
     tags, tag_source = _read_tags(config.tags)
     reference_is_version = exists(join(config.reference, MANIFEST))
+    generated_is_version = exists(join(config.generated, MANIFEST))
+    if config.checkpoint and generated_is_version:
+        raise EvaluationError(f"generated {config.generated} is a published version: with checkpoint name a folder")
     generation = None
     if config.checkpoint:
         if not reference_is_version:
@@ -66,10 +70,19 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             device=config.generation_device,
             batch_size=config.generation_batch_size,
         )
-    if config.prompts and not any(p.stem in prompts for p in audio_files(config.generated, "generated")):
+    if (
+        config.prompts
+        and not generated_is_version
+        and not any(p.stem in prompts for p in audio_files(config.generated, "generated"))
+    ):
         raise EvaluationError(f"prompts {config.prompts}: names no file of the generated folder {config.generated}")
     embedder = ClapEmbedder(config.clap)
-    generated = embed_folder(config.generated, "generated", embedder, config.clips_per_batch)
+    if generated_is_version:
+        generated = embed_version_split(
+            config.generated, config.generated_split, embedder, config.clips_per_batch, config.max_clips, "generated"
+        )
+    else:
+        generated = embed_folder(config.generated, "generated", embedder, config.clips_per_batch)
     if reference_is_version:
         reference = embed_version_split(
             config.reference, config.reference_split, embedder, config.clips_per_batch, config.max_clips
@@ -103,7 +116,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     # A reference version's prompts are the generated clips' too: the two sides pair by name.
     known = {**reference.prompts, **prompts}
     scores = {
-        "generated": _clap_score(generated, known, embedder),
+        "generated": _clap_score(generated, {**known, **generated.prompts, **prompts}, embedder),
         "reference": _clap_score(reference, known, embedder),
     }
     if any(scores.values()):
@@ -115,10 +128,17 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     def clips(side: str, names: set[str]) -> Iterator[tuple[str, np.ndarray]]:
         if side == "reference" and reference_is_version:
             return split_audio(config.reference, config.reference_split, names, ANALYSIS_RATE)
+        if side == "generated" and generated_is_version:
+            return split_audio(config.generated, config.generated_split, names, ANALYSIS_RATE)
         folder = config.generated if side == "generated" else config.reference
         return ((p.stem, read_mono(p, ANALYSIS_RATE)) for p in audio_files(folder, side) if p.stem in names)
 
     report["control"] = control_accuracy(asked, clips)
+    if generated_is_version and reference_is_version:
+        report["label_shift"] = label_shift(
+            label_counts(config.reference, config.reference_split, config.max_clips),
+            label_counts(config.generated, config.generated_split, config.max_clips),
+        )
     table = per_clip_table(generated.names, known, kl, scores["generated"], scores["reference"])
     write_table_atomic(join(config.output, PER_CLIP_FILE), table)
     side_scores = {side: list(values.values()) for side, values in scores.items()}

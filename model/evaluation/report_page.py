@@ -38,6 +38,8 @@ def report_markdown(report: dict[str, Any], top_tags: dict[str, list[tuple[str, 
         for name, value in (report.get("control", {}).get(side) or {}).items():
             if isinstance(value, float):
                 lines.append(f"| control {name.replace('_', ' ')}, {side} | {value:.4f} |")
+    if "label_shift" in report:
+        lines.append(f"| label shift (Jensen-Shannon, bits) | {report['label_shift']['js_divergence_bits']:.4f} |")
     if "skipped" in report.get("control", {}):
         lines.append(f"| control accuracy | not measured: {report['control']['skipped']} |")
     lines += ["", "Most probable tags (mean zero-shot probability):", ""]

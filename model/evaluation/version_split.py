@@ -16,7 +16,12 @@ from shards.manifest import read_manifest, shard_urls
 
 
 def embed_version_split(
-    version: str, split: str, embedder: AudioEmbedder, clips_per_batch: int, max_clips: int | None = None
+    version: str,
+    split: str,
+    embedder: AudioEmbedder,
+    clips_per_batch: int,
+    max_clips: int | None = None,
+    side: str = "reference",
 ) -> EmbeddedSet:
     """The split's clips (the first `max_clips` when given), streamed from its shards in manifest order
     and embedded `clips_per_batch` at a time (memory holds one batch of audio), named by clip_id, with
@@ -26,7 +31,7 @@ def embed_version_split(
     prompts: dict[str, str] = {}
     structured: dict[str, dict[str, list[str]]] = {}
     parts = []
-    for batch in _batches(islice(_samples(urls), max_clips), clips_per_batch):
+    for batch in _batches(islice(samples(urls), max_clips), clips_per_batch):
         clips = []
         for sample in batch:
             key = sample["__key__"]
@@ -41,18 +46,18 @@ def embed_version_split(
                 structured[key] = {field["aspect"]: field["values"] for field in record["structured"]}
         parts.append(embedder.embed(clips))
     if not names:
-        raise EvaluationError(f"reference {version}: split {split} holds no clips")
-    return EmbeddedSet(f"reference {version} split {split}", names, prompts, np.concatenate(parts), structured)
+        raise EvaluationError(f"{side} {version}: split {split} holds no clips")
+    return EmbeddedSet(f"{side} {version} split {split}", names, prompts, np.concatenate(parts), structured)
 
 
 def split_audio(version: str, split: str, names: set[str], rate: int) -> Iterator[tuple[str, np.ndarray]]:
     """The split's clips of those names, one (clip_id, mono audio at rate) at a time."""
-    for sample in _samples(shard_urls(version, read_manifest(version), [split])):
+    for sample in samples(shard_urls(version, read_manifest(version), [split])):
         if sample["__key__"] in names and "flac" in sample:
             yield sample["__key__"], read_mono(sample["flac"], rate, f"{sample['__url__']} sample {sample['__key__']}")
 
 
-def _samples(urls: list[str]) -> Iterator[Sample]:
+def samples(urls: list[str]) -> Iterator[Sample]:
     for url in urls:
         try:
             yield from read_tar_samples(url)

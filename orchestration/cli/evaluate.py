@@ -78,6 +78,12 @@ def print_eval_summary(report: dict[str, Any], written_to: str, console: Console
                 f"CLAP score ({side})",
                 f"{score['mean']:.4f} mean ± {score['std']:.4f} over {score['count']} clips" if score else "no prompts",
             )
+    if "label_shift" in report:
+        shift = report["label_shift"]
+        moved = ", ".join(
+            f"{c['label']} {c['reference_share']:.2f}→{c['generated_share']:.2f}" for c in shift["top_changes"][:3]
+        )
+        table.add_row("label shift", f"JS {shift['js_divergence_bits']:.4f} bits · most moved: {moved or 'none'}")
     control = report.get("control", {})
     if control:
         table.add_row("control accuracy", _control_line(control))

@@ -303,3 +303,62 @@ def test_control_accuracy_of_generated_and_reference_music(tmp_path):
     assert reference["tempo_accuracy1"] == 1.0 and reference["key_exact"] == 1.0  # the analyzer's ceiling
     assert generated["tempo_accuracy1"] == pytest.approx(2 / 3, abs=1e-4) and generated["key_exact"] == 0.5
     assert generated["key_weighted_score"] == pytest.approx((1.0 + 0.3) / 2)  # C major for A minor: its relative
+
+
+def test_label_shift_divergence_on_constructed_counts():
+    from collections import Counter
+
+    from model.evaluation.label_shift import js_divergence, label_shift
+
+    same = Counter({"piano": 3, "calm": 1})
+    assert js_divergence(same, Counter({"piano": 6, "calm": 2})) == 0.0
+    assert js_divergence(same, Counter({"drums": 2})) == pytest.approx(1.0)
+    shift = label_shift((same, 4), (Counter({"piano": 1, "drums": 2}), 2))
+    assert shift["only_reference"] == shift["only_generated"] == 1
+    assert shift["top_changes"][0] == {"label": "drums", "reference_share": 0.0, "generated_share": 1.0}
+
+
+def _labeled_copy(version: str, folder: Path) -> str:
+    """The version with pseudo-labels written into its samples' json: every train clip "calm"; in
+    valid, every second clip "drums" instead (the fixture's versions are unlabeled)."""
+    import shutil
+    import tarfile
+
+    shutil.copytree(version, folder)
+    for shard in sorted((folder / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+        with tarfile.open(shard, "w") as tar:
+            for i, (member, data) in enumerate(members):
+                if member.name.endswith(".json"):
+                    record = json.loads(data)
+                    drums = shard.name.startswith("valid") and i % 4 < 2
+                    record["labels"] = [{"text": "drums" if drums else "calm", "vocab": "tags"}]
+                    data = json.dumps(record).encode()
+                    member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+    return str(folder)
+
+
+def test_a_version_split_compared_with_another(split_version, tmp_path, capsys):
+    labeled = _labeled_copy(split_version, tmp_path / "labeled")
+    args = ["eval", "--generated", labeled, "--generated_split", "valid", "--reference", labeled]
+    args += ["--reference_split", "train", "--output", str(tmp_path / "out")]
+    args += [f"--clap.{key}={value}" for key, value in CLAP.items()]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert report["generated"]["set"] == f"generated {labeled} split valid" and report["fad"] > 0
+    shift = report["label_shift"]
+    assert 0 < shift["js_divergence_bits"] < 1 and shift["only_generated"] == 1
+    moved = {change["label"]: change for change in shift["top_changes"]}
+    assert moved.keys() == {"calm", "drums"} and moved["drums"]["reference_share"] == 0
+    assert moved["calm"]["reference_share"] == 1 and moved["drums"]["generated_share"] == pytest.approx(
+        1 - moved["calm"]["generated_share"]
+    )
+    assert "label shift" in capsys.readouterr().err
+    same = EvalConfig.model_validate(
+        {"generated": labeled, "reference": labeled, "reference_split": "train", "generated_split": "train"}
+        | {"output": str(tmp_path / "same"), "clap": CLAP, "tags": None}
+    )
+    report = evaluate(same)
+    assert report["fad"] == pytest.approx(0.0, abs=1e-9) and report["label_shift"]["js_divergence_bits"] == 0.0
