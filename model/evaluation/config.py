@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curation.core.strict_model import StrictModel, execution_field
 from labeling.clap.backend import ClapConfig
@@ -59,6 +59,16 @@ class EvalConfig(StrictModel):
     clap: ClapConfig = Field(
         ..., description="The CLAP model that embeds audio (FAD, tag distributions) and prompts (CLAP score)"
     )
+    fad_embedder: Literal["clap", "encodec"] = Field(
+        "clap",
+        description="The model whose embeddings FAD (and FAD∞) compares: clap (the clap model above) or encodec "
+        "(EnCodec's encoder features pooled over time, see encodec_model); tag KL and CLAP score always use clap",
+    )
+    encodec_model: str | None = Field(
+        None,
+        description="fad_embedder encodec: a local folder of an HF EnCodec checkpoint (e.g. facebook/encodec_24khz "
+        "saved with save_pretrained), or random (seeded random weights, for tests and demos)",
+    )
     tags: str | None = Field(
         None,
         description="Text file of tags, one a line, for the tag distributions (KL); empty: the built-in tag "
@@ -84,3 +94,9 @@ class EvalConfig(StrictModel):
     clips_per_batch: int = execution_field(
         32, ge=1, description="Audio files decoded and embedded together (memory holds one batch of audio)"
     )
+
+    @model_validator(mode="after")
+    def _encodec_needs_a_model(self) -> EvalConfig:
+        if self.fad_embedder == "encodec" and not self.encodec_model:
+            raise ValueError("fad_embedder encodec needs encodec_model: a local EnCodec checkpoint folder, or random")
+        return self

@@ -28,7 +28,8 @@ from model.evaluation.audio_folder import audio_files, embed_folder, read_mono
 from model.evaluation.clap_score import clap_scores, distribution
 from model.evaluation.config import EvalConfig
 from model.evaluation.control import ANALYSIS_RATE, asked_facts, control_accuracy
-from model.evaluation.embedding import ClapEmbedder, EmbeddedSet
+from model.evaluation.embedding import AudioEmbedder, ClapEmbedder, EmbeddedSet
+from model.evaluation.encodec import EncodecEmbedder
 from model.evaluation.errors import EvaluationError
 from model.evaluation.frechet import fad_infinity, fit_gaussian, frechet_distance
 from model.evaluation.generate_split import generate_split, split_requests
@@ -90,20 +91,24 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     else:
         reference = embed_folder(config.reference, "reference", embedder, config.clips_per_batch)
 
+    fad_sides, fad_embedding = (generated.vectors, reference.vectors), {}
+    if config.fad_embedder == "encodec":
+        fad_embedder = EncodecEmbedder(config.encodec_model, config.seed)
+        fad_sides = (_embed_side(config, "generated", fad_embedder), _embed_side(config, "reference", fad_embedder))
+        fad_embedding = {"fad_embedding": fad_embedder.description}
     report: dict[str, Any] = {
         "generated": {"set": generated.label, "clips": len(generated.names)},
         "reference": {"set": reference.label, "clips": len(reference.names)},
         "embedding": embedder.description,
+        **fad_embedding,
         **({"generation": generation} if generation else {}),
         "fad": frechet_distance(
-            fit_gaussian(generated.vectors, generated.label), fit_gaussian(reference.vectors, reference.label)
+            fit_gaussian(fad_sides[0], generated.label), fit_gaussian(fad_sides[1], reference.label)
         ),
         "config": config.model_dump(mode="json"),
     }
     if config.fad_infinity:
-        value, curve = fad_infinity(
-            generated.vectors, reference.vectors, points=config.fad_infinity_points, seed=config.seed
-        )
+        value, curve = fad_infinity(*fad_sides, points=config.fad_infinity_points, seed=config.seed)
         report["fad_infinity"] = {"value": value, "seed": config.seed, "curve": [list(p) for p in curve]}
     tag_vectors = embedder.embed_text(tags)
     kl = _tag_kl(generated, reference, tag_vectors, config.tag_temperature)
@@ -160,6 +165,15 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         write_tensorboard(config.tensorboard, report, (generation or {}).get("step", 0), side_scores, plots)
     write_json_atomic(join(config.output, REPORT_FILE), report)
     return report
+
+
+def _embed_side(config: EvalConfig, side: str, embedder: AudioEmbedder) -> np.ndarray:
+    """One side's vectors from another embedder than CLAP, in the same clip order."""
+    location = config.generated if side == "generated" else config.reference
+    if exists(join(location, MANIFEST)):
+        split = config.generated_split if side == "generated" else config.reference_split
+        return embed_version_split(location, split, embedder, config.clips_per_batch, config.max_clips, side).vectors
+    return embed_folder(location, side, embedder, config.clips_per_batch).vectors
 
 
 def _tag_kl(

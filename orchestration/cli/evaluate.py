@@ -53,6 +53,12 @@ def print_eval_summary(report: dict[str, Any], written_to: str, console: Console
     if embedding.get("random_weights"):
         model = f"[yellow]{model}[/]"
     table.add_row("embedding", model)
+    if "fad_embedding" in report:
+        fad_model = report["fad_embedding"]["description"]
+        table.add_row(
+            "FAD embedding",
+            f"[yellow]{fad_model} RANDOM WEIGHTS[/]" if report["fad_embedding"]["random_weights"] else fad_model,
+        )
     if "generation" in report:
         made = report["generation"]
         line = (

@@ -362,3 +362,25 @@ def test_a_version_split_compared_with_another(split_version, tmp_path, capsys):
     )
     report = evaluate(same)
     assert report["fad"] == pytest.approx(0.0, abs=1e-9) and report["label_shift"]["js_divergence_bits"] == 0.0
+
+
+def test_fad_with_encodec_embeddings_from_random_weights_or_a_local_checkpoint(folders, tmp_path, capsys):
+    from model.evaluation.encodec import EncodecEmbedder
+
+    encodec = _config(folders, output=str(tmp_path / "random"), fad_embedder="encodec", encodec_model="random")
+    report = evaluate(encodec)
+    clap_fad = evaluate(_config(folders, output=str(tmp_path / "clap")))["fad"]
+    assert report["fad_embedding"]["model"] == "encodec" and report["fad_embedding"]["random_weights"] is True
+    assert np.isfinite(report["fad"]) and report["fad"] > 0 and report["fad"] != pytest.approx(clap_fad)
+    assert report["kl"]["pairs"] == 4  # tag KL and CLAP score still come from CLAP
+    # The same weights saved as an HF checkpoint folder, read back by from_pretrained: the same figure.
+    EncodecEmbedder("random").model.save_pretrained(tmp_path / "encodec")
+    local = evaluate(encodec.model_copy(update={"encodec_model": str(tmp_path / "encodec")}))
+    assert local["fad"] == pytest.approx(report["fad"], rel=1e-6) and local["fad_embedding"]["random_weights"] is False
+    args = ["eval", "--generated", str(folders / "generated"), "--reference", str(folders / "reference")]
+    args += ["--output", str(tmp_path / "bad"), "--fad_embedder", "encodec", "--encodec_model", str(tmp_path / "none")]
+    args += [f"--clap.{key}={value}" for key, value in CLAP.items()]
+    capsys.readouterr()  # transformers' progress bars of the save and load above
+    assert main(args) == 2
+    printed = capsys.readouterr().err
+    assert "encodec_model" in printed and "no EnCodec checkpoint folder" in printed and len(printed.splitlines()) == 1
