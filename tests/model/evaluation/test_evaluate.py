@@ -342,8 +342,9 @@ def _labeled_copy(version: str, folder: Path) -> str:
 
 def test_a_version_split_compared_with_another(split_version, tmp_path, capsys):
     labeled = _labeled_copy(split_version, tmp_path / "labeled")
+    (tmp_path / "tags.txt").write_text("calm\ndrums\ntone\n")  # a few tags: the built-in thousand cost time
     args = ["eval", "--generated", labeled, "--generated_split", "valid", "--reference", labeled]
-    args += ["--reference_split", "train", "--output", str(tmp_path / "out")]
+    args += ["--reference_split", "train", "--output", str(tmp_path / "out"), "--tags", str(tmp_path / "tags.txt")]
     args += [f"--clap.{key}={value}" for key, value in CLAP.items()]
     assert main(args) == 0
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
@@ -358,7 +359,7 @@ def test_a_version_split_compared_with_another(split_version, tmp_path, capsys):
     assert "label shift" in capsys.readouterr().err
     same = EvalConfig.model_validate(
         {"generated": labeled, "reference": labeled, "reference_split": "train", "generated_split": "train"}
-        | {"output": str(tmp_path / "same"), "clap": CLAP, "tags": None}
+        | {"output": str(tmp_path / "same"), "clap": CLAP, "tags": str(tmp_path / "tags.txt")}
     )
     report = evaluate(same)
     assert report["fad"] == pytest.approx(0.0, abs=1e-9) and report["label_shift"]["js_divergence_bits"] == 0.0
