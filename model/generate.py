@@ -9,6 +9,7 @@ audio on any device up to the device's arithmetic.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from curation.core.storage import atomic_local_file
 from model.latent_diffusion import LatentDiffusion
+from model.noise import RowGenerators, gaussian_like
 from model.sampling import SAMPLERS, get_sigmas_polyexponential
 
 
@@ -25,12 +27,12 @@ from model.sampling import SAMPLERS, get_sigmas_polyexponential
 def generate(
     model: LatentDiffusion,
     prompts: list[str],
-    seconds_total: float,
+    seconds_total: float | Sequence[float],
     *,
-    seconds_start: float = 0.0,
+    seconds_start: float | Sequence[float] = 0.0,
     steps: int | None = None,
     cfg_scale: float | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     sampler: str | None = None,
     sigma_min: float | None = None,
     sigma_max: float | None = None,
@@ -38,7 +40,10 @@ def generate(
     decode_chunk_frames: int | None = None,
 ) -> Tensor:
     """Audio (B, C, T) for B prompts, T = seconds_total at the model's rate (at most the generated length).
-    Unset sampling options take the model config's defaults (SAO: DPM-Solver++ 3M SDE, 100 steps, CFG 7)."""
+    Unset sampling options take the model config's defaults (SAO: DPM-Solver++ 3M SDE, 100 steps, CFG 7).
+    seconds_start and seconds_total may be one value per prompt (T is then the largest; the caller cuts
+    each row to its own); `seed` may be one per prompt, giving each row its own noise, the same as
+    generating that row alone with its seed."""
     defaults = model.config.sampling
     steps, cfg_scale = steps or defaults.steps, defaults.cfg_scale if cfg_scale is None else cfg_scale
     sampler, sigma_min, sigma_max = (
@@ -51,14 +56,23 @@ def generate(
     device = next(model.dit.parameters()).device
     ratio, rate = model.vae.ratio, model.config.sample_rate
     frames = model.config.latent_length if length_s is None else max(1, math.ceil(length_s * rate / ratio))
-    generator = torch.Generator().manual_seed(seed)
     batch = len(prompts)
-    cond = model.conditioners(list(prompts), [seconds_start] * batch, [seconds_total] * batch)
-    x = torch.randn((batch, model.vae.latent_dim, frames), generator=generator).to(device) * sigma_max  # (B, C, L)
+    generator = torch.Generator().manual_seed(seed) if isinstance(seed, int) else RowGenerators(seed)
+    starts, totals = _per_row(seconds_start, batch), _per_row(seconds_total, batch)
+    cond = model.conditioners(list(prompts), starts, totals)
+    x = gaussian_like(torch.empty((batch, model.vae.latent_dim, frames)), generator).to(device) * sigma_max  # (B, C, L)
     sigmas = get_sigmas_polyexponential(steps, sigma_min, sigma_max, device=device)
     latents = SAMPLERS[sampler](model.denoiser(cond, cfg_scale), x, sigmas, generator=generator)
     audio = model.vae.decode(latents, chunk_frames=decode_chunk_frames)  # (B, C, L * ratio)
-    return audio[..., : round(seconds_total * rate)].float().cpu()
+    return audio[..., : round(max(totals) * rate)].float().cpu()
+
+
+def _per_row(value: float | Sequence[float], batch: int) -> list[float]:
+    if isinstance(value, int | float):
+        return [float(value)] * batch
+    if len(value) != batch:
+        raise ValueError(f"{len(value)} values for a batch of {batch} prompts")
+    return [float(v) for v in value]
 
 
 def write_wav(path: str | Path, audio: Tensor, sample_rate: int) -> None:

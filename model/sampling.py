@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from model.diffusion import Denoiser
-from model.noise import gaussian_like
+from model.noise import NoiseSource, gaussian_like
 
 
 def get_sigmas_polyexponential(
@@ -62,7 +62,7 @@ def sample_euler(
     x: Tensor,
     sigmas: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    generator: NoiseSource | None = None,
     callback: StepCallback | None = None,
 ) -> Tensor:
     """Euler steps along the probability-flow ODE dx/dsigma = (x - D(x, sigma)) / sigma."""
@@ -81,7 +81,7 @@ def sample_dpmpp_2m(
     x: Tensor,
     sigmas: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    generator: NoiseSource | None = None,
     callback: StepCallback | None = None,
 ) -> Tensor:
     """DPM-Solver++(2M): second-order multistep, the previous denoised estimate extrapolated in lambda."""
@@ -111,7 +111,7 @@ def sample_dpmpp_3m_sde(
     *,
     eta: float = 1.0,
     s_noise: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: NoiseSource | None = None,
     callback: StepCallback | None = None,
 ) -> Tensor:
     """DPM-Solver++(3M) SDE (SAO's sampler): third-order multistep in lambda with fresh noise

@@ -10,7 +10,7 @@ implementing the same three members.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -27,6 +27,7 @@ class EmbeddedSet:
     names: list[str]
     prompts: dict[str, str]  # name -> prompt; a published version's own prompts, empty for a folder
     vectors: np.ndarray  # (len(names), D)
+    structured: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # name -> a version sample's fields
 
 
 class AudioEmbedder(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import islice
 
 import numpy as np
 
@@ -14,14 +15,23 @@ from shards.loader.tars import BrokenShard, Sample, read_tar_samples
 from shards.manifest import read_manifest, shard_urls
 
 
-def embed_version_split(version: str, split: str, embedder: AudioEmbedder, clips_per_batch: int) -> EmbeddedSet:
-    """The split's clips, streamed from its shards in manifest order and embedded `clips_per_batch`
-    at a time (memory holds one batch of audio), named by clip_id, with the prompt of each sample's json."""
+def embed_version_split(
+    version: str,
+    split: str,
+    embedder: AudioEmbedder,
+    clips_per_batch: int,
+    max_clips: int | None = None,
+    side: str = "reference",
+) -> EmbeddedSet:
+    """The split's clips (the first `max_clips` when given), streamed from its shards in manifest order
+    and embedded `clips_per_batch` at a time (memory holds one batch of audio), named by clip_id, with
+    the prompt of each sample's json."""
     urls = shard_urls(version, read_manifest(version), [split])
     names: list[str] = []
     prompts: dict[str, str] = {}
+    structured: dict[str, dict[str, list[str]]] = {}
     parts = []
-    for batch in _batches(_samples(urls), clips_per_batch):
+    for batch in _batches(islice(samples(urls), max_clips), clips_per_batch):
         clips = []
         for sample in batch:
             key = sample["__key__"]
@@ -29,16 +39,25 @@ def embed_version_split(version: str, split: str, embedder: AudioEmbedder, clips
                 raise EvaluationError(f"{sample['__url__']}: sample {key} has no audio (flac)")
             clips.append(read_mono(sample["flac"], embedder.sample_rate, f"{sample['__url__']} sample {key}"))
             names.append(key)
-            prompt = json.loads(sample["json"]).get("prompt") if "json" in sample else None
-            if prompt:
-                prompts[key] = prompt
+            record = json.loads(sample["json"]) if "json" in sample else {}
+            if record.get("prompt"):
+                prompts[key] = record["prompt"]
+            if record.get("structured"):
+                structured[key] = {field["aspect"]: field["values"] for field in record["structured"]}
         parts.append(embedder.embed(clips))
     if not names:
-        raise EvaluationError(f"reference {version}: split {split} holds no clips")
-    return EmbeddedSet(f"reference {version} split {split}", names, prompts, np.concatenate(parts))
+        raise EvaluationError(f"{side} {version}: split {split} holds no clips")
+    return EmbeddedSet(f"{side} {version} split {split}", names, prompts, np.concatenate(parts), structured)
 
 
-def _samples(urls: list[str]) -> Iterator[Sample]:
+def split_audio(version: str, split: str, names: set[str], rate: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The split's clips of those names, one (clip_id, mono audio at rate) at a time."""
+    for sample in samples(shard_urls(version, read_manifest(version), [split])):
+        if sample["__key__"] in names and "flac" in sample:
+            yield sample["__key__"], read_mono(sample["flac"], rate, f"{sample['__url__']} sample {sample['__key__']}")
+
+
+def samples(urls: list[str]) -> Iterator[Sample]:
     for url in urls:
         try:
             yield from read_tar_samples(url)

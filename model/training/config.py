@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from curation.core.strict_model import StrictModel, execution_field
+from labeling.clap.backend import ClapConfig
 from model.config import VAELossConfig
 from model.training.lr_schedule import ScheduleConfig
 from shards.loader.config import PromptWeights
@@ -73,6 +74,24 @@ class ValidationConfig(StrictModel):
         [0.1, 0.3, 0.5, 0.7, 0.9],
         min_length=1,
         description="Diffusion times t in [0, 1] the loss is measured at (each logged, and their mean)",
+    )
+
+
+class PeriodicEvalConfig(StrictModel):
+    every: int = execution_field(
+        0,
+        ge=0,
+        description="Every N steps (0: never), the EMA weights speak the first `prompts` prompts of the version's "
+        "split with fixed seeds, and FAD against those clips' audio and the CLAP score are logged beside the losses",
+    )
+    split: str = execution_field("valid", description="Split of data.version whose prompts and audio are used")
+    prompts: int = execution_field(8, ge=2, description="Clips generated at each evaluation (FAD needs 2 or more)")
+    steps: int = execution_field(10, ge=1, description="Sampler steps")
+    cfg_scale: float | None = execution_field(None, ge=0, description="Guidance scale (empty: the model config's)")
+    batch_size: int = execution_field(8, ge=1, description="Clips generated together")
+    clap: ClapConfig = execution_field(
+        default_factory=lambda: ClapConfig(backend="random"),
+        description="The CLAP model that embeds the audio and prompts (the label stage's options)",
     )
 
 
@@ -188,6 +207,9 @@ class TrainConfig(StrictModel):
     demo: DemoConfig = execution_field(default_factory=DemoConfig, description="Demo samples from the EMA weights")
     validation: ValidationConfig = execution_field(
         default_factory=ValidationConfig, description="Validation loss on a held-out split"
+    )
+    eval: PeriodicEvalConfig = execution_field(
+        default_factory=PeriodicEvalConfig, description="A small evaluation (FAD, CLAP score) during training"
     )
     wandb: WandbConfig = execution_field(default_factory=WandbConfig, description="Weights & Biases logging")
 

@@ -73,12 +73,10 @@ class TrainLog:
         with open(self.run / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
         for name, value in values.items():
-            self._writer.add_scalar(f"{'valid' if name.startswith('valid_') else 'train'}/{name}", value, step)
+            self._writer.add_scalar(f"{_group(name)}/{name}", value, step)
         self._writer.flush()
         if self._wandb is not None:
-            self._wandb.log(
-                {f"{'valid' if k.startswith('valid_') else 'train'}/{k}": v for k, v in values.items()}, step=step
-            )
+            self._wandb.log({f"{_group(k)}/{k}": v for k, v in values.items()}, step=step)
         shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
         self.line(f"step {step}: {shown}")
 
@@ -116,6 +114,12 @@ class TrainLog:
             self._writer.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _group(name: str) -> str:
+    """The TensorBoard section of a scalar: valid_* and eval_* beside the training losses."""
+    prefix = name.split("_", 1)[0]
+    return prefix if prefix in ("valid", "eval") else "train"
 
 
 def _start_wandb(run: Path, config: Any) -> Any:

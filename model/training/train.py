@@ -36,7 +36,7 @@ from model.training.checkpointing import CheckpointSaver, load_whole_weights, re
 from model.training.config import DEFAULT_MODEL, TrainConfig
 from model.training.data import endless, step_generator, to_device
 from model.training.data import loader_config as loader_config_for
-from model.training.demo import demo
+from model.training.demo import demo, sampler_with
 from model.training.distributed import (
     Distributed,
     clip_gradients,
@@ -53,6 +53,7 @@ from model.training.distributed import (
 from model.training.ema import EMA
 from model.training.log import TrainLog
 from model.training.lr_schedule import lr_factor
+from model.training.periodic_eval import PeriodicEval
 from model.training.preemption import StopRequest, StopVote
 from model.training.resume import check_unchanged, data_identity, resume_folder
 from model.training.state import resuming_from, step_folder
@@ -140,6 +141,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         config, checkpoints, ctx, {"train": config.model_dump(mode="json"), "data_identity": identity}
     )
     validation = Validation(config, loader_config, ctx.device, train_log.line)
+    periodic_eval = PeriodicEval(config) if ctx.is_main else None
 
     # ---- loop
     vote = StopVote(StopRequest(), ctx)
@@ -183,8 +185,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         final = stopping or step == config.max_steps
         saving = final or step % config.checkpoint_every == 0
         demo_due = bool(config.demo.every and step % config.demo.every == 0) or step == config.max_steps
+        eval_due = bool(config.eval.every and step % config.eval.every == 0)
         gathered = None
-        if demo_due:
+        if demo_due or eval_due:
             # Whole tensors on rank 0's CPU, gathered from every rank's shards under FSDP2 (all ranks take part).
             gathered = full_model_state(model), ema.full_state(keep=ctx.is_main)
         if saving:
@@ -192,6 +195,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             train_log.line(f"checkpoint {folder}" + (" (writing in the background)" if saver.pending else ""))
         if ctx.is_main and demo_due:
             demo(model, *gathered, config, step, train_log)
+        if periodic_eval is not None and eval_due:
+            train_log.scalars(step, periodic_eval.run(sampler_with(model, *gathered)))
     saver.wait()
     vote.close()
     if stopping:

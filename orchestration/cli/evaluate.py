@@ -53,6 +53,12 @@ def print_eval_summary(report: dict[str, Any], written_to: str, console: Console
     if embedding.get("random_weights"):
         model = f"[yellow]{model}[/]"
     table.add_row("embedding", model)
+    if "fad_embedding" in report:
+        fad_model = report["fad_embedding"]["description"]
+        table.add_row(
+            "FAD embedding",
+            f"[yellow]{fad_model} RANDOM WEIGHTS[/]" if report["fad_embedding"]["random_weights"] else fad_model,
+        )
     if "generation" in report:
         made = report["generation"]
         line = (
@@ -78,4 +84,66 @@ def print_eval_summary(report: dict[str, Any], written_to: str, console: Console
                 f"CLAP score ({side})",
                 f"{score['mean']:.4f} mean ± {score['std']:.4f} over {score['count']} clips" if score else "no prompts",
             )
+    if "label_shift" in report:
+        shift = report["label_shift"]
+        moved = ", ".join(
+            f"{c['label']} {c['reference_share']:.2f}→{c['generated_share']:.2f}" for c in shift["top_changes"][:3]
+        )
+        table.add_row("label shift", f"JS {shift['js_divergence_bits']:.4f} bits · most moved: {moved or 'none'}")
+    control = report.get("control", {})
+    if control:
+        table.add_row("control accuracy", _control_line(control))
+    untrained = [
+        *(["the CLAP model that measures has random weights"] if embedding.get("random_weights") else []),
+        *(
+            ["the generating model has random weights"]
+            if report.get("generation", {}).get("weights") == "random"
+            else []
+        ),
+    ]
+    if untrained:
+        table.add_row(
+            "note", f"[bold yellow]{'; '.join(untrained)}: these figures check the machinery, not sound quality[/]"
+        )
     console.print(table)
+
+
+def _control_line(control: dict[str, Any]) -> str:
+    if "skipped" in control:
+        return f"not measured: {control['skipped']}"
+    sides = []
+    for side in ("generated", "reference"):
+        figures = control.get(side) or {}
+        parts = [
+            f"{label} {figures[name]:.2f}"
+            for name, label in (
+                ("tempo_accuracy1", "tempo acc1"),
+                ("tempo_accuracy2", "acc2"),
+                ("key_exact", "key exact"),
+                ("key_weighted_score", "weighted"),
+            )
+            if name in figures
+        ]
+        sides.append(f"{side}: {', '.join(parts) or 'no clip'}")
+    return f"{' · '.join(sides)} ({control['clips_asking']} clips ask, {control['clips_asking_nothing']} do not)"
+
+
+def eval_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of an eval.json, for a run's report."""
+    figures: dict[str, Any] = {
+        "fad": report["fad"],
+        "tag_kl": report["kl"].get("mean"),
+        "clips": report["generated"]["clips"],
+        "random_clap_weights": bool(report["embedding"].get("random_weights")),
+    }
+    if "generation" in report:
+        figures["model_weights"] = report["generation"]["weights"]
+        figures["model_step"] = report["generation"]["step"]
+    for side, score in report.get("clap_score", {}).items():
+        if score:
+            figures[f"clap_score_{side}"] = score["mean"]
+    for side in ("generated", "reference"):
+        for name in ("tempo_accuracy2", "key_weighted_score"):
+            if name in (report.get("control", {}).get(side) or {}):
+                figures[f"{name}_{side}"] = report["control"][side][name]
+    return figures

@@ -82,7 +82,20 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
         "captions": [{"path": str(captions), "name": "soundry-demo", "tags_column": "aspect_list"}],
     }
     base["label"] = {**base.get("label", {}), "truth": str(truth)}
+    # The eval's tag distributions over the demo's own few dozen tags: the built-in thousand would
+    # take random CLAP longer to embed than the rest of the eval stage.
+    base["eval"] = {**base.get("eval", {}), "tags": str(_write_demo_tags(captions, Path(args.dir) / "eval_tags.txt"))}
     return _execute(resolve(PipelineConfig, None, _overrides(args.set), base=base), console)
+
+
+def _write_demo_tags(captions: Path, path: Path) -> Path:
+    import ast
+    import csv
+
+    with captions.open(newline="", encoding="utf-8") as f:
+        tags = sorted({tag for row in csv.DictReader(f) for tag in ast.literal_eval(row["aspect_list"])})
+    path.write_text("".join(f"{tag}\n" for tag in tags), encoding="utf-8")
+    return path
 
 
 def _execute(config: PipelineConfig, console: Console) -> int:

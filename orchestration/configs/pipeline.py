@@ -61,3 +61,9 @@ class PipelineConfig(StrictModel):
         default_factory=dict, description="`soundry train` options (without output/data.version/vae)"
     )
     sample: SampleStage = Field(default_factory=SampleStage, description="Samples generated from the trained model")
+    eval: dict[str, Any] = Field(
+        default_factory=dict,
+        description="`soundry eval` options (without generated/checkpoint/reference/output; clap: the label "
+        "stage's unless given): the trained model speaks the version's reference_split (default test) prompts and "
+        "is compared with that split's audio",
+    )

@@ -1,18 +1,20 @@
 """`soundry run PIPELINE.yaml`: raw audio folders in; curation, vocabularies, labels, a
-published version, a VAE, the version's latents, the diffusion transformer and generated
-samples out.
+published version, a VAE, the version's latents, the diffusion transformer, generated
+samples and an evaluation of the model on the version's test split out.
 
 Each stage writes into its own folder under `run_dir` and records, last, in
 `run_dir/stages/<stage>.json` the fingerprint of what it was made from (its resolved config
 and its inputs' fingerprints): a stage whose folder holds the same fingerprint is skipped, so an interrupted run resumes
 (and the stages themselves resume inside: curation by unit, training by checkpoint). A
-changed config is refused for a finished stage instead of silently mixing two runs.
+changed config is refused for a finished stage instead of silently mixing two runs; the eval
+stage alone, which nothing reads, is measured again instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +40,7 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
 
 
 def _run_pipeline(config: PipelineConfig, console: Console) -> dict[str, Any]:
+    from model.evaluation.config import EvalConfig
     from model.training.config import TrainConfig, VAETrainConfig
     from orchestration.configs.jobs import CurateJob, EncodeJob, LabelJob, ShardJob, VocabJob
 
@@ -133,6 +136,17 @@ def _run_pipeline(config: PipelineConfig, console: Console) -> dict[str, Any]:
         console,
         lambda job, out, console: _sample(job, str(run / "train" / "final"), out, console),
     )
+    eval_job = _job(
+        EvalConfig,
+        "eval",
+        {"clap": config.label.get("clap", {"backend": "random"}), **config.eval},
+        generated=str(run / "eval" / "generated"),
+        checkpoint=str(run / "train" / "final"),
+        reference=version_dir,
+        output=str(run / "eval"),
+    )
+    _stage(run, "eval", eval_job, [model, version], report, console, _eval, redo_on_change=True)
+    report[-1]["figures"] = json.loads((run / STAGES / "eval.json").read_text())["summary"]
 
     write_json_atomic(str(run / "report.json"), report)
     _print_report(report, console)
@@ -188,6 +202,8 @@ def _stage(
     report: list[dict[str, Any]],
     console: Console,
     work: Callable[[Any, Path, Console], dict[str, Any]],
+    *,
+    redo_on_change: bool = False,
 ) -> str:
     out = run / name
     fingerprint = _fingerprint(job, upstream)
@@ -197,10 +213,14 @@ def _stage(
         if found["fingerprint"] == fingerprint:
             report.append({"stage": name, "status": "skipped (done)", "seconds": 0.0, "output": str(out)})
             return fingerprint
-        raise ConfigError(
-            f"{out} was made from another configuration or other inputs; "
-            f"choose a new run_dir, or delete {out} (and the stages after it) to redo it"
-        )
+        if redo_on_change:  # nothing downstream read it: its output is made again from scratch
+            record.unlink()
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            raise ConfigError(
+                f"{out} was made from another configuration or other inputs; "
+                f"choose a new run_dir, or delete {out} (and the stages after it) to redo it"
+            )
     console.rule(f"[bold]{name}")
     started = time.perf_counter()
     summary = work(job, out, console)
@@ -296,6 +316,15 @@ def _sample(job: SampleStage, checkpoint: str, out: Path, console: Console) -> d
     return {"samples": files}
 
 
+def _eval(job: Any, out: Path, console: Console) -> dict[str, Any]:
+    from model.evaluation.evaluate import REPORT_FILE, evaluate
+    from orchestration.cli.evaluate import eval_figures, print_eval_summary
+
+    report = evaluate(job)
+    print_eval_summary(report, str(out / REPORT_FILE), console)
+    return eval_figures(report)
+
+
 def _print_report(report: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="soundry run")
     for column in ("stage", "status", "seconds", "output"):
@@ -303,3 +332,26 @@ def _print_report(report: list[dict[str, Any]], console: Console) -> None:
     for row in report:
         table.add_row(row["stage"], row["status"], f"{row['seconds']:.1f}", row["output"])
     console.print(table)
+    for row in report:
+        if "figures" in row:
+            console.print(_figures_line(row["figures"]), highlight=False)
+
+
+def _figures_line(figures: dict[str, Any]) -> str:
+    """The eval stage's figures in one line, saying when weights were random (the demo's are)."""
+    parts = [f"FAD {figures['fad']:.4f}"]
+    if figures.get("tag_kl") is not None:
+        parts.append(f"tag KL {figures['tag_kl']:.4f}")
+    parts += [
+        f"CLAP score {side} {figures[f'clap_score_{side}']:.4f}"
+        for side in ("generated", "reference")
+        if f"clap_score_{side}" in figures
+    ]
+    random = [
+        *(["CLAP"] if figures["random_clap_weights"] else []),
+        *(["generating model"] if figures.get("model_weights") == "random" else []),
+    ]
+    note = (
+        f" [yellow](random weights: {', '.join(random)}; figures check the machinery, not quality)[/]" if random else ""
+    )
+    return f"eval ({figures['clips']} clips, model step {figures.get('model_step')}): {' · '.join(parts)}{note}"

@@ -1,6 +1,6 @@
 """`soundry run` end to end on a few synthesized files, every stage really run at toy size:
-curate, vocab, label (random CLAP), publish, train-vae, encode, train, sample; then the same
-command again finds every stage done."""
+curate, vocab, label (random CLAP), publish, train-vae, encode, train, sample, eval; then the
+same command again finds every stage done, and a changed eval config measures again."""
 
 import io
 import json
@@ -17,7 +17,18 @@ from orchestration.jobs.pipeline import run_pipeline
 from shards.manifest import read_manifest
 from shards.writer import SHARDS_DIR
 
-STAGES = ["curated", "vocab", "analysis", "labels", "versions/v1", "vae", "versions/v1-latents", "train", "samples"]
+STAGES = [
+    "curated",
+    "vocab",
+    "analysis",
+    "labels",
+    "versions/v1",
+    "vae",
+    "versions/v1-latents",
+    "train",
+    "samples",
+    "eval",
+]
 
 
 def pipeline(tmp_path, **changes) -> PipelineConfig:
@@ -55,6 +66,7 @@ def pipeline(tmp_path, **changes) -> PipelineConfig:
                 "demo": {"prompts": ["Calm"], "seconds": 0.2, "steps": 2, "cfg_scales": [3.0]},
             },
             "sample": {"prompts": ["Genre: Ambient"], "seconds": 0.5, "steps": 3},
+            "eval": {"reference_split": "train", "max_clips": 2, "steps": 2, "generation_batch_size": 2},
             **changes,
         }
     )
@@ -78,6 +90,15 @@ def test_raw_audio_to_samples_and_a_rerun_skips_every_stage(tmp_path):
     }
     sidecars = pq.read_table(next((run / "versions" / "v1" / SHARDS_DIR).glob("*.parquet")), columns=["music"])
     assert all(m["bpm_confidence"] == 0 and m["bpm"] is None for m in sidecars["music"].to_pylist())
+    evaluation = json.loads((run / "eval" / "eval.json").read_text())
+    assert (
+        evaluation["generation"]["checkpoint"] == str(run / "train" / "final") and evaluation["generation"]["step"] == 2
+    )
+    assert sorted(p.stem for p in (run / "eval" / "generated").iterdir()) == sorted(
+        row["name"] for row in pq.read_table(run / "eval" / "per_clip.parquet").to_pylist()
+    )
+    figures = first["stages"][-1]["figures"]
+    assert figures["clips"] == 2 and figures["fad"] == evaluation["fad"] and figures["random_clap_weights"] is True
 
     printed = io.StringIO()
     again = run_pipeline(config, Console(file=printed, width=400))
@@ -85,5 +106,13 @@ def test_raw_audio_to_samples_and_a_rerun_skips_every_stage(tmp_path):
     # The version's explorer page, whose path the demo prints last.
     page = run / "versions" / "v1" / "explore" / "index.html"
     assert page.exists() and f"explorer page: {page}" in printed.getvalue()
+    # A skipped eval still ends the run with its figures, marked as coming from random weights.
+    assert f"eval (2 clips, model step 2): FAD {figures['fad']:.4f}" in printed.getvalue()
+    assert "random weights: CLAP" in printed.getvalue()
+    assert again["stages"][-1]["figures"] == figures
+    # Nothing reads the eval stage: another config measures again (a third clip) instead of being refused.
+    changed = run_pipeline(pipeline(tmp_path, eval={**config.eval, "max_clips": 3}), Console(quiet=True))
+    assert [s["status"] for s in changed["stages"]][-2:] == ["skipped (done)", "ran"]
+    assert changed["stages"][-1]["figures"]["clips"] == 3 and len(list((run / "eval" / "generated").iterdir())) == 3
     with pytest.raises(ConfigError, match="another configuration"):
         run_pipeline(pipeline(tmp_path, train={**config.train, "max_steps": 3}), Console(quiet=True))

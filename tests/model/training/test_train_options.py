@@ -221,3 +221,20 @@ def test_recipes_fill_what_the_config_leaves_unset(tmp_path, capsys):
     assert main(["train", "--output", "o", "--data.version", "v", "--print-config"]) == 0
     tiny = capsys.readouterr().out
     assert "recipe: tiny" in tiny and "lr: 0.001" in tiny and "checkpoint_every: 100\n" in tiny
+
+
+def test_periodic_eval_logs_fad_and_clap_score_beside_the_losses(tmp_path, split_version):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    clap = {"backend": "random", "architecture": "HTSAT-mini", "audio_batch_size": 4, "threads": 1}
+    periodic = {"every": 1, "prompts": 2, "steps": 1, "clap": clap}
+    train(config(tmp_path / "run", split_version, eval=periodic, max_steps=2))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    fad, score = events.Scalars("eval/eval_fad"), events.Scalars("eval/eval_clap_score")
+    assert [e.step for e in fad] == [e.step for e in score] == [1, 2]
+    assert all(e.value > 0 for e in fad) and all(-1 <= e.value <= 1 for e in score)
+    assert fad[0].value != fad[1].value  # the same prompts and noise: only the weights moved
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]  # beside the losses
+    assert [row["eval_fad"] for row in metrics(tmp_path / "run") if "eval_fad" in row] == pytest.approx(
+        [e.value for e in fad]
+    )

@@ -44,3 +44,21 @@ def test_section_options_meet_the_pipeline_paths(tmp_path):
         _job(TrainConfig, "train", {"output": "elsewhere"}, output="o", data={"version": "ver"})
     with pytest.raises(ConfigError, match="train.max_steps"):
         _job(TrainConfig, "train", {"max_steps": -1}, output="o", data={"version": "ver"})
+
+
+def test_a_stage_nothing_reads_is_made_again_when_its_config_changes(tmp_path):
+    made = []
+
+    def work(job, out, console):
+        out.mkdir(parents=True, exist_ok=True)
+        assert not (out / "old.txt").exists()  # the older output is gone before the stage runs again
+        (out / "old.txt").write_text(job.output)
+        made.append(job.segment.window_s)
+        return {}
+
+    report: list = []
+    console = Console(quiet=True)
+    for window in (10, 10, 20):
+        job = _job(CurateJob, "eval", {"segment": {"window_s": window}}, inputs=[{"path": "r"}], output="o")
+        _stage(tmp_path, "eval", job, [], report, console, work, redo_on_change=True)
+    assert made == [10, 20] and [r["status"] for r in report] == ["ran", "skipped (done)", "ran"]
