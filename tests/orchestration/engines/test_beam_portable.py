@@ -7,7 +7,6 @@ workers are started by its runner); the job reaches it through pipeline options 
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import socket
@@ -15,14 +14,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from audio_files import music_like, write_audio
-from rich.console import Console
-
-from orchestration.configs.jobs import CurateJob
-from orchestration.jobs import curate as curate_module
+from engine_runs import curate_with
 
 pytestmark = pytest.mark.slow
 
@@ -63,24 +58,6 @@ def portable(port: int, temp_location: Path) -> list[str]:
         f"--environment_config=localhost:{port}",
         f"--temp_location={temp_location}",
     ]
-
-
-def curate_with(corpus: Path, output: Path, runner: dict) -> Any:
-    """Runs the curation job; returns the engine it ran on, kept as the job makes it."""
-    make_runner = curate_module.make_runner
-    made = []
-
-    def keep(config, warm_imports=()):
-        made.append(make_runner(config, warm_imports))
-        return made[-1]
-
-    job = CurateJob.model_validate(
-        {"inputs": [{"path": str(corpus)}], "output": str(output), "segment": {"window_s": 2.0}, "runner": runner}
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(curate_module, "make_runner", keep)
-        curate_module.curate(job, Console(file=io.StringIO()))
-    return made[0]
 
 
 def files(folder: Path) -> dict[str, bytes]:
