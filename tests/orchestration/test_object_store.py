@@ -79,6 +79,10 @@ def curate_and_label(inputs: str, root: str, runner: dict, vocab: str) -> None:
 
 def whole_road(inputs: str, root: str, vae: str) -> None:
     curate_and_label(inputs, root, LOCAL, vocab=f"{root}/vocab")
+    publish_and_encode(root, vae, LOCAL)
+
+
+def publish_and_encode(root: str, vae: str, runner: dict) -> None:
     publish_version(
         ShardJob.model_validate(
             {
@@ -88,7 +92,7 @@ def whole_road(inputs: str, root: str, vae: str) -> None:
                 "version": "v1",
                 "splits": {"fractions": {"train": 1.0}},
                 "shards": {"min_shards": 2},
-                "runner": LOCAL,
+                "runner": runner,
             }
         ),
         QUIET,
@@ -102,7 +106,7 @@ def whole_road(inputs: str, root: str, vae: str) -> None:
                 "version": "v1-latents",
                 "threads": 1,
                 "batch_size": 2,
-                "runner": LOCAL,
+                "runner": runner,
             }
         ),
         QUIET,
@@ -195,7 +199,7 @@ def test_versions_verify_the_loader_and_the_trainer_read_the_version_from_s3(roa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["ray", "beam"])
-def test_curate_and_label_through_s3_on_ray_and_beam_equal_the_local_disk_run(roads, s3, engine):
+def test_the_road_through_s3_on_ray_and_beam_equals_the_local_disk_run(roads, s3, engine):
     """Workers in other processes (Ray's) or threads (Beam's) reach the bucket with the endpoint and
     credentials of the environment they inherit, as a cluster's workers do from theirs."""
     assert os.environ["AWS_ENDPOINT_URL"] == s3.endpoint
@@ -206,8 +210,10 @@ def test_curate_and_label_through_s3_on_ray_and_beam_equal_the_local_disk_run(ro
 
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
             stack.callback(ray.shutdown)
-        curate_and_label(roads["inputs"], root, {"name": engine, "workers": 2}, vocab=f"{roads['s3']}/vocab")
-    for folder in ("curated", "labels"):
+        runner = {"name": engine, "workers": 2}
+        curate_and_label(roads["inputs"], root, runner, vocab=f"{roads['s3']}/vocab")
+        publish_and_encode(root, roads["vae"], runner)
+    for folder in ("curated", "labels", "versions/v1", "versions/v1-latents"):
         assert assert_same_outputs(files(f"{root}/{folder}"), files(f"{roads['local']}/{folder}")) >= 4
 
 
