@@ -172,7 +172,8 @@ def _silence_gaps(rng: np.random.Generator, duration_s: float,
     for i in range(count):
         shortest = _LONG_GAP_S if long else _GAP_S[0]
         length = np.floor(10 * min(rng.uniform(shortest, _GAP_S[1]), room)) / 10
-        start = np.floor(10 * (i * span + _GAP_MARGIN_S + rng.uniform(0, room - length))) / 10
+        # max(): the length rounded to tenths may exceed `room` by a rounding error (22.4 s pieces).
+        start = np.floor(10 * (i * span + _GAP_MARGIN_S + rng.uniform(0, max(0.0, room - length)))) / 10
         gaps.append((float(start), float(length)))
     return gaps
 

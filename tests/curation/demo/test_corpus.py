@@ -13,6 +13,7 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
+from curation.demo import corpus as corpus_module
 from curation.demo.corpus import FORMATS, LOSSLESS, MANIFEST, DemoPiece, generate_demo_corpus
 
 SMALL = dict(n_pieces=7, seed=3, min_duration_s=20.0, max_duration_s=24.0)
@@ -149,3 +150,17 @@ def test_cli_refuses_a_file_as_the_folder(tmp_path, capsys):
     assert main(["demo-corpus", str(tmp_path / "notes.txt"), "--pieces", "1"]) == 2
     assert "notes.txt is a file" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("duration_s", [22.4, 20.0, 14.0])
+def test_silence_gaps_fit_pieces_whose_span_rounds_badly(duration_s):
+    """Half of 22.4 s less the margins is 7.199999999999999 s, and a gap rounded to tenths came out
+    at 7.2 s: the start was then drawn from a negative range and corpus generation failed."""
+    for seed in range(40):
+        for long in (False, True):
+            if long and duration_s < corpus_module._LONG_GAP_S + 2 * corpus_module._GAP_MARGIN_S:
+                continue
+            gaps = corpus_module._silence_gaps(np.random.default_rng(seed), duration_s, long)
+            margin = corpus_module._GAP_MARGIN_S
+            for start, length in gaps:
+                assert margin <= start and start + length <= duration_s - margin + 1e-9
