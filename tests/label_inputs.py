@@ -81,7 +81,11 @@ def clip_rows(clips=CLIPS, rate: int = 44100) -> list[dict]:
 
 
 def write_clip_table(root: Path, parts: int = 2, clips=CLIPS) -> str:
-    rows = clip_rows(clips)
+    return write_clip_parts(root, clip_rows(clips), parts)
+
+
+def write_clip_parts(root: Path, rows: list[dict], parts: int = 2) -> str:
+    """Clip rows as a curated folder: dealt round-robin into `parts` parts, two rows per row group."""
     (root / "clips").mkdir(parents=True, exist_ok=True)
     for part in range(parts):
         table = pa.Table.from_pylist(rows[part::parts], schema=CLIP_SCHEMA)

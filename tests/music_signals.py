@@ -7,11 +7,9 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import soundfile
+from label_inputs import write_clip_parts
 
-from curation.clip import CLIP_SCHEMA
 from curation.demo import synth
 from labeling.music.harmony import PITCH_CLASSES, TRIADS
 
@@ -111,9 +109,4 @@ def write_music_clip_table(root: Path, parts: int = 2) -> str:
                 "audio_flac": buffer.getvalue(),
             }
         )
-    (root / "clips").mkdir(parents=True, exist_ok=True)
-    for part in range(parts):
-        table = pa.Table.from_pylist(rows[part::parts], schema=CLIP_SCHEMA)
-        pq.write_table(table, root / "clips" / f"part-{part:06d}.parquet", row_group_size=2)
-    (root / "summary.json").write_text("{}")
-    return str(root)
+    return write_clip_parts(root, rows, parts)

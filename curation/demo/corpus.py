@@ -24,7 +24,7 @@ import json
 import os
 import random
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -437,12 +437,17 @@ def demo_caption(piece: DemoPiece) -> dict[str, str]:
 
 def write_demo_captions(pieces: Sequence[DemoPiece], path: str | os.PathLike) -> Path:
     """Writes the pieces' rater captions as a CSV (atomically; the same pieces give the same bytes)."""
+    return write_csv(path, CAPTION_COLUMNS, (demo_caption(piece) for piece in pieces))
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """Rows as a CSV with a header, written to a temporary beside `path` and moved into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CAPTION_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(demo_caption(piece) for piece in pieces)
+        writer.writerows(rows)
     os.replace(temporary, path)
     return path

@@ -9,13 +9,12 @@ its labels against it (`soundry label --truth`); its bpm and key columns suit `s
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from curation.demo.corpus import DemoPiece, demo_caption
+from curation.demo.corpus import DemoPiece, demo_caption, write_csv
 from curation.demo.synth import STYLES
 
 TRUTH_COLUMNS = ("source_id", "file_name", "caption", "aspect_list", "genre", "instrument", "bpm", "key")
@@ -23,27 +22,20 @@ TRUTH_COLUMNS = ("source_id", "file_name", "caption", "aspect_list", "genre", "i
 
 def write_demo_truth(pieces: Sequence[DemoPiece], corpus: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Writes the pieces' truth as a CSV (atomically; the same corpus gives the same bytes)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TRUTH_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for piece in pieces:
-            with open(Path(corpus) / piece.file_name, "rb") as audio:
-                source_id = hashlib.file_digest(audio, "sha256").hexdigest()
-            caption = demo_caption(piece)
-            writer.writerow(
-                {
-                    "source_id": source_id,
-                    "file_name": piece.file_name,
-                    "caption": caption["caption"],
-                    "aspect_list": caption["aspect_list"],
-                    "genre": piece.genre,
-                    "instrument": piece.instrument,
-                    "bpm": piece.tempo_bpm if STYLES[piece.genre].pulse else 0.0,
-                    "key": piece.key,
-                }
-            )
-    os.replace(temporary, path)
-    return path
+    return write_csv(path, TRUTH_COLUMNS, (_truth_row(piece, Path(corpus)) for piece in pieces))
+
+
+def _truth_row(piece: DemoPiece, corpus: Path) -> dict[str, object]:
+    with open(corpus / piece.file_name, "rb") as audio:
+        source_id = hashlib.file_digest(audio, "sha256").hexdigest()
+    caption = demo_caption(piece)
+    return {
+        "source_id": source_id,
+        "file_name": piece.file_name,
+        "caption": caption["caption"],
+        "aspect_list": caption["aspect_list"],
+        "genre": piece.genre,
+        "instrument": piece.instrument,
+        "bpm": piece.tempo_bpm if STYLES[piece.genre].pulse else 0.0,
+        "key": piece.key,
+    }

@@ -37,17 +37,11 @@ def _analyze(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_analysis_summary(summary: dict[str, Any], console: Console) -> None:
-    from rich.table import Table
+    from orchestration.jobs.progress import add_runner_row, summary_table
 
     facts = summary["facts"]
-    table = Table(title=f"analysis summary: {summary['output']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row(
-        "runner",
-        f"{summary['runner']} ({summary['workers']} workers, {summary['units']} units, "
-        f"{summary['units_resumed']} resumed)",
-    )
+    table = summary_table(f"analysis summary: {summary['output']}")
+    add_runner_row(table, summary)
     table.add_row("clips", f"{facts['clips']}: tempo known for {facts['tempo_known']}, key for {facts['key_known']}")
     table.add_row("bpm", ", ".join(f"{b}: {n}" for b, n in facts["bpm_histogram"].items()) or "-")
     table.add_row("keys", ", ".join(f"{k}: {n}" for k, n in list(facts["keys"].items())[:8]) or "-")

@@ -42,11 +42,9 @@ def _encode(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_encode_summary(summary: dict[str, Any], console: Console) -> None:
-    from rich.table import Table
+    from orchestration.jobs.progress import summary_table
 
-    table = Table(title=f"published: {summary['version']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table(f"published: {summary['version']}")
     table.add_row("from", f"{summary['source']} through the VAE {summary['vae']}")
     table.add_row(
         "clips",

@@ -43,11 +43,9 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_eval_summary(report: dict[str, Any], written_to: str, console: Console) -> None:
-    from rich.table import Table
+    from orchestration.jobs.progress import summary_table
 
-    table = Table(title=f"evaluation: {written_to}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table(f"evaluation: {written_to}")
     embedding = report["embedding"]
     model = embedding["description"]
     if embedding.get("random_weights"):

@@ -38,11 +38,9 @@ def _label(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_label_summary(summary: dict[str, Any], console: Console) -> None:
-    from rich.table import Table
+    from orchestration.jobs.progress import summary_table
 
-    table = Table(title=f"labeling summary: {summary['output']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table(f"labeling summary: {summary['output']}")
     table.add_row("CLAP", summary["clap"]["description"])
     table.add_row(
         "runner",

@@ -91,12 +91,10 @@ def _publish(args: argparse.Namespace, console: Console) -> int:
 
 
 def print_shard_summary(summary: dict[str, Any], console: Console) -> None:
-    from rich.table import Table
+    from orchestration.jobs.progress import summary_table
 
     title = "published" if summary["published"] else "sharded (not yet published: run `soundry publish`)"
-    table = Table(title=f"{title}: {summary['version']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table(f"{title}: {summary['version']}")
     excluded = ", ".join(f"{reason}: {n}" for reason, n in summary["clips_excluded"].items()) or "none"
     table.add_row("clips", f"{summary['clips']} of {summary['clips_in']} (left out: {excluded})")
     table.add_row(
@@ -185,11 +183,9 @@ def _list(listed: list[dict[str, Any]], root: str, console: Console) -> int:
 
 
 def _show(manifest: dict[str, Any], console: Console) -> None:
-    from rich.table import Table
+    from orchestration.jobs.progress import summary_table
 
-    table = Table(title=f"{manifest['name']} {manifest['version']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table(f"{manifest['name']} {manifest['version']}")
     totals = manifest["totals"]
     table.add_row("created", manifest["created"])
     table.add_row(

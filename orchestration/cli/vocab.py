@@ -82,11 +82,9 @@ def _with_files(job: VocabJob, args: argparse.Namespace) -> VocabJob:
 
 
 def print_vocab_summary(summary: dict[str, Any], console: Console) -> None:
-    from rich.table import Table
+    from orchestration.jobs.progress import summary_table
 
-    table = Table(title=f"vocabularies: {summary['output']}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table(f"vocabularies: {summary['output']}")
     llm = summary["llm"]
     engine = f"{summary['runner']} engine, {llm['workers']} workers" if llm["engine"] else "in this process"
     if "model_loads" in llm:

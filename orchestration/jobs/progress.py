@@ -49,15 +49,26 @@ class CurationProgress:
         self._progress.update(self._task, advance=1, detail=detail)
 
 
-def print_summary(summary: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"curation summary: {summary['output']}", show_header=False, title_justify="left")
+def summary_table(title: str) -> Table:
+    """A command's summary as a table of two columns: what (bold), then its figures."""
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
+    return table
+
+
+def add_runner_row(table: Table, summary: dict[str, Any]) -> None:
+    """The engine a units stage ran on, its workers, and how many of its units a resume found done."""
     table.add_row(
         "runner",
         f"{summary['runner']} ({summary['workers']} workers, {summary['units']} units, "
         f"{summary['units_resumed']} resumed)",
     )
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    table = summary_table(f"curation summary: {summary['output']}")
+    add_runner_row(table, summary)
     table.add_row(
         "in", f"{summary['files_in']} files · {summary['hours_in']:.3f} h · {summary['bytes_in'] / 1e6:.1f} MB"
     )
