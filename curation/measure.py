@@ -1,8 +1,8 @@
 """Per-clip audio quality measures: level, loudness, clipping, silence, bandwidth, fake stereo.
 
 Every clip of the corpus goes through `measure`, so each measure is a handful of vectorized
-passes over the PCM (about 1500x realtime for 44.1 kHz stereo on one core); the K-weighting
-filter for loudness is the only sequential pass and costs most of the time.
+passes over the PCM; the K-weighting filter for loudness (curation/loudness.py) is the only
+sequential pass.
 """
 
 from __future__ import annotations
@@ -13,21 +13,13 @@ import math
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
-FLOOR_DB = -120.0
+from curation.loudness import FLOOR_DB, integrated_loudness
+
 CLIP_LEVEL = 0.999
 SILENCE_FRAME_S = 0.05
 SILENCE_MEAN_SQUARE = 1e-6  # -60 dBFS RMS
 MONO_AS_STEREO_TOLERANCE = 1e-4  # of the peak
-
-# BS.1770-4 gating: 400 ms blocks every 100 ms, -70 LUFS absolute and -10 LU relative gates.
-LOUDNESS_HOP_S = 0.1
-LOUDNESS_BLOCK_HOPS = 4
-LOUDNESS_OFFSET_DB = -0.691
-ABSOLUTE_GATE_MEAN_SQUARE = 10.0 ** ((-70.0 - LOUDNESS_OFFSET_DB) / 10.0)
-RELATIVE_GATE = 10.0 ** (-10.0 / 10.0)
-FILTER_CHUNK = 1 << 16  # samples per K-weighting pass
 
 # Bandwidth: highest bin within 70 dB of the spectral peak and above an absolute floor.
 BANDWIDTH_FFT = 4096
@@ -73,7 +65,7 @@ def measure(pcm: np.ndarray, sample_rate: int) -> QualityMeasures:
     return QualityMeasures(
         peak_dbfs=_db(peak * peak),
         rms_dbfs=_db(mean_square),
-        lufs=_integrated_loudness(x, sample_rate),
+        lufs=integrated_loudness(x, sample_rate),
         clipping_ratio=float(clipping_ratio),
         silence_ratio=silence_ratio,
         bandwidth_hz=_bandwidth(x, sample_rate),
@@ -103,80 +95,6 @@ def _level_and_silence(x: np.ndarray, rate: int) -> tuple[float, float]:
         total += tail_energy
         frames += 1
     return total / flat.size, silent / frames
-
-
-@functools.cache
-def _k_weighting(rate: int) -> np.ndarray:
-    """The BS.1770 pre-filter as two biquads (high shelf, then high-pass), derived for any rate
-    with the RBJ cookbook formulas as pyloudnorm does, so the two agree at every rate."""
-    w0 = 2.0 * math.pi * 1500.0 / rate
-    a = 10.0 ** (4.0 / 40.0)
-    alpha = math.sin(w0) / (2.0 * (1.0 / math.sqrt(2.0)))
-    cos, root = math.cos(w0), 2.0 * math.sqrt(a) * alpha
-    shelf = [
-        a * ((a + 1) + (a - 1) * cos + root),
-        -2 * a * ((a - 1) + (a + 1) * cos),
-        a * ((a + 1) + (a - 1) * cos - root),
-        (a + 1) - (a - 1) * cos + root,
-        2 * ((a - 1) - (a + 1) * cos),
-        (a + 1) - (a - 1) * cos - root,
-    ]
-    w0 = 2.0 * math.pi * 38.0 / rate
-    alpha, cos = math.sin(w0) / (2.0 * 0.5), math.cos(w0)
-    high_pass = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2, 1 + alpha, -2 * cos, 1 - alpha]
-    sos = np.array([shelf, high_pass])
-    return sos / sos[:, 3:4]
-
-
-def _integrated_loudness(x: np.ndarray, rate: int) -> float:
-    """BS.1770-4 integrated loudness; channel weights are 1 (mono or L and R).
-
-    Only complete 400 ms blocks count, as the Recommendation says; pyloudnorm also counts a
-    trailing partial block (at full-block length), so the two differ on clip lengths that are
-    not a whole number of 100 ms hops, by up to ~0.9 LU on clips of a second or so.
-    """
-    hop = round(LOUDNESS_HOP_S * rate)
-    hops = x.shape[0] // hop
-    if hops < LOUDNESS_BLOCK_HOPS:
-        return FLOOR_DB
-    n = hops * hop
-    if x.shape[1] == 2:
-        hop_energy = _k_weighted_hop_energy(x[:n].view(np.complex64)[:, 0], rate, hop).sum(axis=1)
-    else:
-        # The two halves of a mono clip make the pair; the second starts at least one hop early
-        # so that the filter has settled (the 38 Hz high-pass decays in ~4 ms) when it counts.
-        half = (hops + 2) // 2 * hop
-        pair = np.empty(half, np.complex64)
-        pair.real, pair.imag = x[:half, 0], x[n - half : n, 0]
-        energy = _k_weighted_hop_energy(pair, rate, hop)
-        hop_energy = np.concatenate((energy[:, 0], energy[2 * half // hop - hops :, 1]))
-    block_energy = np.convolve(hop_energy, np.ones(LOUDNESS_BLOCK_HOPS), mode="valid")
-    blocks = block_energy / (LOUDNESS_BLOCK_HOPS * hop)
-    blocks = blocks[blocks >= ABSOLUTE_GATE_MEAN_SQUARE]
-    if blocks.size == 0:
-        return FLOOR_DB
-    blocks = blocks[blocks > RELATIVE_GATE * blocks.mean()]
-    return LOUDNESS_OFFSET_DB + 10.0 * math.log10(blocks.mean())
-
-
-def _k_weighted_hop_energy(pair: np.ndarray, rate: int, hop: int) -> np.ndarray:
-    """Energy per hop of the K-weighted real and imaginary parts of `pair`, shape (hops, 2).
-
-    A real filter run on complex input filters the two parts independently, and one complex
-    pass costs about 0.7 of two real ones. float64 because float32 state drifts by up to
-    0.15 dB on low frequencies at 192 kHz. Chunks keep the float64 copies in cache.
-    """
-    sos = _k_weighting(rate)
-    state = np.zeros((sos.shape[0], 2), np.complex128)
-    energy = np.empty((pair.size // hop, 2))
-    step = max(1, FILTER_CHUNK // hop)
-    for first in range(0, energy.shape[0], step):
-        chunk = pair[first * hop : (first + step) * hop].astype(np.complex128)
-        y, state = scipy.signal.sosfilt(sos, chunk, zi=state)
-        parts = y.view(np.float64).reshape(-1, hop, 2)
-        energy[first : first + step, 0] = np.einsum("ij,ij->i", parts[..., 0], parts[..., 0])
-        energy[first : first + step, 1] = np.einsum("ij,ij->i", parts[..., 1], parts[..., 1])
-    return energy
 
 
 def _bandwidth(x: np.ndarray, rate: int) -> float:

@@ -8,6 +8,7 @@ import sys
 HEAVY = {
     "torch",
     "scipy",
+    "numba",
     "matplotlib",
     "pyarrow",
     "pandas",
