@@ -61,6 +61,12 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
     remaining = facts.exact_frames if facts.exact_frames is not None else -1
     # Interleaved float32 at the source rate and layout; resampling happens in _conform.
     resampler = av.AudioResampler(format="flt")
+    # A codec frame is ~1,000 samples: gathered into blocks of about block_frames, the steps
+    # after decoding (remix, soxr, segmenting) run once a block instead of once a frame, which
+    # matters most under Beam's threads, where that per-frame Python holds the GIL. soxr gives
+    # the same samples however its input is cut, so the clips are the same.
+    held: list[np.ndarray] = []
+    held_frames = 0
     try:
         with av.open(path, metadata_errors="ignore") as container:
             for frame in container.decode(audio=0):
@@ -71,12 +77,28 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
                         # AAC and similar return encoder padding past the stated length.
                         block = block[:remaining]
                         remaining -= len(block)
-                    if len(block):
-                        yield block
+                    if not len(block):
+                        continue
+                    if held and held[0].shape[1] != block.shape[1]:
+                        yield _joined(held)
+                        held, held_frames = [], 0
+                    held.append(block)
+                    held_frames += len(block)
+                    if held_frames >= block_frames:
+                        yield _joined(held)
+                        held, held_frames = [], 0
                 if remaining == 0:
-                    return
+                    break
     except av.error.FFmpegError as error:
+        if held:  # the samples before a failure are passed on, as frame by frame
+            yield _joined(held)
         raise DecodeError(f"FFmpeg: {error}") from error
+    if held:
+        yield _joined(held)
+
+
+def _joined(blocks: list[np.ndarray]) -> np.ndarray:
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def _ffmpeg_blocks(path: str, config: Decoding, target: AudioFormat) -> Blocks:

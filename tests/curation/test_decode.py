@@ -147,6 +147,21 @@ def test_samples_before_a_decoder_failure_come_out_as_when_streaming():
     assert len(seen) == 1 and np.array_equal(seen[0], stream.resample_chunk(first))
 
 
+@pytest.mark.parametrize("kind", ["opus", "m4a"])
+def test_pyav_frames_come_in_blocks_with_the_samples_frame_by_frame_gives(sources, kind):
+    """PyAV decodes a codec frame (~1,000 samples) at a time; the frames are gathered into
+    blocks of block_frames, so what follows runs per block, and the samples are the same as
+    with blocks of about one frame (soxr resamples the same however its input is cut)."""
+    path = str(sources[kind])
+    facts = probe(path)
+    blocks = list(decode(path, facts, "pyav", Decoding(block_frames=65536), AudioFormat()))
+    framewise = np.concatenate(list(decode(path, facts, "pyav", Decoding(block_frames=1024), AudioFormat())))
+    # 46 s: about 2 million samples, 31 blocks of 65,536 source frames (after resampling, a
+    # stream's chunk comes out a little shorter or longer), never 2,000 codec frames.
+    assert 25 <= len(blocks) <= 40
+    assert np.array_equal(np.concatenate(blocks), framewise)
+
+
 @pytest.mark.parametrize("container", ["ogg", "caf"])
 def test_flac_where_libsndfile_refuses_it_goes_to_pyav(tmp_path, container):
     """FLAC in Ogg (found in game data packages) and in CAF: libsndfile refuses to open
