@@ -59,8 +59,6 @@ def _soundfile_blocks(path: str, facts: SourceFacts, block_frames: int) -> Block
 
 def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
     remaining = facts.exact_frames if facts.exact_frames is not None else -1
-    # Interleaved float32 at the source rate and layout; resampling happens in _conform.
-    resampler = av.AudioResampler(format="flt")
     # A codec frame is ~1,000 samples: gathered into blocks of about block_frames, the steps
     # after decoding (remix, soxr, segmenting) run once a block instead of once a frame, which
     # matters most under Beam's threads, where that per-frame Python holds the GIL. soxr gives
@@ -69,16 +67,12 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
     held_frames = 0
     try:
         with av.open(path, metadata_errors="ignore") as container:
-            for frame in container.decode(audio=0):
-                for converted in resampler.resample(frame):
-                    # The frame's own layout, not the probe's: a stream may change it midway.
-                    block = converted.to_ndarray().reshape(-1, converted.layout.nb_channels)
-                    if remaining >= 0:
-                        # AAC and similar return encoder padding past the stated length.
-                        block = block[:remaining]
-                        remaining -= len(block)
-                    if not len(block):
-                        continue
+            for block in _float_frames(container):
+                if remaining >= 0:
+                    # AAC and similar return encoder padding past the stated length.
+                    block = block[:remaining]
+                    remaining -= len(block)
+                if len(block):
                     if held and held[0].shape[1] != block.shape[1]:
                         yield _joined(held)
                         held, held_frames = [], 0
@@ -97,8 +91,26 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
         yield _joined(held)
 
 
+def _float_frames(container: av.container.InputContainer) -> Iterator[np.ndarray]:
+    """Each decoded frame as (samples, channels) float32 at the source rate, in the frame's own
+    layout, not the probe's (a stream may change it midway). Float frames, which FFmpeg's
+    decoders for opus, aac, vorbis and mp3 give, are taken as they are (planar ones transposed:
+    what FFmpeg's converter would do, without a converter call per frame); other sample formats
+    go through the converter."""
+    converter = None
+    for frame in container.decode(audio=0):
+        if frame.format.name == "fltp":
+            yield frame.to_ndarray().T
+        elif frame.format.name == "flt":
+            yield frame.to_ndarray().reshape(-1, frame.layout.nb_channels)
+        else:
+            converter = converter or av.AudioResampler(format="flt")
+            for converted in converter.resample(frame):
+                yield converted.to_ndarray().reshape(-1, converted.layout.nb_channels)
+
+
 def _joined(blocks: list[np.ndarray]) -> np.ndarray:
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    return np.ascontiguousarray(blocks[0]) if len(blocks) == 1 else np.concatenate(blocks)
 
 
 def _ffmpeg_blocks(path: str, config: Decoding, target: AudioFormat) -> Blocks:

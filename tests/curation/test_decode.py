@@ -3,6 +3,7 @@ the same samples after encoding, decoding and resampling, however far into the f
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 import soundfile
@@ -160,6 +161,30 @@ def test_pyav_frames_come_in_blocks_with_the_samples_frame_by_frame_gives(source
     # stream's chunk comes out a little shorter or longer), never 2,000 codec frames.
     assert 25 <= len(blocks) <= 40
     assert np.array_equal(np.concatenate(blocks), framewise)
+
+
+def test_float_frames_are_taken_without_a_converter(sources, monkeypatch):
+    """FFmpeg's opus and aac decoders give float frames: they are read as they are, with no
+    converter call per frame (a converter here fails the test)."""
+
+    def no_converter(*args, **kwargs):
+        raise AssertionError("a converter was built for float frames")
+
+    monkeypatch.setattr(av, "AudioResampler", no_converter)
+    for kind in ("opus", "m4a"):
+        path = str(sources[kind])
+        pcm = np.concatenate(list(decode(path, probe(path), "pyav", Decoding(), AudioFormat())))
+        assert abs(len(pcm) - 46 * RATE) <= 1024
+
+
+def test_integer_frames_go_through_the_converter_exactly(tmp_path):
+    """16-bit PCM in Matroska (integer frames, converted by FFmpeg) reads as libsndfile reads
+    the same samples from a WAV: x / 32768, bit for bit."""
+    wav = write_audio(tmp_path / "src.wav", music_like(2.0, channels=1), RATE, subtype="PCM_16")
+    path = str(encode(wav, tmp_path / "src.mkv", "-c:a", "pcm_s16le"))
+    pcm = np.concatenate(list(decode(path, probe(path), "pyav", Decoding(), AudioFormat())))
+    expected, _ = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    assert np.array_equal(pcm, np.repeat(expected, 2, axis=1))
 
 
 @pytest.mark.parametrize("container", ["ogg", "caf"])
