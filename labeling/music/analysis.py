@@ -19,7 +19,7 @@ from curation.core.extras import needs_extra
 from labeling.music.config import AnalysisSettings
 from labeling.music.facts import MusicFacts
 from labeling.music.harmony import estimate_chords, estimate_key, pitch_evidence, progression
-from labeling.music.rhythm import HOP, estimate_meter, estimate_tempo
+from labeling.music.rhythm import HOP, estimate_meter, estimate_tempo_in_bands
 
 N_FFT = 2048
 # Chroma needs finer frequency resolution than onsets and far fewer frames: on the demo
@@ -27,6 +27,9 @@ N_FFT = 2048
 CHROMA_HOP = 2048
 CHROMA_N_FFT = 4096
 TUNING_STRIDE = 2
+# Mel band edges (of librosa's 128, up to 11 kHz) of the registers whose onsets are also read
+# apart: bass (to ~200 Hz), low-mid (~600 Hz), mid (~2 kHz), high.
+ONSET_BANDS = [0, 8, 24, 64, 128]
 
 
 def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
@@ -44,12 +47,20 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
     power = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr)
     del power
-    envelope = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=HOP)
-    bpm, confidence = estimate_tempo(envelope, sr, settings.min_periodicity)
+    mel_db = librosa.power_to_db(mel)
+    # The whole spectrum's onsets, then each register's: the pulse is measured where it is clearest.
+    envelopes = np.vstack(
+        [
+            librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=HOP),
+            librosa.onset.onset_strength_multi(S=mel_db, sr=sr, hop_length=HOP, channels=ONSET_BANDS),
+        ]
+    )
+    del mel_db
+    bpm, confidence, chosen = estimate_tempo_in_bands(envelopes, sr, settings.min_periodicity)
     beats = np.zeros(0, dtype=int)
     meter = None
     if bpm is not None:
-        _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=HOP, bpm=bpm)
+        _, beats = librosa.beat.beat_track(onset_envelope=envelopes[chosen], sr=sr, hop_length=HOP, bpm=bpm)
         loudness = librosa.power_to_db(mel.sum(axis=0))
         meter = estimate_meter(loudness, beats, settings.min_accent_db)
     facts = MusicFacts(bpm, confidence, len(beats), meter)
