@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from curation.core.extras import needs_extra
+from labeling.music.bass import bass_note_histogram
 from labeling.music.config import AnalysisSettings
 from labeling.music.facts import MusicFacts
-from labeling.music.harmony import estimate_chords, estimate_key, pitch_evidence, progression
+from labeling.music.harmony import estimate_chords, estimate_key, pitch_evidence, progression, tonality
 from labeling.music.rhythm import HOP, estimate_meter, estimate_tempo_in_bands
 
 N_FFT = 2048
@@ -27,6 +28,9 @@ N_FFT = 2048
 CHROMA_HOP = 2048
 CHROMA_N_FFT = 4096
 TUNING_STRIDE = 2
+# Where most notes' fundamentals lie (Hz): the diatonic collection is read from this register's
+# chroma, above it bright sounds' partials weigh as much as the notes.
+FUNDAMENTALS_HZ = (50.0, 800.0)
 # Mel band edges (of librosa's 128, up to 11 kHz) of the registers whose onsets are also read
 # apart: bass (to ~200 Hz), low-mid (~600 Hz), mid (~2 kHz), high.
 ONSET_BANDS = [0, 8, 24, 64, 128]
@@ -70,16 +74,22 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
     tuning = librosa.estimate_tuning(S=chroma_power[:, ::TUNING_STRIDE], sr=sr, n_fft=CHROMA_N_FFT)
     chroma = librosa.feature.chroma_stft(S=chroma_power, sr=sr, n_fft=CHROMA_N_FFT, tuning=tuning)
     profile = chroma.mean(axis=1)
-    tonic, mode, tonality = estimate_key(profile)
     # A key is implied by several pitch classes standing out; a click or a drone shows one or
     # two, noise and drums none, and those correlate with some key profile by chance.
     pitch_classes, share = pitch_evidence(profile)
     if (
-        tonality < settings.min_tonality
+        tonality(profile) < settings.min_tonality
         or pitch_classes < settings.min_pitch_classes
         or share < settings.min_pitch_share
     ):
         return facts
+    frequencies = librosa.fft_frequencies(sr=sr, n_fft=CHROMA_N_FFT)
+    chroma_power[(frequencies < FUNDAMENTALS_HZ[0]) | (frequencies > FUNDAMENTALS_HZ[1])] = 0
+    fundamentals = librosa.feature.chroma_stft(S=chroma_power, sr=sr, n_fft=CHROMA_N_FFT, tuning=tuning)
+    del chroma_power
+    tonic, mode, key_confidence = estimate_key(
+        profile, fundamentals.mean(axis=1), bass_note_histogram(mono, sr, tuning)
+    )
     chords: list[str] = []
     if settings.chords and len(beats) >= settings.min_chord_beats:
         beat_frames = np.minimum(beats * HOP // CHROMA_HOP, chroma.shape[1] - 1)
@@ -92,7 +102,7 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
         meter,
         tonic,
         mode,
-        round(tonality, 4),
+        round(key_confidence, 4),
         chords,
         progression(chords, tonic, settings.progression_length),
     )

@@ -107,3 +107,20 @@ def test_music_without_a_pulse_stays_without_a_tempo_in_every_register(instrumen
     piece = synth.render_piece("ambient", instrument, 70.0, "E major", 12.0, SR, np.random.default_rng(seed))
     facts = analyze(piece.mean(axis=1), SETTINGS)
     assert facts.bpm is None and facts.bpm_confidence == 0 and facts.beat_count == 0, facts
+
+
+@pytest.mark.parametrize(
+    ("tonic", "mode", "chords"),
+    [
+        ("A", "minor", ["A:min", "G:maj", "F:maj", "G:maj"]),  # natural minor: every pitch is C major's
+        ("G", "minor", ["G:min", "F:maj", "Eb:maj", "F:maj"]),  # a profile alone reads F major (the held chord)
+        ("C", "major", ["D:min", "G:maj", "C:maj", "C:maj"]),  # ii-V-I: a profile alone reads G major
+    ],
+)
+def test_the_bass_tells_a_key_from_the_keys_that_share_its_pitches(tonic, mode, chords):
+    """A natural-minor vamp (i-bVII-bVI-bVII) has no leading tone: its pitches are its relative
+    major's, and its most-held chord is bVII. The diatonic collection, then the bass's home note,
+    give the key."""
+    facts = analyze(chord_progression(tonic, chords, 110.0, 12.0), SETTINGS)
+    assert (facts.key, facts.mode) == (tonic, mode), facts
+    assert facts.key_confidence >= SETTINGS.min_tonality
