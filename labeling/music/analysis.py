@@ -2,13 +2,14 @@
 
 One short-time spectrum feeds the onsets, one long-frame spectrum the chroma; nothing is
 computed twice. Tempo (labeling.music.rhythm): the onset envelope's autocorrelation scored
-as pulse trains; its confidence is the autocorrelation at 1..4 beat periods (1: every beat
-repeats exactly, 0: no periodicity); beats from librosa's dynamic-programming tracker; meter
-from the accents on the beats. Key: the clip's mean chroma against key profiles
-(labeling.music.harmony); its confidence is that correlation. Chords: beat-synchronous chroma
-against triads. Silence, noise, drums or clicks alone, arrhythmic sound and clips too short
-for the method get unknown facts with confidence 0 rather than a made-up number.
-Deterministic: no randomness.
+as pulse trains, the whole spectrum's first and each register's where it shows no beat; its
+confidence is the autocorrelation at 1..4 beat periods (1: every beat repeats exactly, 0: no
+periodicity); beats from librosa's dynamic-programming tracker; meter from the accents on the
+beats. Key (labeling.music.harmony): the diatonic collection from the chroma of the
+fundamentals' register, the tonic from the bass notes (labeling.music.bass); its confidence is
+the key's profile correlation. Chords: beat-synchronous chroma against triads. Silence, noise,
+drums or clicks alone, arrhythmic sound and clips too short for the method get unknown facts
+with confidence 0 rather than a made-up number. Deterministic: no randomness.
 """
 
 from __future__ import annotations

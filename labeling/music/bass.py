@@ -19,12 +19,16 @@ LOWEST_MIDI = 28  # E1, 41 Hz: below a bass guitar's lowest string
 HIGHEST_MIDI = 60  # C4, 262 Hz: above it a bass line is rarely found
 NOTE_SHARE = 0.5  # of the frame's strongest semitone, for the lowest note to count
 FLOOR_DB = 30.0  # frames this far below the clip's loudest bass frame hold no bass note
+# Share of the power below the decimated rate's Nyquist (about 1.4 kHz) that the bass register
+# must hold for the clip to have a bass line: without one, its lowest "notes" are leakage.
+MIN_BASS_SHARE = 0.02
 
 
 def bass_note_histogram(mono: np.ndarray, sr: int, tuning: float) -> np.ndarray:
     """Share of the clip's sounding frames whose lowest prominent note (a semitone at least
     NOTE_SHARE as strong as the frame's strongest, above both neighbours, between LOWEST_MIDI
-    and HIGHEST_MIDI) is each pitch class (C first); all zeros when no frame holds a note.
+    and HIGHEST_MIDI) is each pitch class (C first); all zeros when no frame holds a note or the
+    bass register holds under MIN_BASS_SHARE of the power (music without a bass line).
     `tuning`: the clip's deviation from A440 in fractions of a semitone."""
     import librosa
     import soxr
@@ -38,7 +42,7 @@ def bass_note_histogram(mono: np.ndarray, sr: int, tuning: float) -> np.ndarray:
     # Each semitone gathers the bins within half a semitone of it.
     semitones = (np.abs(midi[None, :] - notes[:, None]) <= 0.5).astype(np.float64) @ power
     strongest = semitones.max(axis=0)
-    if strongest.max() <= 0:
+    if strongest.max() <= 0 or semitones.sum() < MIN_BASS_SHARE * power.sum():
         return np.zeros(12)
     sounding = strongest > strongest.max() * 10 ** (-FLOOR_DB / 10)
     frames = semitones[:, sounding]

@@ -25,3 +25,9 @@ def test_the_lowest_note_is_counted_not_its_harmonics_nor_the_chord_above():
 
 def test_silence_has_no_bass_notes():
     assert not bass_note_histogram(np.zeros(SR * 4, dtype=np.float32), SR, 0.0).any()
+
+
+def test_music_without_a_bass_line_has_no_bass_notes():
+    """A triad at C5 alone: the bass register holds only the spectrum's leakage, no notes."""
+    triad = sum(_tone(m, 4.0, 0.5) for m in (72, 76, 79))
+    assert not bass_note_histogram(triad.astype(np.float32), SR, 0.0).any()
