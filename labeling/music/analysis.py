@@ -2,13 +2,14 @@
 
 One short-time spectrum feeds the onsets, one long-frame spectrum the chroma; nothing is
 computed twice. Tempo (labeling.music.rhythm): the onset envelope's autocorrelation scored
-as pulse trains; its confidence is the autocorrelation at 1..4 beat periods (1: every beat
-repeats exactly, 0: no periodicity); beats from librosa's dynamic-programming tracker; meter
-from the accents on the beats. Key: the clip's mean chroma against key profiles
-(labeling.music.harmony); its confidence is that correlation. Chords: beat-synchronous chroma
-against triads. Silence, noise, drums or clicks alone, arrhythmic sound and clips too short
-for the method get unknown facts with confidence 0 rather than a made-up number.
-Deterministic: no randomness.
+as pulse trains, the whole spectrum's first and each register's where it shows no beat; its
+confidence is the autocorrelation at 1..4 beat periods (1: every beat repeats exactly, 0: no
+periodicity); beats from librosa's dynamic-programming tracker; meter from the accents on the
+beats. Key (labeling.music.harmony): the diatonic collection from the chroma of the
+fundamentals' register, the tonic from the bass notes (labeling.music.bass); its confidence is
+the key's profile correlation. Chords: beat-synchronous chroma against triads. Silence, noise,
+drums or clicks alone, arrhythmic sound and clips too short for the method get unknown facts
+with confidence 0 rather than a made-up number. Deterministic: no randomness.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from curation.core.extras import needs_extra
+from labeling.music.bass import bass_note_histogram
 from labeling.music.config import AnalysisSettings
 from labeling.music.facts import MusicFacts
-from labeling.music.harmony import estimate_chords, estimate_key, pitch_evidence, progression
-from labeling.music.rhythm import HOP, estimate_meter, estimate_tempo
+from labeling.music.harmony import estimate_chords, estimate_key, pitch_evidence, progression, tonality
+from labeling.music.rhythm import HOP, estimate_meter, estimate_tempo_in_bands
 
 N_FFT = 2048
 # Chroma needs finer frequency resolution than onsets and far fewer frames: on the demo
@@ -27,6 +29,12 @@ N_FFT = 2048
 CHROMA_HOP = 2048
 CHROMA_N_FFT = 4096
 TUNING_STRIDE = 2
+# Where most notes' fundamentals lie (Hz): the diatonic collection is read from this register's
+# chroma, above it bright sounds' partials weigh as much as the notes.
+FUNDAMENTALS_HZ = (50.0, 800.0)
+# Mel band edges (of librosa's 128, up to 11 kHz) of the registers whose onsets are also read
+# apart: bass (to ~200 Hz), low-mid (~600 Hz), mid (~2 kHz), high.
+ONSET_BANDS = [0, 8, 24, 64, 128]
 
 
 def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
@@ -44,12 +52,20 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
     power = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr)
     del power
-    envelope = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=HOP)
-    bpm, confidence = estimate_tempo(envelope, sr, settings.min_periodicity)
+    mel_db = librosa.power_to_db(mel)
+    # The whole spectrum's onsets, then each register's: the pulse is measured where it is clearest.
+    envelopes = np.vstack(
+        [
+            librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=HOP),
+            librosa.onset.onset_strength_multi(S=mel_db, sr=sr, hop_length=HOP, channels=ONSET_BANDS),
+        ]
+    )
+    del mel_db
+    bpm, confidence, chosen = estimate_tempo_in_bands(envelopes, sr, settings.min_periodicity)
     beats = np.zeros(0, dtype=int)
     meter = None
     if bpm is not None:
-        _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=HOP, bpm=bpm)
+        _, beats = librosa.beat.beat_track(onset_envelope=envelopes[chosen], sr=sr, hop_length=HOP, bpm=bpm)
         loudness = librosa.power_to_db(mel.sum(axis=0))
         meter = estimate_meter(loudness, beats, settings.min_accent_db)
     facts = MusicFacts(bpm, confidence, len(beats), meter)
@@ -59,16 +75,22 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
     tuning = librosa.estimate_tuning(S=chroma_power[:, ::TUNING_STRIDE], sr=sr, n_fft=CHROMA_N_FFT)
     chroma = librosa.feature.chroma_stft(S=chroma_power, sr=sr, n_fft=CHROMA_N_FFT, tuning=tuning)
     profile = chroma.mean(axis=1)
-    tonic, mode, tonality = estimate_key(profile)
     # A key is implied by several pitch classes standing out; a click or a drone shows one or
     # two, noise and drums none, and those correlate with some key profile by chance.
     pitch_classes, share = pitch_evidence(profile)
     if (
-        tonality < settings.min_tonality
+        tonality(profile) < settings.min_tonality
         or pitch_classes < settings.min_pitch_classes
         or share < settings.min_pitch_share
     ):
         return facts
+    frequencies = librosa.fft_frequencies(sr=sr, n_fft=CHROMA_N_FFT)
+    chroma_power[(frequencies < FUNDAMENTALS_HZ[0]) | (frequencies > FUNDAMENTALS_HZ[1])] = 0
+    fundamentals = librosa.feature.chroma_stft(S=chroma_power, sr=sr, n_fft=CHROMA_N_FFT, tuning=tuning)
+    del chroma_power
+    tonic, mode, key_confidence = estimate_key(
+        profile, fundamentals.mean(axis=1), bass_note_histogram(mono, sr, tuning)
+    )
     chords: list[str] = []
     if settings.chords and len(beats) >= settings.min_chord_beats:
         beat_frames = np.minimum(beats * HOP // CHROMA_HOP, chroma.shape[1] - 1)
@@ -81,7 +103,7 @@ def analyze(mono: np.ndarray, settings: AnalysisSettings) -> MusicFacts:
         meter,
         tonic,
         mode,
-        round(tonality, 4),
+        round(key_confidence, 4),
         chords,
         progression(chords, tonic, settings.progression_length),
     )

@@ -6,9 +6,11 @@ from pydantic import Field
 
 from curation.core.strict_model import StrictModel
 
-# Raised when the measurement changes (here: meter, the pitch evidence for a key, refined tempo),
+# Raised when the measurement changes (here: meter, the pitch evidence for a key, refined tempo;
+# 3: tempo from a register's onsets when the whole spectrum shows no beat, the key from the
+# diatonic collection and the bass),
 # so that an analysis folder made by an older method is not resumed or joined as if current.
-METHOD_VERSION = 2
+METHOD_VERSION = 3
 
 
 class AnalysisSettings(StrictModel):

@@ -1,9 +1,15 @@
-"""Key and chords from chroma: key profiles and triad templates, in NumPy.
+"""Key and chords from chroma: the diatonic collection, the bass, key profiles and triad templates, in NumPy.
 
-A key is the rotation of a major or minor profile that correlates best with the clip's mean
-chroma (the Krumhansl-Schmuckler method, with Albrecht and Shanahan's corpus-trained profiles:
-on the demo corpus they scored 0.88 against Krumhansl-Kessler's 0.73 and Temperley's 0.74). Chords
-are major and minor triads matched to beat-synchronous chroma. Pitch classes are named as
+A key is found in two steps. First its diatonic collection (the seven pitch classes of a major
+scale and of its relative minor): the rotation of the major scale that correlates best with the
+mean chroma of the register where fundamentals lie (below about 800 Hz; higher, the partials
+of bright sounds add a fifth above every note, which pulls a profile towards the dominant's
+key). Then the tonic: of the collection's major tonic and its relative minor's, the one the bass
+holds more (labeling.music.bass); a tie goes to the Krumhansl-Schmuckler reading of the mean
+chroma (Albrecht and Shanahan's corpus-trained profiles) between those two keys. A profile
+alone reads a natural-minor piece as its relative major whenever their shared chords sound
+alike; the bass tells them apart. The key's confidence is its profile correlation. Chords are
+major and minor triads matched to beat-synchronous chroma. Pitch classes are named as
 curation.demo.synth names them (C, C#, D, Eb, E, F, F#, G, Ab, A, Bb, B).
 """
 
@@ -19,6 +25,9 @@ PROFILES = {
     "major": np.array([0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081]),
     "minor": np.array([0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052]),
 }
+# The major scale's pitch classes from its tonic; rotated, the twelve diatonic collections.
+MAJOR_SCALE = np.isin(np.arange(12), (0, 2, 4, 5, 7, 9, 11)).astype(np.float64)
+RELATIVE_MINOR = 9  # semitones from a collection's major tonic up to its minor one
 PEAK_SHARE = 0.25  # of the strongest pitch class, for a peak to count (pitch_evidence)
 TRIADS = {"maj": (0, 4, 7), "min": (0, 3, 7)}
 # Roman numerals of the twelve semitones above a tonic; a minor chord's numeral is lower case.
@@ -40,12 +49,29 @@ def _key_templates() -> tuple[np.ndarray, list[tuple[str, str]]]:
     return np.stack([np.roll(PROFILES[mode], tonic) for mode in MODES for tonic in range(12)]), names
 
 
-def estimate_key(chroma_mean: np.ndarray) -> tuple[str, str, float]:
-    """(tonic, mode, correlation) of the best-fitting key profile for a mean chroma vector."""
+def tonality(chroma_mean: np.ndarray) -> float:
+    """How tonal a mean chroma vector is: its best correlation with any of the 24 key profiles."""
+    return float(_correlations(chroma_mean, _key_templates()[0]).max())
+
+
+def estimate_key(
+    chroma_mean: np.ndarray, fundamentals_mean: np.ndarray, bass_notes: np.ndarray
+) -> tuple[str, str, float]:
+    """(tonic, mode, confidence) from the mean chroma, the mean chroma of the fundamentals'
+    register (diatonic collection) and the bass notes' pitch-class shares (tonic); the confidence
+    is the key's profile correlation with the mean chroma, at least 0."""
+    collections = np.stack([np.roll(MAJOR_SCALE, tonic) for tonic in range(12)])
+    major = int(np.argmax(_correlations(fundamentals_mean, collections)))
+    minor = (major + RELATIVE_MINOR) % 12
     templates, names = _key_templates()
-    scores = _correlations(chroma_mean, templates)
-    best = int(np.argmax(scores))
-    return names[best][0], names[best][1], float(scores[best])
+    candidates = [major, 12 + minor]  # rows of the templates: majors first, then minors
+    scores = _correlations(chroma_mean, templates[candidates])
+    if bass_notes[major] != bass_notes[minor]:
+        chosen = 0 if bass_notes[major] > bass_notes[minor] else 1
+    else:
+        chosen = int(np.argmax(scores))
+    tonic, mode = names[candidates[chosen]]
+    return tonic, mode, max(0.0, float(scores[chosen]))
 
 
 def pitch_evidence(chroma_mean: np.ndarray) -> tuple[int, float]:

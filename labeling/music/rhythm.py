@@ -87,6 +87,27 @@ def estimate_tempo(envelope: np.ndarray, sr: int, min_periodicity: float) -> tup
     return round(bpm, 2), round(periodicity, 4)
 
 
+def estimate_tempo_in_bands(
+    envelopes: np.ndarray, sr: int, min_periodicity: float
+) -> tuple[float | None, float, int | None]:
+    """(bpm, confidence, index of the envelope it came from) from onset envelopes, the whole
+    spectrum's first and then each register's; (None, 0, None) when none shows a steady beat.
+    The whole spectrum's tempo stands when it shows a beat (its octave is the one drums and
+    melody agree on; a bass line alone often pulses at half the beat); otherwise the register
+    whose beat is clearest (highest periodicity) gives it. Legato music without drums keeps its
+    pulse in one register (a plucked bass under bowed strings): the whole spectrum's onsets
+    blur it, its own band's show it."""
+    bpm, confidence = estimate_tempo(envelopes[0], sr, min_periodicity)
+    if bpm is not None:
+        return bpm, confidence, 0
+    best: tuple[float | None, float, int | None] = (None, 0.0, None)
+    for index in range(1, len(envelopes)):
+        bpm, confidence = estimate_tempo(envelopes[index], sr, min_periodicity)
+        if bpm is not None and confidence > best[1]:
+            best = (bpm, confidence, index)
+    return best
+
+
 def estimate_meter(loudness_db: np.ndarray, beats: np.ndarray, min_accent_db: float) -> str | None:
     """ "3/4" or "4/4" from the loudness accents on the beats; None when no grouping stands out."""
     if len(beats) < MIN_BARS * max(METERS):

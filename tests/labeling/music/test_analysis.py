@@ -89,3 +89,38 @@ def test_a_kick_and_snare_beat_is_not_read_at_two_thirds_of_its_tempo():
     piece = synth.render_piece("techno", "bass-synth", 131.0, "D minor", 12.0, SR, np.random.default_rng(1))
     facts = analyze(piece.mean(axis=1), SETTINGS)
     assert tempo_accuracy1(facts.bpm, 131.0), facts
+
+
+def test_legato_music_without_drums_is_given_its_tempo():
+    """The demo's classical style: bowed strings over a plucked bass on the beat. The whole
+    spectrum's onsets blur the beat (periodicity under min_periodicity); the bass register's show it."""
+    piece = synth.render_piece("classical", "strings", 86.0, "Eb major", 12.0, SR, np.random.default_rng(2))
+    facts = analyze(piece.mean(axis=1), SETTINGS)
+    assert tempo_accuracy1(facts.bpm, 86.0), facts
+    assert facts.bpm_confidence >= SETTINGS.min_periodicity
+
+
+@pytest.mark.parametrize(("instrument", "seed"), [("pad", 0), ("pad", 1), ("bell", 0), ("bell", 1)])
+def test_music_without_a_pulse_stays_without_a_tempo_in_every_register(instrument, seed):
+    """The demo's ambient style (slow pads, a note every half bar at random, a bass note every two
+    bars): no register shows a beat, so no tempo, though a key may be heard."""
+    piece = synth.render_piece("ambient", instrument, 70.0, "E major", 12.0, SR, np.random.default_rng(seed))
+    facts = analyze(piece.mean(axis=1), SETTINGS)
+    assert facts.bpm is None and facts.bpm_confidence == 0 and facts.beat_count == 0, facts
+
+
+@pytest.mark.parametrize(
+    ("tonic", "mode", "chords"),
+    [
+        ("A", "minor", ["A:min", "G:maj", "F:maj", "G:maj"]),  # natural minor: every pitch is C major's
+        ("G", "minor", ["G:min", "F:maj", "Eb:maj", "F:maj"]),  # a profile alone reads F major (the held chord)
+        ("C", "major", ["D:min", "G:maj", "C:maj", "C:maj"]),  # ii-V-I: a profile alone reads G major
+    ],
+)
+def test_the_bass_tells_a_key_from_the_keys_that_share_its_pitches(tonic, mode, chords):
+    """A natural-minor vamp (i-bVII-bVI-bVII) has no leading tone: its pitches are its relative
+    major's, and its most-held chord is bVII. The diatonic collection, then the bass's home note,
+    give the key."""
+    facts = analyze(chord_progression(tonic, chords, 110.0, 12.0), SETTINGS)
+    assert (facts.key, facts.mode) == (tonic, mode), facts
+    assert facts.key_confidence >= SETTINGS.min_tonality
