@@ -87,30 +87,35 @@ def integrated_loudness(x: np.ndarray, rate: int) -> float:
 def _hop_energy(pair: np.ndarray, rate: int, hop: int) -> np.ndarray:
     """Energy per hop of the K-weighted columns of `pair` ((samples, 2) float32), shape (hops, 2)."""
     energy = np.empty((pair.shape[0] // hop, 2))
+    hops = energy.shape[0]
     # The scipy code this replaced took the einsums 65536 samples of hops at a time, and einsum
-    # sums a lone hop in runs of 8192 samples. Where the last chunk held one hop longer than that
-    # (rates above 81.9 kHz), the last hop is summed the same way, so that no stored value moves.
-    lone_last_hop = energy.shape[0] % max(1, 65536 // hop) == 1
-    last_hop_run = EINSUM_RUN if lone_last_hop and hop > EINSUM_RUN else hop
-    k_weighted_hop_energy(pair, k_weighting(rate), hop, last_hop_run, energy)
+    # sums a chunk of one hop in runs of 8192 samples. Hops longer than that (rates above
+    # 81.9 kHz) that were such a lone chunk (the last, when the chunks did not come out even;
+    # every one, above 327.7 kHz) are summed the same way, so that no stored value moves.
+    step = max(1, 65536 // hop)
+    lone_from = 0 if step == 1 else hops - 1 if hops % step == 1 else hops
+    run = EINSUM_RUN if hop > EINSUM_RUN else hop
+    k_weighted_hop_energy(pair, k_weighting(rate), hop, lone_from, run, energy)
     return energy
 
 
 # Compiled when the module is imported (from numba's cache after the first time, ~0.3 s), so a
 # job's warm-up pays for it once, before the first unit, and forked workers inherit it.
-@numba.njit("void(float32[:, ::1], float64[:, ::1], int64, int64, float64[:, ::1])", cache=True, nogil=True)
-def k_weighted_hop_energy(x: np.ndarray, sos: np.ndarray, hop: int, last_hop_run: int, energy: np.ndarray) -> None:
+@numba.njit("void(float32[:, ::1], float64[:, ::1], int64, int64, int64, float64[:, ::1])", cache=True, nogil=True)
+def k_weighted_hop_energy(
+    x: np.ndarray, sos: np.ndarray, hop: int, lone_from: int, lone_run: int, energy: np.ndarray
+) -> None:
     """Both columns of `x` through the two biquads of `sos`, in float64 (float32 state drifts by
     up to 0.15 dB on low frequencies at 192 kHz), and each hop's sum of squares into `energy`
-    ((len(x) // hop, 2)), summed sample after sample (the last hop in runs of `last_hop_run`
-    samples, the runs' sums then added in order). The columns are independent chains in one
+    ((len(x) // hop, 2)), summed sample after sample (hops from `lone_from` on in runs of
+    `lone_run` samples, the runs' sums then added in order). The columns are independent chains in one
     loop, so each hides the other's latency."""
     b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
     p00 = p01 = p10 = p11 = q00 = q01 = q10 = q11 = 0.0
     hops = energy.shape[0]
     for h in range(hops):
-        run = last_hop_run if h == hops - 1 else hop
+        run = lone_run if h >= lone_from else hop
         total_p = total_q = 0.0
         for start in range(h * hop, (h + 1) * hop, run):
             sum_p = sum_q = 0.0

@@ -25,8 +25,9 @@ def _scipy_hop_energy(pair: np.ndarray, rate: int, hop: int) -> np.ndarray:
     return energy
 
 
-# 37 hops: at 96 and 192 kHz the previous code's last chunk held a lone hop of over 8192 samples.
-@pytest.mark.parametrize("rate", [8000, 44100, 48000, 96000, 192000])
+# 37 hops: at 96 and 192 kHz the previous code's last chunk held a lone hop of over 8192 samples,
+# at 384 kHz every chunk did.
+@pytest.mark.parametrize("rate", [8000, 44100, 48000, 96000, 192000, 384000])
 def test_compiled_pass_is_scipys_bit_for_bit(rate: int):
     rng = np.random.default_rng(rate)
     hop = rate // 10
