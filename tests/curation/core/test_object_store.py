@@ -92,11 +92,10 @@ def race(what: str, url: str, barrier: Path) -> Iterator[list[str]]:
 def test_of_two_processes_publishing_the_same_manifest_the_server_refuses_the_second(s3, tmp_path):
     url = s3.url(f"race-{uuid.uuid4().hex}", "manifest.json")
     with race("manifest", url, tmp_path / "barrier") as answers:
-        pass
-    assert sorted(answers) == ["refused", "won"]
-    fs, path = filesystem(url)
-    winner = ["one", "two"][answers.index("won")]
-    assert fs.cat_file(path) == winner.encode()  # the first commit stands, whole
+        assert sorted(answers) == ["refused", "won"]
+        fs, path = filesystem(url)
+        winner = ["one", "two"][answers.index("won")]
+        assert fs.cat_file(path) == winner.encode()  # the first commit stands, whole
     with pytest.raises(FileExistsError):
         write_bytes_exclusive(url, b"a third writer, later")
 

@@ -286,17 +286,7 @@ def test_control_accuracy_of_generated_and_reference_music(tmp_path):
         "noise": "hiss",
     }
     (tmp_path / "prompts.json").write_text(json.dumps(prompts))
-    config = EvalConfig.model_validate(
-        {
-            "generated": str(tmp_path / "generated"),
-            "reference": str(tmp_path / "reference"),
-            "output": str(tmp_path / "out"),
-            "prompts": str(tmp_path / "prompts.json"),
-            "tags": str(tmp_path / "tags.txt"),
-            "clap": CLAP,
-        }
-    )
-    control = evaluate(config)["control"]
+    control = evaluate(_config(tmp_path))["control"]
     assert control["clips_asking"] == 3 and control["clips_asking_nothing"] == 1  # "hiss" asks for nothing
     reference, generated = control["reference"], control["generated"]
     assert reference["tempo_clips"] == generated["tempo_clips"] == 3 and reference["key_clips"] == 2
