@@ -105,6 +105,33 @@ def plan_units(files: Sequence[PlannedFile], partitioning: Partitioning) -> list
     return [WorkUnit(f"{i:0{width}d}", tuple(group)) for i, group in enumerate(units)]
 
 
+# Roughly what a byte of each kind of file costs to curate, relative to uncompressed PCM: the work
+# follows the seconds of audio, and a compressed file holds several times more of them per byte.
+# Measured per MB on the demo corpus (CPU s): WAV 0.019, FLAC 0.051, MP3 0.16, AAC 0.17, Vorbis
+# 0.27, Opus 0.34; higher bitrates give lossy files fewer seconds per byte, hence one weight for all.
+_PCM = (".wav", ".wave", ".aif", ".aiff", ".aifc", ".w64", ".rf64", ".au", ".snd", ".caf")
+_LOSSLESS = (".flac", ".wv", ".ape", ".tta", ".alac")
+_LOSSY = (".mp3", ".mp2", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".wma", ".webm", ".mka")
+_COST_PER_BYTE = {**dict.fromkeys(_PCM, 1), **dict.fromkeys(_LOSSLESS, 3), **dict.fromkeys(_LOSSY, 12)}
+_UNKNOWN_COST_PER_BYTE = 3
+
+
+def estimated_cost(unit: WorkUnit) -> int:
+    """The unit's curation cost in PCM-byte equivalents, from its files' sizes and extensions."""
+    return sum(
+        f.size * _COST_PER_BYTE.get(posixpath.splitext(f.uri)[1].lower(), _UNKNOWN_COST_PER_BYTE)
+        for f in unit.files
+    )
+
+
+def heaviest_first(units: Sequence[WorkUnit]) -> list[WorkUnit]:
+    """The units in the order to hand them to workers: the largest estimated cost first, so that
+    the last to finish are small ones and no worker idles while another ends a long unit (on
+    the demo corpus, in plan order, 2 workers finished 10% after the ideal; heaviest first, 1%).
+    Only the order changes: each unit writes its own parts, so the clip table does not."""
+    return sorted(units, key=lambda unit: (-estimated_cost(unit), unit.id))
+
+
 def plan_to_table(units: Sequence[WorkUnit]) -> pa.Table:
     rows = [
         {"unit": u.id, "uri": f.uri, "size": f.size, "location": f.location, "sidecar": f.sidecar}

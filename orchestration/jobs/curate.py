@@ -26,7 +26,7 @@ from curation.core.storage import (
 )
 from curation.core.strict_model import identity
 from curation.dedup import apply_duplicates, decide_group, read_members
-from curation.discover import discover, plan_from_table, plan_to_table, plan_units
+from curation.discover import discover, heaviest_first, plan_from_table, plan_to_table, plan_units
 from curation.ffmpeg_binary import find_ffmpeg
 from curation.summary import summarize
 from curation.unit import UnitStats, run_unit
@@ -69,7 +69,9 @@ def _curate(job: CurateJob, config: CurationConfig, lease: OutputLease, console:
     clock.lap("engine_start_s")
     try:
         with CurationProgress(len(units), console) as progress:
-            results = runner.map(functools.partial(_run_unit_dict, config=config), units, progress.unit_done)
+            results = runner.map(
+                functools.partial(_run_unit_dict, config=config), heaviest_first(units), progress.unit_done
+            )
         clock.lap("units_s")
         stats = [UnitStats.from_dict(r) for r in results]
         if config.dedup:

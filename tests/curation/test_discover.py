@@ -4,7 +4,16 @@ import pytest
 from audio_files import music_like, write_audio
 
 from curation.config import Location, Partitioning
-from curation.discover import LocationError, PlannedFile, discover, plan_from_table, plan_to_table, plan_units
+from curation.discover import (
+    LocationError,
+    PlannedFile,
+    WorkUnit,
+    discover,
+    heaviest_first,
+    plan_from_table,
+    plan_to_table,
+    plan_units,
+)
 
 
 @pytest.fixture
@@ -65,3 +74,18 @@ def test_units_respect_limits_and_keep_order(count, max_files, max_bytes, min_un
     assert len(units) >= min(min_units, count)
     assert all(u.bytes <= max_bytes or len(u.files) == 1 for u in units)
     assert plan_from_table(plan_to_table(units)) == units
+
+
+def test_units_are_handed_out_heaviest_first_by_seconds_of_audio_not_bytes():
+    # An Opus file holds about ten times the seconds of a WAV of its size, and costs about that
+    # much more to curate: 2 MB of Opus outweighs 10 MB of WAV, and 2 MB of FLAC does not.
+    def unit(name, *files):
+        return WorkUnit(name, tuple(PlannedFile(f"/c/{file}", size, 0) for file, size in files))
+
+    wav = unit("000000", ("a.wav", 10_000_000))
+    opus = unit("000001", ("b.opus", 2_000_000))
+    flac = unit("000002", ("c.FLAC", 2_000_000))
+    mixed = unit("000003", ("d.mp3", 500_000), ("e.wav", 3_000_000))
+    unknown = unit("000004", ("f.xyz", 1_000_000))
+    tie = unit("000005", ("g.ogg", 500_000), ("h.wav", 3_000_000))  # the same cost as `mixed`
+    assert heaviest_first([wav, opus, flac, mixed, unknown, tie]) == [opus, wav, mixed, tie, flac, unknown]
