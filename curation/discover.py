@@ -119,8 +119,7 @@ _UNKNOWN_COST_PER_BYTE = 3
 def estimated_cost(unit: WorkUnit) -> int:
     """The unit's curation cost in PCM-byte equivalents, from its files' sizes and extensions."""
     return sum(
-        f.size * _COST_PER_BYTE.get(posixpath.splitext(f.uri)[1].lower(), _UNKNOWN_COST_PER_BYTE)
-        for f in unit.files
+        f.size * _COST_PER_BYTE.get(posixpath.splitext(f.uri)[1].lower(), _UNKNOWN_COST_PER_BYTE) for f in unit.files
     )
 
 
