@@ -71,7 +71,10 @@ def apply_duplicates(output: str, find: Callable[[], list[dict[str, str]]]) -> p
     if exists(url):
         decision = read_table(url)
     else:
-        decision = pa.Table.from_pylist(find(), schema=DUPLICATE_SCHEMA)
+        # The engines return the rows in their own order (a group-by's); sorted, the decision and
+        # its rejects part are the same bytes from every engine and every run.
+        rows = sorted(find(), key=lambda row: (row["part"], row["clip_id"], row["source_uri"]))
+        decision = pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)
         write_table_atomic(url, decision)
     _drop_from_parts(decision)
     rejects = [

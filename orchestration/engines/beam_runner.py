@@ -37,8 +37,9 @@ _MODEL_LOAD = threading.Lock()
 class BeamRunner:
     """A Beam pipeline returns only when it is done, so results reach on_result at the end of
     the job, not as units finish; the pipeline's counters report progress to Beam's own UI.
-    The result dicts come back through files: every pipeline ends in a WriteToText of JSON
-    lines, which Beam commits exactly once even when bundles are retried."""
+    The result dicts come back through files of JSON lines: on a runner that retries bundles,
+    a WriteToText, which Beam commits exactly once; on the local runner, which never retries
+    one, a file per bundle."""
 
     name = "beam"
 

@@ -70,3 +70,14 @@ def test_same_duplicate_decision_as_local(curated, engine):
 
     local = decision(curated["local"])
     assert local and decision(curated[engine]) == local
+
+
+@pytest.mark.parametrize("engine", ["ray", "beam"])
+def test_duplicates_are_recorded_in_the_same_order_as_local(curated, engine):
+    # Not sorted here: the decision and its rejects part are written in one order on every engine.
+    def in_order(path):
+        decision = pq.read_table(path / "dedup.parquet").to_pylist()
+        rejects = pq.read_table(path / "rejects" / "part-dedup.parquet").to_pylist()
+        return [(r["clip_id"], r["source_uri"]) for r in decision], [r["clip_id"] for r in rejects]
+
+    assert in_order(curated[engine]) == in_order(curated["local"])
