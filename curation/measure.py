@@ -20,6 +20,7 @@ CLIP_LEVEL = 0.999
 SILENCE_FRAME_S = 0.05
 SILENCE_MEAN_SQUARE = 1e-6  # -60 dBFS RMS
 MONO_AS_STEREO_TOLERANCE = 1e-4  # of the peak
+MONO_AS_STEREO_HEAD = 4096  # samples compared before the rest of the clip
 
 # Bandwidth: highest bin within 70 dB of the spectral peak and above an absolute floor.
 BANDWIDTH_FFT = 4096
@@ -57,11 +58,7 @@ def measure(pcm: np.ndarray, sample_rate: int) -> QualityMeasures:
     clipping_ratio = 0.0
     if peak >= CLIP_LEVEL:  # the count below needs a full pass; most clips never get near
         clipping_ratio = np.count_nonzero(np.abs(x) >= CLIP_LEVEL) / x.size
-    mono_as_stereo = False
-    if x.shape[1] == 2:
-        diff = x[:, 0] - x[:, 1]
-        tolerance = MONO_AS_STEREO_TOLERANCE * max(peak, 1e-9)
-        mono_as_stereo = float(max(diff.max(), -diff.min())) <= tolerance
+    mono_as_stereo = x.shape[1] == 2 and _channels_agree(x, MONO_AS_STEREO_TOLERANCE * max(peak, 1e-9))
     return QualityMeasures(
         peak_dbfs=_db(peak * peak),
         rms_dbfs=_db(mean_square),
@@ -72,6 +69,17 @@ def measure(pcm: np.ndarray, sample_rate: int) -> QualityMeasures:
         mono_as_stereo=bool(mono_as_stereo),
         finite=True,
     )
+
+
+def _channels_agree(x: np.ndarray, tolerance: float) -> bool:
+    """Whether the two channels differ nowhere by more than `tolerance`. Most stereo clips
+    differ within their first samples, so those are looked at first: the same answer as one
+    pass over the clip, without the pass (a millisecond for 30 s)."""
+    for part in (x[:MONO_AS_STEREO_HEAD], x[MONO_AS_STEREO_HEAD:]):
+        diff = part[:, 0] - part[:, 1]
+        if diff.size and float(max(diff.max(), -diff.min())) > tolerance:
+            return False
+    return True
 
 
 def _db(power: float) -> float:

@@ -175,6 +175,14 @@ def test_mono_as_stereo():
     assert not measure(mono, 44100).mono_as_stereo
 
 
+@pytest.mark.parametrize("where", [0, 4095, 4096, 44099])
+def test_one_differing_sample_makes_stereo_wherever_it_is(where: int):
+    # The channels are compared at the start first: a difference past that start still counts.
+    same = np.ascontiguousarray(np.repeat(_music(1.0, 44100), 2, axis=1))
+    same[where, 1] += 0.01
+    assert not measure(same, 44100).mono_as_stereo
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_non_finite_samples(bad: float, channels: int):
