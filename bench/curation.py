@@ -246,7 +246,7 @@ def _decode_resample_encode(items: list[Source]) -> tuple[int, float, int]:
 def in_process_floor(items: list[Source], workers: int, work=_decode_only) -> FloorRun:
     """`work` over every file in-process, over `workers` processes that each take the next
     few files as they finish: the balance no plan of units can beat. (Fixed halves, as this
-    floor took before, left one process idle for a fifth of the music corpus's time, which
+    floor took before, left one process idle for a third of the music corpus's run, which
     flattered every ratio against it.) Tasks of a few files keep the hand-out's own cost off
     short files."""
     per_task = max(1, len(items) // (workers * 64))

@@ -231,21 +231,23 @@ class _ModelDoFn(beam.DoFn):
 
 
 class _WriteBundle(beam.DoFn):
-    """Each bundle's lines into a file of its own in `folder`, written when the bundle ends."""
+    """Each bundle's lines into a file of its own in `folder`, opened at its first line and
+    closed when the bundle ends."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
     def start_bundle(self) -> None:
-        self.lines: list[str] = []
+        self.file: Any = None
 
     def process(self, line: str) -> None:
-        self.lines.append(line)
+        if self.file is None:
+            self.file = FileSystems.create(f"{self.folder}/results-{uuid.uuid4().hex}.jsonl")
+        self.file.write(line.encode() + b"\n")
 
     def finish_bundle(self) -> None:
-        if self.lines:
-            with FileSystems.create(f"{self.folder}/results-{uuid.uuid4().hex}.jsonl") as f:
-                f.write("".join(line + "\n" for line in self.lines).encode())
+        if self.file is not None:
+            self.file.close()
 
 
 def _this_worker() -> str:
