@@ -11,7 +11,15 @@ import pytest
 import scipy.signal
 import soxr
 
-from curation.measure import FLOOR_DB, QualityMeasures, measure
+from curation.measure import (
+    BANDWIDTH_FFT,
+    BANDWIDTH_MAX_FRAMES,
+    FLOOR_DB,
+    QualityMeasures,
+    _hann,
+    measure,
+    windowed_mix,
+)
 
 
 def _noise(seconds: float, rate: int, channels: int = 1, level: float = 0.1, seed: int = 0):
@@ -232,3 +240,21 @@ def test_to_row_has_plain_python_values():
 def test_rejects_malformed_pcm(shape: tuple[int, ...]):
     with pytest.raises(ValueError):
         measure(np.zeros(shape, np.float32), 44100)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("seconds", [0.05, 1.3, 30.0])
+def test_bandwidth_frames_are_numpys_bit_for_bit(channels: int, seconds: float):
+    # The compiled gather must round every sum and product as the numpy code it replaced did,
+    # or a bandwidth bin at its threshold could move.
+    x = _noise(seconds, 44100, channels=channels)
+    length = min(BANDWIDTH_FFT, len(x))
+    count = min(BANDWIDTH_MAX_FRAMES, len(x) // length)
+    starts = np.linspace(0, len(x) - length, count).astype(np.intp)
+    window, _ = _hann(length, channels)
+    frames = np.lib.stride_tricks.sliding_window_view(x, length, axis=0)[starts]
+    expected = (frames[:, 0] + frames[:, 1] if channels == 2 else frames[:, 0]) * window
+    got = np.empty((count, length), np.float32)
+    windowed_mix(x, starts, window, got)
+    assert got.dtype == expected.dtype == np.float32
+    assert np.array_equal(got.view(np.int32), expected.view(np.int32))
