@@ -19,6 +19,7 @@ import soxr
 from curation.core.storage import exists, join, write_table_atomic
 from labeling.labels.units import LabelUnit, read_unit_rows
 from labeling.music.analysis import analyze
+from labeling.music.compile_once import compile_kernels
 from labeling.music.config import AnalysisSettings
 from labeling.music.facts import ANALYSIS_DIR, facts_to_table
 
@@ -46,6 +47,7 @@ def analyze_unit(unit: LabelUnit, settings: UnitSettings) -> dict[str, Any]:
     out = unit_part(settings.output, unit.id)
     if exists(out):
         return {"unit": unit.id, "clips": unit.rows, "resumed": True}
+    compile_kernels(settings.analysis)
     started = time.perf_counter()
     rows = read_unit_rows(unit, ["clip_id", "audio_flac", "duration_s"]).to_pydict()
     facts, decode_s = [], 0.0
