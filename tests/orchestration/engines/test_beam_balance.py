@@ -35,7 +35,8 @@ def test_heaviest_first_units_are_split_evenly_over_the_local_workers() -> None:
     assert sorted(loads.values()) == [18, 18]
 
 
-def test_other_runners_get_the_units_in_the_order_given() -> None:
+def test_only_the_local_fnapi_runner_counts_workers_that_split_statically() -> None:
+    # Remote runners balance bundles themselves: they get the units in the order given.
     remote = BeamRunner(BeamOptions(pipeline_options=["--runner=DataflowRunner"]), workers=2)
     in_memory = BeamRunner(BeamOptions(pipeline_options=["--runner=DirectRunner"]), workers=2)
     assert (remote.local_workers, in_memory.local_workers) == (0, 1)
