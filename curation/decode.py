@@ -27,6 +27,7 @@ class DecodeError(Exception):
 
 
 Blocks = Iterator[np.ndarray]  # each (frames, channels), float32
+Channels = list[np.ndarray]  # one codec frame: a float32 array of its samples per channel
 
 
 def choose_backend(facts: SourceFacts, config: Decoding) -> str:
@@ -63,21 +64,22 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
     # after decoding (remix, soxr, segmenting) run once a block instead of once a frame, which
     # matters most under Beam's threads, where that per-frame Python holds the GIL. soxr gives
     # the same samples however its input is cut, so the clips are the same.
-    held: list[np.ndarray] = []
+    held: list[Channels] = []
     held_frames = 0
     try:
         with av.open(path, metadata_errors="ignore") as container:
-            for block in _float_frames(container):
-                if remaining >= 0:
+            for channels in _float_frames(container):
+                if 0 <= remaining < len(channels[0]):
                     # AAC and similar return encoder padding past the stated length.
-                    block = block[:remaining]
-                    remaining -= len(block)
-                if len(block):
-                    if held and held[0].shape[1] != block.shape[1]:
+                    channels = [samples[:remaining] for samples in channels]
+                if remaining >= 0:
+                    remaining -= len(channels[0])
+                if len(channels[0]):
+                    if held and len(held[0]) != len(channels):
                         yield _joined(held)
                         held, held_frames = [], 0
-                    held.append(block)
-                    held_frames += len(block)
+                    held.append(channels)
+                    held_frames += len(channels[0])
                     if held_frames >= block_frames:
                         yield _joined(held)
                         held, held_frames = [], 0
@@ -91,26 +93,38 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
         yield _joined(held)
 
 
-def _float_frames(container: av.container.InputContainer) -> Iterator[np.ndarray]:
-    """Each decoded frame as (samples, channels) float32 at the source rate, in the frame's own
-    layout, not the probe's (a stream may change it midway). Float frames, which FFmpeg's
-    decoders for opus, aac, vorbis and mp3 give, are taken as they are (planar ones transposed:
-    what FFmpeg's converter would do, without a converter call per frame); other sample formats
-    go through the converter."""
+def _float_frames(container: av.container.InputContainer) -> Iterator[Channels]:
+    """Each decoded frame's channels at the source rate, in the frame's own layout, not the
+    probe's (a stream may change it midway). Float frames, which FFmpeg's decoders for opus,
+    aac, vorbis and mp3 give, are read in place from the frame's planes; other sample formats
+    go through the converter first.
+
+    Views of the planes, not `to_ndarray()`: a frame is a few hundred samples, and numpy's
+    per-frame set-up (to_ndarray, a transpose, a stack) cost more CPU than decoding an Opus
+    frame, all of it holding the GIL. Under Beam's worker threads that turned decoding, which
+    runs without the GIL, into one thread at a time. A view keeps its frame alive until the
+    block is joined, so the decoder never writes over it."""
     converter = None
     for frame in container.decode(audio=0):
         if frame.format.name == "fltp":
-            yield frame.to_ndarray().T
+            yield [np.frombuffer(plane, np.float32, frame.samples) for plane in frame.planes]
         elif frame.format.name == "flt":
-            yield frame.to_ndarray().reshape(-1, frame.layout.nb_channels)
+            yield _packed_channels(frame)
         else:
             converter = converter or av.AudioResampler(format="flt")
             for converted in converter.resample(frame):
-                yield converted.to_ndarray().reshape(-1, converted.layout.nb_channels)
+                yield _packed_channels(converted)
 
 
-def _joined(blocks: list[np.ndarray]) -> np.ndarray:
-    return np.ascontiguousarray(blocks[0]) if len(blocks) == 1 else np.concatenate(blocks)
+def _packed_channels(frame: av.AudioFrame) -> Channels:
+    count = frame.layout.nb_channels
+    packed = np.frombuffer(frame.planes[0], np.float32, frame.samples * count).reshape(-1, count)
+    return [packed[:, channel] for channel in range(count)]
+
+
+def _joined(frames: list[Channels]) -> np.ndarray:
+    """(samples, channels) float32, C-contiguous, of frames that share a channel count."""
+    return np.stack([np.concatenate(samples) for samples in zip(*frames, strict=True)], axis=1)
 
 
 def _ffmpeg_blocks(path: str, config: Decoding, target: AudioFormat) -> Blocks:

@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from curation.clip import Reject, rejects_to_table
-from curation.core.storage import exists, join, read_table, write_table_atomic
+from curation.clip import Reject, clip_part_writer, rejects_to_table
+from curation.core.storage import atomic_local_file, exists, filesystem, join, read_table, write_table_atomic
 
 # The grouping is the one global step, an engine's group-by (orchestration): read_members is
 # its read, decide_group its reduce. The decision is a pure function of each group of clips
@@ -97,8 +98,14 @@ def _drop_from_parts(duplicates: pa.Table) -> None:
     for row in duplicates.to_pylist():
         by_part.setdefault(row["part"], set()).add((row["clip_id"], row["source_uri"]))
     for part, losers in sorted(by_part.items()):
-        table = read_table(part)
+        fs, path = filesystem(part)
+        parquet = pq.ParquetFile(path, filesystem=fs)
+        table = parquet.read()
         keys = zip(table.column("clip_id").to_pylist(), table.column("source_uri").to_pylist(), strict=True)
         keep = pa.array([key not in losers for key in keys], type=pa.bool_())
         if not pc.all(keep).as_py():
-            write_table_atomic(part, table.filter(keep))
+            # Rewritten as the unit wrote it: its row groups are what bounds the memory of a
+            # reader that takes a part a row group at a time (the shard writer).
+            rows_per_group = parquet.metadata.row_group(0).num_rows
+            with atomic_local_file(part, suffix=".parquet") as tmp, clip_part_writer(tmp, table.schema) as writer:
+                writer.write_table(table.filter(keep), row_group_size=rows_per_group)

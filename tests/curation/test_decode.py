@@ -177,14 +177,20 @@ def test_float_frames_are_taken_without_a_converter(sources, monkeypatch):
         assert abs(len(pcm) - 46 * RATE) <= 1024
 
 
-def test_integer_frames_go_through_the_converter_exactly(tmp_path):
-    """16-bit PCM in Matroska (integer frames, converted by FFmpeg) reads as libsndfile reads
-    the same samples from a WAV: x / 32768, bit for bit."""
-    wav = write_audio(tmp_path / "src.wav", music_like(2.0, channels=1), RATE, subtype="PCM_16")
-    path = str(encode(wav, tmp_path / "src.mkv", "-c:a", "pcm_s16le"))
-    pcm = np.concatenate(list(decode(path, probe(path), "pyav", Decoding(), AudioFormat())))
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("codec,subtype", [("pcm_s16le", "PCM_16"), ("pcm_f32le", "FLOAT")])
+def test_packed_frames_read_as_libsndfile_reads_the_same_samples(tmp_path, codec, subtype, channels):
+    """PCM in Matroska gives packed frames (16-bit ones through FFmpeg's converter, float ones
+    as they are), read in place from the frame: each channel where it belongs, bit for bit
+    what libsndfile reads from a WAV of the same samples (x / 32768 for 16 bits)."""
+    pcm = music_like(2.0, channels=channels)
+    if channels == 2:
+        pcm[:, 1] *= -0.5  # channels that differ, so a swapped or repeated channel shows
+    wav = write_audio(tmp_path / "src.wav", pcm, RATE, subtype=subtype)
+    path = str(encode(wav, tmp_path / "src.mkv", "-c:a", codec))
+    decoded = np.concatenate(list(decode(path, probe(path), "pyav", Decoding(), AudioFormat())))
     expected, _ = soundfile.read(str(wav), dtype="float32", always_2d=True)
-    assert np.array_equal(pcm, np.repeat(expected, 2, axis=1))
+    assert np.array_equal(decoded, np.repeat(expected, 2, axis=1) if channels == 1 else expected)
 
 
 @pytest.mark.parametrize("container", ["ogg", "caf"])

@@ -1,6 +1,7 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation.clip import clip_part_writer
 from curation.dedup import DUPLICATE_SCHEMA, apply_duplicates, decide_group, read_members
 
 
@@ -58,3 +59,23 @@ def test_apply_is_idempotent_after_a_crash(tmp_path):
         ("c", "duplicate", "a"),
         ("e", "duplicate", "b"),
     }
+
+
+def test_a_rewritten_part_keeps_the_units_row_groups_and_encodings(tmp_path):
+    """A reader that takes a part a row group at a time (the shard writer) holds one group of
+    clips: the part left after its duplicates are dropped must not become one group."""
+    rows = [{"clip_id": f"c{i}", "source_uri": f"/s{i}", "pcm_sha256": f"h{i}", "audio_flac": b"x" * 5000} for i in range(7)]
+    rows.append({"clip_id": "z", "source_uri": "/z", "pcm_sha256": "h0", "audio_flac": b"x" * 5000})
+    part = tmp_path / "part-1.parquet"
+    table = pa.Table.from_pylist(rows)
+    with clip_part_writer(str(part), table.schema) as writer:
+        for start in range(0, len(rows), 2):
+            writer.write_table(table.slice(start, 2))
+    apply_duplicates(str(tmp_path), lambda: group_in_memory([str(part)], read_members, decide_group))
+
+    metadata = pq.ParquetFile(part).metadata
+    assert pq.read_table(part).column("clip_id").to_pylist() == [f"c{i}" for i in range(7)]
+    assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [2, 2, 2, 1]
+    audio = metadata.row_group(0).column(table.schema.names.index("audio_flac"))
+    assert audio.compression == "UNCOMPRESSED"
+    assert not any("DICTIONARY" in encoding for encoding in audio.encodings)
