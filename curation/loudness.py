@@ -8,15 +8,25 @@ II, float64) and each hop's energy summed sample after sample, as einsum sums st
 Every value is bit for bit what the scipy code gave (a test holds the two against each other), so
 stored `lufs` values do not move. numba compiles without floating-point contraction unless told
 to, so no fused multiply-add changes a rounding on CPUs that have one.
+
+The two channels' chains do the same operations side by side, so the kernel is compiled with
+LLVM's SLP vectorizer, which puts each pair into one two-lane vector instruction: 31% less time
+(7.3 -> 5.1 ms for 30 s of stereo here). A lane computes exactly what the scalar instruction
+did, so every value stays the same. numba leaves SLP off by default (numba issue 8705, a
+miscompilation elsewhere), so it is turned on for this kernel's compilation alone, and the test
+against scipy holds the result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 
 import numba
 import numpy as np
+from numba.core.compiler_lock import global_compiler_lock
 
 FLOOR_DB = -120.0
 
@@ -99,10 +109,20 @@ def _hop_energy(pair: np.ndarray, rate: int, hop: int) -> np.ndarray:
     return energy
 
 
-# Compiled when the module is imported (from numba's cache after the first time, ~0.3 s), so a
-# job's warm-up pays for it once, before the first unit, and forked workers inherit it.
-@numba.njit("void(float32[:, ::1], float64[:, ::1], int64, int64, int64, float64[:, ::1])", cache=True, nogil=True)
-def k_weighted_hop_energy(
+@contextlib.contextmanager
+def _slp_vectorizing() -> Iterator[None]:
+    """numba's SLP setting on while the kernel compiles; numba reads it for each compilation,
+    and its compiler lock keeps another thread's compilation from seeing it."""
+    with global_compiler_lock:
+        before = numba.config.SLP_VECTORIZE
+        numba.config.SLP_VECTORIZE = 1
+        try:
+            yield
+        finally:
+            numba.config.SLP_VECTORIZE = before
+
+
+def _k_weighted_hop_energy(
     x: np.ndarray, sos: np.ndarray, hop: int, lone_from: int, lone_run: int, energy: np.ndarray
 ) -> None:
     """Both columns of `x` through the two biquads of `sos`, in float64 (float32 state drifts by
@@ -132,3 +152,11 @@ def k_weighted_hop_energy(
             total_p += sum_p
             total_q += sum_q
         energy[h, 0], energy[h, 1] = total_p, total_q
+
+
+# Compiled when the module is imported (from numba's cache after the first time, ~0.3 s), so a
+# job's warm-up pays for it once, before the first unit, and forked workers inherit it.
+with _slp_vectorizing():
+    k_weighted_hop_energy = numba.njit(
+        "void(float32[:, ::1], float64[:, ::1], int64, int64, int64, float64[:, ::1])", cache=True, nogil=True
+    )(_k_weighted_hop_energy)
