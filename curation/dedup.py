@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.clip import Reject, clip_part_writer, rejects_to_table
@@ -30,6 +30,8 @@ DUPLICATE_SCHEMA = pa.schema(
 )
 
 Member = tuple[str, str, str]  # (clip_id, source_uri, part)
+
+PARTS_REWRITTEN_AT_ONCE = 4
 
 
 def read_members(part: str) -> Iterator[tuple[str, Member]]:
@@ -97,15 +99,31 @@ def _drop_from_parts(duplicates: pa.Table) -> None:
     by_part: dict[str, set[tuple[str, str]]] = {}
     for row in duplicates.to_pylist():
         by_part.setdefault(row["part"], set()).add((row["clip_id"], row["source_uri"]))
-    for part, losers in sorted(by_part.items()):
-        fs, path = filesystem(part)
-        parquet = pq.ParquetFile(path, filesystem=fs)
-        table = parquet.read()
-        keys = zip(table.column("clip_id").to_pylist(), table.column("source_uri").to_pylist(), strict=True)
-        keep = pa.array([key not in losers for key in keys], type=pa.bool_())
-        if not pc.all(keep).as_py():
-            # Rewritten as the unit wrote it: its row groups are what bounds the memory of a
-            # reader that takes a part a row group at a time (the shard writer).
-            rows_per_group = parquet.metadata.row_group(0).num_rows
-            with atomic_local_file(part, suffix=".parquet") as tmp, clip_part_writer(tmp, table.schema) as writer:
-                writer.write_table(table.filter(keep), row_group_size=rows_per_group)
+    if not by_part:
+        return
+    # The parts are independent, and rewriting one is mostly Parquet decoding and encoding and
+    # the disk, which run without the GIL: a few at once, each holding one row group.
+    with ThreadPoolExecutor(min(len(by_part), PARTS_REWRITTEN_AT_ONCE)) as pool:
+        list(pool.map(lambda item: _drop_from_part(*item), sorted(by_part.items())))
+
+
+def _drop_from_part(part: str, losers: set[tuple[str, str]]) -> None:
+    """`part` without the clips in `losers`, rewritten a row group at a time as its unit wrote
+    it: the row groups are what bounds the memory of a reader that takes a part a group at a
+    time (the shard writer), and of this rewrite. A part already without them (a rerun after
+    a crash) is left as it is."""
+    fs, path = filesystem(part)
+    with pq.ParquetFile(path, filesystem=fs) as parquet:
+        keys = parquet.read(columns=["clip_id", "source_uri"])
+        clips = zip(keys.column("clip_id").to_pylist(), keys.column("source_uri").to_pylist(), strict=True)
+        keep = [clip not in losers for clip in clips]
+        if all(keep):
+            return
+        with atomic_local_file(part, suffix=".parquet") as tmp, clip_part_writer(tmp, parquet.schema_arrow) as writer:
+            start = 0
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group)
+                kept = table.filter(pa.array(keep[start : start + table.num_rows], type=pa.bool_()))
+                start += table.num_rows
+                if kept.num_rows:
+                    writer.write_table(kept)

@@ -79,3 +79,15 @@ def test_a_rewritten_part_keeps_the_units_row_groups_and_encodings(tmp_path):
     audio = metadata.row_group(0).column(table.schema.names.index("audio_flac"))
     assert audio.compression == "UNCOMPRESSED"
     assert not any("DICTIONARY" in encoding for encoding in audio.encodings)
+
+
+def test_every_part_that_holds_a_duplicate_is_rewritten(tmp_path):
+    """Parts are rewritten several at once; each loses exactly its own duplicates."""
+    parts = [
+        write_part(tmp_path / f"part-{i}.parquet", [(f"k{i}", f"/k{i}", f"own{i}"), (f"x{i}", f"/x{i}", "shared")])
+        for i in range(6)
+    ]
+    apply_duplicates(str(tmp_path), lambda: group_in_memory(parts, read_members, decide_group))
+    assert pq.read_table(parts[0]).column("clip_id").to_pylist() == ["k0", "x0"]  # x0 < x1 ...: the keeper
+    for i in range(1, 6):
+        assert pq.read_table(parts[i]).column("clip_id").to_pylist() == [f"k{i}"]
