@@ -64,7 +64,9 @@ def test_apply_is_idempotent_after_a_crash(tmp_path):
 def test_a_rewritten_part_keeps_the_units_row_groups_and_encodings(tmp_path):
     """A reader that takes a part a row group at a time (the shard writer) holds one group of
     clips: the part left after its duplicates are dropped must not become one group."""
-    rows = [{"clip_id": f"c{i}", "source_uri": f"/s{i}", "pcm_sha256": f"h{i}", "audio_flac": b"x" * 5000} for i in range(7)]
+    rows = [
+        {"clip_id": f"c{i}", "source_uri": f"/s{i}", "pcm_sha256": f"h{i}", "audio_flac": b"x" * 5000} for i in range(7)
+    ]
     rows.append({"clip_id": "z", "source_uri": "/z", "pcm_sha256": "h0", "audio_flac": b"x" * 5000})
     part = tmp_path / "part-1.parquet"
     table = pa.Table.from_pylist(rows)

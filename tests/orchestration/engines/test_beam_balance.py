@@ -10,7 +10,6 @@ from typing import Any
 
 import cloudpickle
 import pytest
-
 from apache_beam.options.pipeline_options import DirectOptions
 
 from orchestration.engines.beam_runner import BeamRunner
