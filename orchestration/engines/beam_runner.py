@@ -53,7 +53,9 @@ class BeamRunner:
         # local engine does it in its own process: no worker threads and gRPC channels to start and
         # no shuffle to spread the parts. Remote runners keep their workers.
         self.grouping_options = (
-            _pipeline_options([*options.pipeline_options, "--direct_running_mode=in_memory"], 1)
+            _pipeline_options(
+                [*options.pipeline_options, "--direct_running_mode=in_memory", "--direct_num_workers=1"], 1
+            )
             if self.local_workers
             else self.options
         )
