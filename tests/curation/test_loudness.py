@@ -72,4 +72,5 @@ def test_the_two_channels_run_in_one_vector_instruction_each():
         vectorized = numba.njit(signature, nogil=True)(_k_weighted_hop_energy)
     assert numba.config.SLP_VECTORIZE == before
     assert packed_multiplies(vectorized) >= 10
-    assert packed_multiplies(numba.njit(signature, nogil=True)(_k_weighted_hop_energy)) == 0
+    if before == 0:  # numba's default (NUMBA_SLP_VECTORIZE unset): outside, the kernel stays scalar
+        assert packed_multiplies(numba.njit(signature, nogil=True)(_k_weighted_hop_energy)) == 0
