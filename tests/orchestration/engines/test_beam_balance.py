@@ -1,18 +1,20 @@
-"""Beam's local runner splits a pipeline's elements statically, one bundle per worker; the
-runner orders heaviest-first units so that the split is even."""
+"""Beam's local runner splits a pipeline's elements statically, one bundle per worker. Its
+worker threads take units from one queue instead, as they finish; worker processes get the
+units dealt in turns that snake, so that heaviest-first units split about evenly."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions
 
-from orchestration.engines.beam_runner import BeamRunner
+from orchestration.engines.beam_runner import BeamRunner, _dealt_in_turns
 from orchestration.engines.config import BeamOptions
 
 pytestmark = pytest.mark.slow
@@ -21,19 +23,51 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _weigh_on_this_thread(weight: int) -> dict[str, Any]:
-    time.sleep(0.05)  # both bundles are under way before either ends: each has a thread of its own
+    time.sleep(0.02 * weight)
     return {"weight": weight, "thread": threading.get_ident()}
 
 
-def test_heaviest_first_units_are_split_evenly_over_the_local_workers() -> None:
+def test_the_worker_threads_take_units_as_they_finish() -> None:
+    """One long unit and eight short ones, which together take half its time: the thread that
+    takes the long one is still on it when the other has run them all. Dealt to the threads
+    before they start (as the runner deals elements), the long one's thread would get four of
+    the short ones too, and the job would end 0.08 s after it."""
     runner = BeamRunner(BeamOptions(), workers=2)
-    assert runner.local_workers == 2
-    results = runner.map(_weigh_on_this_thread, [8, 7, 6, 5, 4, 3, 2, 1], lambda result: None)
-    loads: dict[int, int] = {}
+    assert runner.worker_threads == 2
+    results = runner.map(_weigh_on_this_thread, [16, 1, 1, 1, 1, 1, 1, 1, 1], lambda result: None)
+    assert sorted(result["weight"] for result in results) == [1] * 8 + [16]
+    by_thread: dict[int, list[int]] = {}
     for result in results:
-        loads[result["thread"]] = loads.get(result["thread"], 0) + result["weight"]
-    # Dealt in plain turns, one thread would get 8 + 6 + 4 + 2 = 20 and the other 16.
-    assert sorted(loads.values()) == [18, 18]
+        by_thread.setdefault(result["thread"], []).append(result["weight"])
+    assert sorted(by_thread.values()) == [[1] * 8, [16]]
+
+
+def _start_then_fail_or_wait(item: tuple[str, int]) -> dict[str, Any]:
+    folder, index = item
+    Path(folder, str(index)).touch()  # files, not a list: this module is pickled by value
+    if index == 0:
+        raise RuntimeError("unit 0 failed")
+    time.sleep(0.05)
+    return {"index": index}
+
+
+def test_after_a_failed_unit_the_other_thread_takes_no_more(tmp_path: Path) -> None:
+    runner = BeamRunner(BeamOptions(), workers=2)
+    items = [(str(tmp_path), index) for index in range(40)]
+    with pytest.raises(Exception, match="unit 0 failed"):
+        runner.map(_start_then_fail_or_wait, items, lambda result: None)
+    started = len(list(tmp_path.iterdir()))
+    time.sleep(0.5)  # left to itself, the other thread would run the 39 others in 2 s
+    assert len(list(tmp_path.iterdir())) == started < 10
+
+
+def test_worker_processes_get_heaviest_first_units_dealt_in_turns_that_snake() -> None:
+    # Processes cannot share the queue: each gets a bundle dealt round robin from this order.
+    ordered = _dealt_in_turns([8, 7, 6, 5, 4, 3, 2, 1], 2)
+    hands = [sum(ordered[0::2]), sum(ordered[1::2])]
+    assert hands == [18, 18]  # in plain turns: 8 + 6 + 4 + 2 = 20 against 16
+    processes = BeamRunner(BeamOptions(pipeline_options=["--direct_running_mode=multi_processing"]), workers=2)
+    assert (processes.local_workers, processes.worker_threads) == (2, 0)
 
 
 def test_only_the_local_fnapi_runner_counts_workers_that_split_statically() -> None:
