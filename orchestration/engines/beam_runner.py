@@ -99,7 +99,7 @@ class BeamRunner:
             tickets = [(token, thread) for thread in range(self.worker_threads)]
             return self._run_and_collect(lambda p: p | beam.Create(tickets) | beam.ParDo(_ApplyFromQueue(fn)))
         finally:
-            # A pipeline that failed may return while another thread is still in a unit: it
+            # A pipeline that failed elsewhere may return while a thread is still in a unit: it
             # ends that one and takes no more.
             _QUEUES.pop(token).close()
 
@@ -287,7 +287,11 @@ class _ApplyFromQueue(_Apply):
             found, item = queue.take()
             if not found:
                 return
-            yield from super().process(item)
+            try:
+                yield from super().process(item)
+            except BaseException:
+                queue.close()  # the job fails: the other threads end their units and take no more
+                raise
 
 
 class _ModelDoFn(beam.DoFn):
