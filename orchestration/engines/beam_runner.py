@@ -78,11 +78,14 @@ class BeamRunner:
             return []
         if self.worker_threads:
             return self._report(self._map_from_queue(fn, items), on_result)
-        # Create spreads its elements over the workers itself (it ends in a reshuffle). The local
-        # FnApiRunner deals them round robin into one bundle per worker, each run to its end by
-        # one worker: dealt in turns, heaviest-first items split about evenly.
-        ordered = _dealt_in_turns(items, self.local_workers) if self.local_workers > 1 else items
-        done = self._run_and_collect(lambda p: p | beam.Create(ordered) | beam.ParDo(_Apply(fn)))
+        if self.local_workers > 1:
+            # Each worker runs the bundle dealt to it to its end: dealt in turns that snake,
+            # heaviest-first items split about evenly.
+            ordered = _dealt_in_turns(items, self.local_workers)
+            done = self._run_and_collect(lambda p: _dealt_to_workers(p, ordered) | beam.ParDo(_Apply(fn)))
+        else:
+            # Create spreads its elements over a remote runner's workers (it ends in a reshuffle).
+            done = self._run_and_collect(lambda p: p | beam.Create(items) | beam.ParDo(_Apply(fn)))
         return self._report(done, on_result)
 
     def _map_from_queue(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[dict[str, Any]]:
@@ -96,8 +99,8 @@ class BeamRunner:
         token = uuid.uuid4().hex
         _QUEUES[token] = _UnitQueue(items)
         try:
-            tickets = [(token, thread) for thread in range(self.worker_threads)]
-            return self._run_and_collect(lambda p: p | beam.Create(tickets) | beam.ParDo(_ApplyFromQueue(fn)))
+            tickets = [token] * self.worker_threads
+            return self._run_and_collect(lambda p: _dealt_to_workers(p, tickets) | beam.ParDo(_ApplyFromQueue(fn)))
         finally:
             # A pipeline that failed elsewhere may return while a thread is still in a unit: it
             # ends that one and takes no more.
@@ -231,6 +234,20 @@ def _local_workers(options: PipelineOptions) -> int:
     return direct.direct_num_workers or os.cpu_count() or 1  # 0: the FnApiRunner takes one per core
 
 
+def _dealt_to_workers(pipeline: beam.Pipeline, elements: Sequence[Any]) -> beam.PCollection:
+    """`elements` dealt round robin, in their order, to the bundles of the local runner's
+    workers. The runner deals a grouped stage's keys to its workers in turns, in the order the
+    keys came, so the elements are keyed by their position and grouped. Create's own
+    reshuffle would deal them by random keys, and takes twice the transforms to build: the
+    units pipeline's first unit began 0.21 s after the run, and begins 0.15 s after."""
+    return (
+        pipeline
+        | beam.Create(list(enumerate(elements)), reshuffle=False)
+        | beam.GroupByKey()
+        | beam.FlatMap(lambda position_and_elements: position_and_elements[1])
+    )
+
+
 def _dealt_in_turns(items: Sequence[Item], hands: int) -> list[Item]:
     """`items` reordered so that dealing them round robin into `hands` gives the hands turns
     in a snake: the first row of `hands` items goes 0, 1, ..., the next back from the last
@@ -278,11 +295,11 @@ _QUEUES: dict[str, _UnitQueue] = {}
 
 
 class _ApplyFromQueue(_Apply):
-    """Given a ticket (token, thread), applies the function to items from that map's queue
+    """Given a ticket (its map's token), applies the function to items from that map's queue
     until it is empty."""
 
-    def process(self, ticket: tuple[str, int]) -> Iterator[Result]:
-        queue = _QUEUES[ticket[0]]
+    def process(self, token: str) -> Iterator[Result]:
+        queue = _QUEUES[token]
         while True:
             found, item = queue.take()
             if not found:

@@ -4,6 +4,7 @@ units dealt in turns that snake, so that heaviest-first units split about evenly
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import cloudpickle
 import pytest
+from apache_beam.internal.cloudpickle import cloudpickle as beams_cloudpickle
 from apache_beam.options.pipeline_options import DirectOptions
 
 from orchestration.engines.beam_runner import BeamRunner, _dealt_in_turns
@@ -20,6 +22,7 @@ from orchestration.engines.config import BeamOptions
 pytestmark = pytest.mark.slow
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
+beams_cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Beam's own copy, for its worker processes
 
 
 def _weigh_on_this_thread(weight: int) -> dict[str, Any]:
@@ -61,13 +64,24 @@ def test_after_a_failed_unit_the_other_thread_takes_no_more(tmp_path: Path) -> N
     assert len(list(tmp_path.iterdir())) == started < 10
 
 
+def _weigh_in_this_process(weight: int) -> dict[str, Any]:
+    return {"weight": weight, "process": os.getpid()}
+
+
 def test_worker_processes_get_heaviest_first_units_dealt_in_turns_that_snake() -> None:
-    # Processes cannot share the queue: each gets a bundle dealt round robin from this order.
-    ordered = _dealt_in_turns([8, 7, 6, 5, 4, 3, 2, 1], 2)
-    hands = [sum(ordered[0::2]), sum(ordered[1::2])]
-    assert hands == [18, 18]  # in plain turns: 8 + 6 + 4 + 2 = 20 against 16
-    processes = BeamRunner(BeamOptions(pipeline_options=["--direct_running_mode=multi_processing"]), workers=2)
+    # Processes cannot share the queue: each runs the bundle dealt to it, from this order.
+    assert _dealt_in_turns([8, 7, 6, 5, 4, 3, 2, 1], 2) == [8, 7, 5, 6, 4, 3, 1, 2]
+    # Beam's cloudpickle pickles this module's functions by value: a worker process cannot
+    # import a test module.
+    options = ["--direct_running_mode=multi_processing", "--pickle_library=cloudpickle"]
+    processes = BeamRunner(BeamOptions(pipeline_options=options), workers=2)
     assert (processes.local_workers, processes.worker_threads) == (2, 0)
+    results = processes.map(_weigh_in_this_process, [8, 7, 6, 5, 4, 3, 2, 1], lambda result: None)
+    loads: dict[int, int] = {}
+    for result in results:
+        loads[result["process"]] = loads.get(result["process"], 0) + result["weight"]
+    assert len(loads) == 2 and os.getpid() not in loads
+    assert sorted(loads.values()) == [18, 18]  # in plain turns: 8 + 6 + 4 + 2 = 20 against 16
 
 
 def test_only_the_local_fnapi_runner_counts_workers_that_split_statically() -> None:
