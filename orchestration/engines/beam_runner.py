@@ -239,7 +239,7 @@ def _dealt_to_workers(pipeline: beam.Pipeline, elements: Sequence[Any]) -> beam.
     workers. The runner deals a grouped stage's keys to its workers in turns, in the order the
     keys came, so the elements are keyed by their position and grouped. Create's own
     reshuffle would deal them by random keys, and takes twice the transforms to build: the
-    units pipeline's first unit began 0.21 s after the run, and begins 0.15 s after."""
+    first element of a map began 0.20-0.26 s after the run, and begins 0.14-0.15 s after."""
     return (
         pipeline
         | beam.Create(list(enumerate(elements)), reshuffle=False)
