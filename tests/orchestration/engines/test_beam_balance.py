@@ -26,7 +26,7 @@ beams_cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Beam's own 
 
 
 def _weigh_on_this_thread(weight: int) -> dict[str, Any]:
-    time.sleep(0.02 * weight)
+    time.sleep(0.03 * weight)
     return {"weight": weight, "thread": threading.get_ident()}
 
 
@@ -34,7 +34,7 @@ def test_the_worker_threads_take_units_as_they_finish() -> None:
     """One long unit and eight short ones, which together take half its time: the thread that
     takes the long one is still on it when the other has run them all. Dealt to the threads
     before they start (as the runner deals elements), the long one's thread would get four of
-    the short ones too, and the job would end 0.08 s after it."""
+    the short ones too, and the job would end 0.12 s after it."""
     runner = BeamRunner(BeamOptions(), workers=2)
     assert runner.worker_threads == 2
     results = runner.map(_weigh_on_this_thread, [16, 1, 1, 1, 1, 1, 1, 1, 1], lambda result: None)
