@@ -69,10 +69,10 @@ def _pyav_blocks(path: str, facts: SourceFacts, block_frames: int) -> Blocks:
     try:
         with av.open(path, metadata_errors="ignore") as container:
             for channels in _float_frames(container):
-                if 0 <= remaining < len(channels[0]):
-                    # AAC and similar return encoder padding past the stated length.
-                    channels = [samples[:remaining] for samples in channels]
                 if remaining >= 0:
+                    if remaining < len(channels[0]):
+                        # AAC and similar return encoder padding past the stated length.
+                        channels = [samples[:remaining] for samples in channels]
                     remaining -= len(channels[0])
                 if len(channels[0]):
                     if held and len(held[0]) != len(channels):

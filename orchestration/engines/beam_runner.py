@@ -92,10 +92,10 @@ class BeamRunner:
         """`fn` over `items` on the local runner's worker threads, each taking the next item
         when it is done with one. The runner deals a stage's elements into one bundle per
         thread before any runs, so however the units are ordered, one thread could end its
-        bundle while the other still had a second of units dealt to it (a tenth of the demo
-        corpus's run). Here the pipeline's elements are one ticket per thread, each dealt to a
-        bundle of its own, and the units stay in a queue in this process, where the threads
-        run."""
+        bundle while the other still had units dealt to it (on the demo corpus the two ended
+        0.46 s apart, in a 4.6 s pipeline). Here the pipeline's elements are one ticket per
+        thread, each dealt to a bundle of its own, and the units stay in a queue in this
+        process, where the threads run."""
         token = uuid.uuid4().hex
         _QUEUES[token] = _UnitQueue(items)
         try:
