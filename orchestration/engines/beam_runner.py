@@ -36,11 +36,12 @@ _MODEL_LOAD = threading.Lock()
 
 
 class BeamRunner:
-    """A Beam pipeline returns only when it is done, so results reach on_result at the end of
-    the job, not as units finish; the pipeline's counters report progress to Beam's own UI.
-    The result dicts come back through files of JSON lines: on a runner that retries bundles,
-    a WriteToText, which Beam commits exactly once; on the local runner, which never retries
-    one, a file per bundle."""
+    """A Beam pipeline returns only when it is done, so on runners other than the local one's
+    worker threads, results reach on_result at the end of the map, not as units finish; the
+    pipeline's counters report progress to Beam's own UI. Those result dicts come back through
+    files of JSON lines: on a runner that retries bundles, a WriteToText, which Beam commits
+    exactly once; on the local runner, which never retries one, a file per bundle. The local
+    worker threads, in this process, hand each result back as its unit ends."""
 
     name = "beam"
 
@@ -70,6 +71,8 @@ class BeamRunner:
         # The worker processes (host:pid) map's and map_model's units ran in: with a runner whose
         # SDK workers are processes of their own, the proof the work left this process.
         self.unit_workers: set[str] = set()
+        # Pipelines whose units are all done, still closing their bundles (see _map_from_queue).
+        self._running: list[_BackgroundRun] = []
 
     def map(
         self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
@@ -77,7 +80,7 @@ class BeamRunner:
         if not items:
             return []
         if self.worker_threads:
-            return self._report(self._map_from_queue(fn, items), on_result)
+            return self._map_from_queue(fn, items, on_result)
         if self.local_workers > 1:
             # Each worker runs the bundle dealt to it to its end: dealt in turns that snake,
             # heaviest-first items split about evenly.
@@ -88,23 +91,38 @@ class BeamRunner:
             done = self._run_and_collect(lambda p: p | beam.Create(items) | beam.ParDo(_Apply(fn)))
         return self._report(done, on_result)
 
-    def _map_from_queue(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[dict[str, Any]]:
+    def _map_from_queue(
+        self, fn: Callable[[Item], Result], items: Sequence[Item], on_result: Callable[[Result], None]
+    ) -> list[Result]:
         """`fn` over `items` on the local runner's worker threads, each taking the next item
         when it is done with one. The runner deals a stage's elements into one bundle per
         thread before any runs, so however the units are ordered, one thread could end its
         bundle while the other still had units dealt to it (on the demo corpus the two ended
         0.46 s apart, in a 4.6 s pipeline). Here the pipeline's elements are one ticket per
         thread, each dealt to a bundle of its own, and the units stay in a queue in this
-        process, where the threads run."""
+        process, where the threads run.
+
+        The threads hand each result back through the queue, so on_result sees units as they
+        end, and the map returns once the last is in. The pipeline itself still has its
+        bundles to close: each thread's state sampler sleeps out up to 200 ms before it stops
+        (Beam's fixed period). That tail runs on in the background, beside the job's next
+        step, and close() waits for it."""
+        queue = _UnitQueue(items)
         token = uuid.uuid4().hex
-        _QUEUES[token] = _UnitQueue(items)
+        _QUEUES[token] = queue
+        pipeline = beam.Pipeline(options=self.options)
+        _ = _dealt_to_workers(pipeline, [token] * self.worker_threads) | beam.ParDo(_ApplyFromQueue(fn))
+        run = _BackgroundRun(pipeline, ended=lambda: _QUEUES.pop(token).end())
+        self._running.append(run)
         try:
-            tickets = [token] * self.worker_threads
-            return self._run_and_collect(lambda p: _dealt_to_workers(p, tickets) | beam.ParDo(_ApplyFromQueue(fn)))
+            done = self._report(queue.finished(len(items)), on_result)
         finally:
-            # A pipeline that failed elsewhere may return while a thread is still in a unit: it
-            # ends that one and takes no more.
-            _QUEUES.pop(token).close()
+            queue.close()  # a failure here (or an interrupt) ends the map: the threads take no more
+        if len(done) < len(items):
+            self._running.remove(run)
+            run.join()  # the pipeline ended before every unit did: its error says why
+            raise RuntimeError(f"the Beam pipeline ended with {len(items) - len(done)} of {len(items)} units not run")
+        return done
 
     def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """prepare as a Map, then BatchElements in front of a DoFn that loads the model in setup()."""
@@ -153,9 +171,12 @@ class BeamRunner:
         )
 
     def close(self) -> None:
-        """Nothing to release: every pipeline is finished when its run returns."""
+        """Waits for the pipelines still closing their bundles; raises the first one's error."""
+        running, self._running = self._running, []
+        for run in running:
+            run.join()
 
-    def _report(self, done: list[dict[str, Any]], on_result: Callable[[Result], None]) -> list[Result]:
+    def _report(self, done: Iterable[dict[str, Any]], on_result: Callable[[Result], None]) -> list[Result]:
         """The results of units that came back with the worker that ran them."""
         results = []
         workers = set()
@@ -274,19 +295,45 @@ class _Apply(beam.DoFn):
 
 
 class _UnitQueue:
-    """The items of one map, taken one at a time by whichever worker thread is free."""
+    """The items of one map, taken one at a time by whichever worker thread is free, and their
+    results, handed back as each ends."""
 
     def __init__(self, items: Sequence[Item]) -> None:
         self._items = deque(items)
-        self._lock = threading.Lock()
+        self._done: deque[dict[str, Any]] = deque()
+        self._ended = False
+        self._changed = threading.Condition()
 
     def take(self) -> tuple[bool, Item]:
-        with self._lock:
+        with self._changed:
             return (True, self._items.popleft()) if self._items else (False, None)
 
+    def put(self, done: dict[str, Any]) -> None:
+        with self._changed:
+            self._done.append(done)
+            self._changed.notify()
+
     def close(self) -> None:
-        with self._lock:
+        """No more items are taken; the units under way end."""
+        with self._changed:
             self._items.clear()
+
+    def end(self) -> None:
+        """The pipeline has ended: no thread will put another result."""
+        with self._changed:
+            self._items.clear()
+            self._ended = True
+            self._changed.notify()
+
+    def finished(self, count: int) -> Iterator[dict[str, Any]]:
+        """The results as they are put, until `count` are in or the pipeline has ended."""
+        for _ in range(count):
+            with self._changed:
+                self._changed.wait_for(lambda: self._done or self._ended)
+                if not self._done:
+                    return
+                done = self._done.popleft()
+            yield done
 
 
 # The queues of the maps under way, by token: a ticket carries its map's token to the worker
@@ -298,17 +345,45 @@ class _ApplyFromQueue(_Apply):
     """Given a ticket (its map's token), applies the function to items from that map's queue
     until it is empty."""
 
-    def process(self, token: str) -> Iterator[Result]:
+    def process(self, token: str) -> None:
         queue = _QUEUES[token]
         while True:
             found, item = queue.take()
             if not found:
                 return
             try:
-                yield from super().process(item)
+                for done in super().process(item):
+                    queue.put(done)
             except BaseException:
                 queue.close()  # the job fails: the other threads end their units and take no more
                 raise
+
+
+class _BackgroundRun:
+    """A pipeline run and waited for in a thread of its own; `ended` is called when it has
+    ended, however it ended."""
+
+    def __init__(self, pipeline: beam.Pipeline, ended: Callable[[], None]) -> None:
+        self._pipeline = pipeline
+        self._ended = ended
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="soundry-beam-pipeline")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            result = self._pipeline.run()
+            result.wait_until_finish()
+            _log_counters(result)
+        except BaseException as error:  # raised in the job's thread, by join()
+            self._error = error
+        finally:
+            self._ended()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 class _ModelDoFn(beam.DoFn):

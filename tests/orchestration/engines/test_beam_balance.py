@@ -103,3 +103,20 @@ def test_the_local_runner_groups_in_one_embedded_worker() -> None:
 
     rows = local.group_by_key(["a", "b", "c"], lambda part: [(part < "c", part)], lambda group: [sorted(group)])
     assert sorted(rows) == [["a", "b"], ["c"]]
+
+
+def _sleep_and_time(index: int) -> dict[str, Any]:
+    time.sleep(0.1)
+    return {"index": index, "ended": time.monotonic()}
+
+
+def test_the_worker_threads_report_each_unit_as_it_ends() -> None:
+    """Six units of 0.1 s on two threads: the first results reach on_result while the last
+    units still run, as the local engine's do, not once the pipeline is done."""
+    runner = BeamRunner(BeamOptions(), workers=2)
+    reported: list[float] = []
+    results = runner.map(_sleep_and_time, list(range(6)), lambda result: reported.append(time.monotonic()))
+    runner.close()
+    assert sorted(result["index"] for result in results) == list(range(6))
+    assert len(reported) == 6
+    assert reported[0] < max(result["ended"] for result in results) - 0.1
