@@ -18,7 +18,7 @@ ANALYSIS_SCHEMA = pa.schema(
         pa.field("mode", pa.string()),  # major | minor; null: unknown
         pa.field("key_confidence", pa.float32(), nullable=False),
         pa.field("chords", pa.list_(pa.string())),  # chord changes, e.g. ["A:min", "F:maj", ...]
-        pa.field("progression", pa.string()),  # the first changes as Roman numerals, e.g. "i-VI-III-VII"
+        pa.field("progression", pa.string()),  # the first changes as Roman numerals, e.g. "i-bVI-bIII-bVII"
     ]
 )
 ANALYSIS_DIR = "analysis"
