@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import queue
 import shutil
 import socket
 import tempfile
@@ -107,17 +108,17 @@ class BeamRunner:
         bundles to close: each thread's state sampler sleeps out up to 200 ms before it stops
         (Beam's fixed period). That tail runs on in the background, beside the job's next
         step, and close() waits for it."""
-        queue = _UnitQueue(items)
+        units = _UnitQueue(items)
         token = uuid.uuid4().hex
-        _QUEUES[token] = queue
+        _QUEUES[token] = units
         pipeline = beam.Pipeline(options=self.options)
         _ = _dealt_to_workers(pipeline, [token] * self.worker_threads) | beam.ParDo(_ApplyFromQueue(fn))
         run = _BackgroundRun(pipeline, ended=lambda: _QUEUES.pop(token).end())
         self._running.append(run)
         try:
-            done = self._report(queue.finished(len(items)), on_result)
+            done = self._report(units.finished(len(items)), on_result)
         finally:
-            queue.close()  # a failure here (or an interrupt) ends the map: the threads take no more
+            units.close()  # a failure here (or an interrupt) ends the map: the threads take no more
         if len(done) < len(items):
             self._running.remove(run)
             run.join()  # the pipeline ended before every unit did: its error says why
@@ -298,41 +299,36 @@ class _UnitQueue:
     """The items of one map, taken one at a time by whichever worker thread is free, and their
     results, handed back as each ends."""
 
+    _ENDED = object()  # put after the last result: the pipeline has ended
+
     def __init__(self, items: Sequence[Item]) -> None:
         self._items = deque(items)
-        self._done: deque[dict[str, Any]] = deque()
-        self._ended = False
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def take(self) -> tuple[bool, Item]:
-        with self._changed:
+        with self._lock:
             return (True, self._items.popleft()) if self._items else (False, None)
 
     def put(self, done: dict[str, Any]) -> None:
-        with self._changed:
-            self._done.append(done)
-            self._changed.notify()
+        self._done.put(done)
 
     def close(self) -> None:
         """No more items are taken; the units under way end."""
-        with self._changed:
+        with self._lock:
             self._items.clear()
 
     def end(self) -> None:
         """The pipeline has ended: no thread will put another result."""
-        with self._changed:
-            self._items.clear()
-            self._ended = True
-            self._changed.notify()
+        self.close()
+        self._done.put(self._ENDED)
 
     def finished(self, count: int) -> Iterator[dict[str, Any]]:
         """The results as they are put, until `count` are in or the pipeline has ended."""
         for _ in range(count):
-            with self._changed:
-                self._changed.wait_for(lambda: self._done or self._ended)
-                if not self._done:
-                    return
-                done = self._done.popleft()
+            done = self._done.get()
+            if done is self._ENDED:
+                return
             yield done
 
 
@@ -346,16 +342,16 @@ class _ApplyFromQueue(_Apply):
     until it is empty."""
 
     def process(self, token: str) -> None:
-        queue = _QUEUES[token]
+        units = _QUEUES[token]
         while True:
-            found, item = queue.take()
+            found, item = units.take()
             if not found:
                 return
             try:
                 for done in super().process(item):
-                    queue.put(done)
+                    units.put(done)
             except BaseException:
-                queue.close()  # the job fails: the other threads end their units and take no more
+                units.close()  # the job fails: the other threads end their units and take no more
                 raise
 
 
