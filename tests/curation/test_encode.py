@@ -22,6 +22,18 @@ def test_quantize_rounds_and_clips():
     assert quantize_pcm16(x).ravel().tolist() == [0, 32767, -32768, 32767, -32768, 0, 1]
 
 
+def test_quantize_is_numpys_scale_round_clip():
+    """The compiled pass gives what numpy's four passes gave, on halves (rounded to even), the
+    clipping edges and infinities, for strided input too."""
+    rng = np.random.default_rng(3)
+    halves = (np.arange(-70000, 70000) + 0.5) / 32768
+    x = np.concatenate([rng.uniform(-1.5, 1.5, 200_000), halves, [np.inf, -np.inf, 32767.5 / 32768, -32768.5 / 32768]])
+    x = x.astype(np.float32).reshape(-1, 2)
+    for pcm in (x, x[::3], x[:, :1]):
+        scaled = np.rint(pcm * np.float32(32768.0))
+        assert np.array_equal(quantize_pcm16(pcm), np.clip(scaled, -32768, 32767).astype(np.int16))
+
+
 def test_every_16_bit_sample_read_as_float_is_stored_unchanged():
     every = np.arange(-32768, 32768, dtype=np.int16)[:, None]
     as_read = every.astype(np.float32) / 32768  # how libsndfile and FFmpeg read 16-bit PCM

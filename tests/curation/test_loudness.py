@@ -10,7 +10,14 @@ import pyloudnorm
 import pytest
 import scipy.signal
 
-from curation.loudness import _hop_energy, _k_weighted_hop_energy, _slp_vectorizing, integrated_loudness, k_weighting
+from curation.loudness import (
+    _hop_energy,
+    _k_weighted_hop_energy,
+    _slp_vectorizing,
+    gated_loudness,
+    integrated_loudness,
+    k_weighting,
+)
 
 
 def _scipy_hop_energy(pair: np.ndarray, rate: int, hop: int) -> np.ndarray:
@@ -42,6 +49,36 @@ def test_compiled_pass_is_scipys_bit_for_bit(rate: int):
         axis=1,
     ).astype(np.float32)
     assert np.array_equal(_hop_energy(pair, rate, hop), _scipy_hop_energy(pair, rate, hop))
+
+
+@pytest.mark.parametrize("rate", [8000, 44100, 192000])
+def test_digital_silence_settles_the_filter_and_moves_no_value(rate: int):
+    """In digital silence the filter's state decays into the subnormal range, where each
+    operation costs the CPU a microcode assist (20-35x slower clips); the kernel sets a state
+    below 2**-300 to zero instead. Every hop's energy that is not some 10**170 below the
+    absolute gate stays scipy's bit for bit, so does the loudness, even where the smallest
+    float32 samples follow the silence, and the silent hops are exact zeros."""
+    rng = np.random.default_rng(rate)
+    hop = rate // 10
+
+    def noise(seconds: float, scale: float = 0.3) -> np.ndarray:
+        return rng.standard_normal((round(seconds * rate), 2)) * scale
+
+    one_side = noise(4.0)
+    one_side[:, 1] = 0.0  # one column silent while the other plays
+    smallest = rng.integers(-3, 4, (rate, 2)) * 2.0**-149  # float32's smallest steps, after silence
+    pair = np.concatenate(
+        [noise(2.0), np.zeros((4 * rate, 2)), noise(1.0), one_side, np.zeros((4 * rate, 2)), smallest, noise(0.5)]
+    ).astype(np.float32)
+    pair = pair[: pair.shape[0] // hop * hop]
+    assert (pair[-rate // 2 - rate : -rate // 2] != 0).any()  # the subnormal samples survived float32
+
+    compiled, reference = _hop_energy(pair, rate, hop), _scipy_hop_energy(pair, rate, hop)
+    counted = reference > 1e-100
+    assert np.array_equal(compiled[counted], reference[counted])
+    assert (compiled[~counted] < 1e-100).all()
+    assert ((compiled == 0) & (reference > 0)).any(axis=0).all()  # settled in each column
+    assert gated_loudness(compiled.sum(axis=1), hop) == gated_loudness(reference.sum(axis=1), hop)
 
 
 @pytest.mark.parametrize("channels", [1, 2])
