@@ -21,8 +21,8 @@ import soundfile
 
 
 def quantize_pcm16(pcm: np.ndarray) -> np.ndarray:
-    """(frames, channels) float32 PCM, finite (a clip with NaN or inf is rejected before), as
-    int16: times 32768, rounded half to even, clipped to the 16-bit range."""
+    """(frames, channels) float32 PCM as int16: times 32768, rounded half to even, clipped to
+    the 16-bit range. No NaN comes here: a clip holding one is rejected before it is stored."""
     x = np.ascontiguousarray(pcm, dtype=np.float32)
     pcm16 = np.empty(x.shape, np.int16)
     _quantize(x.reshape(-1), pcm16.reshape(-1))
