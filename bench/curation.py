@@ -12,6 +12,7 @@ only ratios mean something).
    --baseline TREE: each run is also made with the code in TREE (another checkout, e.g.
    `git worktree add /tmp/before main`), alternating which goes first, each with its own
    in-process ceiling: the ratio of the two medians is this code's speed against that code's.
+   The short files' runs (2.) alternate with TREE's the same way.
 2. Short files (--short FOLDER, default: 1,200 generated 1-3 s effects): files/s against the
    same in-process ceiling (decode + resample + FLAC encode: what the clip table's contract
    costs). Target >= 0.7. Decoding alone with soundfile is printed beside it.
@@ -84,7 +85,7 @@ def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str, c
                 "-m",
                 "orchestration.cli",
                 "curate",
-                str(inputs),
+                str(inputs.resolve()),  # the baseline runs in another folder
                 "--output",
                 str(output),
                 "--runner.name",
@@ -402,11 +403,7 @@ def main() -> None:
         print(f"   {engine:5s}: of the in-process ceiling: {spread(ratios, loads)} (target >= {TARGETS[engine]})")
         print(f"   {engine:5s}: of the ffmpeg CLI:         {spread(cli_ratios, loads)}")
         if baseline:
-            print(
-                f"   {engine:5s}: baseline {args.baseline}: ratio {statistics.median(baseline):.2f} "
-                f"({', '.join(f'{r:.2f}' for r in baseline)}) -> this code / baseline "
-                f"{statistics.median(ratios) / statistics.median(baseline):.2f}"
-            )
+            _print_baseline(engine, args.baseline, ratios, baseline)
 
     short = Path(args.short) if args.short else make_short_files(CACHE / "short-1200", 1200)
     short_files = audio_files(short)
@@ -414,7 +411,12 @@ def main() -> None:
     print(f"\n2. short files {short}: {len(short_files)} files")
     _print_left_out(not_audio, "FFmpeg cannot read")
     ratios, decode_ratios, loads = [], [], []
+    short_baseline: list[float] = []
     for run in range(args.repeat):
+        if args.baseline and run % 2 == 0:
+            short_baseline.append(
+                _short_ratio(short_items, len(short_files), short, scratch, args.workers, Path(args.baseline))
+            )
         loads.append(os.getloadavg()[0])
         decode_only = in_process_floor(short_items, args.workers)
         ceiling = in_process_floor(short_items, args.workers, _decode_resample_encode)
@@ -433,8 +435,14 @@ def main() -> None:
         )
         _print_left_out(ceiling.refused, "the in-process ceiling's decoder refuses")
         _print_left_out(decode_only.refused, "libsndfile refuses")
+        if args.baseline and run % 2 == 1:
+            short_baseline.append(
+                _short_ratio(short_items, len(short_files), short, scratch, args.workers, Path(args.baseline))
+            )
     print(f"   local: of the in-process ceiling: {spread(ratios, loads)} (target >= {SHORT_TARGET})")
     print(f"   local: of decoding alone:         {spread(decode_ratios, loads)}")
+    if short_baseline:
+        _print_baseline("local", args.baseline, ratios, short_baseline)
 
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
@@ -479,6 +487,24 @@ def _music_ratio(items: list[Source], folder: Path, scratch: Path, engine: str, 
     ratio = realtime / ceiling.x_realtime
     print(f"   {engine:5s} (baseline): {realtime:7.1f}x realtime, ratio {ratio:.2f}")
     return ratio
+
+
+def _short_ratio(items: list[Source], files: int, folder: Path, scratch: Path, workers: int, code: Path) -> float:
+    """The `files` short files curated by the checkout in `code`, against its own ceiling run."""
+    ceiling = in_process_floor(items, workers, _decode_resample_encode)
+    summary = curate(folder, scratch / "short-baseline", "local", workers, "--segment.min_clip_s", "0.5", code=code)
+    files_per_s = files / work_seconds(summary)
+    ratio = files_per_s / ceiling.files_per_s
+    print(f"   local (baseline): {files_per_s:7.1f} files/s, ratio {ratio:.2f}")
+    return ratio
+
+
+def _print_baseline(engine: str, tree: str, ratios: list[float], baseline: list[float]) -> None:
+    print(
+        f"   {engine:5s}: baseline {tree}: ratio {statistics.median(baseline):.2f} "
+        f"({', '.join(f'{r:.2f}' for r in baseline)}) -> this code / baseline "
+        f"{statistics.median(ratios) / statistics.median(baseline):.2f}"
+    )
 
 
 def _print_growth(title: str, rss: dict[str, float]) -> None:

@@ -6,13 +6,17 @@ per clip)" and "Rejects table"). A row is built once, never mutated; Arrow is th
 
 from __future__ import annotations
 
+import array
 import dataclasses
+import itertools
 import math
+import os
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation.core.durable import start_writeback
 from curation.core.errors import UserError
 from curation.core.storage import exists, join, list_files
 
@@ -120,18 +124,64 @@ def rejects_to_table(rejects: list[Reject]) -> pa.Table:
 
 
 def rows_to_clip_table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=CLIP_SCHEMA)
+    """The rows as a table of CLIP_SCHEMA. The FLAC column is laid out from one joined buffer:
+    built value by value, as the other columns are, its buffer grows by doubling and is copied
+    at each step (most of a row group's table cost for short clips, and fresh memory each time)."""
+    columns = [
+        _binary_column([row[name] for row in rows])
+        if name == "audio_flac"
+        else pa.array([row.get(name) for row in rows], field.type)
+        for name, field in zip(CLIP_SCHEMA.names, CLIP_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=CLIP_SCHEMA)
 
 
-def clip_part_writer(path: str, schema: pa.Schema = CLIP_SCHEMA) -> pq.ParquetWriter:
+def _binary_column(values: list[bytes]) -> pa.Array | pa.ChunkedArray:
+    ends = list(itertools.accumulate(map(len, values), initial=0))
+    if ends[-1] > _MAX_BINARY_BYTES:  # past int32 offsets: Arrow's own builder splits it into chunks
+        return pa.array(values, pa.binary())
+    offsets = pa.py_buffer(array.array("i", ends))
+    return pa.Array.from_buffers(pa.binary(), len(values), [None, offsets, pa.py_buffer(b"".join(values))])
+
+
+_MAX_BINARY_BYTES = 2**31 - 1  # what a binary array's int32 offsets reach
+
+
+def clip_part_writer(path: str, schema: pa.Schema = CLIP_SCHEMA, *, write_back: bool = False) -> pq.ParquetWriter:
     """How a clip part is stored, by the unit that writes it and by anything that rewrites it.
 
     FLAC bytes do not compress further; everything else is small and compresses well (zstd).
     No dictionary encoding: building one per column and row group cost 2 ms a row group (a
     quarter millisecond per short clip), and zstd already folds the repeated strings.
+    `write_back`: the part is on local disk and will be synced to commit it; each row group
+    starts its way to the disk as soon as it is written, so that sync waits only for the last
+    (a unit of 75 short files: 13-15 ms of waiting at its commit, 3 ms with it).
     """
     compression = {name: ("none" if name == "audio_flac" else "zstd") for name in schema.names}
+    if write_back:
+        return _WritingBackParquetWriter(path, schema, compression=compression, use_dictionary=False)
     return pq.ParquetWriter(path, schema, compression=compression, use_dictionary=False)
+
+
+class _WritingBackParquetWriter(pq.ParquetWriter):
+    """A ParquetWriter that starts each row group's writeback once it is written; the same bytes."""
+
+    def __init__(self, path: str, schema: pa.Schema, **options: Any) -> None:
+        super().__init__(path, schema, **options)
+        self._fd: int | None = os.open(path, os.O_RDONLY)  # the writer's own handle is Arrow's
+
+    def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
+        super().write_table(table, row_group_size)
+        if self._fd is not None:
+            start_writeback(self._fd)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 # A curate output holds the clip table as one part per work unit in clips/, and summary.json,

@@ -9,7 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.clip import Reject, clip_part_writer, rejects_to_table
-from curation.core.storage import atomic_local_file, exists, filesystem, join, read_table, write_table_atomic
+from curation.core.storage import (
+    atomic_local_file,
+    exists,
+    filesystem,
+    is_local,
+    join,
+    read_table,
+    write_table_atomic,
+)
 
 # The grouping is the one global step, an engine's group-by (orchestration): read_members is
 # its read, decide_group its reduce. The decision is a pure function of each group of clips
@@ -119,7 +127,10 @@ def _drop_from_part(part: str, losers: set[tuple[str, str]]) -> None:
         keep = [clip not in losers for clip in clips]
         if all(keep):
             return
-        with atomic_local_file(part, suffix=".parquet") as tmp, clip_part_writer(tmp, parquet.schema_arrow) as writer:
+        with (
+            atomic_local_file(part, suffix=".parquet") as tmp,
+            clip_part_writer(tmp, parquet.schema_arrow, write_back=is_local(fs)) as writer,
+        ):
             start = 0
             for group in range(parquet.num_row_groups):
                 table = parquet.read_row_group(group)

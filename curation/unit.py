@@ -27,6 +27,7 @@ from curation.core.storage import (
     atomic_local_files,
     exists,
     filesystem,
+    is_local,
     join,
     json_bytes,
     read_json,
@@ -81,8 +82,9 @@ def run_unit(unit: WorkUnit, config: CurationConfig) -> UnitStats:
     rejects: list[cliprow.Reject] = []
     # The clip part is committed last, once the rejects and stats it vouches for are durable.
     committed = atomic_local_files([rejects_url, stats_url, clips_url], [".parquet", ".json", ".parquet"])
+    on_disk = is_local(filesystem(clips_url)[0])  # else the temporaries are uploaded, not synced
     with committed as (rejects_tmp, stats_tmp, clips_tmp):
-        with cliprow.clip_part_writer(clips_tmp) as writer:
+        with cliprow.clip_part_writer(clips_tmp, write_back=on_disk) as writer:
             pending: list[dict[str, Any]] = []
             for file in unit.files:
                 for item in _curate_file(file, config, stats):

@@ -1,15 +1,18 @@
-"""The clip table's address in a curate output, and the one check of a finished table every reader makes."""
+"""The clip table's rows as Arrow, its address in a curate output, and the one check of a finished
+table every reader makes."""
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curation import clip
 from curation.clip import (
     CLIP_SCHEMA,
     ClipTableError,
     clip_part_url,
     clip_parts,
     clips_folder,
+    rows_to_clip_table,
     summary_url,
     written_clip_parts,
 )
@@ -25,6 +28,41 @@ def curate_output(folder, units=("b", "a"), summary=True):
     if summary:
         (folder / "summary.json").write_text("{}")
     return str(folder)
+
+
+def clip_rows(flac_sizes):
+    rows = []
+    for index, size in enumerate(flac_sizes):
+        row = dict.fromkeys(CLIP_SCHEMA.names)
+        row.update(
+            clip_id=f"s-{index:012d}",
+            source_id="s",
+            source_uri=f"/in/{index}.wav",
+            start_s=0.0,
+            start_sample=0,
+            duration_s=1.0,
+            num_samples=44100,
+            sample_rate=44100,
+            channels=2,
+            seconds_start=0,
+            seconds_total=1,
+            title="tïtle" if index % 2 else None,
+            pcm_sha256=f"{index:064x}",
+            audio_flac=bytes(range(256)) * (size // 256) + bytes([index % 256]) * (size % 256),
+        )
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("past_int32_offsets", [False, True])
+def test_rows_become_the_table_arrow_makes_of_them(monkeypatch, past_int32_offsets):
+    rows = clip_rows([70_000, 0, 1, 213_531, 255, 256])
+    if past_int32_offsets:  # a row group holding over 2 GiB of FLAC goes Arrow's own way
+        monkeypatch.setattr(clip, "_MAX_BINARY_BYTES", 100_000)
+    table = rows_to_clip_table(rows)
+    assert table.equals(pa.Table.from_pylist(rows, schema=CLIP_SCHEMA))
+    assert table.column("audio_flac").to_pylist() == [row["audio_flac"] for row in rows]
+    assert rows_to_clip_table(rows[:1]).equals(pa.Table.from_pylist(rows[:1], schema=CLIP_SCHEMA))
 
 
 def test_the_address_of_a_curate_output(tmp_path):

@@ -1,7 +1,10 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+from disk_log import DiskLog
 
 from curation.clip import clip_part_writer
+from curation.core import durable
 from curation.dedup import DUPLICATE_SCHEMA, apply_duplicates, decide_group, read_members
 
 
@@ -61,9 +64,7 @@ def test_apply_is_idempotent_after_a_crash(tmp_path):
     }
 
 
-def test_a_rewritten_part_keeps_the_units_row_groups_and_encodings(tmp_path):
-    """A reader that takes a part a row group at a time (the shard writer) holds one group of
-    clips: the part left after its duplicates are dropped must not become one group."""
+def _part_of_four_row_groups_with_a_duplicate(tmp_path):
     rows = [
         {"clip_id": f"c{i}", "source_uri": f"/s{i}", "pcm_sha256": f"h{i}", "audio_flac": b"x" * 5000} for i in range(7)
     ]
@@ -73,14 +74,32 @@ def test_a_rewritten_part_keeps_the_units_row_groups_and_encodings(tmp_path):
     with clip_part_writer(str(part), table.schema) as writer:
         for start in range(0, len(rows), 2):
             writer.write_table(table.slice(start, 2))
+    return part, table.schema
+
+
+def test_a_rewritten_part_keeps_the_units_row_groups_and_encodings(tmp_path):
+    """A reader that takes a part a row group at a time (the shard writer) holds one group of
+    clips: the part left after its duplicates are dropped must not become one group."""
+    part, schema = _part_of_four_row_groups_with_a_duplicate(tmp_path)
     apply_duplicates(str(tmp_path), lambda: group_in_memory([str(part)], read_members, decide_group))
 
     metadata = pq.ParquetFile(part).metadata
     assert pq.read_table(part).column("clip_id").to_pylist() == [f"c{i}" for i in range(7)]
     assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [2, 2, 2, 1]
-    audio = metadata.row_group(0).column(table.schema.names.index("audio_flac"))
+    audio = metadata.row_group(0).column(schema.names.index("audio_flac"))
     assert audio.compression == "UNCOMPRESSED"
     assert not any("DICTIONARY" in encoding for encoding in audio.encodings)
+
+
+@pytest.mark.skipif(durable._sync_file_range() is None, reason="sync_file_range is Linux's")
+def test_a_rewritten_part_starts_for_the_disk_a_row_group_at_a_time_before_its_commit_syncs_it(tmp_path, monkeypatch):
+    part, _ = _part_of_four_row_groups_with_a_duplicate(tmp_path)
+    log = DiskLog(monkeypatch)
+    apply_duplicates(str(tmp_path), lambda: group_in_memory([str(part)], read_members, decide_group))
+    (temporary,) = {event[1] for event in log.events if event[0] == "rename" and event[2] == str(part)}
+    started = [index for index, event in enumerate(log.events) if event[:2] == ("writeback", temporary)]
+    assert len(started) == 4
+    assert max(started) < log.events.index(("fsync", temporary))
 
 
 def test_every_part_that_holds_a_duplicate_is_rewritten(tmp_path):

@@ -4,41 +4,20 @@ store without atomic uploads never visible, a URL nobody can open explained in o
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import fsspec
 import pyarrow as pa
 import pytest
 from audio_files import music_like, write_audio
+from disk_log import DiskLog
 from fsspec.implementations.memory import MemoryFileSystem
 
 from curation.config import CurationConfig
+from curation.core import durable
 from curation.core.storage import SchemeUnavailable, filesystem, write_bytes_atomic, write_table_atomic
 from curation.discover import PlannedFile, WorkUnit
 from curation.unit import run_unit
-
-
-class DiskLog:
-    """What reaches the disk, in order: fsync (of which path), rename (from, to), link."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.events: list[tuple[str, ...]] = []
-        real_fsync, real_replace = os.fsync, os.replace
-
-        def fsync(fd: int) -> None:
-            self.events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-            real_fsync(fd)
-
-        def replace(source, target, *args, **kwargs) -> None:
-            self.events.append(("rename", str(source), str(target)))
-            real_replace(source, target, *args, **kwargs)
-
-        monkeypatch.setattr(os, "fsync", fsync)
-        monkeypatch.setattr(os, "replace", replace)
-
-    def synced(self) -> list[str]:
-        return [event[1] for event in self.events if event[0] == "fsync"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd's file through /proc")
@@ -54,38 +33,66 @@ def test_a_file_is_synced_before_its_rename_and_its_folder_after(tmp_path, monke
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd's file through /proc")
 def test_a_curation_unit_commits_its_clip_part_last_in_three_disk_waits(tmp_path, monkeypatch):
-    source = write_audio(tmp_path / "in" / "song.wav", music_like(12, rate=8000), 8000)
     counts = {}
     for rows_per_group in (1, 64):  # 12 row groups or 1: the syncs are the unit's, not the rows'
         output = tmp_path / f"out-{rows_per_group}"
-        config = CurationConfig.model_validate(
-            {
-                "inputs": [{"path": str(source.parent)}],
-                "output": str(output),
-                "audio": {"sample_rate": 8000},
-                "segment": {"window_s": 1, "min_clip_s": 0.5},
-                "units": {"rows_per_group": rows_per_group},
-                "dedup": False,
-            }
-        )
         log = DiskLog(monkeypatch)
-        stats = run_unit(WorkUnit("000000", (PlannedFile(str(source), source.stat().st_size, 0, None),)), config)
-        assert stats.clips == 12
-        renames = [index for index, event in enumerate(log.events) if event[0] == "rename"]
-        renamed = [log.events[index][2] for index in renames]
+        _curate_one_song(tmp_path, str(output), rows_per_group)
+        waits = log.waits()
+        renames = [index for index, event in enumerate(waits) if event[0] == "rename"]
+        renamed = [waits[index][2] for index in renames]
         part = str(output / "clips" / "part-000000.parquet")
         assert renamed[-1] == part, "the clip part, the unit's commit, comes last"
         assert {Path(p).parent.name for p in renamed} == {"rejects", "stats", "clips"}
         # Every file's bytes are on the disk before any name moves (the three syncs are issued
         # together: one wait, not three) ...
-        assert sorted(log.synced()[:3]) == sorted(log.events[index][1] for index in renames)
+        assert sorted(log.synced()[:3]) == sorted(waits[index][1] for index in renames)
         assert renames[0] == 3
         # ... the rejects' and stats' names before the clip part's, and the clip part's after it.
-        before_commit = {event[1] for event in log.events[: renames[-1]] if event[0] == "fsync"}
+        before_commit = {event[1] for event in waits[: renames[-1]] if event[0] == "fsync"}
         assert {str(Path(p).parent) for p in renamed[:-1]} <= before_commit
-        assert log.events[renames[-1] + 1 :] == [("fsync", str(Path(part).parent))]
+        assert waits[renames[-1] + 1 :] == [("fsync", str(Path(part).parent))]
         counts[rows_per_group] = len(log.synced())
     assert counts == {1: 6, 64: 6}
+
+
+def _curate_one_song(tmp_path: Path, output: str, rows_per_group: int) -> None:
+    source = write_audio(tmp_path / "in" / "song.wav", music_like(12, rate=8000), 8000)
+    config = CurationConfig.model_validate(
+        {
+            "inputs": [{"path": str(source.parent)}],
+            "output": output,
+            "audio": {"sample_rate": 8000},
+            "segment": {"window_s": 1, "min_clip_s": 0.5},
+            "units": {"rows_per_group": rows_per_group},
+            "dedup": False,
+        }
+    )
+    assert run_unit(WorkUnit("000000", (PlannedFile(str(source), source.stat().st_size, 0, None),)), config).clips == 12
+
+
+@pytest.mark.skipif(durable._sync_file_range() is None, reason="sync_file_range is Linux's")
+def test_a_clip_part_starts_for_the_disk_a_row_group_at_a_time_before_its_commit_syncs_it(tmp_path, monkeypatch):
+    log = DiskLog(monkeypatch)
+    _curate_one_song(tmp_path, str(tmp_path / "out"), rows_per_group=3)
+    part = str(tmp_path / "out" / "clips" / "part-000000.parquet")
+    first_sync = next(index for index, event in enumerate(log.events) if event[0] == "fsync")
+    started = [event for event in log.events if event[0] == "writeback"]
+    assert log.events[:first_sync] == started, "every writeback is started before the commit's syncs"
+    (temporary,) = {event[1] for event in started}
+    assert ("rename", temporary, part) in log.events, "of the clip part's temporary"
+    sizes = [int(event[2]) for event in started]
+    assert len(sizes) == 4 and sizes == sorted(set(sizes)), "one per row group, each after its group was written"
+
+
+def test_a_clip_part_bound_for_a_store_asks_this_disk_for_nothing(tmp_path, monkeypatch):
+    fsspec.register_implementation("torn", TornUploads, clobber=True)
+    TornUploads.store.clear()
+    log = DiskLog(monkeypatch)
+    _curate_one_song(tmp_path, "torn://bucket/out", rows_per_group=3)
+    assert TornUploads().exists("/bucket/out/clips/part-000000.parquet")
+    assert [event for event in log.events if event[0] == "writeback"] == [], "its temporary is uploaded, not synced"
+    TornUploads.store.clear()
 
 
 class TornUploads(MemoryFileSystem):
