@@ -85,14 +85,11 @@ def test_a_clip_part_starts_for_the_disk_a_row_group_at_a_time_before_its_commit
     assert len(sizes) == 4 and sizes == sorted(set(sizes)), "one per row group, each after its group was written"
 
 
-def test_a_clip_part_bound_for_a_store_asks_this_disk_for_nothing(tmp_path, monkeypatch):
-    fsspec.register_implementation("torn", TornUploads, clobber=True)
-    TornUploads.store.clear()
+def test_a_clip_part_bound_for_a_store_asks_this_disk_for_nothing(tmp_path, monkeypatch, torn_store):
     log = DiskLog(monkeypatch)
     _curate_one_song(tmp_path, "torn://bucket/out", rows_per_group=3)
-    assert TornUploads().exists("/bucket/out/clips/part-000000.parquet")
+    assert torn_store.exists("/bucket/out/clips/part-000000.parquet")
     assert [event for event in log.events if event[0] == "writeback"] == [], "its temporary is uploaded, not synced"
-    TornUploads.store.clear()
 
 
 class TornUploads(MemoryFileSystem):
