@@ -37,7 +37,6 @@ with the load average.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -47,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,20 +55,29 @@ if __name__ == "__main__":
     # Run as a script, this file's folder is first on sys.path, and this file's name would
     # shadow the `curation` package: put the repository root there instead.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
-from curation.config import AudioFormat, CurationConfig, Decoding, Encoding, Segmenting  # noqa: E402
+from bench.curation_floors import (  # noqa: E402
+    Source,
+    audio_files,
+    decode_resample_encode,
+    ffmpeg_floor,
+    in_process_floor,
+    sources,
+)
+from curation.config import AudioFormat, CurationConfig, Decoding, Encoding  # noqa: E402
 from curation.decode import choose_backend, decode  # noqa: E402
 from curation.demo.corpus import generate_demo_corpus  # noqa: E402
 from curation.discover import WorkUnit, discover  # noqa: E402
 from curation.encode import encode_flac, pcm_sha256, quantize_pcm16  # noqa: E402
 from curation.ffmpeg_binary import find_ffmpeg  # noqa: E402
 from curation.measure import measure  # noqa: E402
-from curation.probe import NotAudio, SourceFacts, probe  # noqa: E402
+from curation.probe import probe  # noqa: E402
 from curation.unit import run_unit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "bench"
 TARGETS = {"local": 0.85, "ray": 0.75, "beam": 0.75}  # music, of the in-process ceiling
 SHORT_TARGET = 0.7  # short files, of the in-process ceiling
+SHORT_FILES = ("--segment.min_clip_s", "0.5")  # the 1-3 s effects, under the default 2 s minimum
 
 
 def curate(inputs: Path, output: Path, engine: str, workers: int, *extra: str, code: Path | None = None) -> dict:
@@ -117,147 +124,6 @@ def spread(ratios: list[float], loads: list[float]) -> str:
         f"ratio {statistics.median(ordered):.2f} (min {ordered[0]:.2f}, max {ordered[-1]:.2f}, {len(ordered)} runs; "
         f"load {min(loads):.1f}-{max(loads):.1f})"
     )
-
-
-def audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".json"))
-
-
-@dataclasses.dataclass(frozen=True)
-class FloorRun:
-    """What one floor did: seconds it took, files and seconds of audio it decoded, files it could not."""
-
-    seconds: float
-    files: int
-    audio_s: float
-    refused: int
-
-    @property
-    def files_per_s(self) -> float:
-        return self.files / self.seconds
-
-    @property
-    def x_realtime(self) -> float:
-        return self.audio_s / self.seconds
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """A file as soundry sees it before decoding: its probed facts and the decoder soundry picks."""
-
-    path: str
-    facts: SourceFacts
-    backend: str
-
-
-def sources(files: list[Path]) -> tuple[list[Source], int]:
-    """Probe every file (not timed), as soundry does, for the decoder soundry picks per codec.
-    Files FFmpeg cannot read are left out of every floor; their count is returned."""
-    found, not_audio = [], 0
-    for path in files:
-        try:
-            facts = probe(str(path))
-        except NotAudio:
-            not_audio += 1
-            continue
-        found.append(Source(str(path), facts, choose_backend(facts, Decoding())))
-    return found, not_audio
-
-
-def ffmpeg_floor(items: list[Source], workers: int, scratch: Path) -> FloorRun:
-    """The ffmpeg CLI alone decoding, resampling to 44.1 kHz stereo (soxr) and FLAC-encoding
-    each file, one process per file; a file it fails on is counted, not fatal."""
-    binary = find_ffmpeg()
-    scratch.mkdir(parents=True, exist_ok=True)
-
-    def one(item: tuple[int, Source]) -> bool:
-        index, source = item
-        done = subprocess.run(
-            [
-                binary,
-                "-nostdin",
-                "-v",
-                "fatal",
-                "-y",
-                "-i",
-                source.path,
-                "-ar",
-                "44100",
-                "-ac",
-                "2",
-                "-af",
-                "aresample=resampler=soxr",
-                "-c:a",
-                "flac",
-                str(scratch / f"{index}.flac"),
-            ]
-        )
-        return done.returncode == 0
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:  # each thread waits on its own ffmpeg process
-        ok = list(pool.map(one, enumerate(items)))
-    seconds = time.perf_counter() - started
-    audio_s = sum(source.facts.duration_s for source, done in zip(items, ok, strict=True) if done)
-    return FloorRun(seconds, sum(ok), audio_s, ok.count(False))
-
-
-def _decode_only(items: list[Source]) -> tuple[int, float, int]:
-    """Decoding alone with libsndfile, as float32: the short files' historic floor."""
-    files, frames, refused = 0, 0, 0
-    for source in items:
-        try:
-            pcm, rate = soundfile.read(source.path, dtype="float32")
-        except (soundfile.LibsndfileError, RuntimeError):
-            refused += 1
-            continue
-        files += 1
-        frames += len(pcm) * 44100 / rate
-    return files, frames / 44100, refused
-
-
-def _decode_resample_encode(items: list[Source]) -> tuple[int, float, int]:
-    """What every stored clip needs at the least, with soundry's own decoders: the decoder
-    soundry picks for the codec, streaming, remixed to stereo and resampled to 44.1 kHz (soxr
-    HQ), cut into 30 s windows, each quantized and FLAC-encoded as the clip table stores it."""
-    target = AudioFormat()
-    window = round(Segmenting().window_s * target.sample_rate)
-    compression = Encoding().flac_compression
-    files, frames, refused = 0, 0, 0
-    for source in items:
-        blocks, held, done = [], 0, 0
-        try:
-            for block in decode(source.path, source.facts, source.backend, Decoding(), target):
-                blocks.append(block)
-                held += len(block)
-                while held >= window:
-                    joined = np.concatenate(blocks)
-                    encode_flac(quantize_pcm16(joined[:window]), target.sample_rate, compression)
-                    blocks, held, done = [joined[window:]], held - window, done + window
-            if held:
-                encode_flac(quantize_pcm16(np.concatenate(blocks)), target.sample_rate, compression)
-        except Exception:  # whatever a decoder raises, the floor leaves the file out
-            refused += 1
-            continue
-        files += 1
-        frames += done + held
-    return files, frames / target.sample_rate, refused
-
-
-def in_process_floor(items: list[Source], workers: int, work=_decode_only) -> FloorRun:
-    """`work` over every file in-process, over `workers` processes that each take the next
-    few files as they finish: the balance no plan of units can beat. (Fixed halves, as this
-    floor took before, left one process idle for a third of the music corpus's run, which
-    flattered every ratio against it.) Tasks of a few files keep the hand-out's own cost off
-    short files."""
-    per_task = max(1, len(items) // (workers * 64))
-    tasks = [items[i : i + per_task] for i in range(0, len(items), per_task)]
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(work, [tasks[0]] * workers))  # start the processes outside the timing
-        started = time.perf_counter()
-        results = list(pool.map(work, tasks))
-    seconds = time.perf_counter() - started
-    return FloorRun(seconds, *(sum(r[i] for r in results) for i in range(3)))
 
 
 def cpu_split(folder: Path, count: int = 200) -> dict[str, float]:
@@ -381,7 +247,7 @@ def main() -> None:
                 baseline.append(_music_ratio(items, folder, scratch, engine, args.workers, Path(args.baseline)))
             loads.append(os.getloadavg()[0])
             cli = ffmpeg_floor(items, args.workers, scratch / "floor")
-            ceiling = in_process_floor(items, args.workers, _decode_resample_encode)
+            ceiling = in_process_floor(items, args.workers, decode_resample_encode)
             summary = curate(folder, scratch / f"music-{engine}-{run}", engine, args.workers)
             audio_s = summary["hours_in"] * 3600
             ours_x = audio_s / work_seconds(summary)
@@ -419,8 +285,8 @@ def main() -> None:
             )
         loads.append(os.getloadavg()[0])
         decode_only = in_process_floor(short_items, args.workers)
-        ceiling = in_process_floor(short_items, args.workers, _decode_resample_encode)
-        summary = curate(short, scratch / f"short-{run}", "local", args.workers, "--segment.min_clip_s", "0.5")
+        ceiling = in_process_floor(short_items, args.workers, decode_resample_encode)
+        summary = curate(short, scratch / f"short-{run}", "local", args.workers, *SHORT_FILES)
         ours = len(short_files) / work_seconds(summary)
         ratios.append(ours / ceiling.files_per_s)
         decode_ratios.append(ours / decode_only.files_per_s)
@@ -447,7 +313,7 @@ def main() -> None:
     print("\n3. memory: peak RSS per worker")
     small = make_short_files(CACHE / "short-300", 300, seed=1)
     by_corpus = {
-        "300 short files": curate(small, scratch / "mem-300", "local", args.workers, "--segment.min_clip_s", "0.5")[
+        "300 short files": curate(small, scratch / "mem-300", "local", args.workers, *SHORT_FILES)[
             "peak_rss_mb_per_worker"
         ],
         "1200 short files": summary["peak_rss_mb_per_worker"],
@@ -481,7 +347,7 @@ def _print_left_out(count: int, why: str) -> None:
 
 def _music_ratio(items: list[Source], folder: Path, scratch: Path, engine: str, workers: int, code: Path) -> float:
     """The music ratio of another checkout's code, against its own in-process ceiling."""
-    ceiling = in_process_floor(items, workers, _decode_resample_encode)
+    ceiling = in_process_floor(items, workers, decode_resample_encode)
     summary = curate(folder, scratch / f"baseline-{engine}", engine, workers, code=code)
     realtime = summary["hours_in"] * 3600 / work_seconds(summary)
     ratio = realtime / ceiling.x_realtime
@@ -491,8 +357,8 @@ def _music_ratio(items: list[Source], folder: Path, scratch: Path, engine: str, 
 
 def _short_ratio(items: list[Source], files: int, folder: Path, scratch: Path, workers: int, code: Path) -> float:
     """The `files` short files curated by the checkout in `code`, against its own ceiling run."""
-    ceiling = in_process_floor(items, workers, _decode_resample_encode)
-    summary = curate(folder, scratch / "short-baseline", "local", workers, "--segment.min_clip_s", "0.5", code=code)
+    ceiling = in_process_floor(items, workers, decode_resample_encode)
+    summary = curate(folder, scratch / "short-baseline", "local", workers, *SHORT_FILES, code=code)
     files_per_s = files / work_seconds(summary)
     ratio = files_per_s / ceiling.files_per_s
     print(f"   local (baseline): {files_per_s:7.1f} files/s, ratio {ratio:.2f}")

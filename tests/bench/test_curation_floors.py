@@ -1,4 +1,4 @@
-"""bench/curation.py's floors on a real corpus's awkward files: what a floor cannot decode is
+"""bench/curation_floors.py on a real corpus's awkward files: what a floor cannot decode is
 left out of it and counted, never a crash, and soundry's own run still gets every file."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from orchestration.configs.jobs import CurateJob
 from orchestration.jobs.curate import curate
 
 RATE = 44100
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "curation.py"
+FLOORS = Path(__file__).resolve().parents[2] / "bench" / "curation_floors.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_curation", BENCH)
+def floors():
+    spec = importlib.util.spec_from_file_location("bench_curation_floors", FLOORS)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -49,20 +49,20 @@ def awkward(tmp_path_factory):
 
 
 @pytest.mark.slow  # ffmpeg processes and a curate run
-def test_floors_count_what_they_cannot_decode(bench, awkward, tmp_path):
-    files = bench.audio_files(awkward)
-    items, not_audio = bench.sources(files)
+def test_floors_count_what_they_cannot_decode(floors, awkward, tmp_path):
+    files = floors.audio_files(awkward)
+    items, not_audio = floors.sources(files)
     assert not_audio == 1 and len(items) == 3
     backends = {Path(item.path).name: item.backend for item in items}
     assert backends == {"good.wav": "soundfile", "flac in ogg.ogg": "pyav", "garbage frames.flac": "soundfile"}
 
-    decoded, seconds, refused = bench._decode_only(items)  # libsndfile alone: refuses two
+    decoded, seconds, refused = floors.decode_only(items)  # libsndfile alone: refuses two
     assert (decoded, refused) == (1, 2) and seconds == pytest.approx(1.5)
-    decoded, seconds, refused = bench._decode_resample_encode(items)  # soundry's decoders: refuse one
+    decoded, seconds, refused = floors.decode_resample_encode(items)  # soundry's decoders: refuse one
     assert (decoded, refused) == (2, 1) and seconds == pytest.approx(3.0, abs=0.01)
-    floor = bench.in_process_floor(items, 1, bench._decode_resample_encode)
+    floor = floors.in_process_floor(items, 1, floors.decode_resample_encode)
     assert (floor.files, floor.refused) == (2, 1)
-    cli = bench.ffmpeg_floor(items, 1, tmp_path / "floor")
+    cli = floors.ffmpeg_floor(items, 1, tmp_path / "floor")
     assert cli.files + cli.refused == 3 and cli.files >= 2
 
     job = CurateJob.model_validate(
