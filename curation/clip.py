@@ -150,14 +150,18 @@ def _binary_column(values: list[bytes]) -> pa.Array | pa.ChunkedArray:
 def clip_part_writer(path: str, schema: pa.Schema = CLIP_SCHEMA, *, write_back: bool = False) -> pq.ParquetWriter:
     """How a clip part is stored, by the unit that writes it and by anything that rewrites it.
 
-    FLAC bytes do not compress further; everything else is small and compresses well (zstd).
+    FLAC bytes do not compress further, and they are 99.7% of a part. The other columns are
+    small and take Snappy, which needs no compression context: zstd built one for every column
+    chunk (37 a row group), 0.6 ms a row group of 8 short clips to write and three times the
+    time to read a part's keys back, to store them 6% smaller (141 against 150 KB in a part of
+    296 short clips, 66 MB).
     No dictionary encoding: building one per column and row group cost 2 ms a row group (a
-    quarter millisecond per short clip), and zstd already folds the repeated strings.
+    quarter millisecond per short clip), and the strings it would fold are a few KB.
     `write_back`: the part is on local disk and will be synced to commit it; each row group
     starts its way to the disk as soon as it is written, so that sync waits only for the last
     (a unit of 75 short files: 13-15 ms of waiting at its commit, 3 ms with it).
     """
-    compression = {name: ("none" if name == "audio_flac" else "zstd") for name in schema.names}
+    compression = {name: ("none" if name == "audio_flac" else "snappy") for name in schema.names}
     writer = _WritingBackParquetWriter if write_back else pq.ParquetWriter
     return writer(path, schema, compression=compression, use_dictionary=False)
 

@@ -45,7 +45,13 @@ PARTS_REWRITTEN_AT_ONCE = 4
 def read_members(part: str) -> Iterator[tuple[str, Member]]:
     """Every clip of a part as (pcm_sha256, member), reading only the key columns; the member
     names its part by exactly the string given."""
-    keys = read_table(part, columns=KEY_COLUMNS).to_pydict()
+    fs, path = filesystem(part)
+    # A part's three key columns are a few KB: on local disk, reading them is cheaper than what
+    # read_table sets up around it (a dataset scan, read-ahead, threads), 1.7 against 0.45 ms a
+    # part of 75 short clips. From an object store, read-ahead joins a row group's key columns
+    # into one request.
+    with pq.ParquetFile(path, filesystem=fs, pre_buffer=not is_local(fs)) as parquet:
+        keys = parquet.read(columns=KEY_COLUMNS, use_threads=False).to_pydict()
     for digest, clip_id, uri in zip(keys["pcm_sha256"], keys["clip_id"], keys["source_uri"], strict=True):
         yield digest, (clip_id, uri, part)
 
