@@ -150,7 +150,7 @@ def _binary_column(values: list[bytes]) -> pa.Array | pa.ChunkedArray:
 def clip_part_writer(path: str, schema: pa.Schema = CLIP_SCHEMA, *, write_back: bool = False) -> pq.ParquetWriter:
     """How a clip part is stored, by the unit that writes it and by anything that rewrites it.
 
-    FLAC bytes do not compress further, and they are 99.7% of a part. The other columns are
+    FLAC bytes do not compress further, and they are 99.5% of a part. The other columns are
     small and take Snappy, which needs no compression context: zstd built one for every column
     chunk (37 a row group), 0.6 ms a row group of 8 short clips to write and three times the
     time to read a part's keys back, to store them 6% smaller (141 against 150 KB in a part of
