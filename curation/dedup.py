@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,8 +38,10 @@ DUPLICATE_SCHEMA = pa.schema(
 )
 
 Member = tuple[str, str, str]  # (clip_id, source_uri, part)
-
-PARTS_REWRITTEN_AT_ONCE = 4
+# A part to rewrite and the (clip_id, source_uri) of the clips to drop from it.
+PartDrop = tuple[str, list[tuple[str, str]]]
+# Runs the rewrite of each part, all at once where it can (an engine's map_few); returns its results.
+MapFew = Callable[[Callable[[PartDrop], dict[str, Any]], Sequence[PartDrop]], list[dict[str, Any]]]
 
 
 def read_members(part: str) -> Iterator[tuple[str, Member]]:
@@ -77,9 +79,11 @@ def decision_url(output: str) -> str:
     return join(output, "dedup.parquet")
 
 
-def apply_duplicates(output: str, find: Callable[[], list[dict[str, str]]]) -> pa.Table:
+def apply_duplicates(output: str, find: Callable[[], list[dict[str, str]]], map_few: MapFew | None = None) -> pa.Table:
     """Decide once (`find` runs the engine's grouping and returns the decision rows), record
-    the decision, then drop the duplicates from their clip parts and list them as rejects.
+    the decision, then drop the duplicates from their clip parts (each part's rewrite run by
+    `map_few`, an engine's; default: one after another in this process) and list them as
+    rejects.
 
     A rerun after a crash anywhere in here reads the recorded decision instead of
     deciding again (the parts may already be rewritten) and re-applies it: idempotent.
@@ -93,7 +97,7 @@ def apply_duplicates(output: str, find: Callable[[], list[dict[str, str]]]) -> p
         rows = sorted(find(), key=lambda row: (row["part"], row["clip_id"], row["source_uri"]))
         decision = pa.Table.from_pylist(rows, schema=DUPLICATE_SCHEMA)
         write_table_atomic(url, decision)
-    _drop_from_parts(decision)
+    _drop_from_parts(decision, map_few or _one_by_one)
     rejects = [
         Reject(
             row["source_uri"],
@@ -109,30 +113,33 @@ def apply_duplicates(output: str, find: Callable[[], list[dict[str, str]]]) -> p
     return decision
 
 
-def _drop_from_parts(duplicates: pa.Table) -> None:
-    by_part: dict[str, set[tuple[str, str]]] = {}
+def _drop_from_parts(duplicates: pa.Table, map_few: MapFew) -> None:
+    by_part: dict[str, list[tuple[str, str]]] = {}
     for row in duplicates.to_pylist():
-        by_part.setdefault(row["part"], set()).add((row["clip_id"], row["source_uri"]))
-    if not by_part:
-        return
-    # The parts are independent, and rewriting one is mostly Parquet decoding and encoding and
-    # the disk, which run without the GIL: a few at once, each holding one row group.
-    with ThreadPoolExecutor(min(len(by_part), PARTS_REWRITTEN_AT_ONCE)) as pool:
-        list(pool.map(lambda item: _drop_from_part(*item), sorted(by_part.items())))
+        by_part.setdefault(row["part"], []).append((row["clip_id"], row["source_uri"]))
+    # The parts are independent: the engine's workers rewrite them, each holding one row group.
+    if by_part:
+        map_few(_drop_from_part, sorted(by_part.items()))
 
 
-def _drop_from_part(part: str, losers: set[tuple[str, str]]) -> None:
-    """`part` without the clips in `losers`, rewritten a row group at a time as its unit wrote
-    it: the row groups are what bounds the memory of a reader that takes a part a group at a
-    time (the shard writer), and of this rewrite. A part already without them (a rerun after
-    a crash) is left as it is."""
+def _one_by_one(fn: Callable[[PartDrop], dict[str, Any]], items: Sequence[PartDrop]) -> list[dict[str, Any]]:
+    return [fn(item) for item in items]
+
+
+def _drop_from_part(item: PartDrop) -> dict[str, Any]:
+    """The part without the clips listed with it, rewritten a row group at a time as its unit
+    wrote it: the row groups are what bounds the memory of a reader that takes a part a group
+    at a time (the shard writer), and of this rewrite. A part already without them (a rerun
+    after a crash) is left as it is. Its result: the part and how many clips left it."""
+    part, dropped = item
+    losers = set(map(tuple, dropped))
     fs, path = filesystem(part)
     with pq.ParquetFile(path, filesystem=fs) as parquet:
         keys = parquet.read(columns=["clip_id", "source_uri"])
         clips = zip(keys.column("clip_id").to_pylist(), keys.column("source_uri").to_pylist(), strict=True)
         keep = [clip not in losers for clip in clips]
         if all(keep):
-            return
+            return {"part": part, "dropped": 0}
         with (
             atomic_local_file(part, suffix=".parquet") as tmp,
             clip_part_writer(tmp, parquet.schema_arrow, write_back=is_local(fs)) as writer,
@@ -144,3 +151,4 @@ def _drop_from_part(part: str, losers: set[tuple[str, str]]) -> None:
                 start += table.num_rows
                 if kept.num_rows:
                     writer.write_table(kept)
+    return {"part": part, "dropped": keep.count(False)}

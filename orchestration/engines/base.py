@@ -49,6 +49,13 @@ class Runner(Protocol):
     ) -> list[Result]:
         """fn(item) for every item, in parallel; on_result called in this process as each ends."""
 
+    def map_few(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        """fn(item) for a handful of items of short work, all at once, where that costs least: a
+        step after a corpus-wide one, such as rewriting the parts that hold duplicates. The local
+        engine and Ray hand them to their workers, which are warm (imports done, memory already
+        theirs) and a task away; Beam runs them on threads of this process, where a map would be
+        a pipeline to start (on a remote runner, a job). Results in the items' order."""
+
     def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """stage.prepare then the loaded model for every item; on_result called in this process as each ends."""
 

@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import apache_beam as beam
@@ -34,6 +35,8 @@ COUNTER_NAMESPACE = "soundry"
 # one process, and libraries import lazily on first use in ways that are not thread-safe (two
 # threads importing transformers' ClapModel at once: one gets "cannot import name 'ClapModel'").
 _MODEL_LOAD = threading.Lock()
+# map_few's threads: its work (a part's rewrite: Parquet and the disk) runs mostly without the GIL.
+_FEW_AT_ONCE = 4
 
 
 class BeamRunner:
@@ -124,6 +127,14 @@ class BeamRunner:
             run.join()  # the pipeline ended before every unit did: its error says why
             raise RuntimeError(f"the Beam pipeline ended with {len(items) - len(done)} of {len(items)} units not run")
         return done
+
+    def map_few(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        """On threads of this process: a pipeline would cost more than the work (a remote
+        runner's, a job's start), and the local runner's workers are threads of this process."""
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(min(len(items), _FEW_AT_ONCE)) as pool:
+            return list(pool.map(fn, items))
 
     def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """prepare as a Map, then BatchElements in front of a DoFn that loads the model in setup()."""

@@ -74,6 +74,10 @@ class RayRunner:
             on_result(results[-1])
         return results
 
+    def map_few(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+        fn_ref = ray.put(fn)
+        return [result for _, result in ray.get([_apply_on_node.remote(fn_ref, item) for item in items])]
+
     def map_model(self, stage: ModelStage, items: Sequence[Item], on_result: Callable[[Result], None]) -> list[Result]:
         """CPU tasks prepare (decode), a pool of model actors (with GPUs where the cluster has
         them) consumes their payloads: two stages scaled apart, as Ray Data's map_batches

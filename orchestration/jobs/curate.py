@@ -78,7 +78,9 @@ def _curate(job: CurateJob, config: CurationConfig, lease: OutputLease, console:
         stats = [UnitStats.from_dict(r) for r in results]
         if config.dedup:
             parts = [clip_part_url(config.output, u.id) for u in units]
-            apply_duplicates(config.output, lambda: runner.group_by_key(parts, read_members, decide_group))
+            apply_duplicates(
+                config.output, lambda: runner.group_by_key(parts, read_members, decide_group), runner.map_few
+            )
         clock.lap("dedup_s")
     finally:
         runner.close()

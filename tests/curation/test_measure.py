@@ -17,6 +17,7 @@ from curation.measure import (
     FLOOR_DB,
     QualityMeasures,
     _hann,
+    abs_max_bits,
     measure,
     windowed_mix,
 )
@@ -258,3 +259,29 @@ def test_bandwidth_frames_are_numpys_bit_for_bit(channels: int, seconds: float):
     windowed_mix(x, starts, window, got)
     assert got.dtype == expected.dtype == np.float32
     assert np.array_equal(got.view(np.int32), expected.view(np.int32))
+
+
+def _negative_nan() -> np.float32:
+    return np.array([0xFFC00001], np.uint32).view(np.float32)[0]
+
+
+@pytest.mark.parametrize(
+    "special",
+    [None, -0.0, 1e-45, -1e-45, np.finfo(np.float32).max, -np.finfo(np.float32).max, np.inf, -np.inf, np.nan, "-nan"],
+)
+@pytest.mark.parametrize("peak_sign", [1.0, -1.0])
+def test_the_peak_is_numpys_maximum_of_magnitudes_bit_for_bit(special, peak_sign: float):
+    # The peak is read from the samples' bit patterns; it must be numpy's max(x.max(), -x.min())
+    # exactly (a peak at CLIP_LEVEL decides a rejection), NaN and infinity included.
+    x = _noise(1.3, 44100, channels=2, seed=7)
+    x[12345, 1] = peak_sign * 0.75  # the largest magnitude, of either sign
+    if special is not None:
+        x[999, 0] = _negative_nan() if special == "-nan" else special
+    expected = np.float32(max(x.max(), -x.min()))
+    got = np.uint32(abs_max_bits(x.reshape(-1).view(np.uint32))).view(np.float32)
+    if np.isnan(expected):
+        assert np.isnan(got)
+    else:
+        assert got.view(np.uint32) == expected.view(np.uint32)
+    zeros = np.array([[0.0, -0.0], [-0.0, 0.0]], np.float32)
+    assert np.uint32(abs_max_bits(zeros.reshape(-1).view(np.uint32))).view(np.float32) == 0.0

@@ -66,6 +66,10 @@ def _loaded(module: str, unit: WorkUnit) -> bool:
     return module in sys.modules
 
 
+def _where(item: int) -> dict[str, Any]:
+    return {"item": item, "pid": os.getpid()}
+
+
 def _members(clip_ids: list[str]) -> list[dict[str, Any]]:
     return [{"members": sorted(clip_ids)}]
 
@@ -151,6 +155,17 @@ def test_duplicates_are_the_same_on_every_engine(runner: Any, parts: list[str]) 
     columns = ("clip_id", "source_uri", "part", "duplicate_of", "duplicate_of_uri")
     assert sorted(tuple(row[c] for c in columns) for row in found) == expected
     assert parts[1].startswith("file://")
+
+
+def test_map_few_runs_on_the_workers_where_a_task_is_cheap(runner: Any) -> None:
+    # The local engine's and Ray's workers are warm processes a task away; Beam's local workers
+    # are threads of this process, and a map there would be a pipeline to start.
+    on_workers = runner.name != "beam"
+    for items in ([7], [3, 1, 2]):  # one item too: map keeps a lone unit in this process
+        results = runner.map_few(_ByValue(_where), items)
+        assert [result["item"] for result in results] == items
+        assert [result["pid"] != os.getpid() for result in results] == [on_workers] * len(items)
+    assert runner.map_few(_ByValue(_where), []) == []
 
 
 def test_failure_in_a_unit_fails_the_job(runner: Any) -> None:
