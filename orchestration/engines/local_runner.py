@@ -57,7 +57,7 @@ class LocalRunner:
     def map_few(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
         """On the pool's workers even for one item (map keeps a lone unit here): this process's
         memory is cold where theirs is in use: its rewrite of the demo corpus's part with
-        duplicates took 130-170 ms (page faults, cold buffers), a worker's 31-123 ms."""
+        duplicates took 114-177 ms (page faults, cold buffers), a worker's 31-123 ms."""
         if self._pool is None:
             return [fn(item) for item in items]
         return list(self._pool.map(fn, items))
