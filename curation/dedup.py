@@ -132,7 +132,7 @@ def _drop_from_part(item: PartDrop) -> dict[str, Any]:
     at a time (the shard writer), and of this rewrite. A part already without them (a rerun
     after a crash) is left as it is. Its result: the part and how many clips left it."""
     part, dropped = item
-    losers = set(map(tuple, dropped))
+    losers = set(dropped)
     fs, path = filesystem(part)
     with pq.ParquetFile(path, filesystem=fs) as parquet:
         keys = parquet.read(columns=["clip_id", "source_uri"])
